@@ -1,0 +1,226 @@
+//! The one door every shell (the `adapt` CLI now; the desktop app and the local server later)
+//! goes through.
+//!
+//! [`Adapt::start`] spawns the engine thread, which owns everything MLX (models, arrays, KV
+//! caches): MLX is not thread-safe. Callers send [`Request`]s, each carrying its own reply
+//! channel, and get typed answers; generation streams [`GenerationEvent`]s and can be
+//! cancelled from the caller's side. Errors cross this boundary as [`ApiError`]
+//! (`{code, message}`), never as strings to match.
+
+mod engine_thread;
+mod error;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub use adapt_engine::{
+    DeviceReport, GenerateParams, Generation, GenerationStats, ModelInfo, SamplingParams,
+    StopReason,
+};
+pub use error::ApiError;
+
+use engine_thread::Request;
+
+/// Identifies a conversation held by the engine thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChatId(u64);
+
+/// What a generation streams back while it runs.
+#[derive(Debug, Clone)]
+pub enum GenerationEvent {
+    /// Prompt tokens processed so far.
+    Prefill { done: usize, total: usize },
+    /// New final text.
+    Text(String),
+}
+
+/// Handle to a running engine. Dropping it stops the engine thread.
+pub struct Adapt {
+    requests: Option<Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Adapt {
+    /// Starts the engine thread.
+    pub fn start() -> Result<Adapt, ApiError> {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("adapt-engine".into())
+            .spawn(move || engine_thread::run(rx))
+            .map_err(|e| ApiError::new("api.thread", format!("cannot start the engine: {e}")))?;
+        Ok(Adapt {
+            requests: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Backend, memory and MLX version.
+    pub fn device(&self) -> Result<DeviceReport, ApiError> {
+        self.call(|reply| Request::Device { reply })
+    }
+
+    /// Loads the model at `path`, replacing any loaded one (and its conversations).
+    pub fn load_model(&self, path: &Path) -> Result<ModelInfo, ApiError> {
+        let path = path.to_path_buf();
+        self.call(|reply| Request::LoadModel { path, reply })
+    }
+
+    /// Generates a reply to `prompt`: rendered with the model's chat template unless `raw`.
+    pub fn generate(
+        &self,
+        prompt: &str,
+        raw: bool,
+        params: &GenerateParams,
+        on_event: impl FnMut(GenerationEvent) -> bool,
+    ) -> Result<Generation, ApiError> {
+        let prompt = prompt.to_string();
+        let params = params.clone();
+        self.stream(
+            |events, cancel, reply| Request::Generate {
+                prompt,
+                raw,
+                params,
+                events,
+                cancel,
+                reply,
+            },
+            on_event,
+        )
+    }
+
+    /// Starts a conversation with the loaded model.
+    pub fn new_chat(&self, system: Option<&str>) -> Result<ChatId, ApiError> {
+        let system = system.map(str::to_string);
+        self.call(|reply| Request::NewChat { system, reply })
+    }
+
+    /// Sends the user's `message` in conversation `chat` and streams the reply.
+    pub fn chat(
+        &self,
+        chat: ChatId,
+        message: &str,
+        params: &GenerateParams,
+        on_event: impl FnMut(GenerationEvent) -> bool,
+    ) -> Result<Generation, ApiError> {
+        let message = message.to_string();
+        let params = params.clone();
+        self.stream(
+            |events, cancel, reply| Request::Chat {
+                chat,
+                message,
+                params,
+                events,
+                cancel,
+                reply,
+            },
+            on_event,
+        )
+    }
+
+    /// Forgets conversation `chat` and frees its cache.
+    pub fn close_chat(&self, chat: ChatId) -> Result<(), ApiError> {
+        self.call(|reply| Request::CloseChat { chat, reply })
+    }
+
+    /// Times prefill of `prompt_tokens` tokens and decoding of `generate_tokens` tokens with
+    /// the loaded model, `runs` times.
+    pub fn bench(
+        &self,
+        prompt_tokens: usize,
+        generate_tokens: usize,
+        runs: usize,
+    ) -> Result<Vec<GenerationStats>, ApiError> {
+        self.call(|reply| Request::Bench {
+            prompt_tokens,
+            generate_tokens,
+            runs,
+            reply,
+        })
+    }
+
+    fn sender(&self) -> Result<&Sender<Request>, ApiError> {
+        self.requests.as_ref().ok_or_else(ApiError::engine_gone)
+    }
+
+    fn call<T>(
+        &self,
+        request: impl FnOnce(Sender<Result<T, ApiError>>) -> Request,
+    ) -> Result<T, ApiError> {
+        let (reply, answer) = mpsc::channel();
+        self.sender()?
+            .send(request(reply))
+            .map_err(|_| ApiError::engine_gone())?;
+        answer.recv().map_err(|_| ApiError::engine_gone())?
+    }
+
+    fn stream<T>(
+        &self,
+        request: impl FnOnce(
+            Sender<GenerationEvent>,
+            Arc<AtomicBool>,
+            Sender<Result<T, ApiError>>,
+        ) -> Request,
+        mut on_event: impl FnMut(GenerationEvent) -> bool,
+    ) -> Result<T, ApiError> {
+        let (events_tx, events): (Sender<GenerationEvent>, Receiver<GenerationEvent>) =
+            mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (reply, answer) = mpsc::channel();
+        self.sender()?
+            .send(request(events_tx, cancel.clone(), reply))
+            .map_err(|_| ApiError::engine_gone())?;
+        // The engine drops its event sender when it is done, which ends this loop.
+        for event in events {
+            if !on_event(event) {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        }
+        answer.recv().map_err(|_| ApiError::engine_gone())?
+    }
+}
+
+impl Drop for Adapt {
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A model file found on disk, described from its header only (nothing is loaded).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelFile {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Architecture from the header, or why the header could not be read.
+    pub architecture: Result<String, String>,
+}
+
+/// The `.gguf` files in `dir` (not recursive), sorted by name.
+pub fn find_models(dir: &Path) -> Vec<ModelFile> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<ModelFile> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
+        .map(|path| {
+            let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+            let architecture = adapt_gguf::GgufFile::open(&path)
+                .map(|g| g.architecture().unwrap_or("unknown").to_string())
+                .map_err(|e| e.to_string());
+            ModelFile {
+                path,
+                bytes,
+                architecture,
+            }
+        })
+        .collect();
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+}

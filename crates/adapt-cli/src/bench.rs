@@ -1,0 +1,74 @@
+//! `adapt bench`: prefill and decode speed, time to first token and peak memory of a model,
+//! from an empty cache, as the median of several runs after a warm-up.
+
+use adapt_api::GenerationStats;
+use anyhow::Result;
+use clap::Args;
+
+use crate::output::{self, human_bytes};
+use crate::ModelArg;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Prompt length in tokens.
+    #[arg(long, default_value_t = 512)]
+    prompt_tokens: usize,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 128)]
+    generate_tokens: usize,
+    /// Measured runs (after one warm-up run).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let adapt = output::start_with_model(&args.model.path())?;
+    let device = adapt.device()?;
+    eprintln!(
+        "Benchmarking on {} ({}): {} prompt tokens, {} generated, 1 warm-up + {} runs …",
+        device.backend, device.cpu, args.prompt_tokens, args.generate_tokens, args.runs
+    );
+    let runs = args.runs.max(1);
+    let all = adapt.bench(args.prompt_tokens, args.generate_tokens, runs + 1)?;
+    let measured = &all[1..];
+    let median = |f: fn(&GenerationStats) -> f64| -> f64 {
+        let mut v: Vec<f64> = measured.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let prefill = median(|s| s.prefill_tokens_per_second);
+    let decode = median(|s| s.decode_tokens_per_second);
+    let ttft = median(|s| s.time_to_first_token);
+    let peak = measured.iter().map(|s| s.peak_memory).max().unwrap_or(0);
+    if args.json {
+        let report = serde_json::json!({
+            "backend": device.backend,
+            "cpu": device.cpu,
+            "prompt_tokens": args.prompt_tokens,
+            "generate_tokens": args.generate_tokens,
+            "runs": runs,
+            "prefill_tokens_per_second": prefill,
+            "decode_tokens_per_second": decode,
+            "time_to_first_token": ttft,
+            "peak_memory": peak,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "prefill              {prefill:.1} tok/s ({} tokens)",
+            args.prompt_tokens
+        );
+        println!(
+            "decode               {decode:.1} tok/s ({} tokens)",
+            args.generate_tokens
+        );
+        println!("time to first token  {ttft:.3} s");
+        println!("peak memory          {}", human_bytes(peak));
+    }
+    Ok(())
+}

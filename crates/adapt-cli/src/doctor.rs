@@ -1,0 +1,73 @@
+//! `adapt doctor`: is the runtime there, what does it run on, how much memory, which models.
+
+use std::path::PathBuf;
+
+use adapt_api::{find_models, Adapt};
+use anyhow::Result;
+use clap::Args;
+
+use crate::output::human_bytes;
+
+/// The model that set-up installs into the models cache.
+pub const BUNDLED_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The models cache: `ADAPT_MODELS_DIR`, else `models-cache` in the current directory.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("ADAPT_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("models-cache"))
+}
+
+pub fn run(args: &DoctorArgs) -> Result<()> {
+    let adapt = Adapt::start()?;
+    let device = adapt.device()?;
+    let dir = models_dir();
+    let models = find_models(&dir);
+    if args.json {
+        let report = serde_json::json!({
+            "device": device,
+            "models_dir": dir,
+            "models": models,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("MLX runtime     {} (loaded)", device.mlx_version);
+    println!("Backend         {}", device.backend);
+    println!(
+        "CPU             {} ({} cores)",
+        device.cpu, device.cpu_cores
+    );
+    println!(
+        "Memory          {} total, {} available",
+        human_bytes(device.total_memory),
+        human_bytes(device.available_memory)
+    );
+    println!(
+        "MLX memory      {} active, {} peak, {} cached",
+        human_bytes(device.mlx_active_memory),
+        human_bytes(device.mlx_peak_memory),
+        human_bytes(device.mlx_cache_memory)
+    );
+    println!("Models cache    {}", dir.display());
+    if models.is_empty() {
+        println!(
+            "                no .gguf models found; scripts/setup.sh installs {BUNDLED_MODEL}"
+        );
+    }
+    for m in &models {
+        let name = m.path.file_name().unwrap_or_default().to_string_lossy();
+        match &m.architecture {
+            Ok(arch) => println!("  {name}  {arch}  {}", human_bytes(m.bytes)),
+            Err(e) => println!("  {name}  unreadable: {e}"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! Terminal output shared by the commands: loading with progress, streamed text, stats lines,
+//! errors, and Ctrl-C that stops a generation rather than the program.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use adapt_api::{Adapt, ApiError, Generation, GenerationEvent, ModelInfo};
+use anyhow::Result;
+
+/// Starts the engine and loads `model`, telling the person what is happening.
+pub fn start_with_model(model: &Path) -> Result<Adapt> {
+    let adapt = Adapt::start()?;
+    let info = load(&adapt, model)?;
+    eprintln!(
+        "{} · {} · {} parameters · {} file, held as {} · {} in memory · loaded in {:.1} s",
+        info.name,
+        info.architecture,
+        human_count(info.n_params as f64),
+        info.file_quantization,
+        info.loaded_as,
+        human_bytes(info.bytes as u64),
+        info.load_seconds
+    );
+    Ok(adapt)
+}
+
+pub fn load(adapt: &Adapt, model: &Path) -> Result<ModelInfo, ApiError> {
+    eprintln!("Loading {} …", model.display());
+    adapt.load_model(model)
+}
+
+/// Ctrl-C: during a generation it stops the generation; otherwise it ends the program.
+pub struct CtrlC {
+    generating: &'static AtomicBool,
+    pressed: &'static AtomicBool,
+}
+
+static GENERATING: AtomicBool = AtomicBool::new(false);
+static PRESSED: AtomicBool = AtomicBool::new(false);
+static INSTALLED: OnceLock<()> = OnceLock::new();
+
+impl CtrlC {
+    pub fn install() -> CtrlC {
+        INSTALLED.get_or_init(|| {
+            // If a handler cannot be installed, Ctrl-C keeps its default: ending the program.
+            let _ = ctrlc::set_handler(|| {
+                if GENERATING.load(Ordering::SeqCst) {
+                    PRESSED.store(true, Ordering::SeqCst);
+                } else {
+                    eprintln!();
+                    std::process::exit(130);
+                }
+            });
+        });
+        CtrlC {
+            generating: &GENERATING,
+            pressed: &PRESSED,
+        }
+    }
+
+    /// Marks the start of a generation.
+    pub fn arm(&self) {
+        self.pressed.store(false, Ordering::SeqCst);
+        self.generating.store(true, Ordering::SeqCst);
+    }
+
+    pub fn disarm(&self) {
+        self.generating.store(false, Ordering::SeqCst);
+    }
+
+    fn pressed(&self) -> bool {
+        self.pressed.load(Ordering::SeqCst)
+    }
+}
+
+/// Prints streamed text to stdout and long prefills as progress on stderr.
+#[derive(Default)]
+pub struct Stream {
+    prefill_started: Option<Instant>,
+    showed_progress: bool,
+    ends_with_newline: bool,
+}
+
+impl Stream {
+    /// Handles one event; returns `false` to cancel the generation.
+    pub fn event(&mut self, event: GenerationEvent, ctrl_c: &CtrlC) -> bool {
+        match event {
+            GenerationEvent::Prefill { done, total } => {
+                let started = *self.prefill_started.get_or_insert_with(Instant::now);
+                if done < total && started.elapsed().as_secs_f32() > 1.0 {
+                    eprint!("\rprocessing prompt: {done}/{total} tokens");
+                    self.showed_progress = true;
+                } else if done == total && self.showed_progress {
+                    eprint!("\r\x1b[K");
+                }
+            }
+            GenerationEvent::Text(text) => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+                self.ends_with_newline = text.ends_with('\n');
+            }
+        }
+        !ctrl_c.pressed()
+    }
+
+    /// Ends the streamed text with a newline.
+    pub fn finish(&mut self) {
+        if !self.ends_with_newline {
+            println!();
+        }
+        *self = Stream::default();
+    }
+}
+
+/// One line of figures for a response, on stderr.
+pub fn print_stats(g: &Generation) {
+    let s = &g.stats;
+    let stop = g.stop_reason.map(|r| format!("{r:?}")).unwrap_or_default();
+    eprintln!(
+        "[prompt {} tokens ({} reused, {} new) · first token {:.2} s · prefill {:.1} tok/s · \
+         {} tokens at {:.1} tok/s · peak {} · {}]",
+        s.prompt_tokens,
+        s.reused_tokens,
+        s.prefilled_tokens,
+        s.time_to_first_token,
+        s.prefill_tokens_per_second,
+        s.generated_tokens,
+        s.decode_tokens_per_second,
+        human_bytes(s.peak_memory),
+        stop
+    );
+}
+
+/// Prints an error with its code and causes.
+pub fn print_error(e: &anyhow::Error) {
+    match e.downcast_ref::<ApiError>() {
+        Some(api) => eprintln!("error [{}]: {}", api.code, api.message),
+        None => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+        }
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    match n {
+        n if n >= 1e9 => format!("{:.2} GB", n / 1e9),
+        n if n >= 1e6 => format!("{:.0} MB", n / 1e6),
+        n if n >= 1e3 => format!("{:.0} kB", n / 1e3),
+        n => format!("{n} B"),
+    }
+}
+
+pub fn human_count(n: f64) -> String {
+    match n {
+        n if n >= 1e9 => format!("{:.1}B", n / 1e9),
+        n if n >= 1e6 => format!("{:.0}M", n / 1e6),
+        n => format!("{n}"),
+    }
+}

@@ -1,0 +1,165 @@
+//! The `adapt` binary end to end: real answers from the real model, and clear errors (a code,
+//! a message, a non-zero exit, never a panic) for bad model files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use adapt_gguf::test_util::GgufBuilder;
+use adapt_gguf::GgmlType;
+
+fn smollm2() -> PathBuf {
+    let path = std::env::var_os("ADAPT_SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../models-cache/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/setup.sh",
+        path.display()
+    );
+    path
+}
+
+fn adapt(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_adapt"))
+        .args(args)
+        .env_remove("ADAPT_MODEL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("adapt starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `adapt generate` on `model` and checks it fails cleanly with `code`.
+fn fails_with(model: &Path, code: &str) -> String {
+    let out = adapt(
+        &[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "hi",
+        ],
+        "",
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains(&format!("[{code}]")), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    stderr
+}
+
+#[test]
+fn generate_answers_with_the_real_model() {
+    let model = smollm2();
+    let out = adapt(
+        &[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "What is the capital of France?",
+            "--max-tokens",
+            "24",
+        ],
+        "",
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(stdout.contains("Paris"), "stdout: {stdout}");
+    assert!(stderr.contains("tok/s"), "stderr: {stderr}");
+}
+
+#[test]
+fn chat_holds_a_multi_turn_conversation_reusing_the_cache() {
+    let model = smollm2();
+    let out = adapt(
+        &[
+            "chat",
+            "--model",
+            model.to_str().unwrap(),
+            "--max-tokens",
+            "24",
+        ],
+        "What is the capital of France?\nAnd what is the capital of Germany?\n/exit\n",
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(stdout.contains("Paris"), "stdout: {stdout}");
+    assert!(stdout.contains("Berlin"), "stdout: {stdout}");
+    let stats: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("[prompt"))
+        .collect();
+    assert_eq!(stats.len(), 2, "stderr: {stderr}");
+    assert!(stats[0].contains("(0 reused"), "{}", stats[0]);
+    assert!(!stats[1].contains("(0 reused"), "{}", stats[1]);
+}
+
+#[test]
+fn missing_model_is_a_clear_error() {
+    let stderr = fails_with(Path::new("/nonexistent/model.gguf"), "model.not_found");
+    assert!(stderr.contains("/nonexistent/model.gguf"));
+}
+
+#[test]
+fn truncated_and_corrupt_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::read(smollm2()).unwrap();
+    let truncated = dir.path().join("truncated.gguf");
+    std::fs::write(&truncated, &real[..real.len() / 3]).unwrap();
+    let stderr = fails_with(&truncated, "gguf.truncated");
+    assert!(stderr.contains("truncated.gguf"), "{stderr}");
+
+    let garbage = dir.path().join("garbage.gguf");
+    std::fs::write(&garbage, b"this is not a model at all").unwrap();
+    fails_with(&garbage, "gguf.bad_magic");
+}
+
+#[test]
+fn unsupported_architecture_lists_what_is_supported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bert.gguf");
+    let bytes = GgufBuilder::new()
+        .kv_str("general.architecture", "bert")
+        .tensor("token_embd.weight", &[8, 4], GgmlType::F32)
+        .build();
+    std::fs::write(&path, bytes).unwrap();
+    let stderr = fails_with(&path, "model.unsupported_architecture");
+    assert!(
+        stderr.contains("'bert'") && stderr.contains("llama"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn doctor_reports_the_runtime_and_the_models() {
+    let dir = smollm2().parent().unwrap().to_path_buf();
+    let out = Command::new(env!("CARGO_BIN_EXE_adapt"))
+        .arg("doctor")
+        .env("ADAPT_MODELS_DIR", &dir)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("Backend"), "{stdout}");
+    assert!(
+        stdout.contains("SmolLM2-135M-Instruct.Q4_1.gguf  llama"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,65 @@
+//! The engine's error type. Every variant has a stable `code()` that shells show to people and
+//! scripts can match on; messages say what went wrong and, where possible, what to do.
+
+use std::path::PathBuf;
+
+/// Everything the engine can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// MLX itself reported an error (shapes, dtypes, out of memory, …).
+    #[error("MLX: {0}")]
+    Mlx(#[from] mlx_rs::error::Exception),
+
+    /// The model file or folder does not exist.
+    #[error("{}: no such model file or folder", path.display())]
+    ModelNotFound { path: PathBuf },
+
+    /// The model's files are readable but not what the engine needs.
+    #[error("{}: {message}", path.display())]
+    InvalidModel { path: PathBuf, message: String },
+
+    /// The model uses an architecture the engine does not implement.
+    #[error(
+        "{}: architecture '{architecture}' is not supported; supported: {}",
+        path.display(),
+        crate::models::SUPPORTED_ARCHITECTURES.join(", ")
+    )]
+    UnsupportedArchitecture { path: PathBuf, architecture: String },
+
+    /// A request did not fit the model (for example a prompt longer than its context).
+    #[error("{0}")]
+    InvalidRequest(String),
+
+    /// The GGUF header reader rejected the file.
+    #[error(transparent)]
+    Gguf(#[from] adapt_gguf::GgufError),
+
+    /// Tokenizer or chat-template failure.
+    #[error(transparent)]
+    Text(#[from] adapt_text::TextError),
+}
+
+impl EngineError {
+    /// A stable, machine-readable code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Mlx(_) => "engine.mlx",
+            EngineError::ModelNotFound { .. } => "model.not_found",
+            EngineError::InvalidModel { .. } => "model.invalid",
+            EngineError::UnsupportedArchitecture { .. } => "model.unsupported_architecture",
+            EngineError::InvalidRequest(_) => "request.invalid",
+            EngineError::Gguf(e) => e.code(),
+            EngineError::Text(e) => e.code(),
+        }
+    }
+
+    pub(crate) fn invalid_model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        EngineError::InvalidModel {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The engine's result type.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,430 @@
+//! Token generation as a stream.
+//!
+//! [`generate`] takes a prompt's token ids and a [`SequenceCache`] (the KV caches of one
+//! sequence plus the tokens they hold). It reuses the longest cached prefix of the prompt,
+//! prefills the rest in chunks, then decodes one token per step: sample → detokenize → hold
+//! back text that might start a stop string → hand finished text to a [`TokenSink`]. It stops
+//! on an end-of-sequence token, a stop string, `max_tokens`, the context length, or when the
+//! sink asks to. The cache then holds exactly the tokens the model has seen, so the next call
+//! (the next chat turn) prefills only what is new.
+
+use std::time::Instant;
+
+use adapt_text::{StreamingDetokenizer, Tokenizer};
+use mlx_rs::{Array, Dtype};
+use serde::{Deserialize, Serialize};
+
+use crate::cache::KvCache;
+use crate::error::{EngineError, Result};
+use crate::models::Model;
+use crate::sample::{Sampler, SamplingParams};
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenerateParams {
+    /// Most tokens to generate.
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Generation ends before any of these strings; they are not part of the output.
+    pub stop: Vec<String>,
+    /// Prompt tokens processed per forward pass while prefilling.
+    pub prefill_chunk: usize,
+    /// Keep going past end-of-sequence tokens (benchmarks generate a fixed count).
+    pub ignore_eos: bool,
+}
+
+impl Default for GenerateParams {
+    fn default() -> Self {
+        GenerateParams {
+            max_tokens: 512,
+            sampling: SamplingParams::default(),
+            stop: Vec::new(),
+            prefill_chunk: 512,
+            ignore_eos: false,
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    EndOfSequence,
+    StopString,
+    MaxTokens,
+    ContextFull,
+    Cancelled,
+}
+
+/// Figures for one response.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GenerationStats {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values came from the cache.
+    pub reused_tokens: usize,
+    /// Prompt tokens run through the model.
+    pub prefilled_tokens: usize,
+    pub generated_tokens: usize,
+    pub prefill_seconds: f64,
+    pub prefill_tokens_per_second: f64,
+    pub decode_seconds: f64,
+    pub decode_tokens_per_second: f64,
+    /// From the request to the first generated token.
+    pub time_to_first_token: f64,
+    /// Most bytes MLX held during the request.
+    pub peak_memory: u64,
+}
+
+/// A finished response.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Generation {
+    pub text: String,
+    /// Generated token ids, without a final end-of-sequence token.
+    pub tokens: Vec<u32>,
+    pub stop_reason: Option<StopReason>,
+    pub stats: GenerationStats,
+}
+
+/// Receives generated text as it becomes final.
+pub trait TokenSink {
+    /// New text; return `false` to stop generating.
+    fn text(&mut self, text: &str) -> bool;
+    /// Prefill progress: `done` of `total` prompt tokens processed.
+    fn prefill(&mut self, _done: usize, _total: usize) {}
+}
+
+impl<F: FnMut(&str) -> bool> TokenSink for F {
+    fn text(&mut self, text: &str) -> bool {
+        self(text)
+    }
+}
+
+/// The KV caches of one sequence and the tokens they hold.
+///
+/// Invariant: every layer's `offset()` equals `tokens.len()`.
+#[derive(Debug, Clone)]
+pub struct SequenceCache {
+    pub tokens: Vec<u32>,
+    pub layers: Vec<KvCache>,
+}
+
+impl SequenceCache {
+    /// An empty cache for `model`.
+    pub fn new(model: &Model) -> SequenceCache {
+        SequenceCache {
+            tokens: Vec::new(),
+            layers: model.new_cache(),
+        }
+    }
+
+    /// Keeps only the first `n` tokens.
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.tokens.len() {
+            let drop = self.tokens.len() - n;
+            self.layers.iter_mut().for_each(|c| {
+                c.trim(drop);
+            });
+            self.tokens.truncate(n);
+        }
+    }
+
+    /// Bytes of KV storage.
+    pub fn nbytes(&self) -> usize {
+        self.layers.iter().map(KvCache::nbytes).sum()
+    }
+
+    fn eval(&self) -> Result<()> {
+        mlx_rs::transforms::eval(self.layers.iter().flat_map(KvCache::arrays))?;
+        Ok(())
+    }
+}
+
+/// Runs `prompt` through `model` (reusing what `cache` already holds) and generates a reply.
+pub fn generate(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    cache: &mut SequenceCache,
+    prompt: &[u32],
+    params: &GenerateParams,
+    sink: &mut dyn TokenSink,
+) -> Result<Generation> {
+    let started = Instant::now();
+    params
+        .sampling
+        .validate()
+        .map_err(EngineError::InvalidRequest)?;
+    if prompt.is_empty() {
+        return Err(EngineError::InvalidRequest("the prompt is empty".into()));
+    }
+    let context = model.args.max_position_embeddings;
+    if prompt.len() >= context {
+        return Err(EngineError::InvalidRequest(format!(
+            "the prompt has {} tokens but the model's context holds {context}; shorten the \
+             conversation or start a new one",
+            prompt.len()
+        )));
+    }
+    mlx_rs::memory::reset_peak_memory()?;
+
+    // Reuse the cached prefix; at least one token must run to produce logits.
+    let common = cache
+        .tokens
+        .iter()
+        .zip(prompt)
+        .take_while(|(a, b)| a == b)
+        .count()
+        .min(prompt.len() - 1);
+    cache.truncate(common);
+    let mut stats = GenerationStats {
+        prompt_tokens: prompt.len(),
+        reused_tokens: common,
+        prefilled_tokens: prompt.len() - common,
+        ..GenerationStats::default()
+    };
+
+    let mut logits = prefill(model, cache, &prompt[common..], params.prefill_chunk, sink)?;
+    stats.prefill_seconds = started.elapsed().as_secs_f64();
+
+    let mut sampler = Sampler::new(params.sampling.clone());
+    let mut detok = StreamingDetokenizer::new(tokenizer, true);
+    let mut stop = StopFilter::new(&params.stop);
+    let eos = tokenizer.eos_token_ids();
+    let budget = params.max_tokens.min(context - prompt.len());
+    let mut tokens = Vec::new();
+    let mut first_token_at = None;
+    let mut reason = None;
+    let mut history: Vec<u32> = prompt.to_vec();
+
+    while reason.is_none() {
+        if tokens.len() >= budget {
+            reason = Some(if budget < params.max_tokens {
+                StopReason::ContextFull
+            } else {
+                StopReason::MaxTokens
+            });
+            break;
+        }
+        let row = logits_row(&logits)?;
+        let token = sampler.sample(&row, &history);
+        first_token_at.get_or_insert_with(Instant::now);
+        if !params.ignore_eos && eos.contains(&token) {
+            reason = Some(StopReason::EndOfSequence);
+            break;
+        }
+        tokens.push(token);
+        history.push(token);
+        let piece = detok.push(token)?;
+        match stop.push(&piece) {
+            StopOutcome::Emit(text) => {
+                if !text.is_empty() && !sink.text(&text) {
+                    reason = Some(StopReason::Cancelled);
+                }
+            }
+            StopOutcome::Stop(text) => {
+                if !text.is_empty() {
+                    sink.text(&text);
+                }
+                reason = Some(StopReason::StopString);
+            }
+        }
+        if reason.is_some() || tokens.len() >= budget {
+            continue;
+        }
+        // Feed the token; the last sampled one is never fed, so the cache only holds
+        // tokens the model has processed.
+        let ids = Array::from_slice(&[token as i32], &[1, 1]);
+        logits = model.forward_last(&ids, &mut cache.layers)?;
+        cache.tokens.push(token);
+    }
+    if !matches!(reason, Some(StopReason::StopString)) {
+        let tail = stop.finish(&detok.finish()?);
+        if !tail.is_empty() {
+            sink.text(&tail);
+        }
+    }
+
+    let done = Instant::now();
+    let first = first_token_at.unwrap_or(done);
+    stats.generated_tokens = tokens.len();
+    stats.time_to_first_token = first.duration_since(started).as_secs_f64();
+    stats.prefill_tokens_per_second = per_second(stats.prefilled_tokens, stats.prefill_seconds);
+    stats.decode_seconds = done.duration_since(first).as_secs_f64();
+    stats.decode_tokens_per_second =
+        per_second(tokens.len().saturating_sub(1), stats.decode_seconds);
+    stats.peak_memory = mlx_rs::memory::peak_memory()? as u64;
+    Ok(Generation {
+        text: stop.text,
+        tokens,
+        stop_reason: reason,
+        stats,
+    })
+}
+
+/// Runs `tokens` through the model in chunks, extending `cache`; returns the last logits.
+fn prefill(
+    model: &Model,
+    cache: &mut SequenceCache,
+    tokens: &[u32],
+    chunk: usize,
+    sink: &mut dyn TokenSink,
+) -> Result<Array> {
+    let chunk = chunk.max(1);
+    let total = tokens.len();
+    let mut done = 0;
+    loop {
+        let part = &tokens[done..(done + chunk).min(total)];
+        let ids: Vec<i32> = part.iter().map(|&t| t as i32).collect();
+        let ids = Array::from_slice(&ids, &[1, ids.len() as i32]);
+        let last = done + part.len() == total;
+        if last {
+            let logits = model.forward_last(&ids, &mut cache.layers)?;
+            mlx_rs::transforms::eval([&logits])?;
+            cache.tokens.extend_from_slice(part);
+            sink.prefill(total, total);
+            return Ok(logits);
+        }
+        // Only the caches are needed: MLX never computes the unused logits.
+        model.forward(&ids, &mut cache.layers)?;
+        cache.eval()?;
+        cache.tokens.extend_from_slice(part);
+        done += part.len();
+        sink.prefill(done, total);
+    }
+}
+
+/// The logits of the first (only) sequence as f32 values on the host.
+fn logits_row(logits: &Array) -> Result<Vec<f32>> {
+    let logits = if logits.dtype() == Dtype::Float32 {
+        logits.clone()
+    } else {
+        logits.as_dtype(Dtype::Float32)?
+    };
+    logits.eval()?;
+    let row = logits.try_as_slice::<f32>().map_err(|e| {
+        EngineError::InvalidRequest(format!("cannot read logits from the device: {e}"))
+    })?;
+    let vocab = *logits.shape().last().unwrap_or(&0) as usize;
+    Ok(row[..vocab].to_vec())
+}
+
+fn per_second(n: usize, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// Holds back text that might be the start of a stop string.
+struct StopFilter<'a> {
+    stops: &'a [String],
+    /// All text accepted so far (what the response will be).
+    text: String,
+    /// Bytes of `text` already handed on.
+    emitted: usize,
+}
+
+enum StopOutcome {
+    Emit(String),
+    Stop(String),
+}
+
+impl<'a> StopFilter<'a> {
+    fn new(stops: &'a [String]) -> Self {
+        StopFilter {
+            stops,
+            text: String::new(),
+            emitted: 0,
+        }
+    }
+
+    fn push(&mut self, piece: &str) -> StopOutcome {
+        self.text.push_str(piece);
+        let pending = &self.text[self.emitted..];
+        let hit = self
+            .stops
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| pending.find(s.as_str()))
+            .min();
+        if let Some(at) = hit {
+            self.text.truncate(self.emitted + at);
+            let out = self.text[self.emitted..].to_string();
+            self.emitted = self.text.len();
+            return StopOutcome::Stop(out);
+        }
+        let hold = self.partial_stop_suffix(pending);
+        let safe = self.text.len() - hold;
+        let out = self.text[self.emitted..safe].to_string();
+        self.emitted = safe;
+        StopOutcome::Emit(out)
+    }
+
+    /// Length of the longest suffix of `pending` that is a proper prefix of a stop string.
+    fn partial_stop_suffix(&self, pending: &str) -> usize {
+        let mut best = 0;
+        for stop in self.stops {
+            for (i, _) in pending.char_indices() {
+                let suffix = &pending[i..];
+                if suffix.len() > best && suffix.len() < stop.len() && stop.starts_with(suffix) {
+                    best = suffix.len();
+                }
+            }
+        }
+        best
+    }
+
+    /// Accepts the detokenizer's final text and returns everything not yet handed on.
+    fn finish(&mut self, tail: &str) -> String {
+        self.text.push_str(tail);
+        let out = self.text[self.emitted..].to_string();
+        self.emitted = self.text.len();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(stops: &[&str], pieces: &[&str]) -> (Vec<String>, bool) {
+        let stops: Vec<String> = stops.iter().map(|s| s.to_string()).collect();
+        let mut f = StopFilter::new(&stops);
+        let mut out = Vec::new();
+        for p in pieces {
+            match f.push(p) {
+                StopOutcome::Emit(t) => out.push(t),
+                StopOutcome::Stop(t) => {
+                    out.push(t);
+                    return (out, true);
+                }
+            }
+        }
+        out.push(f.finish(""));
+        (out, false)
+    }
+
+    #[test]
+    fn stop_string_split_across_pieces_is_never_emitted() {
+        let (out, stopped) = run(&["</end>"], &["Hello </", "en", "d> more"]);
+        assert!(stopped);
+        assert_eq!(out.concat(), "Hello ");
+        assert_eq!(out[0], "Hello ");
+    }
+
+    #[test]
+    fn held_back_text_is_released_when_it_is_not_a_stop() {
+        let (out, stopped) = run(&["</end>"], &["a </", "b"]);
+        assert!(!stopped);
+        assert_eq!(out, vec!["a ", "</b", ""]);
+    }
+
+    #[test]
+    fn earliest_of_several_stops_wins_and_unicode_is_safe() {
+        let (out, stopped) = run(&["ZZ", "é!"], &["xé", "!yZZ"]);
+        assert!(stopped);
+        assert_eq!(out.concat(), "x");
+    }
+}

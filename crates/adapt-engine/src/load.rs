@@ -1,0 +1,330 @@
+//! Loading a model from disk: the file is checked by our own GGUF reader (header, metadata,
+//! tensor table, length), its tensors are read by MLX (quantized ones stay MLX-quantized
+//! triplets), renamed to Hugging Face names, stored as the backend runs fastest, and handed to
+//! the architecture. The tokenizer and chat template come from the same file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use adapt_gguf::{GgmlType, GgufFile};
+use adapt_text::{ChatTemplate, Tokenizer};
+use mlx_rs::{Array, Dtype};
+use serde::Serialize;
+
+use crate::device::Backend;
+use crate::error::{EngineError, Result};
+use crate::models::{Model, ModelArgs, WeightFormat, Weights};
+
+/// How to load a model.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Storage of the weights; `None` picks what the backend runs fastest.
+    pub format: Option<WeightFormat>,
+}
+
+impl WeightFormat {
+    /// What `backend` runs fastest: GPUs run quantized f16 weights fast; MLX's CPU backend
+    /// runs f32 dense weights many times faster than quantized or f16 ones.
+    pub fn for_backend(backend: Backend) -> WeightFormat {
+        if backend.is_gpu() {
+            WeightFormat {
+                dtype: Dtype::Float16,
+                dequantize: false,
+            }
+        } else {
+            WeightFormat {
+                dtype: Dtype::Float32,
+                dequantize: true,
+            }
+        }
+    }
+}
+
+/// What a loaded model is.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub name: String,
+    pub architecture: String,
+    pub n_params: usize,
+    /// How the file stores its weights, e.g. "Q4_1".
+    pub file_quantization: String,
+    /// How the engine holds them, e.g. "f32 (dequantized)".
+    pub loaded_as: String,
+    /// Bytes of the weights in memory.
+    pub bytes: usize,
+    pub context_length: usize,
+    pub load_seconds: f64,
+}
+
+/// A model ready to generate: weights, tokenizer and chat template.
+pub struct LoadedModel {
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    pub chat_template: Option<ChatTemplate>,
+    pub info: ModelInfo,
+}
+
+/// GGUF tensor types MLX reads.
+const MLX_GGUF_TYPES: &[GgmlType] = &[
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q8_0,
+];
+
+/// Loads the model at `path` (a `.gguf` file).
+pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
+    let started = Instant::now();
+    if !path.exists() {
+        return Err(EngineError::ModelNotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    if path.is_dir() {
+        return Err(EngineError::invalid_model(
+            path,
+            "this is a folder; Adapt loads GGUF model files (.gguf) here — pass the file itself",
+        ));
+    }
+    let gguf = GgufFile::open(path)?;
+    let args = gguf_args(&gguf)?;
+    if let Some(t) = gguf
+        .tensors()
+        .iter()
+        .find(|t| !MLX_GGUF_TYPES.contains(&t.ggml_type))
+    {
+        return Err(EngineError::invalid_model(
+            path,
+            format!(
+                "tensor '{}' is stored as {}, which Adapt cannot read; use a GGUF file with \
+                 F32, F16, BF16, Q8_0, Q4_0 or Q4_1 tensors",
+                t.name, t.ggml_type
+            ),
+        ));
+    }
+    let file_quantization = dominant_type(&gguf);
+
+    let tensors = mlx_rs::io::GgufFile::load(path)
+        .and_then(|f| f.arrays())
+        .map_err(|e| EngineError::invalid_model(path, format!("MLX could not read it: {e}")))?;
+    let arrays = rename_gguf_tensors(tensors);
+    let format = options
+        .format
+        .unwrap_or_else(|| WeightFormat::for_backend(Backend::detect()));
+    // ggml's quantized formats all use blocks of 32 along the input dimension.
+    let mut weights = Weights::new(path, arrays, 32, format);
+    let model = Model::new(args, &mut weights)?;
+    drop(weights);
+    mlx_rs::transforms::eval(model.parameters().flatten().values().copied())?;
+
+    let tokenizer = Tokenizer::from_gguf(&gguf)?;
+    let chat_template = gguf
+        .get_str("tokenizer.chat_template")
+        .map(|src| ChatTemplate::new(src, tokenizer.bos_token(), tokenizer.eos_token()))
+        .transpose()?;
+    let info = ModelInfo {
+        path: path.to_path_buf(),
+        name: gguf
+            .get_str("general.name")
+            .map(str::to_string)
+            .unwrap_or_else(|| file_stem(path)),
+        architecture: model.args.architecture.clone(),
+        n_params: model.n_params(),
+        file_quantization,
+        loaded_as: describe(format),
+        bytes: model.nbytes(),
+        context_length: model.args.max_position_embeddings,
+        load_seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(LoadedModel {
+        model,
+        tokenizer,
+        chat_template,
+        info,
+    })
+}
+
+/// The architecture's shape from GGUF metadata (`<arch>.block_count`, …).
+fn gguf_args(gguf: &GgufFile) -> Result<ModelArgs> {
+    let path = gguf.path();
+    let arch = gguf.architecture().unwrap_or("(none)").to_string();
+    if !crate::models::SUPPORTED_ARCHITECTURES.contains(&arch.as_str()) {
+        return Err(EngineError::UnsupportedArchitecture {
+            path: path.to_path_buf(),
+            architecture: arch,
+        });
+    }
+    let key = |k: &str| format!("{arch}.{k}");
+    let need = |k: &str| -> Result<u32> {
+        gguf.get_u32(&key(k)).ok_or_else(|| {
+            EngineError::invalid_model(path, format!("metadata '{}' is missing", key(k)))
+        })
+    };
+    let hidden = need("embedding_length")? as i32;
+    let heads = need("attention.head_count")? as i32;
+    if heads == 0 || hidden % heads != 0 {
+        return Err(EngineError::invalid_model(
+            path,
+            format!("{hidden} hidden units do not split into {heads} heads"),
+        ));
+    }
+    let rope_scale = match gguf.get_str(&key("rope.scaling.type")) {
+        None | Some("none") => 1.0,
+        Some("linear") => 1.0 / gguf.get_f32(&key("rope.scaling.factor")).unwrap_or(1.0),
+        Some(other) => {
+            return Err(EngineError::invalid_model(
+                path,
+                format!("RoPE scaling '{other}' is not supported yet"),
+            ))
+        }
+    };
+    if gguf.tensor("rope_freqs.weight").is_some() {
+        return Err(EngineError::invalid_model(
+            path,
+            "per-frequency RoPE factors (Llama 3.1 style) are not supported yet",
+        ));
+    }
+    let vocab = gguf
+        .get_u32(&key("vocab_size"))
+        .or_else(|| {
+            gguf.get_string_array("tokenizer.ggml.tokens")
+                .map(|t| t.len() as u32)
+        })
+        .ok_or_else(|| EngineError::invalid_model(path, "the vocabulary size is missing"))?;
+    Ok(ModelArgs {
+        architecture: arch.clone(),
+        hidden_size: hidden,
+        intermediate_size: need("feed_forward_length")? as i32,
+        num_hidden_layers: need("block_count")? as i32,
+        num_attention_heads: heads,
+        num_key_value_heads: gguf
+            .get_u32(&key("attention.head_count_kv"))
+            .map_or(heads, |n| n as i32),
+        head_dim: gguf
+            .get_u32(&key("attention.key_length"))
+            .map_or(hidden / heads, |n| n as i32),
+        vocab_size: vocab as i32,
+        rms_norm_eps: gguf
+            .get_f32(&key("attention.layer_norm_rms_epsilon"))
+            .unwrap_or(1e-5),
+        rope_theta: gguf.get_f32(&key("rope.freq_base")).unwrap_or(10_000.0),
+        // llama.cpp permutes Q/K rows for rotation of interleaved pairs.
+        rope_traditional: true,
+        rope_scale,
+        max_position_embeddings: gguf.get_u32(&key("context_length")).unwrap_or(4096) as usize,
+        tie_word_embeddings: gguf.tensor("output.weight").is_none(),
+    })
+}
+
+/// GGUF tensor names → Hugging Face names (`blk.3.attn_q.weight` →
+/// `model.layers.3.self_attn.q_proj.weight`). Unknown names pass through unchanged.
+fn rename_gguf_tensors(tensors: HashMap<String, Array>) -> HashMap<String, Array> {
+    tensors
+        .into_iter()
+        .map(|(name, array)| (hf_name(&name), array))
+        .collect()
+}
+
+fn hf_name(name: &str) -> String {
+    let (stem, suffix) = name.rsplit_once('.').unwrap_or((name, ""));
+    let mapped = match stem {
+        "token_embd" => "model.embed_tokens".to_string(),
+        "output_norm" => "model.norm".to_string(),
+        "output" => "lm_head".to_string(),
+        _ => match stem
+            .strip_prefix("blk.")
+            .and_then(|rest| rest.split_once('.'))
+        {
+            Some((layer, part)) => {
+                let part = match part {
+                    "attn_norm" => "input_layernorm",
+                    "ffn_norm" => "post_attention_layernorm",
+                    "attn_q" => "self_attn.q_proj",
+                    "attn_k" => "self_attn.k_proj",
+                    "attn_v" => "self_attn.v_proj",
+                    "attn_output" => "self_attn.o_proj",
+                    "ffn_gate" => "mlp.gate_proj",
+                    "ffn_up" => "mlp.up_proj",
+                    "ffn_down" => "mlp.down_proj",
+                    _ => return name.to_string(),
+                };
+                format!("model.layers.{layer}.{part}")
+            }
+            None => return name.to_string(),
+        },
+    };
+    format!("{mapped}.{suffix}")
+}
+
+/// The storage type of most of the file's weight bytes, e.g. "Q4_1".
+fn dominant_type(gguf: &GgufFile) -> String {
+    let mut bytes: HashMap<GgmlType, u64> = HashMap::new();
+    for t in gguf.tensors() {
+        *bytes.entry(t.ggml_type).or_default() += t.byte_size().unwrap_or(0);
+    }
+    bytes
+        .into_iter()
+        .max_by_key(|(_, b)| *b)
+        .map_or_else(|| "none".into(), |(t, _)| t.to_string())
+}
+
+fn describe(format: WeightFormat) -> String {
+    let dtype = match format.dtype {
+        Dtype::Float32 => "f32",
+        Dtype::Float16 => "f16",
+        Dtype::Bfloat16 => "bf16",
+        _ => "other",
+    };
+    if format.dequantize {
+        format!("{dtype} (dequantized)")
+    } else {
+        format!("{dtype} (quantized kept)")
+    }
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hf_name;
+
+    #[test]
+    fn gguf_names_map_to_hugging_face_names() {
+        for (gguf, hf) in [
+            ("token_embd.weight", "model.embed_tokens.weight"),
+            ("output_norm.weight", "model.norm.weight"),
+            ("output.weight", "lm_head.weight"),
+            (
+                "blk.0.attn_q.weight",
+                "model.layers.0.self_attn.q_proj.weight",
+            ),
+            (
+                "blk.12.attn_output.scales",
+                "model.layers.12.self_attn.o_proj.scales",
+            ),
+            (
+                "blk.3.ffn_down.biases",
+                "model.layers.3.mlp.down_proj.biases",
+            ),
+            (
+                "blk.3.attn_norm.weight",
+                "model.layers.3.input_layernorm.weight",
+            ),
+            (
+                "blk.3.ffn_norm.weight",
+                "model.layers.3.post_attention_layernorm.weight",
+            ),
+            ("blk.3.something_else.weight", "blk.3.something_else.weight"),
+        ] {
+            assert_eq!(hf_name(gguf), hf, "{gguf}");
+        }
+    }
+}

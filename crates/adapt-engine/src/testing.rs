@@ -1,0 +1,109 @@
+//! Tiny random models for fast tests, here and in other crates: the real architecture code
+//! with small shapes and seeded random weights, optionally quantized.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use mlx_rs::{random, Array, Dtype};
+
+use crate::error::Result;
+use crate::models::{Model, ModelArgs, WeightFormat, Weights};
+
+/// A small Llama shape: 2 layers, 64 hidden units, 4 query and 2 key/value heads.
+pub fn tiny_llama_args() -> ModelArgs {
+    ModelArgs {
+        architecture: "llama".into(),
+        hidden_size: 64,
+        intermediate_size: 128,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        head_dim: 16,
+        vocab_size: 256,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10_000.0,
+        rope_traditional: false,
+        rope_scale: 1.0,
+        max_position_embeddings: 512,
+        tie_word_embeddings: false,
+    }
+}
+
+/// A model of shape `args` with seeded random weights (see [`random_weights`]), held as
+/// `format` says.
+pub fn random_model(
+    args: &ModelArgs,
+    seed: u64,
+    quantize: Option<i32>,
+    format: WeightFormat,
+) -> Result<Model> {
+    let arrays = random_weights(args, seed, quantize)?;
+    let mut weights = Weights::new(Path::new("<random>"), arrays, 32, format);
+    Model::new(args.clone(), &mut weights)
+}
+
+/// Seeded random weights of shape `args`, with Hugging Face names; with
+/// `quantize = Some(bits)` every projection is MLX-quantized (group 32), as a 4- or 8-bit
+/// checkpoint stores it.
+pub fn random_weights(
+    args: &ModelArgs,
+    seed: u64,
+    quantize: Option<i32>,
+) -> Result<HashMap<String, Array>> {
+    let mut arrays = HashMap::new();
+    let mut n = 0u64;
+    let mut next = |shape: &[i32], scale: f32| -> Result<Array> {
+        n += 1;
+        let k = random::key(seed.wrapping_mul(1_000_003).wrapping_add(n))?;
+        Ok(random::normal::<f32>(shape, None, scale, &k)?)
+    };
+    let (h, i) = (args.hidden_size, args.intermediate_size);
+    let q = args.num_attention_heads * args.head_dim;
+    let kv = args.num_key_value_heads * args.head_dim;
+    let mut put = |name: String, a: Array| {
+        arrays.insert(name, a);
+    };
+    let mut linear = |name: String, out: i32, inp: i32, put: &mut dyn FnMut(String, Array)| {
+        let w = next(&[out, inp], (inp as f32).powf(-0.5))?;
+        match quantize {
+            Some(bits) => {
+                let (wq, s, b) = mlx_rs::ops::quantize(&w, 32, bits)?;
+                put(format!("{name}.weight"), wq);
+                put(format!("{name}.scales"), s);
+                put(format!("{name}.biases"), b);
+            }
+            None => put(format!("{name}.weight"), w),
+        }
+        Ok::<_, crate::EngineError>(())
+    };
+    for l in 0..args.num_hidden_layers {
+        let p = format!("model.layers.{l}");
+        linear(format!("{p}.self_attn.q_proj"), q, h, &mut put)?;
+        linear(format!("{p}.self_attn.k_proj"), kv, h, &mut put)?;
+        linear(format!("{p}.self_attn.v_proj"), kv, h, &mut put)?;
+        linear(format!("{p}.self_attn.o_proj"), h, q, &mut put)?;
+        linear(format!("{p}.mlp.gate_proj"), i, h, &mut put)?;
+        linear(format!("{p}.mlp.up_proj"), i, h, &mut put)?;
+        linear(format!("{p}.mlp.down_proj"), h, i, &mut put)?;
+        put(
+            format!("{p}.input_layernorm.weight"),
+            Array::ones::<f32>(&[h])?,
+        );
+        put(
+            format!("{p}.post_attention_layernorm.weight"),
+            Array::ones::<f32>(&[h])?,
+        );
+    }
+    linear("model.embed_tokens".into(), args.vocab_size, h, &mut put)?;
+    if !args.tie_word_embeddings {
+        linear("lm_head".into(), args.vocab_size, h, &mut put)?;
+    }
+    put("model.norm.weight".into(), Array::ones::<f32>(&[h])?);
+    Ok(arrays)
+}
+
+/// Dense f32, as the tests mostly want.
+pub const F32: WeightFormat = WeightFormat {
+    dtype: Dtype::Float32,
+    dequantize: false,
+};
