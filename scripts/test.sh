@@ -11,4 +11,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
+# Tests never touch the person's own data directory.
+ADAPT_DATA_DIR=$(mktemp -d)
+export ADAPT_DATA_DIR
+trap 'rm -rf "$ADAPT_DATA_DIR"' EXIT
 cargo test --workspace --locked

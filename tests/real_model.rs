@@ -5,13 +5,13 @@
 
 use std::sync::Mutex;
 
-use adapt_api::{Adapt, GenerationEvent};
+use adapt_api::{Adapt, AdaptConfig, GenerationEvent};
 use adapt_engine::mlx_rs::{ops::indexing::IndexOp, Array, Dtype};
 use adapt_engine::{
     generate, load, prompt_tokens, ChatMessage, ChatSession, GenerateParams, LoadOptions,
     SequenceCache, StopReason, WeightFormat,
 };
-use adapt_tests::smollm2;
+use adapt_testsupport::smollm2_gguf as smollm2;
 
 static MLX: Mutex<()> = Mutex::new(());
 
@@ -188,7 +188,12 @@ fn second_chat_turn_prefills_only_the_new_tokens_and_matches_a_cold_start() {
 #[test]
 fn the_api_streams_text_and_reports_clear_errors() {
     let _mlx = lock();
-    let adapt = Adapt::start().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let adapt = Adapt::start_with(AdaptConfig {
+        data_dir: Some(data.path().to_path_buf()),
+        ..AdaptConfig::default()
+    })
+    .unwrap();
     let err = adapt.new_chat(None).unwrap_err();
     assert_eq!(err.code, "api.no_model");
     let err = adapt

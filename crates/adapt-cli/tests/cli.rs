@@ -2,31 +2,20 @@
 //! a message, a non-zero exit, never a panic) for bad model files.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use adapt_gguf::test_util::GgufBuilder;
 use adapt_gguf::GgmlType;
+use adapt_testsupport::smollm2_gguf as smollm2;
 
-fn smollm2() -> PathBuf {
-    let path = std::env::var_os("ADAPT_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models-cache/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/setup.sh",
-        path.display()
-    );
-    path
-}
-
+/// Runs `adapt` with its data directory in a fresh temporary folder.
 fn adapt(args: &[&str], stdin: &str) -> Output {
+    let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_adapt"))
         .args(args)
         .env_remove("ADAPT_MODEL")
+        .env("ADAPT_DATA_DIR", data.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -150,8 +139,10 @@ fn unsupported_architecture_lists_what_is_supported() {
 #[test]
 fn doctor_reports_the_runtime_and_the_models() {
     let dir = smollm2().parent().unwrap().to_path_buf();
+    let data = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_adapt"))
         .arg("doctor")
+        .env("ADAPT_DATA_DIR", data.path())
         .env("ADAPT_MODELS_DIR", &dir)
         .output()
         .unwrap();

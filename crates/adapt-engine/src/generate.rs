@@ -57,6 +57,18 @@ pub enum StopReason {
     Cancelled,
 }
 
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopReason::EndOfSequence => "end of reply",
+            StopReason::StopString => "stop string",
+            StopReason::MaxTokens => "token limit",
+            StopReason::ContextFull => "context full",
+            StopReason::Cancelled => "cancelled",
+        })
+    }
+}
+
 /// Figures for one response.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct GenerationStats {

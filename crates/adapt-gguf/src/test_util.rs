@@ -3,12 +3,15 @@
 
 use crate::{GgmlType, GgufArray, GgufValue};
 
+/// A tensor to write: name, dimensions, raw ggml type, and its data (zeros when `None`).
+type TestTensor = (String, Vec<u64>, u32, Option<Vec<u8>>);
+
 /// Builds a GGUF file in memory. Tensor data is zero-filled.
 #[derive(Debug, Clone)]
 pub struct GgufBuilder {
     version: u32,
     kvs: Vec<(String, GgufValue)>,
-    tensors: Vec<(String, Vec<u64>, u32)>,
+    tensors: Vec<TestTensor>,
 }
 
 impl Default for GgufBuilder {
@@ -57,7 +60,22 @@ impl GgufBuilder {
 
     /// Adds a tensor with a raw ggml type number.
     pub fn raw_tensor(mut self, name: &str, dims: &[u64], ty: u32) -> Self {
-        self.tensors.push((name.to_string(), dims.to_vec(), ty));
+        self.tensors
+            .push((name.to_string(), dims.to_vec(), ty, None));
+        self
+    }
+
+    /// Adds a tensor with its encoded data (`data` is written as given, so it should hold
+    /// exactly the bytes the type and dimensions need).
+    pub fn tensor_with_data(
+        mut self,
+        name: &str,
+        dims: &[u64],
+        ty: GgmlType,
+        data: Vec<u8>,
+    ) -> Self {
+        self.tensors
+            .push((name.to_string(), dims.to_vec(), ty.as_u32(), Some(data)));
         self
     }
 
@@ -82,7 +100,8 @@ impl GgufBuilder {
         }
         let mut offset = 0u64;
         let mut data_len = 0u64;
-        for (name, dims, ty) in &self.tensors {
+        let mut placed = Vec::new();
+        for (name, dims, ty, data) in &self.tensors {
             write_str(&mut out, name);
             out.extend_from_slice(&(dims.len() as u32).to_le_bytes());
             for d in dims {
@@ -95,6 +114,9 @@ impl GgufBuilder {
                 .try_fold(1u64, |a, &d| a.checked_mul(d))
                 .unwrap_or(0);
             let size = GgmlType::from_u32(*ty).bytes_for(n).unwrap_or(0);
+            if let Some(data) = data {
+                placed.push((offset, data));
+            }
             data_len = offset + size;
             offset = data_len.next_multiple_of(alignment);
         }
@@ -103,6 +125,11 @@ impl GgufBuilder {
             // tensor, so cutting even one byte makes it truncated.
             let data_start = (out.len() as u64).next_multiple_of(alignment);
             out.resize((data_start + data_len) as usize, 0);
+            for (offset, data) in placed {
+                let start = (data_start + offset) as usize;
+                let end = (start + data.len()).min(out.len());
+                out[start..end].copy_from_slice(&data[..end - start]);
+            }
         }
         out
     }

@@ -1,30 +1,13 @@
 //! Reads the real SmolLM2 GGUF that `scripts/setup.sh` downloads into `models-cache/`.
 //! The path can be overridden with `ADAPT_SMOLLM2_GGUF`.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use adapt_gguf::{GgmlType, GgufFile};
 
-fn model_path() -> PathBuf {
-    let path = std::env::var_os("ADAPT_SMOLLM2_GGUF").map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models-cache/SmolLM2-135M-Instruct.Q4_1.gguf")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        path.is_file(),
-        "the test model {} is missing: run scripts/setup.sh to download it (or set ADAPT_SMOLLM2_GGUF)",
-        path.display()
-    );
-    path
-}
-
 #[test]
 fn smollm2_header_metadata_and_tensors() {
-    let path = model_path();
+    let path = adapt_testsupport::smollm2_gguf();
     let start = Instant::now();
     let f = GgufFile::open(&path).expect("the real model opens");
     let elapsed = start.elapsed();

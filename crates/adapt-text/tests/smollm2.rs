@@ -2,7 +2,6 @@
 //! with Hugging Face transformers' output in `data/smollm2_reference.json` (regenerate it with
 //! `gen_reference.py`). The model path can be overridden with `ADAPT_SMOLLM2_GGUF`.
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -48,28 +47,12 @@ fn reference() -> Reference {
         .expect("tests/data/smollm2_reference.json parses")
 }
 
-fn model_path() -> PathBuf {
-    let path = std::env::var_os("ADAPT_SMOLLM2_GGUF").map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models-cache/SmolLM2-135M-Instruct.Q4_1.gguf")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        path.is_file(),
-        "the test model {} is missing: run scripts/setup.sh to download it (or set ADAPT_SMOLLM2_GGUF)",
-        path.display()
-    );
-    path
-}
-
 /// The GGUF and its tokenizer, loaded once for all tests.
 fn loaded() -> &'static (GgufFile, Tokenizer) {
     static LOADED: OnceLock<(GgufFile, Tokenizer)> = OnceLock::new();
     LOADED.get_or_init(|| {
         let t0 = Instant::now();
-        let gguf = GgufFile::open(model_path()).expect("the model opens");
+        let gguf = GgufFile::open(adapt_testsupport::smollm2_gguf()).expect("the model opens");
         let t1 = Instant::now();
         let tokenizer = Tokenizer::from_gguf(&gguf).expect("the tokenizer loads");
         eprintln!(
