@@ -40,3 +40,15 @@ impl From<adapt_engine::EngineError> for ApiError {
         ApiError::new(e.code(), e.to_string())
     }
 }
+
+impl From<adapt_store::StoreError> for ApiError {
+    fn from(e: adapt_store::StoreError) -> Self {
+        ApiError::new(e.code(), e.to_string())
+    }
+}
+
+impl From<adapt_paths::PathsError> for ApiError {
+    fn from(e: adapt_paths::PathsError) -> Self {
+        ApiError::new(e.code(), e.to_string())
+    }
+}

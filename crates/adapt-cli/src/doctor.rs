@@ -28,13 +28,18 @@ pub fn models_dir() -> PathBuf {
 pub fn run(args: &DoctorArgs) -> Result<()> {
     let adapt = Adapt::start()?;
     let device = adapt.device()?;
-    let dir = models_dir();
+    let dir = adapt.models_dir(None);
     let models = find_models(&dir);
+    let data_dir = adapt.data_dir().map(|d| d.root().to_path_buf());
+    let (hub, hub_models) = adapt.hub_models();
     if args.json {
         let report = serde_json::json!({
             "device": device,
+            "data_dir": data_dir.as_ref().ok(),
             "models_dir": dir,
             "models": models,
+            "hub_cache": hub,
+            "hub_models": hub_models,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -56,6 +61,10 @@ pub fn run(args: &DoctorArgs) -> Result<()> {
         human_bytes(device.mlx_peak_memory),
         human_bytes(device.mlx_cache_memory)
     );
+    match &data_dir {
+        Ok(root) => println!("Data directory  {}", root.display()),
+        Err(e) => println!("Data directory  unusable [{}]: {}", e.code, e.message),
+    }
     println!("Models cache    {}", dir.display());
     if models.is_empty() {
         println!(
@@ -68,6 +77,16 @@ pub fn run(args: &DoctorArgs) -> Result<()> {
             Ok(arch) => println!("  {name}  {arch}  {}", human_bytes(m.bytes)),
             Err(e) => println!("  {name}  unreadable: {e}"),
         }
+    }
+    if let Some(hub) = &hub {
+        println!(
+            "Hugging Face    {} ({} models)",
+            hub.display(),
+            hub_models.len()
+        );
+    }
+    for m in &hub_models {
+        println!("  {}  {}  {}", m.repo_id, m.format, human_bytes(m.bytes));
     }
     Ok(())
 }

@@ -1,0 +1,154 @@
+//! `models`: the model library — each model a file or folder on disk (GGUF, a Hugging Face
+//! folder, an MLX folder), with what its header says. Adding a path that is already known
+//! updates that row.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::{from_sql_u64, now_ms, path_text, to_sql_u64, Result, Store, StoreError};
+
+pub(crate) const V1: &str = "
+CREATE TABLE models (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT NOT NULL,
+    path         TEXT NOT NULL UNIQUE,
+    format       TEXT NOT NULL,
+    architecture TEXT,
+    bytes        INTEGER NOT NULL,
+    added_at     INTEGER NOT NULL
+);
+";
+
+/// A model to add to the library.
+#[derive(Debug, Clone, Default)]
+pub struct NewModel {
+    pub name: String,
+    pub path: PathBuf,
+    /// `gguf`, `hf` or `mlx`.
+    pub format: String,
+    pub architecture: Option<String>,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelRecord {
+    pub id: i64,
+    pub name: String,
+    pub path: PathBuf,
+    pub format: String,
+    pub architecture: Option<String>,
+    pub bytes: u64,
+    pub added_at: i64,
+}
+
+const COLUMNS: &str = "id, name, path, format, architecture, bytes, added_at";
+
+fn record(row: &Row<'_>) -> rusqlite::Result<ModelRecord> {
+    Ok(ModelRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        path: PathBuf::from(row.get::<_, String>(2)?),
+        format: row.get(3)?,
+        architecture: row.get(4)?,
+        bytes: from_sql_u64(row.get(5)?),
+        added_at: row.get(6)?,
+    })
+}
+
+impl Store {
+    /// Adds `model`, or updates the row that already has its path.
+    pub fn add_model(&mut self, model: &NewModel) -> Result<ModelRecord> {
+        let path = path_text(&model.path);
+        self.conn.execute(
+            "INSERT INTO models (name, path, format, architecture, bytes, added_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT(path) DO UPDATE SET name = excluded.name, format = excluded.format, \
+             architecture = excluded.architecture, bytes = excluded.bytes",
+            params![
+                model.name,
+                path,
+                model.format,
+                model.architecture,
+                to_sql_u64(model.bytes),
+                now_ms()
+            ],
+        )?;
+        self.model_at(&model.path)?
+            .ok_or_else(|| StoreError::Invalid(format!("model {path} vanished while adding it")))
+    }
+
+    pub fn model(&self, id: i64) -> Result<ModelRecord> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM models WHERE id = ?1"),
+                [id],
+                record,
+            )
+            .optional()?
+            .ok_or(StoreError::NotFound { what: "model", id })
+    }
+
+    pub fn model_at(&self, path: &Path) -> Result<Option<ModelRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM models WHERE path = ?1"),
+                [path_text(path)],
+                record,
+            )
+            .optional()?)
+    }
+
+    /// The library, by name.
+    pub fn models(&self) -> Result<Vec<ModelRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM models ORDER BY name, id"))?;
+        let rows = stmt.query_map([], record)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Forgets a model (its files stay); runs and adapters keep their rows, unlinked.
+    pub fn remove_model(&mut self, id: i64) -> Result<()> {
+        match self
+            .conn
+            .execute("DELETE FROM models WHERE id = ?1", [id])?
+        {
+            0 => Err(StoreError::NotFound { what: "model", id }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adding_the_same_path_twice_updates_one_row() {
+        let (_dir, mut store) = crate::test_store();
+        let new = NewModel {
+            name: "SmolLM2".into(),
+            path: "/m/smol.gguf".into(),
+            format: "gguf".into(),
+            architecture: Some("llama".into()),
+            bytes: 100,
+        };
+        let first = store.add_model(&new).unwrap();
+        let second = store
+            .add_model(&NewModel {
+                bytes: 200,
+                ..new.clone()
+            })
+            .unwrap();
+        assert_eq!(first.id, second.id);
+        assert_eq!(second.bytes, 200);
+        assert_eq!(store.models().unwrap(), vec![second.clone()]);
+        assert_eq!(store.model(first.id).unwrap(), second);
+        store.remove_model(first.id).unwrap();
+        assert!(store.models().unwrap().is_empty());
+        assert_eq!(store.model(first.id).unwrap_err().code(), "store.not_found");
+    }
+}
