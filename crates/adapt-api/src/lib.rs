@@ -6,9 +6,17 @@
 //! channel, and get typed answers; generation streams [`GenerationEvent`]s and can be
 //! cancelled from the caller's side. Errors cross this boundary as [`ApiError`]
 //! (`{code, message}`), never as strings to match.
+//!
+//! It also opens the store in the per-user data directory ([`AdaptConfig`] or
+//! `ADAPT_DATA_DIR` chooses it) and runs long work as [`jobs`] whose status survives a crash;
+//! runs, jobs, the models cache and the Hugging Face hub cache are read through the methods
+//! in `records.rs`.
 
+pub mod datasets;
 mod engine_thread;
 mod error;
+pub mod jobs;
+mod records;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +28,12 @@ pub use adapt_engine::{
     DeviceReport, GenerateParams, Generation, GenerationStats, ModelInfo, SamplingParams,
     StopReason,
 };
+pub use adapt_paths::hub::HubModel;
+pub use adapt_paths::DataDir;
+pub use adapt_store::{CheckpointRecord, Metric, RunRecord};
 pub use error::ApiError;
+pub use jobs::{JobEvent, JobHandle, JobKind, JobRecord, JobStatus, JobTiming};
+pub use records::{AdaptConfig, RunDetails};
 
 use engine_thread::Request;
 
@@ -41,11 +54,21 @@ pub enum GenerationEvent {
 pub struct Adapt {
     requests: Option<Sender<Request>>,
     thread: Option<JoinHandle<()>>,
+    /// The data directory, store and job runner; an error here only fails the methods that
+    /// need them, so generation works even where the data directory cannot be written.
+    records: records::Records,
 }
 
 impl Adapt {
-    /// Starts the engine thread.
+    /// Starts the engine thread and opens the store in the default data directory.
     pub fn start() -> Result<Adapt, ApiError> {
+        Adapt::start_with(AdaptConfig::default())
+    }
+
+    /// Starts the engine thread and opens the store as `config` says; jobs whose process
+    /// died are marked interrupted (see [`Adapt::resumable_jobs`]).
+    pub fn start_with(config: AdaptConfig) -> Result<Adapt, ApiError> {
+        let records = records::Records::open(config)?;
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("adapt-engine".into())
@@ -54,6 +77,7 @@ impl Adapt {
         Ok(Adapt {
             requests: Some(tx),
             thread: Some(thread),
+            records,
         })
     }
 

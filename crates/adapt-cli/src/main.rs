@@ -4,8 +4,11 @@
 
 mod bench;
 mod chat;
+mod data;
 mod doctor;
+mod jobs;
 mod output;
+mod runs;
 
 use std::path::PathBuf;
 
@@ -34,6 +37,12 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Measure prefill and decode speed, time to first token and peak memory.
     Bench(bench::BenchArgs),
+    /// Training runs: list them, or show one with its metrics and checkpoints.
+    Runs(runs::RunsArgs),
+    /// Long work (training, downloads, …): list it, or cancel a job.
+    Jobs(jobs::JobsArgs),
+    /// Check, prepare and benchmark datasets (CSV, TSV, JSONL).
+    Data(data::DataArgs),
 }
 
 /// Which model to use.
@@ -117,6 +126,9 @@ fn main() {
         Command::Generate(args) => generate(&args),
         Command::Chat(args) => chat::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Data(args) => data::run(&args),
+        Command::Runs(args) => runs::run(&args),
+        Command::Jobs(args) => jobs::run(&args),
     };
     if let Err(e) = result {
         output::print_error(&e);

@@ -119,7 +119,7 @@ impl Stream {
 /// One line of figures for a response, on stderr.
 pub fn print_stats(g: &Generation) {
     let s = &g.stats;
-    let stop = g.stop_reason.map(|r| format!("{r:?}")).unwrap_or_default();
+    let stop = g.stop_reason.map(|r| r.to_string()).unwrap_or_default();
     eprintln!(
         "[prompt {} tokens ({} reused, {} new) · first token {:.2} s · prefill {:.1} tok/s · \
          {} tokens at {:.1} tok/s · peak {} · {}]",

@@ -1,0 +1,355 @@
+//! CSV / TSV import: a header row names the columns, and a column mapping — two Jinja
+//! templates over the columns — turns each record into a prompt / completion pair (or, for a
+//! lone `text` column, a text example). Quoted fields may hold newlines, delimiters and
+//! doubled quotes; CRLF and a UTF-8 BOM are accepted.
+//!
+//! In templates each column is a variable (`{{ Age }}`) and `row` maps every column name to
+//! its value (`{{ row["Home port"] }}`); values are strings, so use `|int` / `|float` to compare
+//! numbers.
+
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{At, DataError};
+use crate::example::{Example, Format, Keys};
+use crate::import::{digest, Counted, Row};
+
+/// CSV / TSV settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CsvOptions {
+    /// Field delimiter; default `,` (`\t` for `.tsv`, or when the header has tabs and no commas).
+    pub delimiter: Option<u8>,
+    /// Jinja template of the prompt.
+    pub prompt_template: Option<String>,
+    /// Jinja template of the completion.
+    pub completion_template: Option<String>,
+    /// The column to learn; the prompt then lists the other columns as `name: value` lines.
+    pub completion_column: Option<String>,
+}
+
+/// How a CSV record becomes an example.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CsvMapping {
+    /// The header's columns.
+    pub columns: Vec<String>,
+    /// The delimiter used.
+    pub delimiter: char,
+    /// The prompt template (completions) or text template (text).
+    pub prompt: String,
+    /// The completion template; `None` makes text examples.
+    pub completion: Option<String>,
+}
+
+impl CsvMapping {
+    /// The examples' format.
+    pub fn format(&self) -> Format {
+        if self.completion.is_some() {
+            Format::Completions
+        } else {
+            Format::Text
+        }
+    }
+
+    fn choose(
+        columns: &[String],
+        opts: &CsvOptions,
+        keys: &Keys,
+        at: &At,
+    ) -> Result<CsvMapping, DataError> {
+        let has = |c: &str| columns.iter().any(|x| x == c);
+        let var = |c: &str| format!("{{{{ row[{}] }}}}", serde_json::Value::from(c));
+        let (prompt, completion) = match (&opts.prompt_template, &opts.completion_template) {
+            (Some(p), Some(c)) => (p.clone(), Some(c.clone())),
+            (Some(p), None) if opts.completion_column.is_none() => (p.clone(), None),
+            (p, c) => {
+                let target = match &opts.completion_column {
+                    Some(col) if !has(col) => {
+                        return Err(DataError::CsvUnknownColumn {
+                            at: at.clone(),
+                            column: col.clone(),
+                            available: columns.join(", "),
+                        })
+                    }
+                    Some(col) => Some(col.clone()),
+                    None if has(&keys.prompt) && has(&keys.completion) => {
+                        Some(keys.completion.clone())
+                    }
+                    None if has(&keys.text) && columns.len() == 1 => None,
+                    None => columns.last().cloned(),
+                };
+                let default_prompt = match &target {
+                    Some(t) if t == &keys.completion && has(&keys.prompt) => var(&keys.prompt),
+                    Some(t) => columns
+                        .iter()
+                        .filter(|c| *c != t)
+                        .map(|c| format!("{c}: {}", var(c)))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    None => var(&keys.text),
+                };
+                (
+                    p.clone().unwrap_or(default_prompt),
+                    c.clone().or_else(|| target.as_deref().map(var)),
+                )
+            }
+        };
+        Ok(CsvMapping {
+            columns: columns.to_vec(),
+            delimiter: ',',
+            prompt,
+            completion,
+        })
+    }
+}
+
+/// Reads a CSV file record by record and renders each through the mapping.
+pub(crate) struct CsvReader {
+    reader: csv::Reader<BufReader<Counted>>,
+    path: PathBuf,
+    mapping: CsvMapping,
+    env: Environment<'static>,
+    record: csv::ByteRecord,
+    count: u64,
+    limit: usize,
+}
+
+impl CsvReader {
+    pub(crate) fn new(
+        mut input: BufReader<Counted>,
+        path: &Path,
+        opts: &CsvOptions,
+        keys: &Keys,
+        tsv: bool,
+    ) -> Result<CsvReader, DataError> {
+        use std::io::BufRead;
+        let header_at = At::new(path, 1);
+        let head = input.fill_buf().map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let first_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+        let delimiter = opts.delimiter.unwrap_or(
+            if tsv || (first_line.contains(&b'\t') && !first_line.contains(&b',')) {
+                b'\t'
+            } else {
+                b','
+            },
+        );
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .flexible(true)
+            // Records end at `\n`; a `\r` before it is removed from the last field below. (With
+            // csv's CRLF terminator the `\n` is consumed with the next record, which puts the
+            // next record's reported line one too early.)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(input);
+        let mut header = csv::ByteRecord::new();
+        let got = reader
+            .read_byte_record(&mut header)
+            .map_err(|e| csv_error(e, path, 1))?;
+        if !got {
+            return Err(DataError::EmptyFile {
+                at: At::new(path, 0),
+                detail: String::new(),
+            });
+        }
+        let mut columns = Vec::with_capacity(header.len());
+        for (i, name) in header.iter().enumerate() {
+            let name = std::str::from_utf8(name).map_err(|e| DataError::InvalidUtf8 {
+                at: header_at.clone().field(format!("column {}", i + 1)),
+                byte: e.valid_up_to(),
+            })?;
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(DataError::CsvHeader {
+                    at: header_at,
+                    message: format!("column {} has no name", i + 1),
+                });
+            }
+            if columns.iter().any(|c| c == name) {
+                return Err(DataError::CsvHeader {
+                    at: header_at,
+                    message: format!("column '{name}' appears twice"),
+                });
+            }
+            columns.push(name.to_string());
+        }
+        let mut mapping = CsvMapping::choose(&columns, opts, keys, &header_at)?;
+        mapping.delimiter = delimiter as char;
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        for (name, source) in [
+            ("prompt", Some(&mapping.prompt)),
+            ("completion", mapping.completion.as_ref()),
+        ] {
+            let Some(source) = source else { continue };
+            env.add_template_owned(name, source.clone())
+                .map_err(|e| DataError::CsvTemplate {
+                    at: header_at.clone().field(format!("{name} template")),
+                    message: describe(&e),
+                })?;
+            let template = env.get_template(name).map_err(|e| DataError::CsvTemplate {
+                at: header_at.clone(),
+                message: describe(&e),
+            })?;
+            let mut unknown: Vec<String> = template
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|v| v != "row" && !columns.contains(v))
+                .collect();
+            unknown.sort();
+            if let Some(column) = unknown.into_iter().next() {
+                return Err(DataError::CsvUnknownColumn {
+                    at: header_at.field(format!("{name} template")),
+                    column,
+                    available: columns.join(", "),
+                });
+            }
+        }
+        Ok(CsvReader {
+            reader,
+            path: path.to_path_buf(),
+            mapping,
+            env,
+            record: csv::ByteRecord::new(),
+            count: 0,
+            limit: opts_limit(),
+        })
+    }
+
+    pub(crate) fn mapping(&self) -> &CsvMapping {
+        &self.mapping
+    }
+
+    /// Sets the longest accepted record, in bytes.
+    pub(crate) fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    pub(crate) fn next(&mut self) -> Option<Result<Row, DataError>> {
+        let line = self.reader.position().line() + 1;
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(false) if self.count == 0 => {
+                self.count = 1;
+                Some(Err(DataError::EmptyFile {
+                    at: At::new(&self.path, 0),
+                    detail: " (a header but no rows)".into(),
+                }))
+            }
+            Ok(false) => None,
+            Err(e) => {
+                self.count += 1;
+                Some(Err(csv_error(e, &self.path, line)))
+            }
+            Ok(true) => {
+                self.count += 1;
+                if self.record.len() == 1 && self.record[0].iter().all(u8::is_ascii_whitespace) {
+                    return self.next();
+                }
+                let line = self.record.position().map_or(line, |p| p.line());
+                let mut at = At::new(&self.path, line);
+                at.record = Some(self.count);
+                Some(self.row(at))
+            }
+        }
+    }
+
+    fn row(&self, at: At) -> Result<Row, DataError> {
+        let record = &self.record;
+        if record.as_slice().len() > self.limit {
+            return Err(DataError::LineTooLong {
+                at,
+                limit: self.limit,
+            });
+        }
+        if record.len() != self.mapping.columns.len() {
+            return Err(DataError::CsvFieldCount {
+                at,
+                expected: self.mapping.columns.len(),
+                found: record.len(),
+            });
+        }
+        let mut pairs = Vec::with_capacity(record.len());
+        let last = record.len().saturating_sub(1);
+        for (i, (name, value)) in self.mapping.columns.iter().zip(record.iter()).enumerate() {
+            let value = if i == last {
+                value.strip_suffix(b"\r").unwrap_or(value)
+            } else {
+                value
+            };
+            let value = std::str::from_utf8(value).map_err(|e| DataError::InvalidUtf8 {
+                at: at.clone().field(name.as_str()),
+                byte: e.valid_up_to(),
+            })?;
+            pairs.push((name.as_str(), Value::from(value)));
+        }
+        let row: BTreeMap<&str, Value> = pairs.iter().cloned().collect();
+        let mut ctx = row.clone();
+        ctx.insert("row", Value::from(row));
+        let ctx = Value::from(ctx);
+        let render = |name: &str| -> Result<String, DataError> {
+            let field = format!("{name} template");
+            let text = self
+                .env
+                .get_template(name)
+                .and_then(|t| t.render(&ctx))
+                .map_err(|e| DataError::CsvTemplate {
+                    at: at.clone().field(field.as_str()),
+                    message: describe(&e),
+                })?;
+            if text.trim().is_empty() {
+                return Err(DataError::EmptyContent {
+                    at: at.clone().field(field.as_str()),
+                });
+            }
+            Ok(text)
+        };
+        let prompt = render("prompt")?;
+        let example = match self.mapping.completion {
+            Some(_) => Example::Completion {
+                prompt,
+                completion: render("completion")?,
+            },
+            None => Example::Text { text: prompt },
+        };
+        Ok(Row {
+            line: at.line,
+            example,
+            digest: digest(&[record.as_slice()]),
+        })
+    }
+}
+
+fn opts_limit() -> usize {
+    crate::import::DEFAULT_MAX_LINE_BYTES
+}
+
+fn csv_error(e: csv::Error, path: &Path, line: u64) -> DataError {
+    let line = e.position().map_or(line, |p| p.line());
+    match e.into_kind() {
+        csv::ErrorKind::Io(source) => DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => DataError::CsvMalformed {
+            at: At::new(path, line),
+            message: format!("{other:?}"),
+        },
+    }
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    let mut s = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), str::to_string);
+    if let Some(line) = e.line() {
+        s.push_str(&format!(" (template line {line})"));
+    }
+    s
+}

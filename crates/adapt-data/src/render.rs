@@ -1,0 +1,413 @@
+//! Rendering and tokenization with loss masks.
+//!
+//! A chat is rendered with the model's chat template, then split into segments that are
+//! trained or not. Every assistant turn is located by rendering prefixes of the conversation:
+//! the turn starts where `messages[..i]` rendered with the generation prompt ends, and ends
+//! where `messages[..=i]` rendered without it ends (trailing whitespace excluded, so the
+//! template's end-of-turn token is trained and the newline after it is not). When a template
+//! does not render prefixes as prefixes, the turn's content is searched for after the
+//! previous turn instead; failing both, the example is refused with `data.mask_alignment`.
+//! Segments are tokenized one by one, so mask boundaries fall exactly on token boundaries and
+//! the prompt before each reply is tokenized as generation tokenizes it (on its own, ending
+//! with the template's assistant cue): the trained tokens are the ones the model would
+//! generate, never a BPE merge across the prompt / reply boundary.
+
+use std::path::Path;
+
+use adapt_text::{ChatTemplate, Tokenizer};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::error::{At, DataError};
+use crate::example::Example;
+
+/// How examples become tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderOptions {
+    /// Train only on assistant turns / completions (on), or on every token (off).
+    pub mask_prompt: bool,
+    /// Render completions as a user / assistant chat with the model's template (when it has
+    /// one); otherwise prompt and completion are concatenated.
+    pub completions_as_chat: bool,
+}
+
+impl Default for RenderOptions {
+    fn default() -> RenderOptions {
+        RenderOptions {
+            mask_prompt: true,
+            completions_as_chat: true,
+        }
+    }
+}
+
+/// A piece of rendered text, trained or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// The text.
+    pub text: String,
+    /// Whether the loss covers it.
+    pub trained: bool,
+}
+
+/// Token ids and, for each, whether the loss covers it: `mask[j]` says whether predicting
+/// `tokens[j]` from the tokens before it counts (so a leading BOS is never trained).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tokenized {
+    /// Token ids.
+    pub tokens: Vec<u32>,
+    /// `true` where the token is trained.
+    pub mask: Vec<bool>,
+}
+
+/// A model's tokenizer and chat template, with an identity for cache keys.
+pub struct TextModel {
+    tokenizer: Tokenizer,
+    template: Option<ChatTemplate>,
+    fingerprint: String,
+    /// The chat rendering of a completion with placeholders, when the template treats
+    /// message contents as opaque text (checked at load): a completion then needs no template
+    /// run, only two substitutions.
+    completion_frame: Option<Vec<Segment>>,
+}
+
+const PROMPT_SLOT: &str = "\u{E000}prompt\u{E001}";
+const COMPLETION_SLOT: &str = "\u{E000}completion\u{E001}";
+
+fn completion_messages(prompt: &str, completion: &str) -> [Value; 2] {
+    [
+        json!({"role": "user", "content": prompt}),
+        json!({"role": "assistant", "content": completion}),
+    ]
+}
+
+fn fill(frame: &[Segment], prompt: &str, completion: &str) -> Vec<Segment> {
+    frame
+        .iter()
+        .map(|s| Segment {
+            text: s
+                .text
+                .replace(PROMPT_SLOT, prompt)
+                .replace(COMPLETION_SLOT, completion),
+            trained: s.trained,
+        })
+        .collect()
+}
+
+/// The placeholder frame of `template`, if filling it reproduces real renderings exactly.
+fn completion_frame(template: &ChatTemplate) -> Option<Vec<Segment>> {
+    let at = At::new("", 0);
+    let frame = chat_segments(
+        template,
+        &completion_messages(PROMPT_SLOT, COMPLETION_SLOT),
+        None,
+        &at,
+    )
+    .ok()?;
+    let slots = |slot: &str| {
+        frame
+            .iter()
+            .map(|s| s.text.matches(slot).count())
+            .sum::<usize>()
+    };
+    if slots(PROMPT_SLOT) != 1 || slots(COMPLETION_SLOT) != 1 {
+        return None;
+    }
+    let samples = [
+        ("Hi", "Hello!"),
+        ("  padded\n", "\n{{ x }} <b>&</b>  "),
+        ("a", "b\nc"),
+    ];
+    for (p, c) in samples {
+        let real = chat_segments(template, &completion_messages(p, c), None, &at).ok()?;
+        if real != fill(&frame, p, c) {
+            return None;
+        }
+    }
+    Some(frame)
+}
+
+impl std::fmt::Debug for TextModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextModel")
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
+impl TextModel {
+    /// Tokenizer and chat template from a GGUF model file's metadata.
+    pub fn from_gguf(path: &Path) -> Result<TextModel, DataError> {
+        let gguf = adapt_gguf::GgufFile::open(path)?;
+        TextModel::new(Tokenizer::from_gguf(&gguf)?)
+    }
+
+    /// Wraps `tokenizer`; its own chat template (if any) is used.
+    pub fn new(tokenizer: Tokenizer) -> Result<TextModel, DataError> {
+        let source = tokenizer.chat_template().map(str::to_string);
+        TextModel::with_template(tokenizer, source.as_deref())
+    }
+
+    /// Wraps `tokenizer` with the chat template `source` (`None`: no template).
+    pub fn with_template(
+        tokenizer: Tokenizer,
+        source: Option<&str>,
+    ) -> Result<TextModel, DataError> {
+        let template = source
+            .map(|s| ChatTemplate::new(s, tokenizer.bos_token(), tokenizer.eos_token()))
+            .transpose()?;
+        let mut h = Sha256::new();
+        h.update(b"adapt-data tokenizer v1\0");
+        for id in 0..tokenizer.vocab_size() as u32 {
+            h.update(tokenizer.id_to_token(id).unwrap_or_default().as_bytes());
+            h.update([0, u8::from(tokenizer.is_special(id))]);
+        }
+        h.update(format!(
+            "{:?}{:?}{}",
+            tokenizer.bos_token_id(),
+            tokenizer.eos_token_ids(),
+            tokenizer.add_bos_token()
+        ));
+        h.update(b"\0template\0");
+        h.update(source.unwrap_or("\u{0}none").as_bytes());
+        let completion_frame = template.as_ref().and_then(completion_frame);
+        Ok(TextModel {
+            tokenizer,
+            template,
+            fingerprint: hex(&h.finalize()),
+            completion_frame,
+        })
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Whether a chat template is present.
+    pub fn has_template(&self) -> bool {
+        self.template.is_some()
+    }
+
+    /// A hash of the vocabulary, special tokens and chat template.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The rendered example, split into trained and untrained text.
+    pub fn segments(
+        &self,
+        example: &Example,
+        opts: &RenderOptions,
+        at: &At,
+    ) -> Result<Vec<Segment>, DataError> {
+        let segments = match (example, &self.template) {
+            (Example::Chat { messages, tools }, Some(t)) => {
+                chat_segments(t, messages, tools.as_ref(), at)?
+            }
+            (Example::Chat { messages, .. }, None) => plain_chat(messages),
+            (Example::Completion { prompt, completion }, Some(t)) if opts.completions_as_chat => {
+                match &self.completion_frame {
+                    Some(frame) if !has_slot_marks(prompt) && !has_slot_marks(completion) => {
+                        fill(frame, prompt, completion)
+                    }
+                    _ => chat_segments(t, &completion_messages(prompt, completion), None, at)?,
+                }
+            }
+            (Example::Completion { prompt, completion }, _) => {
+                vec![seg(prompt, false), seg(completion, true)]
+            }
+            (Example::Text { text }, _) => vec![seg(text, true)],
+        };
+        Ok(segments
+            .into_iter()
+            .filter(|s| !s.text.is_empty())
+            .map(|s| Segment {
+                trained: s.trained || !opts.mask_prompt,
+                text: s.text,
+            })
+            .collect())
+    }
+
+    /// Token ids and mask for `example`.
+    pub fn tokenize(
+        &self,
+        example: &Example,
+        opts: &RenderOptions,
+        at: &At,
+    ) -> Result<Tokenized, DataError> {
+        let segments = self.segments(example, opts, at)?;
+        // Chats are tokenized as transformers' apply_chat_template does (the template writes
+        // any BOS itself); completions without a template and texts get the model's BOS.
+        let chat = matches!(example, Example::Chat { .. })
+            || (matches!(example, Example::Completion { .. })
+                && opts.completions_as_chat
+                && self.template.is_some());
+        let mut out = Tokenized::default();
+        if let (false, true, Some(bos)) = (
+            chat,
+            self.tokenizer.add_bos_token(),
+            self.tokenizer.bos_token_id(),
+        ) {
+            out.tokens.push(bos);
+            out.mask.push(false);
+        }
+        for s in &segments {
+            let ids = self
+                .tokenizer
+                .encode(&s.text, false)
+                .map_err(|e| DataError::Tokenize {
+                    at: at.clone(),
+                    message: e.to_string(),
+                })?;
+            out.mask.extend(std::iter::repeat_n(s.trained, ids.len()));
+            out.tokens.extend(ids);
+        }
+        // End with EOS unless the template already ended the last trained turn with it.
+        let eos = self.tokenizer.eos_token_ids();
+        if let Some(&first) = eos.first() {
+            let last_trained = out.mask.iter().rposition(|&m| m);
+            let ended = match last_trained {
+                Some(end) => {
+                    let start = out.mask[..end]
+                        .iter()
+                        .rposition(|&m| !m)
+                        .map_or(0, |i| i + 1);
+                    out.tokens[start..=end].iter().any(|t| eos.contains(t))
+                }
+                None => out.tokens.last().is_some_and(|t| eos.contains(t)),
+            };
+            if !ended && (!chat || last_trained.is_some()) {
+                match last_trained {
+                    Some(end) if chat => {
+                        out.tokens.insert(end + 1, first);
+                        out.mask.insert(end + 1, true);
+                    }
+                    _ => {
+                        out.tokens.push(first);
+                        out.mask.push(true);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn has_slot_marks(text: &str) -> bool {
+    text.contains('\u{E000}')
+}
+
+fn seg(text: &str, trained: bool) -> Segment {
+    Segment {
+        text: text.to_string(),
+        trained,
+    }
+}
+
+/// Without a template: `role: content` lines, assistant contents trained.
+fn plain_chat(messages: &[Value]) -> Vec<Segment> {
+    let mut out = Vec::new();
+    for m in messages {
+        let role = m["role"].as_str().unwrap_or_default();
+        let content = m["content"].as_str().unwrap_or_default();
+        out.push(seg(&format!("{role}: "), false));
+        out.push(seg(content, role == "assistant"));
+        out.push(seg("\n", false));
+    }
+    out
+}
+
+fn chat_segments(
+    template: &ChatTemplate,
+    messages: &[Value],
+    tools: Option<&Value>,
+    at: &At,
+) -> Result<Vec<Segment>, DataError> {
+    let render = |msgs: &[Value], gen: bool| -> Result<String, DataError> {
+        let mut extra = json!({ "messages": msgs });
+        if let Some(t) = tools {
+            extra["tools"] = t.clone();
+        }
+        template
+            .render_with(&[], gen, &extra)
+            .map_err(|e| DataError::ChatTemplate {
+                at: at.clone(),
+                message: e.to_string(),
+            })
+    };
+    let full = render(messages, false)?;
+    let align = |message: String| DataError::MaskAlignment {
+        at: at.clone(),
+        message,
+    };
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        if m["role"] != "assistant" {
+            continue;
+        }
+        let floor = spans.last().map_or(0, |s| s.1);
+        let content = m["content"].as_str().unwrap_or_default();
+        let before = render(&messages[..i], true)?;
+        let start = if full.starts_with(&before) && before.len() >= floor {
+            before.len()
+        } else {
+            let plain = render(&messages[..i], false)?;
+            let from = if full.starts_with(&plain) {
+                plain.len().max(floor)
+            } else {
+                floor
+            };
+            match full[from..].find(content) {
+                Some(k) if !content.is_empty() => from + k,
+                _ => {
+                    return Err(align(format!(
+                        "the template does not render messages[{i}]'s prefix as a prefix"
+                    )))
+                }
+            }
+        };
+        let after = if i + 1 == messages.len() {
+            full.clone()
+        } else {
+            render(&messages[..=i], false)?
+        };
+        let mut end = if full.starts_with(&after) && after.len() >= start {
+            after.len()
+        } else {
+            match full[start..].find(content) {
+                Some(k) => start + k + content.len(),
+                None => {
+                    return Err(align(format!(
+                        "messages[{i}]'s content does not appear in the rendered chat"
+                    )))
+                }
+            }
+        };
+        while end > start && full.as_bytes()[end - 1].is_ascii_whitespace() {
+            end -= 1;
+        }
+        if end > start {
+            spans.push((start, end));
+        }
+    }
+    if spans.is_empty() {
+        return Err(align(
+            "no assistant turn is visible in the rendered chat".into(),
+        ));
+    }
+    let mut out = Vec::with_capacity(spans.len() * 2 + 1);
+    let mut pos = 0;
+    for (s, e) in spans {
+        out.push(seg(&full[pos..s], false));
+        out.push(seg(&full[s..e], true));
+        pos = e;
+    }
+    out.push(seg(&full[pos..], false));
+    Ok(out)
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

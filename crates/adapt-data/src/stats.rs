@@ -1,0 +1,146 @@
+//! Token-length statistics against `max_seq_length`: percentiles, a histogram, and how many
+//! examples would be truncated and by how much.
+
+use serde::{Deserialize, Serialize};
+
+/// One histogram bar: examples with `lo < length <= hi` tokens (`hi` is `None` for the last,
+/// open-ended bar, which holds the examples longer than `max_seq_length`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Exclusive lower bound.
+    pub lo: u32,
+    /// Inclusive upper bound.
+    pub hi: Option<u32>,
+    /// Examples in the bar.
+    pub count: u64,
+}
+
+/// Lengths of a set of tokenized examples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LengthStats {
+    /// Examples.
+    pub count: u64,
+    /// All tokens.
+    pub tokens: u64,
+    /// Tokens the loss covers.
+    pub trained_tokens: u64,
+    /// Shortest example.
+    pub min: u32,
+    /// Median length.
+    pub p50: u32,
+    /// 95th percentile.
+    pub p95: u32,
+    /// Longest example.
+    pub max: u32,
+    /// Mean length.
+    pub mean: f64,
+    /// The limit compared against.
+    pub max_seq_length: u32,
+    /// Examples longer than the limit.
+    pub truncated: u64,
+    /// Tokens cut off in all, over the truncated examples.
+    pub truncated_tokens: u64,
+    /// Eight equal bars up to the limit, then one for longer examples.
+    pub histogram: Vec<Bucket>,
+}
+
+/// Collects lengths one example at a time.
+#[derive(Debug, Clone, Default)]
+pub struct LengthCollector {
+    lengths: Vec<u32>,
+    trained: u64,
+}
+
+impl LengthCollector {
+    /// Adds an example of `len` tokens, `trained` of them trained.
+    pub fn add(&mut self, len: usize, trained: usize) {
+        self.lengths.push(len.min(u32::MAX as usize) as u32);
+        self.trained += trained as u64;
+    }
+
+    /// The statistics against `max_seq_length`.
+    pub fn finish(mut self, max_seq_length: u32) -> LengthStats {
+        let max_seq_length = max_seq_length.max(1);
+        self.lengths.sort_unstable();
+        let l = &self.lengths;
+        let pct = |p: f64| -> u32 {
+            if l.is_empty() {
+                return 0;
+            }
+            let rank = ((p / 100.0) * l.len() as f64).ceil() as usize;
+            l[rank.clamp(1, l.len()) - 1]
+        };
+        let tokens: u64 = l.iter().map(|&x| u64::from(x)).sum();
+        let step = max_seq_length.div_ceil(8);
+        let mut histogram: Vec<Bucket> = (0..8)
+            .map(|i| Bucket {
+                lo: i * step,
+                hi: Some(((i + 1) * step).min(max_seq_length)),
+                count: 0,
+            })
+            .collect();
+        histogram.push(Bucket {
+            lo: max_seq_length,
+            hi: None,
+            count: 0,
+        });
+        let mut truncated = 0;
+        let mut truncated_tokens = 0;
+        for &len in l {
+            if len > max_seq_length {
+                truncated += 1;
+                truncated_tokens += u64::from(len - max_seq_length);
+                histogram[8].count += 1;
+            } else {
+                let i = (len.saturating_sub(1) / step).min(7) as usize;
+                histogram[i].count += 1;
+            }
+        }
+        LengthStats {
+            count: l.len() as u64,
+            tokens,
+            trained_tokens: self.trained,
+            min: l.first().copied().unwrap_or(0),
+            p50: pct(50.0),
+            p95: pct(95.0),
+            max: l.last().copied().unwrap_or(0),
+            mean: if l.is_empty() {
+                0.0
+            } else {
+                tokens as f64 / l.len() as f64
+            },
+            max_seq_length,
+            truncated,
+            truncated_tokens,
+            histogram,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_truncation_and_histogram() {
+        let mut c = LengthCollector::default();
+        for len in 1..=100 {
+            c.add(len, 1);
+        }
+        let s = c.finish(80);
+        assert_eq!((s.min, s.p50, s.p95, s.max), (1, 50, 95, 100));
+        assert_eq!(s.truncated, 20);
+        assert_eq!(s.truncated_tokens, (81..=100).map(|x| x - 80).sum::<u64>());
+        assert_eq!(s.histogram.len(), 9);
+        assert_eq!(s.histogram[0].count, 10);
+        assert_eq!(s.histogram[8].count, 20);
+        assert_eq!(s.histogram.iter().map(|b| b.count).sum::<u64>(), 100);
+        assert_eq!(s.trained_tokens, 100);
+    }
+
+    #[test]
+    fn empty_is_all_zero() {
+        let s = LengthCollector::default().finish(2048);
+        assert_eq!((s.count, s.p50, s.max, s.truncated), (0, 0, 0, 0));
+    }
+}
