@@ -69,6 +69,9 @@ pub struct TextModel {
     /// message contents as opaque text (checked at load): a completion then needs no template
     /// run, only two substitutions.
     completion_frame: Option<Vec<Segment>>,
+    /// The completion frame pre-tokenized around its special tokens (see [`Splice`]), when
+    /// that reproduces whole-segment tokenization on the probes checked at load.
+    splice: Option<Splice>,
 }
 
 const PROMPT_SLOT: &str = "\u{E000}prompt\u{E001}";
@@ -171,12 +174,18 @@ impl TextModel {
         h.update(b"\0template\0");
         h.update(source.unwrap_or("\u{0}none").as_bytes());
         let completion_frame = template.as_ref().and_then(completion_frame);
-        Ok(TextModel {
+        let mut model = TextModel {
             tokenizer,
             template,
             fingerprint: hex(&h.finalize()),
             completion_frame,
-        })
+            splice: None,
+        };
+        model.splice = model
+            .completion_frame
+            .as_deref()
+            .and_then(|frame| Splice::new(&model, frame));
+        Ok(model)
     }
 
     /// The tokenizer.
@@ -187,6 +196,12 @@ impl TextModel {
     /// Whether a chat template is present.
     pub fn has_template(&self) -> bool {
         self.template.is_some()
+    }
+
+    /// Whether completions rendered through the chat template take the spliced path of
+    /// [`TextModel::tokenize`] (verified at load).
+    pub fn splices_completions(&self) -> bool {
+        self.splice.is_some()
     }
 
     /// A hash of the vocabulary, special tokens and chat template.
@@ -230,7 +245,32 @@ impl TextModel {
     }
 
     /// Token ids and mask for `example`.
+    ///
+    /// A completion rendered through the chat template's frame takes a faster path that
+    /// tokenizes only the text between special tokens that holds the prompt or completion
+    /// and splices in the frame's other ids, computed once (see [`Splice`]); the result is
+    /// the same as [`TextModel::tokenize_unspliced`]'s.
     pub fn tokenize(
+        &self,
+        example: &Example,
+        opts: &RenderOptions,
+        at: &At,
+    ) -> Result<Tokenized, DataError> {
+        if let (Example::Completion { prompt, completion }, Some(splice), true) =
+            (example, &self.splice, opts.completions_as_chat)
+        {
+            if splice.accepts(prompt) && splice.accepts(completion) {
+                let mut out = splice.tokenize(self, prompt, completion, opts, at)?;
+                self.end_with_eos(&mut out, true);
+                return Ok(out);
+            }
+        }
+        self.tokenize_unspliced(example, opts, at)
+    }
+
+    /// Token ids and mask for `example`, each rendered segment tokenized whole: the reference
+    /// that [`TextModel::tokenize`]'s spliced path must match.
+    pub fn tokenize_unspliced(
         &self,
         example: &Example,
         opts: &RenderOptions,
@@ -263,6 +303,12 @@ impl TextModel {
             out.mask.extend(std::iter::repeat_n(s.trained, ids.len()));
             out.tokens.extend(ids);
         }
+        self.end_with_eos(&mut out, chat);
+        Ok(out)
+    }
+
+    /// Ends `out` with EOS unless the template already ended the last trained turn with it.
+    fn end_with_eos(&self, out: &mut Tokenized, chat: bool) {
         // End with EOS unless the template already ended the last trained turn with it.
         let eos = self.tokenizer.eos_token_ids();
         if let Some(&first) = eos.first() {
@@ -288,6 +334,214 @@ impl TextModel {
                         out.mask.push(true);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Which example text fills a slot of the completion frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    Prompt,
+    Completion,
+}
+
+/// Literal text or a slot, within a run of the frame between special tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Slot(Fill),
+}
+
+/// A run of a frame segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    /// Ids known at load: a special token, or a run between special tokens without a slot.
+    Ids(Vec<u32>),
+    /// A run between special tokens that holds a slot, tokenized for each example.
+    Run(Vec<Piece>),
+}
+
+/// The completion frame split at its special tokens, with every run that holds no slot
+/// tokenized once.
+///
+/// A tokenizer first splits text at the special tokens written in it, then normalizes,
+/// pre-tokenizes and merges each run between them on its own. So a segment's ids are the
+/// concatenation of its runs' ids, and only the runs holding the prompt or the completion
+/// (ChatML: `user\n{prompt}` and `{completion}`) need the tokenizer per example, not the
+/// system prompt and role headers. That reasoning needs the filled-in text to leave the
+/// special-token matches alone: examples whose prompt or completion contains a character
+/// that starts a special token (or a slot mark) take the unspliced path, and the splice is
+/// kept only if it reproduces whole-segment tokenization on probe texts at load (which
+/// catches, e.g., special tokens that strip the whitespace beside them).
+#[derive(Debug)]
+struct Splice {
+    /// The frame's segments (trained or not) as runs.
+    segments: Vec<(Vec<Part>, bool)>,
+    /// First characters of the special tokens.
+    starts: Vec<char>,
+}
+
+/// Probe (prompt, completion) pairs on which the splice must match whole-segment tokenization.
+const SPLICE_PROBES: &[(&str, &str)] = &[
+    ("Hi", "Hello!"),
+    ("", ""),
+    (" ", " "),
+    ("  padded\n", "\n{{ x }} <b>&</b>  "),
+    ("\n\nleading newlines", "trailing newlines\n\n"),
+    ("\t tab and space \t", " \r\n crlf \r\n"),
+    ("digits 1234567890 and 3.14", "42"),
+    ("emoji 😀🎉 and ünïcödé 日本語", "👍"),
+    ("'s 're 'll contractions", "don't"),
+    ("yes", "no"),
+    ("Passenger: 1st class, adult, man. Did they survive?", "yes"),
+];
+
+impl Splice {
+    fn new(model: &TextModel, frame: &[Segment]) -> Option<Splice> {
+        let tk = model.tokenizer();
+        let mut specials: Vec<(String, u32)> = (0..tk.vocab_size() as u32)
+            .filter(|&id| tk.is_special(id))
+            .filter_map(|id| tk.id_to_token(id).map(|t| (t, id)))
+            .filter(|(t, _)| !t.is_empty())
+            .collect();
+        // Longest first, so the first match at a position is the longest one.
+        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        let mut starts: Vec<char> = specials
+            .iter()
+            .filter_map(|(t, _)| t.chars().next())
+            .collect();
+        starts.sort_unstable();
+        starts.dedup();
+        if starts.contains(&'\u{E000}') {
+            return None;
+        }
+        let mut segments = Vec::new();
+        for seg in frame {
+            let mut parts = Vec::new();
+            let mut run = String::new();
+            let mut rest = seg.text.as_str();
+            while !rest.is_empty() {
+                match specials.iter().find(|(t, _)| rest.starts_with(t.as_str())) {
+                    Some((t, id)) => {
+                        parts.push(Splice::run(model, &std::mem::take(&mut run))?);
+                        parts.push(Part::Ids(vec![*id]));
+                        rest = &rest[t.len()..];
+                    }
+                    None => {
+                        let c = rest.chars().next()?;
+                        run.push(c);
+                        rest = &rest[c.len_utf8()..];
+                    }
+                }
+            }
+            parts.push(Splice::run(model, &run)?);
+            parts.retain(|p| !matches!(p, Part::Ids(ids) if ids.is_empty()));
+            segments.push((parts, seg.trained));
+        }
+        let splice = Splice { segments, starts };
+        let at = At::new("", 0);
+        for (p, c) in SPLICE_PROBES {
+            if !(splice.accepts(p) && splice.accepts(c)) {
+                continue;
+            }
+            let example = Example::Completion {
+                prompt: (*p).to_string(),
+                completion: (*c).to_string(),
+            };
+            for mask_prompt in [true, false] {
+                let opts = RenderOptions {
+                    mask_prompt,
+                    completions_as_chat: true,
+                };
+                let plain = model.tokenize_unspliced(&example, &opts, &at).ok()?;
+                let mut fast = splice.tokenize(model, p, c, &opts, &at).ok()?;
+                model.end_with_eos(&mut fast, true);
+                if fast != plain {
+                    return None;
+                }
+            }
+        }
+        Some(splice)
+    }
+
+    /// A run of frame text between special tokens: its ids, or its pieces if it holds a slot.
+    fn run(model: &TextModel, text: &str) -> Option<Part> {
+        if !text.contains(PROMPT_SLOT) && !text.contains(COMPLETION_SLOT) {
+            if text.is_empty() {
+                return Some(Part::Ids(Vec::new()));
+            }
+            return model.tokenizer().encode(text, false).ok().map(Part::Ids);
+        }
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        loop {
+            let next = [
+                (PROMPT_SLOT, Fill::Prompt),
+                (COMPLETION_SLOT, Fill::Completion),
+            ]
+            .into_iter()
+            .filter_map(|(slot, fill)| rest.find(slot).map(|k| (k, slot, fill)))
+            .min_by_key(|&(k, _, _)| k);
+            let Some((k, slot, fill)) = next else { break };
+            if k > 0 {
+                pieces.push(Piece::Text(rest[..k].to_string()));
+            }
+            pieces.push(Piece::Slot(fill));
+            rest = &rest[k + slot.len()..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_string()));
+        }
+        Some(Part::Run(pieces))
+    }
+
+    /// Whether an example text can be spliced in.
+    fn accepts(&self, text: &str) -> bool {
+        !text.contains(|c: char| c == '\u{E000}' || self.starts.binary_search(&c).is_ok())
+    }
+
+    /// The ids and mask of the filled frame (before any EOS is added).
+    fn tokenize(
+        &self,
+        model: &TextModel,
+        prompt: &str,
+        completion: &str,
+        opts: &RenderOptions,
+        at: &At,
+    ) -> Result<Tokenized, DataError> {
+        let mut out = Tokenized::default();
+        let mut text = String::new();
+        for (parts, trained) in &self.segments {
+            let trained = *trained || !opts.mask_prompt;
+            for part in parts {
+                let ids = match part {
+                    Part::Ids(ids) => ids.as_slice(),
+                    Part::Run(pieces) => {
+                        text.clear();
+                        for piece in pieces {
+                            text.push_str(match piece {
+                                Piece::Text(t) => t,
+                                Piece::Slot(Fill::Prompt) => prompt,
+                                Piece::Slot(Fill::Completion) => completion,
+                            });
+                        }
+                        if text.is_empty() {
+                            continue;
+                        }
+                        let ids = model.tokenizer().encode(&text, false).map_err(|e| {
+                            DataError::Tokenize {
+                                at: at.clone(),
+                                message: e.to_string(),
+                            }
+                        })?;
+                        out.mask.extend(std::iter::repeat_n(trained, ids.len()));
+                        out.tokens.extend(ids);
+                        continue;
+                    }
+                };
+                out.mask.extend(std::iter::repeat_n(trained, ids.len()));
+                out.tokens.extend_from_slice(ids);
             }
         }
         Ok(out)
