@@ -2,23 +2,10 @@
 //! tokenizer, refuse a broken file with a code and the line, and prepare twice (the second
 //! time from the cache).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn smollm2() -> PathBuf {
-    let path = std::env::var_os("ADAPT_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models-cache/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/setup.sh",
-        path.display()
-    );
-    path
-}
+use adapt_testsupport::smollm2_gguf as smollm2;
 
 fn adapt(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_adapt"))

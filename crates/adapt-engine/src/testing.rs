@@ -107,3 +107,12 @@ pub const F32: WeightFormat = WeightFormat {
     dtype: Dtype::Float32,
     dequantize: false,
 };
+
+/// Largest absolute element-wise difference of two arrays (for comparing logits).
+pub fn max_abs_diff(a: &Array, b: &Array) -> f32 {
+    a.subtract(b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.max(None))
+        .map(|m| m.item_exact::<f32>())
+        .unwrap_or(f32::INFINITY)
+}

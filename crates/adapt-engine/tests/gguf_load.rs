@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use adapt_engine::mlx_rs::{Array, Dtype};
 use adapt_engine::models::Weights;
-use adapt_engine::testing::{tiny_llama_args, F32};
+use adapt_engine::testing::{max_abs_diff, tiny_llama_args, F32};
 use adapt_engine::{load, LoadOptions, Model, ModelArgs, WeightFormat};
 use adapt_gguf::test_util::GgufBuilder;
 use adapt_gguf::{GgmlType, GgufArray, GgufValue};
@@ -250,16 +250,6 @@ fn write_model(dir: &Path, ty: GgmlType, tied: bool) -> (std::path::PathBuf, Mod
     std::fs::write(&path, gguf.build()).unwrap();
     let mut weights = Weights::new(Path::new("<reference>"), reference, 32, F32);
     (path, Model::new(args, &mut weights).unwrap())
-}
-
-fn max_abs_diff(a: &Array, b: &Array) -> f32 {
-    a.subtract(b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max(None)
-        .unwrap()
-        .item_exact::<f32>()
 }
 
 #[test]

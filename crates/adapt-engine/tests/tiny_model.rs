@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use adapt_engine::mlx_rs::ops::indexing::IndexOp;
 use adapt_engine::mlx_rs::{Array, Dtype};
 use adapt_engine::models::Weights;
-use adapt_engine::testing::{random_model, random_weights, tiny_llama_args, F32};
+use adapt_engine::testing::{max_abs_diff, random_model, random_weights, tiny_llama_args, F32};
 use adapt_engine::{Model, WeightFormat};
 
 /// MLX is used from one thread at a time.
@@ -20,16 +20,6 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
 
 fn ids(tokens: &[i32]) -> Array {
     Array::from_slice(tokens, &[1, tokens.len() as i32])
-}
-
-fn max_abs_diff(a: &Array, b: &Array) -> f32 {
-    a.subtract(b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max(None)
-        .unwrap()
-        .item_exact::<f32>()
 }
 
 const TOKENS: [i32; 12] = [5, 17, 42, 99, 3, 250, 7, 7, 128, 64, 1, 200];

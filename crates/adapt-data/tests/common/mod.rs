@@ -7,21 +7,7 @@ use std::sync::OnceLock;
 
 use adapt_data::TextModel;
 
-/// The real SmolLM2-135M-Instruct GGUF (set `ADAPT_SMOLLM2_GGUF` to move it).
-pub fn smollm2_path() -> PathBuf {
-    let path = std::env::var_os("ADAPT_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models-cache/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/setup.sh",
-        path.display()
-    );
-    path
-}
+pub use adapt_testsupport::smollm2_gguf as smollm2_path;
 
 /// SmolLM2's tokenizer and ChatML template, loaded once.
 pub fn smollm2() -> &'static TextModel {
