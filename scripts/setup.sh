@@ -128,9 +128,6 @@ rustc-link-lib = [\"static=mlxc\", \"static=adapt_mach_time\", \"dylib=mlx\", \"
 rustc-env = { OUT_DIR = \"$rt/out\" }
 runtime = \"$mlxlib\"
 
-[env]
-ADAPT_MLX_RUNTIME = \"$mlxlib\"
-
 [target.x86_64-unknown-linux-gnu]
 rustflags = [\"-C\", \"link-arg=-Wl,-rpath,$mlxlib\"]
 rustdocflags = [\"-C\", \"link-arg=-Wl,-rpath,$mlxlib\"]"
