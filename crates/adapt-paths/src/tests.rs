@@ -10,7 +10,8 @@ type Case = (
 );
 
 fn resolve(os: &str, vars: &[(&str, &str)]) -> Result<PathBuf, PathsError> {
-    DataDir::resolve(&Env::with(os, Path::new("/work"), vars)).map(|d| d.root().to_path_buf())
+    DataDir::resolve(&Env::with(os, Path::new("/projects/app"), vars))
+        .map(|d| d.root().to_path_buf())
 }
 
 #[test]
@@ -42,7 +43,7 @@ fn the_data_directory_follows_the_platform_and_the_override() {
             &[("HOME", "/h"), ("ADAPT_DATA_DIR", "/data")],
             "/data",
         ),
-        ("macos", &[("ADAPT_DATA_DIR", "mine")], "/work/mine"),
+        ("macos", &[("ADAPT_DATA_DIR", "mine")], "/projects/app/mine"),
         (
             "linux",
             &[("HOME", "/h"), ("ADAPT_DATA_DIR", "")],
