@@ -12,7 +12,8 @@ use crate::{Adapt, AdaptConfig};
 fn fast() -> JobTiming {
     JobTiming {
         heartbeat: Duration::from_millis(30),
-        stale_after: Duration::from_millis(400),
+        // Generous next to the heartbeat, so a loaded machine never makes a live job look dead.
+        stale_after: Duration::from_millis(1500),
     }
 }
 

@@ -53,6 +53,20 @@ pub(crate) fn migrate(store: &mut Store, target: u32) -> Result<()> {
         )));
     }
     let path = store.path.clone();
+    // Already there (every open but the first of a new version): a plain read, which in WAL
+    // mode never waits for a writer, so opening beside a busy job is instant.
+    let current: u32 = store
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| StoreError::NotADatabase {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+    if current == target {
+        return Ok(());
+    }
+    // Otherwise take the write lock and read the version again: another process may have
+    // migrated in between.
     let tx = store
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -2,11 +2,13 @@
 //! another heartbeating) on separate connections at the same time: no "database is locked"
 //! error may surface, and the reader only ever sees whole transactions.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use adapt_store::{Metric, NewJob, NewRun, Store};
 
+/// At least this many write transactions; the writer goes on (up to 100×) until the reader and
+/// the heartbeat have each done more than 10 operations beside it.
 const WRITES: u64 = 400;
 
 #[test]
@@ -28,12 +30,19 @@ fn a_reader_and_two_writers_never_see_database_is_locked() {
         (run, job)
     };
     let done = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+    let beats = Arc::new(AtomicU64::new(0));
 
     let writer = {
-        let db = db.clone();
+        let (db, reads, beats) = (db.clone(), reads.clone(), beats.clone());
         std::thread::spawn(move || {
             let mut store = Store::open(&db).unwrap();
-            for step in 1..=WRITES {
+            let mut step = 0;
+            while step < WRITES
+                || (step < 100 * WRITES
+                    && (reads.load(Ordering::Relaxed) <= 10 || beats.load(Ordering::Relaxed) <= 10))
+            {
+                step += 1;
                 // Two rows per transaction: the reader must never see an odd count.
                 let metrics = [2 * step - 1, 2 * step].map(|s| Metric {
                     step: s,
@@ -41,27 +50,26 @@ fn a_reader_and_two_writers_never_see_database_is_locked() {
                     ..Metric::default()
                 });
                 store.add_metrics(run, &metrics).unwrap();
-                store.set_job_progress(job, step, Some(WRITES), "").unwrap();
+                store.set_job_progress(job, step, None, "").unwrap();
             }
+            step
         })
     };
     let heartbeat = {
-        let (db, done) = (db.clone(), done.clone());
+        let (db, done, beats) = (db.clone(), done.clone(), beats.clone());
         std::thread::spawn(move || {
             let mut store = Store::open(&db).unwrap();
-            let mut beats = 0;
             while !done.load(Ordering::Relaxed) {
                 assert!(store.heartbeat_jobs(&[job]).unwrap().is_empty());
-                beats += 1;
+                beats.fetch_add(1, Ordering::Relaxed);
             }
-            beats
         })
     };
     let reader = {
-        let (db, done) = (db.clone(), done.clone());
+        let (db, done, reads) = (db.clone(), done.clone(), reads.clone());
         std::thread::spawn(move || {
             let store = Store::open(&db).unwrap();
-            let (mut reads, mut last) = (0u64, 0usize);
+            let mut last = 0usize;
             while !done.load(Ordering::Relaxed) {
                 let n = store.metrics(run, None).unwrap().len();
                 assert_eq!(n % 2, 0, "a half-written transaction was visible");
@@ -69,20 +77,20 @@ fn a_reader_and_two_writers_never_see_database_is_locked() {
                 last = n;
                 store.job(job).unwrap();
                 store.runs().unwrap();
-                reads += 1;
+                reads.fetch_add(1, Ordering::Relaxed);
             }
-            reads
         })
     };
-    writer.join().unwrap();
+    let written = writer.join().unwrap();
     done.store(true, Ordering::Relaxed);
-    let beats = heartbeat.join().unwrap();
-    let reads = reader.join().unwrap();
+    heartbeat.join().unwrap();
+    reader.join().unwrap();
+    let (reads, beats) = (reads.load(Ordering::Relaxed), beats.load(Ordering::Relaxed));
     assert!(
         reads > 10 && beats > 10,
-        "reads {reads}, heartbeats {beats}"
+        "reads {reads}, heartbeats {beats} beside {written} writes"
     );
     let store = Store::open(&db).unwrap();
-    assert_eq!(store.metrics(run, None).unwrap().len() as u64, 2 * WRITES);
-    assert_eq!(store.job(job).unwrap().progress_done, WRITES);
+    assert_eq!(store.metrics(run, None).unwrap().len() as u64, 2 * written);
+    assert_eq!(store.job(job).unwrap().progress_done, written);
 }
