@@ -27,7 +27,7 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let adapt = output::start_with_model(&args.model.path())?;
+    let adapt = output::start_with_model(&args.model)?;
     let device = adapt.device()?;
     eprintln!(
         "Benchmarking on {} ({}): {} prompt tokens, {} generated, 1 warm-up + {} runs …",

@@ -24,7 +24,7 @@ pub struct ChatArgs {
 }
 
 pub fn run(args: &ChatArgs) -> Result<()> {
-    let adapt = output::start_with_model(&args.model.path())?;
+    let adapt = output::start_with_model(&args.model)?;
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         eprintln!("Type a message and press Enter. /reset starts over, /exit (or Ctrl-D) quits; Ctrl-C stops a reply.");

@@ -168,7 +168,7 @@ pub fn run(args: &DataArgs) -> Result<()> {
 
 fn inspect(args: &InspectArgs) -> Result<()> {
     let opts = args.read.options()?;
-    let path = args.model.path();
+    let path = args.model.path(&adapt_api::Adapt::start()?);
     let model = if args.no_model || (args.model.model.is_none() && !path.is_file()) {
         None
     } else {
@@ -312,7 +312,7 @@ impl Bar {
 
 fn prepare(args: &PrepareArgs) -> Result<()> {
     let opts = args.read.options()?;
-    let model = datasets::load_text_model(&args.model.path())?;
+    let model = datasets::load_text_model(&args.model.path(&adapt_api::Adapt::start()?))?;
     let inputs = datasets::PrepareInputs {
         train: args.train.clone(),
         valid: args.valid.clone(),
@@ -378,7 +378,7 @@ fn prepare(args: &PrepareArgs) -> Result<()> {
 }
 
 fn bench(args: &BenchArgs) -> Result<()> {
-    let model = datasets::load_text_model(&args.model.path())?;
+    let model = datasets::load_text_model(&args.model.path(&adapt_api::Adapt::start()?))?;
     let dir = std::env::temp_dir().join(format!("adapt-data-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = datasets::bench(&model, args.rows, &dir);

@@ -1,7 +1,5 @@
 //! `adapt doctor`: is the runtime there, what does it run on, how much memory, which models.
 
-use std::path::PathBuf;
-
 use adapt_api::{find_models, Adapt};
 use anyhow::Result;
 use clap::Args;
@@ -16,13 +14,6 @@ pub struct DoctorArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-}
-
-/// The models cache: `ADAPT_MODELS_DIR`, else `models-cache` in the current directory.
-pub fn models_dir() -> PathBuf {
-    std::env::var_os("ADAPT_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("models-cache"))
 }
 
 pub fn run(args: &DoctorArgs) -> Result<()> {

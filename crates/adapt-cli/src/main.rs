@@ -54,10 +54,11 @@ struct ModelArg {
 }
 
 impl ModelArg {
-    fn path(&self) -> PathBuf {
+    /// The file named, else the bundled model in the models cache the API resolves.
+    fn path(&self, adapt: &adapt_api::Adapt) -> PathBuf {
         self.model
             .clone()
-            .unwrap_or_else(|| doctor::models_dir().join(doctor::BUNDLED_MODEL))
+            .unwrap_or_else(|| adapt.models_dir(None).join(doctor::BUNDLED_MODEL))
     }
 }
 
@@ -137,7 +138,7 @@ fn main() {
 }
 
 fn generate(args: &GenerateArgs) -> Result<()> {
-    let adapt = output::start_with_model(&args.model.path())?;
+    let adapt = output::start_with_model(&args.model)?;
     let cancel = output::CtrlC::install();
     let mut out = output::Stream::default();
     let generation = adapt.generate(&args.prompt, args.raw, &args.sampling.params(), |event| {

@@ -11,9 +11,9 @@ use adapt_api::{Adapt, ApiError, Generation, GenerationEvent, ModelInfo};
 use anyhow::Result;
 
 /// Starts the engine and loads `model`, telling the person what is happening.
-pub fn start_with_model(model: &Path) -> Result<Adapt> {
+pub fn start_with_model(model: &crate::ModelArg) -> Result<Adapt> {
     let adapt = Adapt::start()?;
-    let info = load(&adapt, model)?;
+    let info = load(&adapt, &model.path(&adapt))?;
     eprintln!(
         "{} · {} · {} parameters · {} file, held as {} · {} in memory · loaded in {:.1} s",
         info.name,

@@ -36,6 +36,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Status; 6] = [
+        Status::Queued,
+        Status::Running,
+        Status::Succeeded,
+        Status::Failed,
+        Status::Cancelled,
+        Status::Interrupted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Queued => "queued",
@@ -48,16 +58,7 @@ impl Status {
     }
 
     pub fn parse(text: &str) -> Option<Status> {
-        [
-            Status::Queued,
-            Status::Running,
-            Status::Succeeded,
-            Status::Failed,
-            Status::Cancelled,
-            Status::Interrupted,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
     /// Succeeded, failed or cancelled: nothing more will happen.
@@ -231,14 +232,7 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_through_text() {
-        for s in [
-            Status::Queued,
-            Status::Running,
-            Status::Succeeded,
-            Status::Failed,
-            Status::Cancelled,
-            Status::Interrupted,
-        ] {
+        for s in Status::ALL {
             assert_eq!(Status::parse(s.as_str()), Some(s));
         }
         assert_eq!(Status::parse("done"), None);
