@@ -7,7 +7,7 @@ use std::path::Path;
 use mlx_rs::{random, Array, Dtype};
 
 use crate::error::Result;
-use crate::models::{Model, ModelArgs, WeightFormat, Weights};
+use crate::models::{Model, ModelArgs, QuantConfig, WeightFormat, Weights};
 
 /// A small Llama shape: 2 layers, 64 hidden units, 4 query and 2 key/value heads.
 pub fn tiny_llama_args() -> ModelArgs {
@@ -22,10 +22,9 @@ pub fn tiny_llama_args() -> ModelArgs {
         vocab_size: 256,
         rms_norm_eps: 1e-5,
         rope_theta: 10_000.0,
-        rope_traditional: false,
-        rope_scale: 1.0,
+        rope_dims: 16,
         max_position_embeddings: 512,
-        tie_word_embeddings: false,
+        ..ModelArgs::default()
     }
 }
 
@@ -38,7 +37,7 @@ pub fn random_model(
     format: WeightFormat,
 ) -> Result<Model> {
     let arrays = random_weights(args, seed, quantize)?;
-    let mut weights = Weights::new(Path::new("<random>"), arrays, 32, format);
+    let mut weights = Weights::new(Path::new("<random>"), arrays, QuantConfig::default(), format);
     Model::new(args.clone(), &mut weights)
 }
 

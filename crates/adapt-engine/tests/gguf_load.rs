@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use adapt_engine::mlx_rs::{Array, Dtype};
-use adapt_engine::models::Weights;
+use adapt_engine::models::{QuantConfig, Weights};
 use adapt_engine::testing::{max_abs_diff, tiny_llama_args, F32};
 use adapt_engine::{load, LoadOptions, Model, ModelArgs, WeightFormat};
 use adapt_gguf::test_util::GgufBuilder;
@@ -248,7 +248,7 @@ fn write_model(dir: &Path, ty: GgmlType, tied: bool) -> (std::path::PathBuf, Mod
         if tied { "tied" } else { "head" }
     ));
     std::fs::write(&path, gguf.build()).unwrap();
-    let mut weights = Weights::new(Path::new("<reference>"), reference, 32, F32);
+    let mut weights = Weights::new(Path::new("<reference>"), reference, QuantConfig::default(), F32);
     (path, Model::new(args, &mut weights).unwrap())
 }
 

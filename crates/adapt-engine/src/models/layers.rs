@@ -1,13 +1,15 @@
 //! Building blocks shared by the model files: [`Linear`] (dense or quantized — one layer type,
 //! so model code never knows which), [`RmsNorm`], [`Rope`], [`Attention`] and the gated
-//! [`Mlp`]. Parameter names follow mlx-lm's (`q_proj.weight`, `q_proj.scales`, …).
+//! [`Mlp`]. Parameter names follow mlx-lm's (`q_proj.weight`, `q_proj.scales`, …). What
+//! differs between architectures (fused projections, q/k norms, soft-capping, sliding
+//! windows, the activation) is a field of these layers, set by the model file.
 
 use mlx_rs::error::Exception;
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
 use mlx_rs::macros::ModuleParameters;
 use mlx_rs::module::Param;
 use mlx_rs::ops::indexing::IndexOp;
-use mlx_rs::ops::{dequantize, quantized_matmul};
+use mlx_rs::ops::{dequantize, quantized_matmul, softmax_axis, split_at_indices, tanh};
 use mlx_rs::Array;
 
 use crate::cache::KvCache;
@@ -135,28 +137,54 @@ impl RmsNorm {
     }
 }
 
-/// Rotary position embedding settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Rotary position embedding.
+#[derive(Debug, Clone)]
 pub struct Rope {
-    /// Rotated dimensions per head (usually the head size).
+    /// Rotated dimensions per head (the head size, or less for partial rotary).
     pub dims: i32,
     /// `true` rotates interleaved pairs (GGUF's layout); `false` rotates halves (Hugging Face).
     pub traditional: bool,
     pub base: f32,
     /// Position scale (1 / linear scaling factor).
     pub scale: f32,
+    /// Per-pair frequencies replacing `base` (Llama 3, YaRN and LongRoPE scaling).
+    pub freqs: Option<Array>,
+    /// Factor on the rotated part of queries and keys (YaRN / LongRoPE attention scaling).
+    pub mscale: f32,
 }
 
 impl Rope {
+    /// Plain RoPE over `dims` dimensions with frequency base `base`.
+    pub fn plain(dims: i32, traditional: bool, base: f32) -> Rope {
+        Rope {
+            dims,
+            traditional,
+            base,
+            scale: 1.0,
+            freqs: None,
+            mscale: 1.0,
+        }
+    }
+
     pub fn apply(&self, x: &Array, offset: usize) -> Result<Array> {
+        let x = if self.mscale == 1.0 {
+            x.clone()
+        } else if self.dims == x.shape()[x.ndim() - 1] {
+            x.multiply(Array::from_f32(self.mscale))?
+        } else {
+            let parts = split_at_indices(x, &[self.dims], -1)?;
+            let rotated = parts[0].multiply(Array::from_f32(self.mscale))?;
+            mlx_rs::ops::concatenate(&[rotated, parts[1].clone()], -1)?
+        };
+        let base = self.freqs.is_none().then_some(self.base);
         fast::rope(
-            x,
+            &x,
             self.dims,
             self.traditional,
-            self.base,
+            base,
             self.scale,
             offset as i32,
-            None,
+            self.freqs.as_ref(),
         )
     }
 }
@@ -164,59 +192,189 @@ impl Rope {
 /// Multi-head attention with grouped key/value heads and a KV cache.
 #[derive(Debug, Clone, ModuleParameters)]
 pub struct Attention {
+    /// Separate query, key and value projections (absent when fused).
     #[param]
-    pub q_proj: Linear,
+    pub q_proj: Option<Linear>,
     #[param]
-    pub k_proj: Linear,
+    pub k_proj: Option<Linear>,
     #[param]
-    pub v_proj: Linear,
+    pub v_proj: Option<Linear>,
+    /// One projection whose output is queries, keys and values in that order (Phi-3).
+    #[param]
+    pub qkv_proj: Option<Linear>,
     #[param]
     pub o_proj: Linear,
+    /// Per-head RMS norms of queries and keys before RoPE (Qwen3, Gemma 3).
+    #[param]
+    pub q_norm: Option<RmsNorm>,
+    #[param]
+    pub k_norm: Option<RmsNorm>,
     pub n_heads: i32,
     pub n_kv_heads: i32,
     pub head_dim: i32,
     pub rope: Rope,
+    /// Factor on the scores (usually `head_dim^-0.5`).
+    pub scale: f32,
+    /// Scores become `cap * tanh(scores / cap)` (Gemma 2).
+    pub softcap: Option<f32>,
+    /// Each position sees only this many positions, itself included (sliding-window layers).
+    pub window: Option<usize>,
 }
 
 impl Attention {
     /// Attends `x` (`[B, L, D]`) to itself and to what `cache` holds, then appends to `cache`.
     pub fn forward(&self, x: &Array, cache: &mut KvCache) -> Result<Array> {
         let (b, l) = (x.shape()[0], x.shape()[1]);
-        let heads = |y: Array, n: i32| -> Result<Array> {
-            y.reshape(&[b, l, n, self.head_dim])?
-                .transpose_axes(&[0, 2, 1, 3])
+        let (q, k, v) = self.project(x)?;
+        let heads = |y: Array, n: i32, norm: &Option<RmsNorm>| -> Result<Array> {
+            let y = y.reshape(&[b, l, n, self.head_dim])?;
+            let y = match norm {
+                Some(norm) => norm.forward(&y)?,
+                None => y,
+            };
+            y.transpose_axes(&[0, 2, 1, 3])
         };
-        let q = heads(self.q_proj.forward(x)?, self.n_heads)?;
-        let k = heads(self.k_proj.forward(x)?, self.n_kv_heads)?;
-        let v = heads(self.v_proj.forward(x)?, self.n_kv_heads)?;
+        let q = heads(q, self.n_heads, &self.q_norm)?;
+        let k = heads(k, self.n_kv_heads, &self.k_norm)?;
+        let v = heads(v, self.n_kv_heads, &None)?;
         let offset = cache.offset();
         let q = self.rope.apply(&q, offset)?;
         let k = self.rope.apply(&k, offset)?;
-        let (k, v) = cache.update_and_fetch(&k, &v)?;
-        let scale = (self.head_dim as f32).powf(-0.5);
-        // "causal" aligns the mask to the end of the keys, so cached positions stay visible.
-        let mask = (l > 1).then_some(ScaledDotProductAttentionMask::Causal);
-        let out = fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
+        let (mut k, mut v) = cache.update_and_fetch(&k, &v)?;
+        let total = offset + l as usize;
+        let mut mask = None;
+        if let Some(window) = self.window.filter(|w| total > *w) {
+            if l == 1 {
+                // One query sees the last `window` keys: drop the older ones.
+                let from = (total - window) as i32;
+                k = k.index((.., .., from.., ..));
+                v = v.index((.., .., from.., ..));
+            } else {
+                mask = Some(window_mask(offset, l as usize, window)?);
+            }
+        }
+        let out = match self.softcap {
+            Some(cap) => self.capped_attention(&q, &k, &v, cap, mask.as_ref(), l > 1)?,
+            None => {
+                let mask = match &mask {
+                    Some(m) => Some(ScaledDotProductAttentionMask::Array(m)),
+                    // "causal" aligns the mask to the end of the keys, so cached positions
+                    // stay visible.
+                    None => (l > 1).then_some(ScaledDotProductAttentionMask::Causal),
+                };
+                fast::scaled_dot_product_attention(&q, &k, &v, self.scale, mask, None)?
+            }
+        };
         let out = out.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?;
         self.o_proj.forward(&out)
     }
+
+    /// Queries, keys and values `[B, L, heads * head_dim]`.
+    fn project(&self, x: &Array) -> Result<(Array, Array, Array)> {
+        if let Some(qkv) = &self.qkv_proj {
+            let q = self.n_heads * self.head_dim;
+            let kv = self.n_kv_heads * self.head_dim;
+            let mut parts = split_at_indices(qkv.forward(x)?, &[q, q + kv], -1)?.into_iter();
+            let mut next = || parts.next().ok_or_else(|| Exception::custom("qkv split"));
+            return Ok((next()?, next()?, next()?));
+        }
+        let (Some(q), Some(k), Some(v)) = (&self.q_proj, &self.k_proj, &self.v_proj) else {
+            return Err(Exception::custom("attention has no projections"));
+        };
+        Ok((q.forward(x)?, k.forward(x)?, v.forward(x)?))
+    }
+
+    /// Attention with soft-capped scores, computed step by step (the fused kernel cannot cap).
+    fn capped_attention(
+        &self,
+        q: &Array,
+        k: &Array,
+        v: &Array,
+        cap: f32,
+        mask: Option<&Array>,
+        causal: bool,
+    ) -> Result<Array> {
+        let (b, l, d) = (q.shape()[0], q.shape()[2], self.head_dim);
+        let repeats = self.n_heads / self.n_kv_heads;
+        let q = q
+            .multiply(Array::from_f32(self.scale))?
+            .reshape(&[b, self.n_kv_heads, repeats, l, d])?;
+        let (k, v) = (k.expand_dims(2)?, v.expand_dims(2)?);
+        let scores = q.matmul(k.swap_axes(-1, -2)?)?;
+        let cap_a = Array::from_f32(cap);
+        let scores = tanh(scores.divide(&cap_a)?)?.multiply(&cap_a)?;
+        let keys = k.shape()[3] as usize;
+        let mask = match mask {
+            Some(m) => Some(m.clone()),
+            None if causal => Some(window_mask(keys - l as usize, l as usize, usize::MAX)?),
+            None => None,
+        };
+        let scores = match mask {
+            Some(m) => {
+                let neg = Array::from_f32(f32::MIN).as_dtype(scores.dtype())?;
+                mlx_rs::ops::select(&m, &scores, &neg)?
+            }
+            None => scores,
+        };
+        let probs = softmax_axis(&scores, -1, true)?;
+        probs.matmul(&v)?.reshape(&[b, self.n_heads, l, d])
+    }
+}
+
+/// Boolean mask `[L, offset + L]`: query `i` (at position `offset + i`) sees key `j` when
+/// `j <= offset + i` and `offset + i - j < window`.
+fn window_mask(offset: usize, l: usize, window: usize) -> Result<Array> {
+    let queries = Array::from_iter((offset..offset + l).map(|p| p as i32), &[l as i32, 1]);
+    let n = offset + l;
+    let keys = Array::from_iter((0..n).map(|p| p as i32), &[1, n as i32]);
+    let causal = queries.ge(&keys)?;
+    if window >= n {
+        return Ok(causal);
+    }
+    let near = queries.lt(keys.add(Array::from_int(window as i32))?)?;
+    causal.logical_and(&near)
+}
+
+/// The activation of a gated MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Activation {
+    Silu,
+    /// GELU, tanh approximation (Gemma).
+    GeluTanh,
 }
 
 /// The gated feed-forward block: `down(act(gate(x)) * up(x))`.
 #[derive(Debug, Clone, ModuleParameters)]
 pub struct Mlp {
     #[param]
-    pub gate_proj: Linear,
+    pub gate_proj: Option<Linear>,
     #[param]
-    pub up_proj: Linear,
+    pub up_proj: Option<Linear>,
+    /// Gate and up projections in one, gate first (Phi-3).
+    #[param]
+    pub gate_up_proj: Option<Linear>,
     #[param]
     pub down_proj: Linear,
+    pub act: Activation,
 }
 
 impl Mlp {
     pub fn forward(&self, x: &Array) -> Result<Array> {
-        let gate = mlx_rs::nn::silu(self.gate_proj.forward(x)?)?;
-        self.down_proj
-            .forward(&gate.multiply(self.up_proj.forward(x)?)?)
+        let (gate, up) = match (&self.gate_up_proj, &self.gate_proj, &self.up_proj) {
+            (Some(both), _, _) => {
+                let mut halves = both.forward(x)?.split_equal(2, -1)?.into_iter();
+                match (halves.next(), halves.next()) {
+                    (Some(g), Some(u)) => (g, u),
+                    _ => return Err(Exception::custom("gate_up split")),
+                }
+            }
+            (None, Some(g), Some(u)) => (g.forward(x)?, u.forward(x)?),
+            _ => return Err(Exception::custom("MLP has no gate/up projections")),
+        };
+        let gate = match self.act {
+            Activation::Silu => mlx_rs::nn::silu(gate)?,
+            Activation::GeluTanh => mlx_rs::nn::gelu_approximate(gate)?,
+        };
+        self.down_proj.forward(&gate.multiply(up)?)
     }
 }

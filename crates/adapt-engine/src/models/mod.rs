@@ -5,8 +5,16 @@
 //! decides, once for all models, how each is stored: dense or quantized, and in which float
 //! dtype. [`Model`] is the closed set of architectures; each lives in its own short file.
 
+pub mod config;
+pub mod decoder;
+pub mod gemma2;
+pub mod gemma3_text;
 pub mod layers;
 pub mod llama;
+pub mod phi3;
+pub mod qwen2;
+pub mod qwen3;
+pub mod rope;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,12 +27,24 @@ use serde::Serialize;
 
 use crate::cache::KvCache;
 use crate::error::{EngineError, Result};
-use layers::{Linear, QuantSpec, RmsNorm};
+use config::Config;
+use decoder::{Decoder, Layout};
+use layers::{Linear, QuantSpec, RmsNorm, Rope};
+pub use rope::RopeScaling;
 
 /// Architectures the engine implements, by their `config.json` `model_type` / GGUF name.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "mistral", "smollm"];
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
+    "llama",
+    "mistral",
+    "smollm",
+    "qwen2",
+    "qwen3",
+    "phi3",
+    "gemma2",
+    "gemma3_text",
+];
 
-/// The shape of a decoder-only transformer.
+/// The shape and settings of a decoder-only transformer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelArgs {
     pub architecture: String,
@@ -39,54 +59,156 @@ pub struct ModelArgs {
     pub rope_theta: f32,
     /// RoPE on interleaved pairs (GGUF weights) rather than halves (Hugging Face weights).
     pub rope_traditional: bool,
-    /// Position scale for linear RoPE scaling (1.0 = none).
-    pub rope_scale: f32,
+    pub rope_scaling: RopeScaling,
+    /// Rotated dimensions per head (less than `head_dim` with partial rotary embeddings).
+    pub rope_dims: i32,
     pub max_position_embeddings: usize,
     pub tie_word_embeddings: bool,
+    /// Biases on the query, key and value projections (Qwen2).
+    pub attention_bias: bool,
+    /// Factor on the embeddings (Gemma: √hidden).
+    pub embed_scale: Option<f32>,
+    /// Scores are scaled by this^-0.5 instead of `head_dim`^-0.5 (Gemma).
+    pub query_pre_attn_scalar: Option<f32>,
+    pub attn_logit_softcapping: Option<f32>,
+    pub final_logit_softcapping: Option<f32>,
+    /// Window of the sliding-window layers, and which layers slide: every layer but each
+    /// `sliding_window_pattern`-th (`None`: all of them).
+    pub sliding_window: Option<usize>,
+    pub sliding_window_pattern: Option<usize>,
+    /// RoPE base of the sliding-window layers (Gemma 3), which also skip RoPE scaling.
+    pub rope_local_base_freq: Option<f32>,
+}
+
+impl Default for ModelArgs {
+    fn default() -> ModelArgs {
+        ModelArgs {
+            architecture: "llama".into(),
+            hidden_size: 0,
+            intermediate_size: 0,
+            num_hidden_layers: 0,
+            num_attention_heads: 1,
+            num_key_value_heads: 1,
+            head_dim: 0,
+            vocab_size: 0,
+            rms_norm_eps: 1e-5,
+            rope_theta: 10_000.0,
+            rope_traditional: false,
+            rope_scaling: RopeScaling::None,
+            rope_dims: 0,
+            max_position_embeddings: 4096,
+            tie_word_embeddings: false,
+            attention_bias: false,
+            embed_scale: None,
+            query_pre_attn_scalar: None,
+            attn_logit_softcapping: None,
+            final_logit_softcapping: None,
+            sliding_window: None,
+            sliding_window_pattern: None,
+            rope_local_base_freq: None,
+        }
+    }
+}
+
+impl ModelArgs {
+    /// Reads `config.json` (already parsed) of the folder at `path`.
+    pub fn from_config(path: &Path, json: &serde_json::Value) -> Result<ModelArgs> {
+        let c = Config { path, json };
+        let model_type = json
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| EngineError::invalid_model(path, "field 'model_type' is missing"))?;
+        match model_type {
+            "llama" | "mistral" | "smollm" => llama::args(&c, model_type),
+            "qwen2" => qwen2::args(&c),
+            "qwen3" => qwen3::args(&c),
+            "phi3" => phi3::args(&c),
+            "gemma2" => gemma2::args(&c),
+            "gemma3_text" => gemma3_text::args(&c),
+            other => Err(EngineError::UnsupportedArchitecture {
+                path: path.to_path_buf(),
+                architecture: other.to_string(),
+            }),
+        }
+    }
+
+    /// The attention window of layer `i`, if it is a sliding-window layer.
+    pub fn layer_window(&self, i: usize) -> Option<usize> {
+        let window = self.sliding_window?;
+        match self.sliding_window_pattern {
+            Some(p) if p > 0 && (i + 1) % p == 0 => None,
+            _ => Some(window),
+        }
+    }
+
+    /// The rotary embedding of layer `i`.
+    pub fn layer_rope(&self, i: usize) -> Rope {
+        let dims = if self.rope_dims > 0 {
+            self.rope_dims
+        } else {
+            self.head_dim
+        };
+        match self.rope_local_base_freq {
+            Some(base) if self.layer_window(i).is_some() => {
+                Rope::plain(dims, self.rope_traditional, base)
+            }
+            _ => self
+                .rope_scaling
+                .rope(dims, self.rope_traditional, self.rope_theta),
+        }
+    }
+
+    fn layout(&self) -> Option<Layout> {
+        Some(match self.architecture.as_str() {
+            "llama" | "mistral" | "smollm" => llama::LAYOUT,
+            "qwen2" => qwen2::LAYOUT,
+            "qwen3" => qwen3::LAYOUT,
+            "phi3" => phi3::LAYOUT,
+            "gemma2" => gemma2::LAYOUT,
+            "gemma3_text" => gemma3_text::LAYOUT,
+            _ => return None,
+        })
+    }
 }
 
 /// A loaded language model.
 #[derive(Debug, Clone)]
 pub struct Model {
     pub args: ModelArgs,
-    net: Network,
-}
-
-/// The closed set of implemented architectures.
-#[derive(Debug, Clone)]
-enum Network {
-    Llama(llama::Llama),
+    net: Decoder,
+    n_params: usize,
 }
 
 impl Model {
     /// Builds the architecture `args.architecture` from `weights`.
     pub fn new(args: ModelArgs, weights: &mut Weights) -> Result<Model> {
-        let net = match args.architecture.as_str() {
-            "llama" | "mistral" | "smollm" => Network::Llama(llama::Llama::new(&args, weights)?),
-            other => {
-                return Err(EngineError::UnsupportedArchitecture {
-                    path: weights.path.clone(),
-                    architecture: other.to_string(),
-                })
-            }
+        let Some(layout) = args.layout() else {
+            return Err(EngineError::UnsupportedArchitecture {
+                path: weights.path.clone(),
+                architecture: args.architecture.clone(),
+            });
         };
-        Ok(Model { args, net })
+        let before = weights.n_params;
+        let net = Decoder::new(&args, layout, weights)?;
+        let n_params = weights.n_params - before;
+        Ok(Model {
+            args,
+            net,
+            n_params,
+        })
     }
 
     /// Logits `[B, L, vocab]` for token ids `[B, L]`; reads and extends `caches` (one per layer).
     pub fn forward(&self, ids: &Array, caches: &mut [KvCache]) -> Result<Array, Exception> {
-        match &self.net {
-            Network::Llama(m) => m.head(&m.hidden(ids, caches)?),
-        }
+        self.net.head(&self.net.hidden(ids, caches)?)
     }
 
     /// Logits `[B, vocab]` of the last position only: what generation needs, without the
     /// cost of the LM head over a whole prompt chunk.
     pub fn forward_last(&self, ids: &Array, caches: &mut [KvCache]) -> Result<Array, Exception> {
         use mlx_rs::ops::indexing::IndexOp;
-        match &self.net {
-            Network::Llama(m) => m.head(&m.hidden(ids, caches)?.index((.., -1, ..))),
-        }
+        self.net
+            .head(&self.net.hidden(ids, caches)?.index((.., -1, ..)))
     }
 
     /// Number of layers, hence of KV caches a sequence needs.
@@ -101,9 +223,7 @@ impl Model {
 
     /// The model's parameters, for evaluation, counting and (later) training.
     pub fn parameters(&self) -> mlx_rs::module::ModuleParamRef<'_> {
-        match &self.net {
-            Network::Llama(m) => m.parameters(),
-        }
+        self.net.parameters()
     }
 
     /// Total bytes of the parameters.
@@ -117,19 +237,7 @@ impl Model {
 
     /// Number of parameters as the unquantized model would count them.
     pub fn n_params(&self) -> usize {
-        let a = &self.args;
-        let (h, i, l) = (
-            a.hidden_size as usize,
-            a.intermediate_size as usize,
-            a.num_hidden_layers as usize,
-        );
-        let (q, kv) = (
-            (a.num_attention_heads * a.head_dim) as usize,
-            (a.num_key_value_heads * a.head_dim) as usize,
-        );
-        let per_layer = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h;
-        let embed = a.vocab_size as usize * h;
-        embed * if a.tie_word_embeddings { 1 } else { 2 } + l * per_layer + h
+        self.n_params
     }
 }
 
@@ -142,28 +250,59 @@ pub struct WeightFormat {
     pub dequantize: bool,
 }
 
+/// How a checkpoint's weights are quantized: MLX's group-wise affine quantization, the same
+/// for every layer or overridden per module, as mlx-lm records it in `config.json`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuantConfig {
+    /// The spec of quantized layers without an override.
+    pub default: Option<QuantSpec>,
+    /// Per-module specs by module path (`model.layers.0.mlp.down_proj`); `None`: left dense.
+    pub overrides: HashMap<String, Option<QuantSpec>>,
+}
+
+impl QuantConfig {
+    /// The same spec for every layer.
+    pub fn uniform(spec: QuantSpec) -> QuantConfig {
+        QuantConfig {
+            default: Some(spec),
+            overrides: HashMap::new(),
+        }
+    }
+
+    /// The spec for module `prefix`.
+    pub fn spec(&self, prefix: &str) -> Option<QuantSpec> {
+        match self.overrides.get(prefix) {
+            Some(spec) => *spec,
+            None => self.default,
+        }
+    }
+}
+
 /// Named tensors of a checkpoint (Hugging Face names), consumed by an architecture constructor.
 #[derive(Debug)]
 pub struct Weights {
     path: PathBuf,
     arrays: HashMap<String, Array>,
-    group_size: i32,
+    quant: QuantConfig,
     format: WeightFormat,
+    /// Parameters handed out so far, counted as the unquantized model would.
+    n_params: usize,
 }
 
 impl Weights {
-    /// Wraps `arrays` read from `path`; quantized tensors use groups of `group_size`.
+    /// Wraps `arrays` read from `path`; quantized tensors follow `quant`.
     pub fn new(
         path: &Path,
         arrays: HashMap<String, Array>,
-        group_size: i32,
+        quant: QuantConfig,
         format: WeightFormat,
     ) -> Weights {
         Weights {
             path: path.to_path_buf(),
             arrays,
-            group_size,
+            quant,
             format,
+            n_params: 0,
         }
     }
 
@@ -172,6 +311,11 @@ impl Weights {
         let mut names: Vec<&str> = self.arrays.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
+    }
+
+    /// Drops tensors the model does not use (e.g. precomputed RoPE tables).
+    pub fn discard(&mut self, keep: impl Fn(&str) -> bool) {
+        self.arrays.retain(|name, _| keep(name));
     }
 
     fn take(&mut self, name: &str) -> Result<Array> {
@@ -193,30 +337,42 @@ impl Weights {
         })
     }
 
-    /// The linear layer `prefix` (`prefix.weight`, optional `.bias`, `.scales`, `.biases`).
-    pub fn linear(&mut self, prefix: &str) -> Result<Linear> {
+    /// The linear layer `prefix` (`prefix.weight`, `.bias` — required when `bias` —,
+    /// `.scales`, `.biases`).
+    pub fn linear(&mut self, prefix: &str, bias: bool) -> Result<Linear> {
         let weight = self.take(&format!("{prefix}.weight"))?;
         let bias = match self.arrays.remove(&format!("{prefix}.bias")) {
             Some(b) => Some(self.float(b)?),
+            None if bias => return Err(self.take(&format!("{prefix}.bias")).unwrap_err()),
             None => None,
         };
+        self.n_params += bias.as_ref().map_or(0, Array::size);
         let Some(scales) = self.arrays.remove(&format!("{prefix}.scales")) else {
+            self.n_params += weight.size();
             return Ok(Linear::dense(self.float(weight)?, bias));
         };
         let biases = self.take(&format!("{prefix}.biases"))?;
         let packed = *weight.shape().last().unwrap_or(&0);
         let groups = *scales.shape().last().unwrap_or(&0);
-        let in_features = groups * self.group_size;
-        if in_features == 0 || (packed * 32) % in_features != 0 {
+        let spec = self.quant.spec(prefix);
+        let group_size = spec.map_or(32, |s| s.group_size);
+        let in_features = groups * group_size;
+        let bits = if in_features > 0 && (packed * 32) % in_features == 0 {
+            packed * 32 / in_features
+        } else {
+            0
+        };
+        if !matches!(bits, 2..=8) || spec.is_some_and(|s| s.bits != bits) {
             return Err(EngineError::invalid_model(
                 &self.path,
-                format!("tensor '{prefix}' has inconsistent quantization shapes"),
+                format!(
+                    "tensor '{prefix}' has quantization shapes that do not match its \
+                     configuration (group size {group_size})"
+                ),
             ));
         }
-        let quant = QuantSpec {
-            group_size: self.group_size,
-            bits: packed * 32 / in_features,
-        };
+        self.n_params += (weight.size() / packed as usize) * in_features as usize;
+        let quant = QuantSpec { group_size, bits };
         let (scales, biases) = (self.float(scales)?, self.float(biases)?);
         if self.format.dequantize {
             let dense = dequantize(&weight, &scales, &biases, quant.group_size, quant.bits)?;
@@ -226,9 +382,16 @@ impl Weights {
         }
     }
 
-    /// The RMS norm `prefix` (`prefix.weight`).
-    pub fn norm(&mut self, prefix: &str, eps: f32) -> Result<RmsNorm> {
+    /// The RMS norm `prefix` (`prefix.weight`), whose stored weight is the scale minus `offset`.
+    pub fn norm(&mut self, prefix: &str, eps: f32, offset: f32) -> Result<RmsNorm> {
         let w = self.take(&format!("{prefix}.weight"))?;
-        Ok(RmsNorm::new(self.float(w)?, eps))
+        self.n_params += w.size();
+        let w = self.float(w)?;
+        let w = if offset == 0.0 {
+            w
+        } else {
+            w.add(Array::from_f32(offset).as_dtype(w.dtype())?)?
+        };
+        Ok(RmsNorm::new(w, eps))
     }
 }

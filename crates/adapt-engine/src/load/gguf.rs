@@ -1,70 +1,19 @@
-//! Loading a model from disk: the file is checked by our own GGUF reader (header, metadata,
-//! tensor table, length), its tensors are read by MLX (quantized ones stay MLX-quantized
-//! triplets), renamed to Hugging Face names, stored as the backend runs fastest, and handed to
-//! the architecture. The tokenizer and chat template come from the same file.
+//! GGUF files: checked by our own reader (header, metadata, tensor table, length), tensors
+//! read by MLX and renamed to Hugging Face names, the shape from `<arch>.*` metadata, and the
+//! tokenizer and chat template rebuilt from `tokenizer.*` metadata.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use adapt_gguf::{GgmlType, GgufFile};
 use adapt_text::{ChatTemplate, Tokenizer};
-use mlx_rs::{Array, Dtype};
-use serde::Serialize;
+use mlx_rs::Array;
 
+use super::{describe, file_stem, LoadOptions, LoadedModel, ModelInfo};
 use crate::device::Backend;
 use crate::error::{EngineError, Result};
-use crate::models::{Model, ModelArgs, WeightFormat, Weights};
-
-/// How to load a model.
-#[derive(Debug, Clone, Default)]
-pub struct LoadOptions {
-    /// Storage of the weights; `None` picks what the backend runs fastest.
-    pub format: Option<WeightFormat>,
-}
-
-impl WeightFormat {
-    /// What `backend` runs fastest: GPUs run quantized f16 weights fast; MLX's CPU backend
-    /// runs f32 dense weights many times faster than quantized or f16 ones.
-    pub fn for_backend(backend: Backend) -> WeightFormat {
-        if backend.is_gpu() {
-            WeightFormat {
-                dtype: Dtype::Float16,
-                dequantize: false,
-            }
-        } else {
-            WeightFormat {
-                dtype: Dtype::Float32,
-                dequantize: true,
-            }
-        }
-    }
-}
-
-/// What a loaded model is.
-#[derive(Debug, Clone, Serialize)]
-pub struct ModelInfo {
-    pub path: PathBuf,
-    pub name: String,
-    pub architecture: String,
-    pub n_params: usize,
-    /// How the file stores its weights, e.g. "Q4_1".
-    pub file_quantization: String,
-    /// How the engine holds them, e.g. "f32 (dequantized)".
-    pub loaded_as: String,
-    /// Bytes of the weights in memory.
-    pub bytes: usize,
-    pub context_length: usize,
-    pub load_seconds: f64,
-}
-
-/// A model ready to generate: weights, tokenizer and chat template.
-pub struct LoadedModel {
-    pub model: Model,
-    pub tokenizer: Tokenizer,
-    pub chat_template: Option<ChatTemplate>,
-    pub info: ModelInfo,
-}
+use crate::models::{Model, ModelArgs, QuantConfig, RopeScaling, WeightFormat, Weights};
 
 /// GGUF tensor types MLX reads.
 const MLX_GGUF_TYPES: &[GgmlType] = &[
@@ -76,47 +25,17 @@ const MLX_GGUF_TYPES: &[GgmlType] = &[
     GgmlType::Q8_0,
 ];
 
-/// Loads the model at `path` (a `.gguf` file).
+/// Loads the GGUF file at `path`.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     let started = Instant::now();
-    if !path.exists() {
-        return Err(EngineError::ModelNotFound {
-            path: path.to_path_buf(),
-        });
-    }
-    if path.is_dir() {
-        return Err(EngineError::invalid_model(
-            path,
-            "this is a folder; Adapt loads GGUF model files (.gguf) here — pass the file itself",
-        ));
-    }
-    let gguf = GgufFile::open(path)?;
-    let args = gguf_args(&gguf)?;
-    if let Some(t) = gguf
-        .tensors()
-        .iter()
-        .find(|t| !MLX_GGUF_TYPES.contains(&t.ggml_type))
-    {
-        return Err(EngineError::invalid_model(
-            path,
-            format!(
-                "tensor '{}' is stored as {}, which Adapt cannot read; use a GGUF file with \
-                 F32, F16, BF16, Q8_0, Q4_0 or Q4_1 tensors",
-                t.name, t.ggml_type
-            ),
-        ));
-    }
+    let (gguf, args, arrays) = read(path)?;
     let file_quantization = dominant_type(&gguf);
-
-    let tensors = mlx_rs::io::GgufFile::load(path)
-        .and_then(|f| f.arrays())
-        .map_err(|e| EngineError::invalid_model(path, format!("MLX could not read it: {e}")))?;
-    let arrays = rename_gguf_tensors(tensors);
     let format = options
         .format
         .unwrap_or_else(|| WeightFormat::for_backend(Backend::detect()));
-    // ggml's quantized formats all use blocks of 32 along the input dimension.
-    let mut weights = Weights::new(path, arrays, 32, format);
+    // ggml's quantized formats all use blocks of 32 along the input dimension, which is
+    // the group size `Weights` assumes without a configuration.
+    let mut weights = Weights::new(path, arrays, QuantConfig::default(), format);
     let model = Model::new(args, &mut weights)?;
     drop(weights);
     mlx_rs::transforms::eval(model.parameters().flatten().values().copied())?;
@@ -148,11 +67,44 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     })
 }
 
+/// Architectures whose GGUF files Adapt reads (llama.cpp's names).
+const GGUF_ARCHITECTURES: &[&str] = &["llama", "mistral", "smollm"];
+
+/// The checked GGUF file at `path`, the model's shape, and its tensors read by MLX under
+/// Hugging Face names (quantized ones as MLX triplets, groups of 32).
+pub fn read(path: &Path) -> Result<(GgufFile, ModelArgs, HashMap<String, Array>)> {
+    if !path.exists() {
+        return Err(EngineError::ModelNotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let gguf = GgufFile::open(path)?;
+    let args = gguf_args(&gguf)?;
+    if let Some(t) = gguf
+        .tensors()
+        .iter()
+        .find(|t| !MLX_GGUF_TYPES.contains(&t.ggml_type))
+    {
+        return Err(EngineError::invalid_model(
+            path,
+            format!(
+                "tensor '{}' is stored as {}, which Adapt cannot read; use a GGUF file with \
+                 F32, F16, BF16, Q8_0, Q4_0 or Q4_1 tensors",
+                t.name, t.ggml_type
+            ),
+        ));
+    }
+    let tensors = mlx_rs::io::GgufFile::load(path)
+        .and_then(|f| f.arrays())
+        .map_err(|e| EngineError::invalid_model(path, format!("MLX could not read it: {e}")))?;
+    Ok((gguf, args, rename_gguf_tensors(tensors)))
+}
+
 /// The architecture's shape from GGUF metadata (`<arch>.block_count`, …).
 fn gguf_args(gguf: &GgufFile) -> Result<ModelArgs> {
     let path = gguf.path();
     let arch = gguf.architecture().unwrap_or("(none)").to_string();
-    if !crate::models::SUPPORTED_ARCHITECTURES.contains(&arch.as_str()) {
+    if !GGUF_ARCHITECTURES.contains(&arch.as_str()) {
         return Err(EngineError::UnsupportedArchitecture {
             path: path.to_path_buf(),
             architecture: arch,
@@ -172,9 +124,11 @@ fn gguf_args(gguf: &GgufFile) -> Result<ModelArgs> {
             format!("{hidden} hidden units do not split into {heads} heads"),
         ));
     }
-    let rope_scale = match gguf.get_str(&key("rope.scaling.type")) {
-        None | Some("none") => 1.0,
-        Some("linear") => 1.0 / gguf.get_f32(&key("rope.scaling.factor")).unwrap_or(1.0),
+    let rope_scaling = match gguf.get_str(&key("rope.scaling.type")) {
+        None | Some("none") => RopeScaling::None,
+        Some("linear") => RopeScaling::Linear {
+            factor: gguf.get_f32(&key("rope.scaling.factor")).unwrap_or(1.0),
+        },
         Some(other) => {
             return Err(EngineError::invalid_model(
                 path,
@@ -195,6 +149,9 @@ fn gguf_args(gguf: &GgufFile) -> Result<ModelArgs> {
                 .map(|t| t.len() as u32)
         })
         .ok_or_else(|| EngineError::invalid_model(path, "the vocabulary size is missing"))?;
+    let head_dim = gguf
+        .get_u32(&key("attention.key_length"))
+        .map_or(hidden / heads, |n| n as i32);
     Ok(ModelArgs {
         architecture: arch.clone(),
         hidden_size: hidden,
@@ -204,9 +161,8 @@ fn gguf_args(gguf: &GgufFile) -> Result<ModelArgs> {
         num_key_value_heads: gguf
             .get_u32(&key("attention.head_count_kv"))
             .map_or(heads, |n| n as i32),
-        head_dim: gguf
-            .get_u32(&key("attention.key_length"))
-            .map_or(hidden / heads, |n| n as i32),
+        head_dim,
+        rope_dims: head_dim,
         vocab_size: vocab as i32,
         rms_norm_eps: gguf
             .get_f32(&key("attention.layer_norm_rms_epsilon"))
@@ -214,9 +170,10 @@ fn gguf_args(gguf: &GgufFile) -> Result<ModelArgs> {
         rope_theta: gguf.get_f32(&key("rope.freq_base")).unwrap_or(10_000.0),
         // llama.cpp permutes Q/K rows for rotation of interleaved pairs.
         rope_traditional: true,
-        rope_scale,
+        rope_scaling,
         max_position_embeddings: gguf.get_u32(&key("context_length")).unwrap_or(4096) as usize,
         tie_word_embeddings: gguf.tensor("output.weight").is_none(),
+        ..ModelArgs::default()
     })
 }
 
@@ -270,26 +227,6 @@ fn dominant_type(gguf: &GgufFile) -> String {
         .into_iter()
         .max_by_key(|(_, b)| *b)
         .map_or_else(|| "none".into(), |(t, _)| t.to_string())
-}
-
-fn describe(format: WeightFormat) -> String {
-    let dtype = match format.dtype {
-        Dtype::Float32 => "f32",
-        Dtype::Float16 => "f16",
-        Dtype::Bfloat16 => "bf16",
-        _ => "other",
-    };
-    if format.dequantize {
-        format!("{dtype} (dequantized)")
-    } else {
-        format!("{dtype} (quantized kept)")
-    }
-}
-
-fn file_stem(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

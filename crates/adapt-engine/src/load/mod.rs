@@ -1,0 +1,103 @@
+//! Loading a model from disk, as a GGUF file ([`gguf`]) or a Hugging Face / mlx-lm folder
+//! ([`folder`]): the files are checked first (so errors name the file and what is wrong),
+//! tensors are read by MLX (quantized ones stay MLX-quantized triplets) under Hugging Face
+//! names, stored as the backend runs fastest, and handed to the architecture. The tokenizer
+//! and chat template come from the same file or folder.
+
+pub mod folder;
+pub mod gguf;
+
+use std::path::{Path, PathBuf};
+
+use adapt_text::{ChatTemplate, Tokenizer};
+use mlx_rs::Dtype;
+use serde::Serialize;
+
+use crate::device::Backend;
+use crate::error::{EngineError, Result};
+use crate::models::{Model, WeightFormat};
+
+/// How to load a model.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Storage of the weights; `None` picks what the backend runs fastest.
+    pub format: Option<WeightFormat>,
+}
+
+impl WeightFormat {
+    /// What `backend` runs fastest: GPUs run quantized f16 weights fast; MLX's CPU backend
+    /// runs f32 dense weights many times faster than quantized or f16 ones.
+    pub fn for_backend(backend: Backend) -> WeightFormat {
+        if backend.is_gpu() {
+            WeightFormat {
+                dtype: Dtype::Float16,
+                dequantize: false,
+            }
+        } else {
+            WeightFormat {
+                dtype: Dtype::Float32,
+                dequantize: true,
+            }
+        }
+    }
+}
+
+/// What a loaded model is.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub name: String,
+    pub architecture: String,
+    pub n_params: usize,
+    /// How the file stores its weights, e.g. "Q4_1".
+    pub file_quantization: String,
+    /// How the engine holds them, e.g. "f32 (dequantized)".
+    pub loaded_as: String,
+    /// Bytes of the weights in memory.
+    pub bytes: usize,
+    pub context_length: usize,
+    pub load_seconds: f64,
+}
+
+/// A model ready to generate: weights, tokenizer and chat template.
+pub struct LoadedModel {
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    pub chat_template: Option<ChatTemplate>,
+    pub info: ModelInfo,
+}
+
+/// Loads the model at `path`: a `.gguf` file, or a folder with `config.json` and safetensors.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
+    if !path.exists() {
+        return Err(EngineError::ModelNotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    if path.is_dir() {
+        folder::load(path, options)
+    } else {
+        gguf::load(path, options)
+    }
+}
+
+pub(crate) fn describe(format: WeightFormat) -> String {
+    let dtype = match format.dtype {
+        Dtype::Float32 => "f32",
+        Dtype::Float16 => "f16",
+        Dtype::Bfloat16 => "bf16",
+        _ => "other",
+    };
+    if format.dequantize {
+        format!("{dtype} (dequantized)")
+    } else {
+        format!("{dtype} (quantized kept)")
+    }
+}
+
+pub(crate) fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The reference (mlx-lm) Python environment, on the same MLX release and BLAS as ours.
+#   scripts/reference/env.sh   → prints the environment's python path on stdout
+# Idempotent: creates the virtual environment only when it is missing. On Linux the MLX
+# version is read from .cargo/mlx-linux.toml (written by scripts/setup.sh) and MLX's bundled
+# BLAS / LAPACK are replaced by the system's OpenBLAS, as our runtime uses; elsewhere
+# (macOS) mlx-lm brings its own MLX.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+MLX_LM_VERSION=0.32.2
+CACHE=${ADAPT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/adapt}
+mlx_version=$(sed -n 's/.*mlx-runtime\/mlx-\([0-9.]*\)-sys.*/\1/p' "$ROOT/.cargo/mlx-linux.toml" 2>/dev/null | head -n1 || true)
+venv="$CACHE/reference-venv-mlx-${mlx_version:-metal}-lm-$MLX_LM_VERSION"
+if [ ! -x "$venv/bin/python" ]; then
+    echo "reference: installing mlx-lm $MLX_LM_VERSION into $venv" >&2
+    mkdir -p "$CACHE"
+    rm -rf "$venv.tmp"
+    python3 -m venv "$venv.tmp"
+    if [ -n "$mlx_version" ]; then
+        "$venv.tmp/bin/pip" install -q "mlx[cpu]==$mlx_version" "mlx-lm==$MLX_LM_VERSION" >&2
+        libs=$("$venv.tmp/bin/python" -c 'import glob, os, site; print(glob.glob(os.path.join(site.getsitepackages()[0], "mlx_cpu.libs"))[0])')
+        openblas=/usr/lib/x86_64-linux-gnu/openblas-pthread
+        for lib in "$libs"/libblas-*.so.*; do ln -sf "$openblas/libblas.so.3" "$lib"; done
+        for lib in "$libs"/liblapack-*.so.*; do ln -sf "$openblas/liblapack.so.3" "$lib"; done
+    else
+        "$venv.tmp/bin/pip" install -q "mlx-lm==$MLX_LM_VERSION" >&2
+    fi
+    mv "$venv.tmp" "$venv"
+fi
+echo "$venv/bin/python"
