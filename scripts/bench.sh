@@ -15,29 +15,13 @@ cd "$ROOT"
 cargo build --release --quiet -p adapt-cli
 
 # The reference in its own environment, on the same MLX release and BLAS as ours.
-CACHE=${ADAPT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/adapt}
-mlx_version=$(sed -n 's/.*mlx-runtime\/mlx-\([0-9.]*\)-sys.*/\1/p' .cargo/mlx-linux.toml 2>/dev/null | head -n1)
-venv="$CACHE/reference-venv-mlx-${mlx_version:-metal}-lm-$MLX_LM_VERSION"
-if [ ! -x "$venv/bin/python" ]; then
-    echo "bench: installing mlx-lm $MLX_LM_VERSION into $venv" >&2
-    python3 -m venv "$venv.tmp"
-    if [ -n "$mlx_version" ]; then
-        "$venv.tmp/bin/pip" install -q "mlx[cpu]==$mlx_version" "mlx-lm==$MLX_LM_VERSION"
-        libs=$("$venv.tmp/bin/python" -c 'import glob, os, site; print(glob.glob(os.path.join(site.getsitepackages()[0], "mlx_cpu.libs"))[0])')
-        openblas=/usr/lib/x86_64-linux-gnu/openblas-pthread
-        for lib in "$libs"/libblas-*.so.*; do ln -sf "$openblas/libblas.so.3" "$lib"; done
-        for lib in "$libs"/liblapack-*.so.*; do ln -sf "$openblas/liblapack.so.3" "$lib"; done
-    else
-        "$venv.tmp/bin/pip" install -q "mlx-lm==$MLX_LM_VERSION"
-    fi
-    mv "$venv.tmp" "$venv"
-fi
+python=$("$ROOT/scripts/reference/env.sh")
 
 echo "bench: adapt …" >&2
 ours=$(target/release/adapt bench --model "$MODEL" --prompt-tokens "$PROMPT" \
     --generate-tokens "$GENERATE" --runs "$RUNS" --json)
 echo "bench: mlx-lm $MLX_LM_VERSION …" >&2
-theirs=$("$venv/bin/python" scripts/bench_reference.py "$MODEL" "$PROMPT" "$GENERATE" "$RUNS")
+theirs=$("$python" scripts/bench_reference.py "$MODEL" "$PROMPT" "$GENERATE" "$RUNS")
 
 python3 - "$ours" "$theirs" "$PROMPT" "$GENERATE" <<'PY'
 import json, sys
