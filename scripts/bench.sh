@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Speed of `adapt` beside the reference (mlx-lm) on the same model, machine and run.
-#   scripts/bench.sh [MODEL.gguf] [PROMPT_TOKENS] [GENERATE_TOKENS] [RUNS]
+#   scripts/bench.sh [MODEL.gguf or MODEL_DIR] [PROMPT_TOKENS] [GENERATE_TOKENS] [RUNS]
 # Both sides hold the weights the same way (CPU: dense f32; GPU: quantized as stored, f16)
 # and process the same pseudo-random prompt; each reports the median of RUNS after a warm-up.
 set -euo pipefail

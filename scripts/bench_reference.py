@@ -1,16 +1,18 @@
-"""Reference figures for `adapt bench`: the same GGUF weights run by mlx-lm.
+"""Reference figures for `adapt bench`: the same weights run by mlx-lm.
 
-Loads a Llama-family GGUF with MLX, builds mlx-lm's own Llama model (RoPE on interleaved
-pairs, as GGUF weights need), holds the weights as Adapt does on this backend (CPU: dense f32;
-GPU: quantized as stored, f16), and times mlx-lm's `generate_step` on the same pseudo-random
+A model folder is loaded by mlx-lm itself (`mlx_lm.utils.load_model`). A Llama-family GGUF is
+loaded with MLX into mlx-lm's own Llama model (RoPE on interleaved pairs, as GGUF weights
+need). Either way the weights are held as Adapt holds them on this backend (CPU: dense f32;
+GPU: quantized as stored), and mlx-lm's `generate_step` is timed on the same pseudo-random
 prompt `adapt bench` uses: prefill, decode, time to first token, peak memory. Prints JSON.
 
-Usage: python bench_reference.py MODEL.gguf PROMPT_TOKENS GENERATE_TOKENS RUNS
+Usage: python bench_reference.py MODEL.gguf|MODEL_DIR PROMPT_TOKENS GENERATE_TOKENS RUNS
 """
 
 import json
 import sys
 import time
+from pathlib import Path
 
 import mlx.core as mx
 from mlx_lm.generate import generate_step
@@ -100,6 +102,19 @@ def load(path, gpu):
     return model, args
 
 
+def load_folder(path, gpu):
+    from types import SimpleNamespace
+
+    from mlx_lm.utils import dequantize_model, load_model
+
+    model, config = load_model(Path(path))
+    if not gpu:
+        model = dequantize_model(model)
+        model.set_dtype(mx.float32)
+    mx.eval(model.parameters())
+    return model, SimpleNamespace(vocab_size=config["vocab_size"])
+
+
 def bench_prompt(n, vocab):
     # The same xorshift sequence as `adapt bench`.
     low = min(vocab, 1000)
@@ -118,7 +133,7 @@ def bench_prompt(n, vocab):
 def main():
     path, n_prompt, n_gen, runs = sys.argv[1], *map(int, sys.argv[2:5])
     gpu = mx.default_device() == mx.gpu
-    model, args = load(path, gpu)
+    model, args = load_folder(path, gpu) if Path(path).is_dir() else load(path, gpu)
     prompt = mx.array(bench_prompt(n_prompt, args.vocab_size))
     results = []
     for _ in range(runs + 1):

@@ -1,6 +1,6 @@
 """Greedy generation by mlx-lm, for cross-checks against `adapt`.
 
-    python greedy.py MODEL_DIR MAX_TOKENS PROMPT...
+    python greedy.py [--dense-f32] MODEL_DIR MAX_TOKENS PROMPT...
     python greedy.py --ids 1,2,3 [--ids 4,5] MODEL_DIR MAX_TOKENS
 
 Loads MODEL_DIR with `mlx_lm.load`, renders each PROMPT as one user message with the
@@ -20,7 +20,15 @@ from pathlib import Path
 import mlx.core as mx
 from mlx_lm import load
 from mlx_lm.generate import generate_step
-from mlx_lm.utils import load_model
+from mlx_lm.utils import dequantize_model, load_model
+
+
+def held(model, dense_f32):
+    if dense_f32:
+        model = dequantize_model(model)
+        model.set_dtype(mx.float32)
+        mx.eval(model.parameters())
+    return model
 
 
 def greedy(logprobs):
@@ -45,6 +53,11 @@ def main():
     parser.add_argument("max_tokens", type=int)
     parser.add_argument("prompts", nargs="*")
     parser.add_argument(
+        "--dense-f32",
+        action="store_true",
+        help="dequantize and compute in float32 (how Adapt holds weights on MLX's CPU backend)",
+    )
+    parser.add_argument(
         "--ids",
         action="append",
         default=[],
@@ -60,12 +73,14 @@ def main():
     results = []
     if args.ids:
         model, _ = load_model(args.model_dir)
+        model = held(model, args.dense_f32)
         for text in args.ids:
             prompt_ids = [int(t) for t in text.split(",") if t.strip()]
             ids = generate(model, prompt_ids, args.max_tokens, set())
             results.append({"prompt": text, "prompt_ids": prompt_ids, "ids": ids})
     else:
         model, tokenizer = load(str(args.model_dir))
+        model = held(model, args.dense_f32)
         eos = set(tokenizer.eos_token_ids)
         for prompt in args.prompts:
             prompt_ids = tokenizer.apply_chat_template(

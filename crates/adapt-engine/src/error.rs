@@ -26,6 +26,10 @@ pub enum EngineError {
     )]
     UnsupportedArchitecture { path: PathBuf, architecture: String },
 
+    /// Writing a model folder failed.
+    #[error("cannot write {}: {message}; check free space and permissions", path.display())]
+    Write { path: PathBuf, message: String },
+
     /// A request did not fit the model (for example a prompt longer than its context).
     #[error("{0}")]
     InvalidRequest(String),
@@ -48,6 +52,7 @@ impl EngineError {
             EngineError::InvalidModel { .. } => "model.invalid",
             EngineError::UnsupportedArchitecture { .. } => "model.unsupported_architecture",
             EngineError::InvalidRequest(_) => "request.invalid",
+            EngineError::Write { .. } => "model.write_failed",
             EngineError::Gguf(e) => e.code(),
             EngineError::Text(e) => e.code(),
         }

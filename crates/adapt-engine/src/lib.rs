@@ -11,12 +11,15 @@
 
 pub mod cache;
 pub mod chat;
+pub mod convert;
 pub mod device;
 pub mod error;
 pub mod generate;
 pub mod load;
 pub mod models;
+pub mod quantize;
 pub mod sample;
+pub mod save;
 pub mod testing;
 
 /// MLX itself, for tests and tools that inspect arrays; shells use the API crate instead.

@@ -37,7 +37,12 @@ pub fn random_model(
     format: WeightFormat,
 ) -> Result<Model> {
     let arrays = random_weights(args, seed, quantize)?;
-    let mut weights = Weights::new(Path::new("<random>"), arrays, QuantConfig::default(), format);
+    let mut weights = Weights::new(
+        Path::new("<random>"),
+        arrays,
+        QuantConfig::default(),
+        format,
+    );
     Model::new(args.clone(), &mut weights)
 }
 

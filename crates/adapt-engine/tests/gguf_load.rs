@@ -248,7 +248,12 @@ fn write_model(dir: &Path, ty: GgmlType, tied: bool) -> (std::path::PathBuf, Mod
         if tied { "tied" } else { "head" }
     ));
     std::fs::write(&path, gguf.build()).unwrap();
-    let mut weights = Weights::new(Path::new("<reference>"), reference, QuantConfig::default(), F32);
+    let mut weights = Weights::new(
+        Path::new("<reference>"),
+        reference,
+        QuantConfig::default(),
+        F32,
+    );
     (path, Model::new(args, &mut weights).unwrap())
 }
 

@@ -108,9 +108,7 @@ fn check(case: &str, format: Option<WeightFormat>, tolerance: impl Fn(&Reference
         },
         dequantize: false,
     });
-    let model = ckpt
-        .build(format)
-        .unwrap_or_else(|e| panic!("{case}: {e}"));
+    let model = ckpt.build(format).unwrap_or_else(|e| panic!("{case}: {e}"));
     let (full, steps) = run(&model, &r);
     let tol = tolerance(&r);
     let want_full = matrix(&r.logits);
@@ -121,7 +119,10 @@ fn check(case: &str, format: Option<WeightFormat>, tolerance: impl Fn(&Reference
     let d_steps = max_abs_diff(&steps, &want_steps);
     eprintln!("{case}: max |Δ| one pass {d_full:.2e}, cached steps {d_steps:.2e} (tol {tol:.1e})");
     assert!(d_full <= tol, "{case}: one-pass logits differ by {d_full}");
-    assert!(d_steps <= tol, "{case}: cached-step logits differ by {d_steps}");
+    assert!(
+        d_steps <= tol,
+        "{case}: cached-step logits differ by {d_steps}"
+    );
 }
 
 fn range(r: &Reference) -> f32 {

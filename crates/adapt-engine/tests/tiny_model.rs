@@ -105,7 +105,12 @@ fn quantized_layers_match_their_dequantized_weights() {
                 dtype: Dtype::Float32,
                 dequantize,
             };
-            let mut w = Weights::new(Path::new("<random>"), arrays, QuantConfig::default(), format);
+            let mut w = Weights::new(
+                Path::new("<random>"),
+                arrays,
+                QuantConfig::default(),
+                format,
+            );
             Model::new(args.clone(), &mut w).unwrap()
         };
         let (quantized, dense) = (build(false), build(true));
@@ -127,7 +132,12 @@ fn a_missing_tensor_is_named_in_the_error() {
     let args = tiny_llama_args();
     let mut arrays = random_weights(&args, 6, None).unwrap();
     arrays.remove("model.layers.1.mlp.up_proj.weight");
-    let mut w = Weights::new(Path::new("broken.gguf"), arrays, QuantConfig::default(), F32);
+    let mut w = Weights::new(
+        Path::new("broken.gguf"),
+        arrays,
+        QuantConfig::default(),
+        F32,
+    );
     let err = Model::new(args, &mut w).unwrap_err();
     assert_eq!(err.code(), "model.invalid");
     let msg = err.to_string();

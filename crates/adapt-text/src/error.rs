@@ -17,6 +17,16 @@ pub enum TextError {
         source: std::io::Error,
     },
 
+    /// A file could not be written.
+    #[error("cannot write {}: {source}; check free space and permissions", .path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A JSON file (tokenizer_config.json, config.json …) is not valid JSON.
     #[error("{} is not valid JSON: {source}; re-download the model's files", .path.display())]
     Json {
@@ -135,6 +145,7 @@ impl TextError {
     pub fn code(&self) -> &'static str {
         match self {
             TextError::Io { .. } => "text.io",
+            TextError::Write { .. } => "text.write",
             TextError::Json { .. } => "text.bad_json",
             TextError::TokenizerJson { .. } => "text.bad_tokenizer_json",
             TextError::MissingMetadata { .. } => "text.missing_metadata",

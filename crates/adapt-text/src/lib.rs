@@ -25,6 +25,7 @@
 
 mod bytelevel;
 mod error;
+mod export;
 mod gguf;
 mod py;
 mod stream;

@@ -35,17 +35,17 @@ pub struct Tokenizer {
 
 pub(crate) struct Inner {
     pub(crate) tk: tokenizers::Tokenizer,
-    bos: Option<(String, u32)>,
-    eos: Option<String>,
-    eos_ids: Vec<u32>,
-    add_bos: bool,
-    add_eos: bool,
+    pub(crate) bos: Option<(String, u32)>,
+    pub(crate) eos: Option<String>,
+    pub(crate) eos_ids: Vec<u32>,
+    pub(crate) add_bos: bool,
+    pub(crate) add_eos: bool,
     /// Whether BOS/EOS are added here rather than by `tk`'s post-processor.
-    manual_specials: bool,
-    chat_template: Option<String>,
+    pub(crate) manual_specials: bool,
+    pub(crate) chat_template: Option<String>,
     /// Whether the decoder is plain byte-level (enables the streaming fast path).
     pub(crate) byte_level: bool,
-    vocab_size: usize,
+    pub(crate) vocab_size: usize,
 }
 
 /// What a loader hands to [`Tokenizer::assemble`].

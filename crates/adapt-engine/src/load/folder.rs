@@ -285,9 +285,10 @@ fn quant_config(path: &Path, config: &Value) -> Result<QuantConfig> {
     for (key, value) in q.as_object().into_iter().flatten() {
         match value {
             Value::Object(_) => {
-                quant
-                    .overrides
-                    .insert(key.clone(), Some(spec(value, &format!("quantization.{key}"))?));
+                quant.overrides.insert(
+                    key.clone(),
+                    Some(spec(value, &format!("quantization.{key}"))?),
+                );
             }
             Value::Bool(false) => {
                 quant.overrides.insert(key.clone(), None);

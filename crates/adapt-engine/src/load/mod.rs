@@ -100,4 +100,3 @@ pub(crate) fn file_stem(path: &Path) -> String {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
-

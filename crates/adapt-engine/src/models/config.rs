@@ -28,7 +28,8 @@ impl Config<'_> {
     }
 
     pub fn int(&self, key: &str) -> Result<i32> {
-        self.opt_int(key)?.ok_or_else(|| self.bad(key, "a whole number"))
+        self.opt_int(key)?
+            .ok_or_else(|| self.bad(key, "a whole number"))
     }
 
     pub fn opt_int(&self, key: &str) -> Result<Option<i32>> {
@@ -142,7 +143,12 @@ impl Config<'_> {
                 long_factor: s
                     .get("long_factor")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_f64).map(|f| f as f32).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_f64)
+                            .map(|f| f as f32)
+                            .collect()
+                    })
                     .ok_or_else(|| sub.bad("rope_scaling.long_factor", "a list of numbers"))?,
                 original_max_position_embeddings: original(4096.0)?,
                 max_position_embeddings: self.float_or("max_position_embeddings", 131_072.0)?,

@@ -174,8 +174,11 @@ impl Decoder {
                         act: layout.act,
                     },
                     input_layernorm: w.norm(&format!("{p}.input_layernorm"), eps, off)?,
-                    post_attention_layernorm: w
-                        .norm(&format!("{p}.post_attention_layernorm"), eps, off)?,
+                    post_attention_layernorm: w.norm(
+                        &format!("{p}.post_attention_layernorm"),
+                        eps,
+                        off,
+                    )?,
                     pre_feedforward_layernorm: sandwich(w, "pre_feedforward_layernorm")?,
                     post_feedforward_layernorm: sandwich(w, "post_feedforward_layernorm")?,
                 })

@@ -296,9 +296,13 @@ impl Attention {
     ) -> Result<Array> {
         let (b, l, d) = (q.shape()[0], q.shape()[2], self.head_dim);
         let repeats = self.n_heads / self.n_kv_heads;
-        let q = q
-            .multiply(Array::from_f32(self.scale))?
-            .reshape(&[b, self.n_kv_heads, repeats, l, d])?;
+        let q = q.multiply(Array::from_f32(self.scale))?.reshape(&[
+            b,
+            self.n_kv_heads,
+            repeats,
+            l,
+            d,
+        ])?;
         let (k, v) = (k.expand_dims(2)?, v.expand_dims(2)?);
         let scores = q.matmul(k.swap_axes(-1, -2)?)?;
         let cap_a = Array::from_f32(cap);

@@ -136,7 +136,7 @@ impl ModelArgs {
     pub fn layer_window(&self, i: usize) -> Option<usize> {
         let window = self.sliding_window?;
         match self.sliding_window_pattern {
-            Some(p) if p > 0 && (i + 1) % p == 0 => None,
+            Some(p) if p > 0 && (i + 1).is_multiple_of(p) => None,
             _ => Some(window),
         }
     }

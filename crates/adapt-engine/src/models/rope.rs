@@ -65,8 +65,8 @@ impl RopeScaling {
                         if wavelen > low_wavelen {
                             f * factor
                         } else if wavelen > high_wavelen && wavelen < low_wavelen {
-                            let smooth =
-                                (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                            let smooth = (old / wavelen - low_freq_factor)
+                                / (high_freq_factor - low_freq_factor);
                             f / ((1.0 - smooth) / factor + smooth)
                         } else {
                             f
@@ -83,8 +83,9 @@ impl RopeScaling {
                 mscale_all_dim,
             } => {
                 let d = dims as f32;
-                let correction =
-                    |rot: f32| d * (old / (rot * 2.0 * std::f32::consts::PI)).ln() / (2.0 * base.ln());
+                let correction = |rot: f32| {
+                    d * (old / (rot * 2.0 * std::f32::consts::PI)).ln() / (2.0 * base.ln())
+                };
                 let low = correction(*beta_fast).floor().max(0.0);
                 let mut high = correction(*beta_slow).ceil().min(d - 1.0);
                 if low == high {

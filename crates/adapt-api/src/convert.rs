@@ -1,0 +1,96 @@
+//! Converting and quantizing models: GGUF → MLX folder, folder → re-quantized or dequantized
+//! folder. The work runs on the engine thread (it uses MLX) and reports its steps as it goes.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use adapt_engine::convert::{gguf_to_folder, ConvertReport};
+use adapt_engine::quantize::{quantize_folder, Target};
+
+use crate::engine_thread::Request;
+use crate::{Adapt, ApiError};
+
+/// What the engine thread is asked to write.
+pub(crate) enum ConvertWork {
+    Gguf {
+        src: PathBuf,
+        out: PathBuf,
+    },
+    Quantize {
+        src: PathBuf,
+        out: PathBuf,
+        target: Target,
+        measure: bool,
+    },
+}
+
+impl ConvertWork {
+    /// Runs on the engine thread.
+    pub(crate) fn run(self, progress: &mut dyn FnMut(&str)) -> Result<ConvertReport, ApiError> {
+        Ok(match self {
+            ConvertWork::Gguf { src, out } => gguf_to_folder(&src, &out, progress)?,
+            ConvertWork::Quantize {
+                src,
+                out,
+                target,
+                measure,
+            } => quantize_folder(&src, &out, target, measure, progress)?,
+        })
+    }
+}
+
+impl Adapt {
+    /// Converts the GGUF file `src` into the MLX model folder `out`; `on_step` hears each step.
+    pub fn convert_model(
+        &self,
+        src: &Path,
+        out: &Path,
+        on_step: impl FnMut(&str),
+    ) -> Result<ConvertReport, ApiError> {
+        let work = ConvertWork::Gguf {
+            src: src.to_path_buf(),
+            out: out.to_path_buf(),
+        };
+        self.convert(work, on_step)
+    }
+
+    /// Writes the model folder `src` into `out` quantized (or dequantized) as `target` says;
+    /// with `measure`, reports the quality cost against the source on a fixed text.
+    pub fn quantize_model(
+        &self,
+        src: &Path,
+        out: &Path,
+        target: Target,
+        measure: bool,
+        on_step: impl FnMut(&str),
+    ) -> Result<ConvertReport, ApiError> {
+        let work = ConvertWork::Quantize {
+            src: src.to_path_buf(),
+            out: out.to_path_buf(),
+            target,
+            measure,
+        };
+        self.convert(work, on_step)
+    }
+
+    fn convert(
+        &self,
+        work: ConvertWork,
+        mut on_step: impl FnMut(&str),
+    ) -> Result<ConvertReport, ApiError> {
+        let (progress, steps) = mpsc::channel();
+        let (reply, answer) = mpsc::channel();
+        self.sender()?
+            .send(Request::Convert {
+                work,
+                progress,
+                reply,
+            })
+            .map_err(|_| ApiError::engine_gone())?;
+        // The engine drops the progress sender when it is done, which ends this loop.
+        for step in steps {
+            on_step(&step);
+        }
+        answer.recv().map_err(|_| ApiError::engine_gone())?
+    }
+}

@@ -1,0 +1,230 @@
+//! GGUF → an MLX model folder that mlx-lm and Hugging Face tools load.
+//!
+//! Tensors get Hugging Face names; llama.cpp's Q/K row permutation (for RoPE on interleaved
+//! pairs) is undone so the folder uses the Hugging Face layout (RoPE on halves); quantized
+//! tensors stay quantized with the exact mapping MLX reads them with — Q4_0 / Q4_1 → 4-bit,
+//! Q8_0 → 8-bit, groups of 32 — recorded in `config.json` (per-module entries where a tensor
+//! differs from the most common kind); the tokenizer and chat template are rebuilt from the
+//! GGUF metadata as `tokenizer.json` + `tokenizer_config.json`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use adapt_text::Tokenizer;
+use mlx_rs::{Array, Dtype};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::error::Result;
+use crate::load::gguf;
+use crate::models::layers::QuantSpec;
+use crate::models::{ModelArgs, RopeScaling};
+use crate::save::Staging;
+
+/// What a conversion or quantization wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConvertReport {
+    pub source: PathBuf,
+    pub output: PathBuf,
+    /// How the output stores its weights, e.g. "4-bit (group 32)".
+    pub quantization: String,
+    pub tensors: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Mean KL divergence (nats per token) of the output's next-token distribution from the
+    /// source's on a fixed text; `None` where not measured.
+    pub mean_kl: Option<f64>,
+    pub perplexity_before: Option<f64>,
+    pub perplexity_after: Option<f64>,
+    pub seconds: f64,
+}
+
+/// Converts the GGUF file `src` into the model folder `out` (which must not exist yet).
+pub fn gguf_to_folder(
+    src: &Path,
+    out: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ConvertReport> {
+    let started = Instant::now();
+    progress("reading the GGUF file");
+    let (file, args, mut arrays) = gguf::read(src)?;
+    let tokenizer = Tokenizer::from_gguf(&file)?;
+    let bytes_before = std::fs::metadata(src).map(|m| m.len()).unwrap_or(0);
+
+    progress("restoring the Hugging Face layout of the query and key rows");
+    for l in 0..args.num_hidden_layers {
+        for (proj, heads) in [
+            ("q_proj", args.num_attention_heads),
+            ("k_proj", args.num_key_value_heads),
+        ] {
+            for part in ["weight", "scales", "biases", "bias"] {
+                let name = format!("model.layers.{l}.self_attn.{proj}.{part}");
+                if let Some(a) = arrays.remove(&name) {
+                    arrays.insert(name, unpermute(&a, heads)?);
+                }
+            }
+        }
+    }
+    // Tensors a Hugging Face Llama does not have (none are read by the engine either).
+    arrays.retain(|name, _| name.starts_with("model.") || name.starts_with("lm_head."));
+    let (default, overrides) = quantization(&arrays);
+
+    progress("writing the model folder");
+    let staging = Staging::new(out)?;
+    let mut config = hf_config(&args, &tokenizer, &arrays);
+    if let Some(q) = default {
+        let mut entry = Map::new();
+        entry.insert("group_size".into(), q.group_size.into());
+        entry.insert("bits".into(), q.bits.into());
+        for (module, spec) in &overrides {
+            entry.insert(
+                module.clone(),
+                json!({"group_size": spec.group_size, "bits": spec.bits}),
+            );
+        }
+        config["quantization"] = Value::Object(entry.clone());
+        config["quantization_config"] = Value::Object(entry);
+    }
+    staging.json("config.json", &config)?;
+    let mut generation = json!({"eos_token_id": tokenizer.eos_token_ids()});
+    if let Some(bos) = tokenizer.bos_token_id() {
+        generation["bos_token_id"] = bos.into();
+    }
+    staging.json("generation_config.json", &generation)?;
+    tokenizer.write_hf_files(&staging.tmp, args.max_position_embeddings)?;
+    let bytes_after = staging.weights(&arrays)?;
+    let output = staging.finish()?;
+    Ok(ConvertReport {
+        source: src.to_path_buf(),
+        output,
+        quantization: describe(default, !overrides.is_empty(), &arrays),
+        tensors: arrays.len(),
+        bytes_before,
+        bytes_after,
+        mean_kl: None,
+        perplexity_before: None,
+        perplexity_after: None,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Undoes llama.cpp's permutation of a Q or K projection's rows (`[out, …]`, `out` = heads ×
+/// head_dim): within each head, rows were reordered from halves to interleaved pairs.
+fn unpermute(a: &Array, heads: i32) -> Result<Array> {
+    let shape = a.shape().to_vec();
+    let half = shape[0] / heads / 2;
+    let mut split = vec![heads, half, 2];
+    split.extend_from_slice(&shape[1..]);
+    Ok(a.reshape(&split)?.swap_axes(1, 2)?.reshape(&shape)?)
+}
+
+/// The most common quantization of the quantized modules, and the modules that differ.
+fn quantization(arrays: &HashMap<String, Array>) -> (Option<QuantSpec>, Vec<(String, QuantSpec)>) {
+    let mut specs: Vec<(String, QuantSpec)> = arrays
+        .iter()
+        .filter_map(|(name, scales)| {
+            let module = name.strip_suffix(".scales")?;
+            let weight = arrays.get(&format!("{module}.weight"))?;
+            let packed = *weight.shape().last()?;
+            let groups = *scales.shape().last()?;
+            // ggml quantizes in blocks of 32 values.
+            let bits = packed * 32 / (groups * 32);
+            Some((
+                module.to_string(),
+                QuantSpec {
+                    group_size: 32,
+                    bits,
+                },
+            ))
+        })
+        .collect();
+    specs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut counts: HashMap<i32, usize> = HashMap::new();
+    for (_, s) in &specs {
+        *counts.entry(s.bits).or_default() += 1;
+    }
+    let Some(bits) = counts
+        .into_iter()
+        .max_by_key(|(b, n)| (*n, *b))
+        .map(|(b, _)| b)
+    else {
+        return (None, Vec::new());
+    };
+    let default = QuantSpec {
+        group_size: 32,
+        bits,
+    };
+    let overrides = specs.into_iter().filter(|(_, s)| *s != default).collect();
+    (Some(default), overrides)
+}
+
+/// `config.json` of a Hugging Face Llama with these settings.
+fn hf_config(args: &ModelArgs, tokenizer: &Tokenizer, arrays: &HashMap<String, Array>) -> Value {
+    let mut config = json!({
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": args.hidden_size,
+        "intermediate_size": args.intermediate_size,
+        "num_hidden_layers": args.num_hidden_layers,
+        "num_attention_heads": args.num_attention_heads,
+        "num_key_value_heads": args.num_key_value_heads,
+        "head_dim": args.head_dim,
+        "vocab_size": args.vocab_size,
+        "rms_norm_eps": args.rms_norm_eps,
+        "rope_theta": args.rope_theta,
+        "max_position_embeddings": args.max_position_embeddings,
+        "tie_word_embeddings": args.tie_word_embeddings,
+        "attention_bias": false,
+        "mlp_bias": false,
+        "hidden_act": "silu",
+        "torch_dtype": dtype_name(float_dtype(arrays)),
+        "eos_token_id": tokenizer.eos_token_ids(),
+    });
+    if let Some(bos) = tokenizer.bos_token_id() {
+        config["bos_token_id"] = bos.into();
+    }
+    if let RopeScaling::Linear { factor } = args.rope_scaling {
+        config["rope_scaling"] = json!({"type": "linear", "factor": factor});
+    }
+    config
+}
+
+/// The float dtype of most of the float weights (quantization scales included).
+pub(crate) fn float_dtype(arrays: &HashMap<String, Array>) -> Dtype {
+    let mut bytes: HashMap<Dtype, usize> = HashMap::new();
+    for a in arrays.values() {
+        if matches!(a.dtype(), Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16) {
+            *bytes.entry(a.dtype()).or_default() += a.nbytes();
+        }
+    }
+    bytes
+        .into_iter()
+        .max_by_key(|(_, b)| *b)
+        .map_or(Dtype::Float16, |(d, _)| d)
+}
+
+pub(crate) fn dtype_name(d: Dtype) -> &'static str {
+    match d {
+        Dtype::Float32 => "float32",
+        Dtype::Bfloat16 => "bfloat16",
+        _ => "float16",
+    }
+}
+
+pub(crate) fn describe(
+    q: Option<QuantSpec>,
+    mixed: bool,
+    arrays: &HashMap<String, Array>,
+) -> String {
+    let dtype = dtype_name(float_dtype(arrays));
+    match q {
+        Some(q) => format!(
+            "{}-bit (group {}){}, {dtype}",
+            q.bits,
+            q.group_size,
+            if mixed { " mixed" } else { "" }
+        ),
+        None => dtype.to_string(),
+    }
+}
