@@ -50,6 +50,11 @@ pub(crate) enum Request {
         chat: ChatId,
         reply: Reply<()>,
     },
+    Convert {
+        work: crate::convert::ConvertWork,
+        progress: Sender<String>,
+        reply: Reply<adapt_engine::convert::ConvertReport>,
+    },
     Bench {
         prompt_tokens: usize,
         generate_tokens: usize,
@@ -70,6 +75,18 @@ pub(crate) fn run(requests: Receiver<Request>) {
     for request in requests {
         // A send fails only when the caller stopped waiting; there is nobody to tell.
         match request {
+            Request::Convert {
+                work,
+                progress,
+                reply,
+            } => {
+                let mut step = |s: &str| {
+                    let _ = progress.send(s.to_string());
+                };
+                let result = work.run(&mut step);
+                drop(progress);
+                let _ = reply.send(result);
+            }
             Request::Device { reply } => {
                 let _ = reply.send(DeviceReport::current().map_err(ApiError::from));
             }

@@ -12,10 +12,12 @@
 //! runs, jobs, the models cache and the Hugging Face hub cache are read through the methods
 //! in `records.rs`.
 
+mod convert;
 pub mod datasets;
 mod engine_thread;
 mod error;
 pub mod jobs;
+pub mod models;
 mod records;
 
 use std::path::{Path, PathBuf};
@@ -24,15 +26,24 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+pub use adapt_engine::convert::ConvertReport;
+pub use adapt_engine::models::layers::QuantSpec;
+pub use adapt_engine::quantize::Target as QuantizeTarget;
 pub use adapt_engine::{
     DeviceReport, GenerateParams, Generation, GenerationStats, ModelInfo, SamplingParams,
     StopReason,
+};
+pub use adapt_hub::{PullProgress, Pulled, PulledFile, Stage as PullStage};
+pub use adapt_library::{
+    Description, Estimate, Fit, FitOptions, Format as ModelFormat, Memory, ModelEntry,
+    ModelFileEntry, Shape, Source as ModelSource, Verdict,
 };
 pub use adapt_paths::hub::HubModel;
 pub use adapt_paths::DataDir;
 pub use adapt_store::{CheckpointRecord, Metric, RunRecord};
 pub use error::ApiError;
 pub use jobs::{JobEvent, JobHandle, JobKind, JobRecord, JobStatus, JobTiming};
+pub use models::{ModelDetails, PullJob};
 pub use records::{AdaptConfig, RunDetails};
 
 use engine_thread::Request;

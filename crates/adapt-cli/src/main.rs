@@ -4,9 +4,11 @@
 
 mod bench;
 mod chat;
+mod convert;
 mod data;
 mod doctor;
 mod jobs;
+mod models;
 mod output;
 mod runs;
 
@@ -43,12 +45,19 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// Check, prepare and benchmark datasets (CSV, TSV, JSONL).
     Data(data::DataArgs),
+    /// Convert a GGUF file into an MLX model folder (Hugging Face layout, loads in mlx-lm).
+    Convert(convert::ConvertArgs),
+    /// Quantize a model folder to 4 or 8 bits (or dequantize it), with its quality cost.
+    Quantize(convert::QuantizeArgs),
+    /// Models: pull from the Hugging Face Hub, list, inspect, import, delete.
+    Models(models::ModelsArgs),
 }
 
 /// Which model to use.
 #[derive(Args, Clone)]
 struct ModelArg {
-    /// A GGUF model file [default: the bundled SmolLM2 in the models cache].
+    /// A GGUF file or a model folder (config.json + safetensors) [default: the bundled
+    /// SmolLM2 in the models cache].
     #[arg(long, short, env = "ADAPT_MODEL")]
     model: Option<PathBuf>,
 }
@@ -128,8 +137,11 @@ fn main() {
         Command::Chat(args) => chat::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Data(args) => data::run(&args),
+        Command::Convert(args) => convert::convert(&args),
+        Command::Quantize(args) => convert::quantize(&args),
         Command::Runs(args) => runs::run(&args),
         Command::Jobs(args) => jobs::run(&args),
+        Command::Models(args) => models::run(&args),
     };
     if let Err(e) = result {
         output::print_error(&e);

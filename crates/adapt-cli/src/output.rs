@@ -71,7 +71,7 @@ impl CtrlC {
         self.generating.store(false, Ordering::SeqCst);
     }
 
-    fn pressed(&self) -> bool {
+    pub fn pressed(&self) -> bool {
         self.pressed.load(Ordering::SeqCst)
     }
 }

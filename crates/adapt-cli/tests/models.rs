@@ -1,0 +1,185 @@
+//! `adapt models` end to end against a Hub look-alike on 127.0.0.1: pull, list, inspect, rm,
+//! the Hub's errors, and a pull killed mid-file (SIGKILL) that the next pull resumes without
+//! fetching again the bytes already on disk.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use adapt_hub::test_util::{tiny_model_repo, FakeHub};
+
+const SHARD1: &str = "model-00001-of-00002.safetensors";
+
+struct Env {
+    dir: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl Env {
+    fn new(hub: &FakeHub) -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            endpoint: hub.endpoint(),
+        }
+    }
+
+    fn models(&self) -> PathBuf {
+        self.dir.path().join("models")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_adapt"));
+        c.args(args)
+            .env("ADAPT_DATA_DIR", self.dir.path().join("data"))
+            .env("ADAPT_MODELS_DIR", self.models())
+            .env("HF_ENDPOINT", &self.endpoint)
+            .env("HF_HOME", self.dir.path().join("hf-home"))
+            .env("HF_HUB_CACHE", self.dir.path().join("hf-cache"))
+            .env_remove("HF_TOKEN")
+            .env_remove("HUGGING_FACE_HUB_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("adapt runs")
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn incomplete(models: &Path) -> Option<(PathBuf, u64)> {
+    let blobs = models.join("hub/models--tiny--llama/blobs");
+    std::fs::read_dir(blobs)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "incomplete"))
+        .map(|p| {
+            let len = std::fs::metadata(&p).map_or(0, |m| m.len());
+            (p, len)
+        })
+}
+
+#[test]
+fn pull_list_inspect_and_remove_a_model() {
+    let hub = FakeHub::start(vec![tiny_model_repo("tiny/llama", 64 * 1024)]);
+    let env = Env::new(&hub);
+    let out = env.run(&["models", "pull", "tiny/llama"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("Pulled tiny/llama@main"), "{stdout}");
+    assert!(stdout.contains("6 files"), "{stdout}");
+    assert!(stderr.contains(SHARD1), "{stderr}");
+    assert!(stderr.contains("ETA"), "{stderr}");
+
+    let out = env.run(&["models", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let model = &list.as_array().unwrap()[0];
+    assert_eq!(model["name"], "tiny/llama");
+    assert_eq!(model["source"], "library");
+    assert_eq!(model["architecture"], "llama");
+    assert_eq!(model["format"], "folder");
+    assert!(model["parameters"].as_u64().unwrap() > 0);
+    assert!(model["fit"]["chat"]["verdict"].is_string());
+
+    let out = env.run(&["models", "list"]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("tiny/llama"), "{stdout}");
+
+    let out = env.run(&["models", "inspect", "tiny/llama"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("Architecture  llama"), "{stdout}");
+    assert!(stdout.contains("assuming"), "{stdout}");
+    assert!(stdout.contains(SHARD1), "{stdout}");
+
+    let out = env.run(&["jobs", "list", "--json"]);
+    let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(jobs[0]["kind"], "download");
+    assert_eq!(jobs[0]["status"], "succeeded");
+
+    let out = env.run(&["models", "rm", "tiny/llama"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!env.models().join("hub/models--tiny--llama").exists());
+}
+
+#[test]
+fn hub_errors_print_their_code_and_what_to_do() {
+    let hub = FakeHub::start(vec![tiny_model_repo("tiny/llama", 4096)]);
+    let env = Env::new(&hub);
+    let out = env.run(&["models", "pull", "tiny/missing"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("[hub.not_found]"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let out = env.run(&["models", "pull", "not a repo"]);
+    assert!(text(&out.stderr).contains("[hub.bad_repo_id]"));
+    let out = env.run(&["models", "inspect", "nothing-here"]);
+    assert!(text(&out.stderr).contains("[library.not_found]"));
+}
+
+#[test]
+fn a_killed_pull_resumes_where_it_stopped() {
+    let hub = FakeHub::start(vec![tiny_model_repo("tiny/llama", 2 << 20)]);
+    hub.throttle(Some(1 << 20));
+    let env = Env::new(&hub);
+    let mut child = env
+        .command(&["models", "pull", "tiny/llama"])
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let partial = loop {
+        if let Some((_, len)) = incomplete(&env.models()).filter(|(_, len)| *len > 256 * 1024) {
+            break len;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no partial file"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let (path, kept) = incomplete(&env.models()).expect("the partial file is kept");
+    assert!(kept >= partial, "{kept} < {partial}");
+    assert!(path.to_string_lossy().ends_with(".incomplete"));
+
+    // Let the server notice the killed connection (it logs a request when it ends) before
+    // the log is cleared for the resumed pull.
+    hub.throttle(None);
+    let killed_logged = Instant::now();
+    while !hub
+        .log()
+        .iter()
+        .any(|s| s.file.as_deref() == Some(SHARD1) && s.bytes > 0)
+    {
+        assert!(killed_logged.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    hub.clear_log();
+    let out = env.run(&["models", "pull", "tiny/llama"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains(&format!("resumed {SHARD1}")), "{stdout}");
+    let storage: Vec<_> = hub
+        .log()
+        .into_iter()
+        .filter(|s| s.file.as_deref() == Some(SHARD1) && s.path.starts_with("/storage/"))
+        .collect();
+    assert_eq!(storage.len(), 1, "{storage:?}");
+    assert_eq!(storage[0].range_start, Some(kept));
+    let size = tiny_model_repo("tiny/llama", 2 << 20)
+        .files
+        .iter()
+        .find(|f| f.name == SHARD1)
+        .unwrap()
+        .bytes
+        .len() as u64;
+    assert_eq!(storage[0].bytes, size - kept);
+    assert!(incomplete(&env.models()).is_none());
+}

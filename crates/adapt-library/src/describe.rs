@@ -1,0 +1,396 @@
+//! Reading one model from disk without loading it: a GGUF file (header and tensor table) or a
+//! Hugging Face / MLX folder (`config.json` plus the safetensors headers).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use adapt_gguf::{GgmlType, GgufFile};
+use serde::Serialize;
+
+use crate::LibraryError;
+
+/// GGUF tensor types the engine loads.
+pub const GGUF_TYPES: &[GgmlType] = &[
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q8_0,
+];
+
+/// How a model is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// A folder with `config.json` and safetensors weights (Hugging Face or MLX).
+    Folder,
+    /// One GGUF file.
+    Gguf,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Format::Folder => "safetensors",
+            Format::Gguf => "gguf",
+        })
+    }
+}
+
+/// The shape numbers memory estimates need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Shape {
+    pub layers: u64,
+    pub hidden: u64,
+    pub heads: u64,
+    pub kv_heads: u64,
+    pub head_dim: u64,
+    pub vocab: u64,
+    /// The longest context the model was trained for, when stated.
+    pub context: Option<u64>,
+}
+
+/// One file of a model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelFileEntry {
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// What a model is, read from its headers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Description {
+    pub format: Format,
+    pub architecture: Option<String>,
+    pub parameters: Option<u64>,
+    /// The dominant storage type: `bf16`, `f16`, `f32`, or a GGUF type such as `Q4_1`.
+    pub dtype: Option<String>,
+    /// `4-bit, group 64` (MLX) or the GGUF quantized type; `None` for float weights.
+    pub quantization: Option<String>,
+    /// Bytes of the weight files.
+    pub weights_bytes: u64,
+    /// Bytes of every file.
+    pub bytes: u64,
+    pub shape: Option<Shape>,
+    pub runnable: bool,
+    /// Why the model cannot run, when it cannot.
+    pub not_runnable: Option<String>,
+    pub files: Vec<ModelFileEntry>,
+    /// Tensor count.
+    pub tensors: usize,
+}
+
+/// Describes the model at `path` (a GGUF file or a model folder); `supported` are the
+/// architectures the engine runs.
+pub fn describe(path: &Path, supported: &[String]) -> Result<Description, LibraryError> {
+    let meta = std::fs::metadata(path).map_err(|e| LibraryError::io(path, e))?;
+    if meta.is_dir() {
+        describe_folder(path, supported)
+    } else {
+        describe_gguf(path, supported)
+    }
+}
+
+fn describe_gguf(path: &Path, supported: &[String]) -> Result<Description, LibraryError> {
+    let gguf = GgufFile::open(path).map_err(|e| LibraryError::NotAModel {
+        path: path.to_path_buf(),
+        detail: format!("not a readable GGUF file ({e})"),
+    })?;
+    let architecture = gguf.architecture().map(str::to_string);
+    let parameters: u64 = gguf.tensors().iter().map(|t| t.n_elements()).sum();
+    let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+    let mut unsupported: Vec<String> = Vec::new();
+    for t in gguf.tensors() {
+        *by_type.entry(t.ggml_type.to_string()).or_default() += t.n_elements();
+        if !GGUF_TYPES.contains(&t.ggml_type) && !unsupported.contains(&t.ggml_type.to_string()) {
+            unsupported.push(t.ggml_type.to_string());
+        }
+    }
+    let dominant = by_type
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(t, _)| t.clone());
+    let quantization = dominant
+        .clone()
+        .filter(|d| !matches!(d.as_str(), "F32" | "F16" | "BF16"));
+    let shape = architecture.as_deref().and_then(|arch| {
+        let get = |k: &str| gguf.get_u64(&format!("{arch}.{k}"));
+        let hidden = get("embedding_length")?;
+        let heads = get("attention.head_count")?;
+        let head_dim = get("attention.key_length").unwrap_or(hidden / heads.max(1));
+        let vocab = gguf
+            .get_string_array("tokenizer.ggml.tokens")
+            .map(|t| t.len() as u64)
+            .or_else(|| get("vocab_size"))
+            .unwrap_or(0);
+        Some(Shape {
+            layers: get("block_count")?,
+            hidden,
+            heads,
+            kv_heads: get("attention.head_count_kv").unwrap_or(heads),
+            head_dim,
+            vocab,
+            context: get("context_length"),
+        })
+    });
+    let bytes = gguf.file_len();
+    let mut why = Vec::new();
+    check_architecture(architecture.as_deref(), supported, &mut why);
+    if !unsupported.is_empty() {
+        why.push(format!(
+            "tensor types {} are not supported (the engine reads F32, F16, BF16, Q4_0, Q4_1 \
+             and Q8_0)",
+            unsupported.join(", ")
+        ));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Description {
+        format: Format::Gguf,
+        architecture,
+        parameters: Some(parameters),
+        dtype: dominant,
+        quantization,
+        weights_bytes: bytes,
+        bytes,
+        shape,
+        runnable: why.is_empty(),
+        not_runnable: (!why.is_empty()).then(|| why.join("; ")),
+        files: vec![ModelFileEntry { name, bytes }],
+        tensors: gguf.tensors().len(),
+    })
+}
+
+fn check_architecture(arch: Option<&str>, supported: &[String], why: &mut Vec<String>) {
+    match arch {
+        Some(a) if supported.iter().any(|s| s == a) => {}
+        Some(a) => why.push(format!(
+            "architecture `{a}` is not supported yet (supported: {})",
+            supported.join(", ")
+        )),
+        None => why.push("the architecture is not stated".into()),
+    }
+}
+
+/// A tensor from a safetensors header.
+struct Tensor {
+    name: String,
+    dtype: String,
+    shape: Vec<u64>,
+}
+
+/// Reads the header of a safetensors file: 8 bytes of little-endian header length, then that
+/// many bytes of JSON mapping tensor names to dtype, shape and data offsets.
+fn safetensors_header(path: &Path) -> Result<Vec<Tensor>, String> {
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)
+        .map_err(|_| "shorter than a safetensors header".to_string())?;
+    let len = u64::from_le_bytes(len);
+    if len > 100 << 20 || len > file_len.saturating_sub(8) {
+        return Err(format!("header length {len} does not fit the file"));
+    }
+    let mut json = vec![0u8; len as usize];
+    file.read_exact(&mut json).map_err(|e| e.to_string())?;
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&json).map_err(|e| format!("header is not JSON: {e}"))?;
+    let mut tensors = Vec::new();
+    for (name, v) in map {
+        if name == "__metadata__" {
+            continue;
+        }
+        let dtype = v["dtype"].as_str().unwrap_or("?").to_string();
+        let shape = v["shape"]
+            .as_array()
+            .map(|s| s.iter().filter_map(|d| d.as_u64()).collect())
+            .unwrap_or_default();
+        tensors.push(Tensor { name, dtype, shape });
+    }
+    Ok(tensors)
+}
+
+fn describe_folder(dir: &Path, supported: &[String]) -> Result<Description, LibraryError> {
+    let config_path = dir.join("config.json");
+    let config: serde_json::Value = match std::fs::read(&config_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| LibraryError::NotAModel {
+            path: dir.to_path_buf(),
+            detail: format!("config.json is not valid JSON ({e})"),
+        })?,
+        Err(_) => {
+            return Err(LibraryError::NotAModel {
+                path: dir.to_path_buf(),
+                detail: "a model folder has a config.json (and safetensors weights)".into(),
+            })
+        }
+    };
+    // Multimodal configs keep the language model's settings in `text_config`.
+    let text = config.get("text_config").unwrap_or(&config);
+    let num = |k: &str| {
+        text.get(k)
+            .and_then(|v| v.as_u64())
+            .or_else(|| config.get(k)?.as_u64())
+    };
+    let architecture = text
+        .get("model_type")
+        .or_else(|| config.get("model_type"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let quant = config
+        .get("quantization")
+        .or_else(|| config.get("quantization_config"));
+    let bits = quant.and_then(|q| q.get("bits")?.as_u64());
+    let group = quant.and_then(|q| q.get("group_size")?.as_u64());
+
+    let files = list_files(dir);
+    let weights: Vec<&ModelFileEntry> = files
+        .iter()
+        .filter(|f| f.name.ends_with(".safetensors") && !f.name.contains('/'))
+        .collect();
+    let mut why = Vec::new();
+    check_architecture(architecture.as_deref(), supported, &mut why);
+    if weights.is_empty() {
+        why.push("the folder has no .safetensors weights".into());
+    }
+    if let Ok(index) = std::fs::read(dir.join("model.safetensors.index.json")) {
+        let index: serde_json::Value = serde_json::from_slice(&index).unwrap_or_default();
+        let mut missing: Vec<&str> = index["weight_map"]
+            .as_object()
+            .map(|m| m.values().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        missing.retain(|shard| !weights.iter().any(|w| w.name == *shard));
+        missing.sort_unstable();
+        missing.dedup();
+        if !missing.is_empty() {
+            why.push(format!("shards {} are missing", missing.join(", ")));
+        }
+    }
+
+    let mut tensors = Vec::new();
+    for w in &weights {
+        match safetensors_header(&dir.join(&w.name)) {
+            Ok(t) => tensors.extend(t),
+            Err(e) => why.push(format!(
+                "{} is not a readable safetensors file: {e}",
+                w.name
+            )),
+        }
+    }
+    let names: std::collections::HashSet<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+    let mut parameters = 0u64;
+    let mut by_dtype: BTreeMap<String, u64> = BTreeMap::new();
+    let mut quantized = false;
+    for t in &tensors {
+        let elements: u64 = t.shape.iter().product();
+        let prefix = t
+            .name
+            .strip_suffix(".scales")
+            .or_else(|| t.name.strip_suffix(".biases"));
+        if let Some(prefix) = prefix {
+            if names.contains(format!("{prefix}.weight").as_str()) {
+                // Quantization scales and biases are not parameters.
+                continue;
+            }
+        }
+        let packed = t.dtype == "U32"
+            && t.name
+                .strip_suffix(".weight")
+                .is_some_and(|p| names.contains(format!("{p}.scales").as_str()));
+        if packed {
+            quantized = true;
+            // Each u32 packs 32 / bits values (per-layer bits override the global ones).
+            let layer_bits = t
+                .name
+                .strip_suffix(".weight")
+                .and_then(|p| quant?.get(p)?.get("bits")?.as_u64())
+                .or(bits)
+                .unwrap_or(4)
+                .max(1);
+            parameters += elements * 32 / layer_bits;
+        } else {
+            parameters += elements;
+            *by_dtype.entry(t.dtype.to_ascii_lowercase()).or_default() += elements;
+        }
+    }
+    let dtype = by_dtype
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(d, _)| d.clone())
+        .or_else(|| {
+            config
+                .get("torch_dtype")
+                .and_then(|v| v.as_str())
+                .map(|d| d.replace("float", "f"))
+        });
+    let quantization = match (bits, quantized || quant.is_some()) {
+        (Some(b), true) => Some(match group {
+            Some(g) => format!("{b}-bit, group {g}"),
+            None => format!("{b}-bit"),
+        }),
+        (None, true) => Some("quantized".into()),
+        _ => None,
+    };
+    let shape = (|| {
+        let hidden = num("hidden_size")?;
+        let heads = num("num_attention_heads")?;
+        Some(Shape {
+            layers: num("num_hidden_layers")?,
+            hidden,
+            heads,
+            kv_heads: num("num_key_value_heads").unwrap_or(heads),
+            head_dim: num("head_dim").unwrap_or(hidden / heads.max(1)),
+            vocab: num("vocab_size").unwrap_or(0),
+            context: num("max_position_embeddings"),
+        })
+    })();
+    Ok(Description {
+        format: Format::Folder,
+        architecture,
+        parameters: (!tensors.is_empty()).then_some(parameters),
+        dtype,
+        quantization,
+        weights_bytes: weights.iter().map(|w| w.bytes).sum(),
+        bytes: files.iter().map(|f| f.bytes).sum(),
+        shape,
+        runnable: why.is_empty(),
+        not_runnable: (!why.is_empty()).then(|| why.join("; ")),
+        tensors: tensors.len(),
+        files,
+    })
+}
+
+/// Every file under `dir` (following links, as hub snapshots are links), by relative name.
+pub(crate) fn list_files(dir: &Path) -> Vec<ModelFileEntry> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<ModelFileEntry>, depth: usize) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            let path = e.path();
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_dir() && depth < 8 => walk(root, &path, out, depth + 1),
+                Ok(m) if m.is_file() => out.push(ModelFileEntry {
+                    name: relative(root, &path),
+                    bytes: m.len(),
+                }),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out, 0);
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .to_string_lossy()
+        .replace('\\', "/")
+}

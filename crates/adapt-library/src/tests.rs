@@ -1,0 +1,350 @@
+//! The library over small model folders, quantized MLX folders, GGUF files and a Hugging Face
+//! cache made by the tests.
+
+use std::path::Path;
+
+use adapt_gguf::test_util::GgufBuilder;
+use adapt_gguf::{GgmlType, GgufValue};
+
+use super::*;
+
+const SUPPORTED: &[&str] = &["llama", "mistral", "qwen2"];
+
+/// A safetensors file with `tensors` (name, dtype, shape), zero data.
+fn safetensors(tensors: &[(&str, &str, &[u64])]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0u64;
+    for (name, dtype, shape) in tensors {
+        let width = if matches!(*dtype, "F32" | "U32") {
+            4
+        } else {
+            2
+        };
+        let len = shape.iter().product::<u64>() * width;
+        header.insert(
+            name.to_string(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len]}),
+        );
+        offset += len;
+    }
+    let json = serde_json::to_vec(&header).unwrap();
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&json);
+    out.resize(out.len() + offset as usize, 0);
+    out
+}
+
+fn config(model_type: &str, extra: serde_json::Value) -> String {
+    let mut c = serde_json::json!({
+        "model_type": model_type, "hidden_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
+        "max_position_embeddings": 1024
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c.to_string()
+}
+
+/// A float16 Llama folder: 100×64 embeddings + 2 layers of 64×64 q_proj = 14_592 parameters.
+fn float_folder(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        config("llama", serde_json::json!({})),
+    )
+    .unwrap();
+    std::fs::write(dir.join("tokenizer.json"), "{}").unwrap();
+    let st = safetensors(&[
+        ("model.embed_tokens.weight", "BF16", &[100, 64]),
+        ("model.layers.0.self_attn.q_proj.weight", "BF16", &[64, 64]),
+        ("model.layers.1.self_attn.q_proj.weight", "BF16", &[64, 64]),
+    ]);
+    std::fs::write(dir.join("model.safetensors"), st).unwrap();
+}
+
+/// An MLX 4-bit folder: a 64×64 weight packed as 64×8 u32 with scales and biases, plus a
+/// float norm.
+fn quantized_folder(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let q = serde_json::json!({"quantization": {"group_size": 64, "bits": 4}});
+    std::fs::write(dir.join("config.json"), config("qwen2", q)).unwrap();
+    let st = safetensors(&[
+        ("model.layers.0.mlp.up_proj.weight", "U32", &[64, 8]),
+        ("model.layers.0.mlp.up_proj.scales", "F16", &[64, 1]),
+        ("model.layers.0.mlp.up_proj.biases", "F16", &[64, 1]),
+        ("model.norm.weight", "F16", &[64]),
+    ]);
+    std::fs::write(dir.join("model.safetensors"), st).unwrap();
+}
+
+fn gguf(path: &Path, arch: &str, ty: GgmlType) {
+    let bytes = GgufBuilder::new()
+        .kv_str("general.architecture", arch)
+        .kv(&format!("{arch}.block_count"), GgufValue::U32(2))
+        .kv(&format!("{arch}.embedding_length"), GgufValue::U32(256))
+        .kv(&format!("{arch}.attention.head_count"), GgufValue::U32(4))
+        .kv(&format!("{arch}.context_length"), GgufValue::U32(2048))
+        // Rows of 256: a whole number of blocks for every quantized type.
+        .tensor("token_embd.weight", &[256, 100], ty)
+        .tensor("output_norm.weight", &[256], GgmlType::F32)
+        .build();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A hub-cache-layout repository with a float folder snapshot.
+fn hub_repo(hub: &Path, repo: &str) -> std::path::PathBuf {
+    let dir = hub.join(format!("models--{}", repo.replace('/', "--")));
+    let snapshot = dir.join("snapshots/abc");
+    float_folder(&snapshot);
+    std::fs::create_dir_all(dir.join("refs")).unwrap();
+    std::fs::write(dir.join("refs/main"), "abc").unwrap();
+    snapshot
+}
+
+fn supported() -> Vec<String> {
+    SUPPORTED.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn folders_are_described_from_config_and_safetensors_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    float_folder(dir.path());
+    let d = describe(dir.path(), &supported()).unwrap();
+    assert_eq!(d.format, Format::Folder);
+    assert_eq!(d.architecture.as_deref(), Some("llama"));
+    assert_eq!(d.parameters, Some(100 * 64 + 2 * 64 * 64));
+    assert_eq!(d.dtype.as_deref(), Some("bf16"));
+    assert_eq!(d.quantization, None);
+    assert!(d.runnable, "{:?}", d.not_runnable);
+    assert_eq!(d.tensors, 3);
+    let names: Vec<&str> = d.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["config.json", "model.safetensors", "tokenizer.json"]
+    );
+    assert_eq!(d.bytes, d.files.iter().map(|f| f.bytes).sum::<u64>());
+    let s = d.shape.unwrap();
+    assert_eq!((s.layers, s.hidden, s.kv_heads, s.head_dim), (2, 64, 2, 16));
+}
+
+#[test]
+fn quantized_mlx_weights_count_unpacked_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    quantized_folder(dir.path());
+    let d = describe(dir.path(), &supported()).unwrap();
+    assert_eq!(d.architecture.as_deref(), Some("qwen2"));
+    // 64×8 u32 at 4 bits = 64×64 values; scales and biases are not parameters.
+    assert_eq!(d.parameters, Some(64 * 64 + 64));
+    assert_eq!(d.quantization.as_deref(), Some("4-bit, group 64"));
+    assert_eq!(d.dtype.as_deref(), Some("f16"));
+}
+
+#[test]
+fn gguf_files_are_described_from_their_tensor_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.gguf");
+    gguf(&path, "llama", GgmlType::Q4_1);
+    let d = describe(&path, &supported()).unwrap();
+    assert_eq!(d.format, Format::Gguf);
+    assert_eq!(d.parameters, Some(25_600 + 256));
+    assert_eq!(d.dtype.as_deref(), Some("Q4_1"));
+    assert_eq!(d.quantization.as_deref(), Some("Q4_1"));
+    assert!(d.runnable);
+    assert_eq!(d.shape.unwrap().context, Some(2048));
+
+    let k = dir.path().join("k.gguf");
+    gguf(&k, "llama", GgmlType::Q4_K);
+    let d = describe(&k, &supported()).unwrap();
+    assert!(!d.runnable);
+    assert!(d.not_runnable.unwrap().contains("Q4_K"));
+    let other = dir.path().join("o.gguf");
+    gguf(&other, "mamba", GgmlType::F16);
+    let why = describe(&other, &supported())
+        .unwrap()
+        .not_runnable
+        .unwrap();
+    assert!(why.contains("`mamba` is not supported"), "{why}");
+}
+
+#[test]
+fn what_is_not_a_model_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.gguf");
+    std::fs::write(&text, "hello").unwrap();
+    let e = describe(&text, &supported()).unwrap_err();
+    assert_eq!(e.code(), "library.not_a_model");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let e = describe(&empty, &supported()).unwrap_err();
+    assert_eq!(e.code(), "library.not_a_model");
+    assert!(e.to_string().contains("config.json"), "{e}");
+    // A folder with a broken safetensors file is described, not runnable, never a panic.
+    float_folder(&dir.path().join("broken"));
+    std::fs::write(dir.path().join("broken/model.safetensors"), [255u8; 12]).unwrap();
+    let d = describe(&dir.path().join("broken"), &supported()).unwrap();
+    assert!(!d.runnable);
+    assert!(d.not_runnable.unwrap().contains("model.safetensors"));
+}
+
+#[test]
+fn the_list_has_our_models_then_the_hugging_face_caches() {
+    let models = tempfile::tempdir().unwrap();
+    let hf = tempfile::tempdir().unwrap();
+    hub_repo(&models.path().join("hub"), "tiny/pulled");
+    float_folder(&models.path().join("imported"));
+    gguf(&models.path().join("bundled.gguf"), "llama", GgmlType::Q8_0);
+    std::fs::write(models.path().join("notes.txt"), "x").unwrap();
+    hub_repo(hf.path(), "theirs/model");
+    let lib = Library::new(models.path(), Some(hf.path()), SUPPORTED);
+    let list = lib.list();
+    let names: Vec<(&str, Source)> = list.iter().map(|m| (m.name.as_str(), m.source)).collect();
+    assert_eq!(
+        names,
+        [
+            ("tiny/pulled", Source::Library),
+            ("bundled.gguf", Source::Library),
+            ("imported", Source::Library),
+            ("theirs/model", Source::HuggingFaceCache),
+        ]
+    );
+    assert_eq!(list[0].revision.as_deref(), Some("abc"));
+    assert!(list.iter().all(|m| m.description.runnable));
+    assert_eq!(
+        lib.find("theirs/model").unwrap().source,
+        Source::HuggingFaceCache
+    );
+    let by_path = lib
+        .find(models.path().join("imported").to_str().unwrap())
+        .unwrap();
+    assert_eq!(by_path.name, "imported");
+    assert_eq!(lib.find("nope").unwrap_err().code(), "library.not_found");
+}
+
+#[test]
+fn import_copies_models_and_refuses_the_rest() {
+    let models = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let lib = Library::new(&models.path().join("cache"), None, SUPPORTED);
+    let folder = elsewhere.path().join("my-model");
+    float_folder(&folder);
+    let entry = lib.import(&folder).unwrap();
+    assert_eq!(entry.name, "my-model");
+    assert_eq!(entry.path, models.path().join("cache/my-model"));
+    assert!(entry.description.runnable);
+    assert!(folder.join("config.json").exists(), "the original stays");
+    let e = lib.import(&folder).unwrap_err();
+    assert_eq!(e.code(), "library.exists");
+    assert!(e.to_string().contains("adapt models rm my-model"), "{e}");
+
+    let file = elsewhere.path().join("small.gguf");
+    gguf(&file, "llama", GgmlType::F16);
+    assert_eq!(lib.import(&file).unwrap().name, "small.gguf");
+
+    let text = elsewhere.path().join("readme.md");
+    std::fs::write(&text, "# hi").unwrap();
+    assert_eq!(lib.import(&text).unwrap_err().code(), "library.not_a_model");
+    let no_weights = elsewhere.path().join("no-weights");
+    std::fs::create_dir(&no_weights).unwrap();
+    std::fs::write(
+        no_weights.join("config.json"),
+        config("llama", serde_json::json!({})),
+    )
+    .unwrap();
+    assert_eq!(
+        lib.import(&no_weights).unwrap_err().code(),
+        "library.not_a_model"
+    );
+    assert_eq!(
+        lib.import(&models.path().join("cache/my-model"))
+            .unwrap_err()
+            .code(),
+        "library.already_in_library"
+    );
+    let names: Vec<String> = lib.list().into_iter().map(|m| m.name).collect();
+    assert_eq!(names, ["my-model", "small.gguf"]);
+}
+
+#[test]
+fn remove_deletes_only_what_we_own() {
+    let models = tempfile::tempdir().unwrap();
+    let hf = tempfile::tempdir().unwrap();
+    let ours = hub_repo(&models.path().join("hub"), "tiny/pulled");
+    gguf(&models.path().join("bundled.gguf"), "llama", GgmlType::Q8_0);
+    let theirs = hub_repo(hf.path(), "theirs/model");
+    let outside = tempfile::tempdir().unwrap();
+    float_folder(&outside.path().join("m"));
+    let lib = Library::new(models.path(), Some(hf.path()), SUPPORTED);
+
+    let e = lib.remove("theirs/model").unwrap_err();
+    assert_eq!(e.code(), "library.not_owned");
+    assert!(e.to_string().contains("Hugging Face cache"), "{e}");
+    assert!(theirs.join("config.json").exists());
+    let e = lib
+        .remove(outside.path().join("m").to_str().unwrap())
+        .unwrap_err();
+    assert_eq!(e.code(), "library.not_owned");
+    assert!(outside.path().join("m/config.json").exists());
+
+    lib.remove("tiny/pulled").unwrap();
+    assert!(!ours.exists());
+    assert!(!models.path().join("hub/models--tiny--pulled").exists());
+    lib.remove("bundled.gguf").unwrap();
+    assert!(lib.list().iter().all(|m| m.source != Source::Library));
+    assert_eq!(
+        lib.remove("tiny/pulled").unwrap_err().code(),
+        "library.not_found"
+    );
+}
+
+#[test]
+fn fit_estimates_chat_and_training_with_their_assumptions() {
+    let dir = tempfile::tempdir().unwrap();
+    float_folder(dir.path());
+    let d = describe(dir.path(), &supported()).unwrap();
+    let big = Memory {
+        total: 64 << 30,
+        available: 32 << 30,
+    };
+    let f = fit(&d, big, &FitOptions::default());
+    assert_eq!(f.chat.verdict, Verdict::Fits);
+    assert_eq!(f.train.verdict, Verdict::Fits);
+    // The context is capped at the model's 1024 tokens: 2 layers × 2 kv heads × 16 × 1024 × K,V × f16.
+    let kv = f
+        .chat
+        .parts
+        .iter()
+        .find(|(w, _)| w == "kv cache")
+        .unwrap()
+        .1;
+    assert_eq!(kv, 2 * 2 * 16 * 1024 * 2 * 2);
+    assert_eq!(f.chat.bytes, f.chat.parts.iter().map(|p| p.1).sum::<u64>());
+    assert!(f.train.bytes > f.chat.bytes);
+    assert!(f
+        .chat
+        .assumptions
+        .iter()
+        .any(|a| a.contains("1024-token context")));
+    assert!(f
+        .train
+        .assumptions
+        .iter()
+        .any(|a| a.contains("LoRA rank 8")));
+
+    let small = Memory {
+        total: 300 << 20,
+        available: 100 << 20,
+    };
+    let f = fit(&d, small, &FitOptions::default());
+    assert_eq!(f.chat.verdict, Verdict::TooBig);
+    let tight = Memory {
+        total: 1 << 30,
+        available: 1 << 20,
+    };
+    assert_eq!(
+        fit(&d, tight, &FitOptions::default()).chat.verdict,
+        Verdict::Tight
+    );
+    assert!(Memory::current().total > 0);
+}
