@@ -241,3 +241,36 @@ fn the_api_streams_text_and_reports_clear_errors() {
     assert_eq!(g.stop_reason, Some(StopReason::Cancelled));
     assert!(g.tokens.len() < 5, "{}", g.tokens.len());
 }
+
+#[test]
+fn greedy_on_the_device_equals_greedy_on_the_host_and_leaves_the_same_cache() {
+    let _mlx = lock();
+    let lm = load(&smollm2(), &LoadOptions::default()).unwrap();
+    for (question, max_tokens) in [("What is the capital of France?", 40), ("Count to ten.", 9)] {
+        let prompt = prompt_tokens(&lm, &[user(question)]).unwrap();
+        let run = |params: &GenerateParams| {
+            let mut cache = SequenceCache::new(&lm.model);
+            let g = generate(
+                &lm.model,
+                &lm.tokenizer,
+                &mut cache,
+                &prompt,
+                params,
+                &mut |_: &str| true,
+            )
+            .unwrap();
+            let offsets: Vec<usize> = cache.layers.iter().map(|c| c.offset()).collect();
+            (g.tokens, g.stop_reason, cache.tokens, offsets)
+        };
+        // Pipelined device argmax vs the host sampler with top-k 1 (also greedy).
+        let device = run(&greedy(max_tokens));
+        let mut host_params = greedy(max_tokens);
+        host_params.sampling.temperature = 1.0;
+        host_params.sampling.top_k = 1;
+        let host = run(&host_params);
+        assert_eq!(device, host, "{question}");
+        let (tokens, _, cached, offsets) = device;
+        assert!(offsets.iter().all(|&o| o == cached.len()));
+        assert!(cached.len() >= prompt.len() + tokens.len() - 1);
+    }
+}

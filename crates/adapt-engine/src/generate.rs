@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use adapt_text::{StreamingDetokenizer, Tokenizer};
+use mlx_rs::ops::indexing::argmax_axis;
 use mlx_rs::{Array, Dtype};
 use serde::{Deserialize, Serialize};
 
@@ -196,66 +197,37 @@ pub fn generate(
         ..GenerationStats::default()
     };
 
-    let mut logits = prefill(model, cache, &prompt[common..], params.prefill_chunk, sink)?;
+    let logits = prefill(model, cache, &prompt[common..], params.prefill_chunk, sink)?;
     stats.prefill_seconds = started.elapsed().as_secs_f64();
 
-    let mut sampler = Sampler::new(params.sampling.clone());
-    let mut detok = StreamingDetokenizer::new(tokenizer, true);
-    let mut stop = StopFilter::new(&params.stop);
-    let eos = tokenizer.eos_token_ids();
     let budget = params.max_tokens.min(context - prompt.len());
-    let mut tokens = Vec::new();
-    let mut first_token_at = None;
-    let mut reason = None;
-    let mut history: Vec<u32> = prompt.to_vec();
-
-    while reason.is_none() {
-        if tokens.len() >= budget {
-            reason = Some(if budget < params.max_tokens {
-                StopReason::ContextFull
-            } else {
-                StopReason::MaxTokens
-            });
-            break;
-        }
-        let row = logits_row(&logits)?;
-        let token = sampler.sample(&row, &history);
-        first_token_at.get_or_insert_with(Instant::now);
-        if !params.ignore_eos && eos.contains(&token) {
-            reason = Some(StopReason::EndOfSequence);
-            break;
-        }
-        tokens.push(token);
-        history.push(token);
-        let piece = detok.push(token)?;
-        match stop.push(&piece) {
-            StopOutcome::Emit(text) => {
-                if !text.is_empty() && !sink.text(&text) {
-                    reason = Some(StopReason::Cancelled);
-                }
-            }
-            StopOutcome::Stop(text) => {
-                if !text.is_empty() {
-                    sink.text(&text);
-                }
-                reason = Some(StopReason::StopString);
-            }
-        }
-        if reason.is_some() || tokens.len() >= budget {
-            continue;
-        }
-        // Feed the token; the last sampled one is never fed, so the cache only holds
-        // tokens the model has processed.
-        let ids = Array::from_slice(&[token as i32], &[1, 1]);
-        logits = model.forward_last(&ids, &mut cache.layers)?;
-        cache.tokens.push(token);
-    }
-    if !matches!(reason, Some(StopReason::StopString)) {
-        let tail = stop.finish(&detok.finish()?);
+    let mut out = Emitter {
+        detok: StreamingDetokenizer::new(tokenizer, true),
+        stop: StopFilter::new(&params.stop),
+        eos: tokenizer.eos_token_ids(),
+        ignore_eos: params.ignore_eos,
+        tokens: Vec::new(),
+        first_token_at: None,
+        sink,
+    };
+    let reason = if is_plain_greedy(&params.sampling) {
+        decode_greedy(model, cache, logits, budget, &mut out)?
+    } else {
+        decode_sampled(model, cache, logits, budget, params, prompt, &mut out)?
+    };
+    let reason = reason.unwrap_or(if budget < params.max_tokens {
+        StopReason::ContextFull
+    } else {
+        StopReason::MaxTokens
+    });
+    if reason != StopReason::StopString {
+        let tail = out.stop.finish(&out.detok.finish()?);
         if !tail.is_empty() {
-            sink.text(&tail);
+            out.sink.text(&tail);
         }
     }
+    let (tokens, first_token_at, text) = (out.tokens, out.first_token_at, out.stop.text);
+    let reason = Some(reason);
 
     let done = Instant::now();
     let first = first_token_at.unwrap_or(done);
@@ -267,11 +239,125 @@ pub fn generate(
         per_second(tokens.len().saturating_sub(1), stats.decode_seconds);
     stats.peak_memory = mlx_rs::memory::peak_memory()? as u64;
     Ok(Generation {
-        text: stop.text,
+        text,
         tokens,
         stop_reason: reason,
         stats,
     })
+}
+
+/// Hands sampled tokens to the sink as text, and says when generation must stop.
+struct Emitter<'a> {
+    detok: StreamingDetokenizer,
+    stop: StopFilter<'a>,
+    eos: &'a [u32],
+    ignore_eos: bool,
+    tokens: Vec<u32>,
+    first_token_at: Option<Instant>,
+    sink: &'a mut dyn TokenSink,
+}
+
+impl Emitter<'_> {
+    /// Takes one sampled token; `Some(reason)` when generation ends with it.
+    fn accept(&mut self, token: u32) -> Result<Option<StopReason>> {
+        self.first_token_at.get_or_insert_with(Instant::now);
+        if !self.ignore_eos && self.eos.contains(&token) {
+            return Ok(Some(StopReason::EndOfSequence));
+        }
+        self.tokens.push(token);
+        let piece = self.detok.push(token)?;
+        Ok(match self.stop.push(&piece) {
+            StopOutcome::Emit(text) => {
+                (!text.is_empty() && !self.sink.text(&text)).then_some(StopReason::Cancelled)
+            }
+            StopOutcome::Stop(text) => {
+                if !text.is_empty() {
+                    self.sink.text(&text);
+                }
+                Some(StopReason::StopString)
+            }
+        })
+    }
+}
+
+/// Greedy decoding without penalties, which can pick tokens on the device.
+fn is_plain_greedy(p: &SamplingParams) -> bool {
+    p.temperature == 0.0 && p.repetition_penalty == 1.0
+}
+
+/// Greedy decoding with the next step queued before the current token is read: while the host
+/// turns token `n` into text, the device already computes step `n + 1` from it (a step that is
+/// rolled back if generation ends at `n`). `None`: the budget ran out.
+fn decode_greedy(
+    model: &Model,
+    cache: &mut SequenceCache,
+    logits: Array,
+    budget: usize,
+    out: &mut Emitter,
+) -> Result<Option<StopReason>> {
+    let pick = |logits: &Array| argmax_axis(logits, -1, None);
+    let mut pending = pick(&logits)?;
+    mlx_rs::transforms::async_eval([&pending])?;
+    while out.tokens.len() < budget {
+        let feed = out.tokens.len() + 1 < budget;
+        let next = if feed {
+            let ids = pending.reshape(&[1, 1])?;
+            let next = pick(&model.forward_last(&ids, &mut cache.layers)?)?;
+            mlx_rs::transforms::async_eval([&next])?;
+            Some(next)
+        } else {
+            None
+        };
+        let token = pending.item_exact::<u32>();
+        let stop = out.accept(token)?;
+        match (stop, next) {
+            (Some(reason), next) => {
+                if next.is_some() {
+                    // The token was fed speculatively; the cache holds only what was kept.
+                    cache.layers.iter_mut().for_each(|c| {
+                        c.trim(1);
+                    });
+                }
+                return Ok(Some(reason));
+            }
+            (None, Some(next)) => {
+                cache.tokens.push(token);
+                pending = next;
+            }
+            (None, None) => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Decoding with any sampling settings, on the host: logits row → sampler → token.
+fn decode_sampled(
+    model: &Model,
+    cache: &mut SequenceCache,
+    mut logits: Array,
+    budget: usize,
+    params: &GenerateParams,
+    prompt: &[u32],
+    out: &mut Emitter,
+) -> Result<Option<StopReason>> {
+    let mut sampler = Sampler::new(params.sampling.clone());
+    let mut history: Vec<u32> = prompt.to_vec();
+    while out.tokens.len() < budget {
+        let token = sampler.sample(&logits_row(&logits)?, &history);
+        if let Some(reason) = out.accept(token)? {
+            return Ok(Some(reason));
+        }
+        history.push(token);
+        if out.tokens.len() >= budget {
+            break;
+        }
+        // Feed the token; the last sampled one is never fed, so the cache only holds
+        // tokens the model has processed.
+        let ids = Array::from_slice(&[token as i32], &[1, 1]);
+        logits = model.forward_last(&ids, &mut cache.layers)?;
+        cache.tokens.push(token);
+    }
+    Ok(None)
 }
 
 /// Runs `tokens` through the model in chunks, extending `cache`; returns the last logits.
