@@ -192,16 +192,7 @@ fn hf_config(args: &ModelArgs, tokenizer: &Tokenizer, arrays: &HashMap<String, A
 
 /// The float dtype of most of the float weights (quantization scales included).
 pub(crate) fn float_dtype(arrays: &HashMap<String, Array>) -> Dtype {
-    let mut bytes: HashMap<Dtype, usize> = HashMap::new();
-    for a in arrays.values() {
-        if matches!(a.dtype(), Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16) {
-            *bytes.entry(a.dtype()).or_default() += a.nbytes();
-        }
-    }
-    bytes
-        .into_iter()
-        .max_by_key(|(_, b)| *b)
-        .map_or(Dtype::Float16, |(d, _)| d)
+    crate::load::float_dtype(arrays.values())
 }
 
 pub(crate) fn dtype_name(d: Dtype) -> &'static str {

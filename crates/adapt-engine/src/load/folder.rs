@@ -9,11 +9,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use adapt_text::{ChatTemplate, Tokenizer};
+use adapt_text::Tokenizer;
 use mlx_rs::{Array, Dtype};
 use serde_json::Value;
 
-use super::{describe, file_stem, LoadOptions, LoadedModel, ModelInfo};
+use super::{assemble, file_stem, float_dtype, LoadOptions, LoadedModel};
 use crate::device::Backend;
 use crate::error::{EngineError, Result};
 use crate::models::layers::QuantSpec;
@@ -34,7 +34,7 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     let started = Instant::now();
     let ckpt = read(dir)?;
     let file_quantization = describe_storage(&ckpt);
-    let stored = stored_dtype(&ckpt.arrays);
+    let stored = float_dtype(ckpt.arrays.values());
     let format = options.format.unwrap_or_else(|| {
         let backend = Backend::detect();
         let mut format = WeightFormat::for_backend(backend);
@@ -44,8 +44,6 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> {
         format
     });
     let model = ckpt.build(format)?;
-    mlx_rs::transforms::eval(model.parameters().flatten().values().copied())?;
-
     let tokenizer_json = dir.join("tokenizer.json");
     if !tokenizer_json.is_file() {
         return Err(EngineError::invalid_model(
@@ -55,27 +53,17 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     }
     let tokenizer_config = Some(dir.join("tokenizer_config.json")).filter(|p| p.is_file());
     let tokenizer = Tokenizer::from_files(&tokenizer_json, tokenizer_config.as_deref())?;
-    let chat_template = tokenizer
-        .chat_template()
-        .map(|src| ChatTemplate::new(src, tokenizer.bos_token(), tokenizer.eos_token()))
-        .transpose()?;
-    let info = ModelInfo {
-        path: dir.to_path_buf(),
-        name: file_stem(dir),
-        architecture: model.args.architecture.clone(),
-        n_params: model.n_params(),
-        file_quantization,
-        loaded_as: describe(format),
-        bytes: model.nbytes(),
-        context_length: model.args.max_position_embeddings,
-        load_seconds: started.elapsed().as_secs_f64(),
-    };
-    Ok(LoadedModel {
+    let template = tokenizer.chat_template().map(str::to_string);
+    assemble(
         model,
         tokenizer,
-        chat_template,
-        info,
-    })
+        template.as_deref(),
+        dir,
+        file_stem(dir),
+        file_quantization,
+        format,
+        started,
+    )
 }
 
 /// Reads and checks `config.json` and every safetensors file of the folder at `dir`.
@@ -299,23 +287,9 @@ fn quant_config(path: &Path, config: &Value) -> Result<QuantConfig> {
     Ok(quant)
 }
 
-/// The float dtype most weights are stored in.
-fn stored_dtype(arrays: &HashMap<String, Array>) -> Dtype {
-    let mut bytes: HashMap<Dtype, usize> = HashMap::new();
-    for a in arrays.values() {
-        if matches!(a.dtype(), Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16) {
-            *bytes.entry(a.dtype()).or_default() += a.nbytes();
-        }
-    }
-    bytes
-        .into_iter()
-        .max_by_key(|(_, b)| *b)
-        .map_or(Dtype::Float16, |(d, _)| d)
-}
-
 /// How the folder stores its weights, e.g. "bf16" or "4-bit (group 64), f16".
 fn describe_storage(ckpt: &Checkpoint) -> String {
-    let dtype = match stored_dtype(&ckpt.arrays) {
+    let dtype = match float_dtype(ckpt.arrays.values()) {
         Dtype::Float32 => "f32",
         Dtype::Float16 => "f16",
         Dtype::Bfloat16 => "bf16",

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use adapt_gguf::{GgmlType, GgufFile};
-use adapt_text::{ChatTemplate, Tokenizer};
+use adapt_text::Tokenizer;
 use mlx_rs::Array;
 
-use super::{describe, file_stem, LoadOptions, LoadedModel, ModelInfo};
+use super::{assemble, file_stem, LoadOptions, LoadedModel};
 use crate::device::Backend;
 use crate::error::{EngineError, Result};
 use crate::models::{Model, ModelArgs, QuantConfig, RopeScaling, WeightFormat, Weights};
@@ -38,33 +38,22 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     let mut weights = Weights::new(path, arrays, QuantConfig::default(), format);
     let model = Model::new(args, &mut weights)?;
     drop(weights);
-    mlx_rs::transforms::eval(model.parameters().flatten().values().copied())?;
-
     let tokenizer = Tokenizer::from_gguf(&gguf)?;
-    let chat_template = gguf
-        .get_str("tokenizer.chat_template")
-        .map(|src| ChatTemplate::new(src, tokenizer.bos_token(), tokenizer.eos_token()))
-        .transpose()?;
-    let info = ModelInfo {
-        path: path.to_path_buf(),
-        name: gguf
-            .get_str("general.name")
-            .map(str::to_string)
-            .unwrap_or_else(|| file_stem(path)),
-        architecture: model.args.architecture.clone(),
-        n_params: model.n_params(),
-        file_quantization,
-        loaded_as: describe(format),
-        bytes: model.nbytes(),
-        context_length: model.args.max_position_embeddings,
-        load_seconds: started.elapsed().as_secs_f64(),
-    };
-    Ok(LoadedModel {
+    let name = gguf
+        .get_str("general.name")
+        .map(str::to_string)
+        .unwrap_or_else(|| file_stem(path));
+    let template = gguf.get_str("tokenizer.chat_template");
+    assemble(
         model,
         tokenizer,
-        chat_template,
-        info,
-    })
+        template,
+        path,
+        name,
+        file_quantization,
+        format,
+        started,
+    )
 }
 
 /// Architectures whose GGUF files Adapt reads (llama.cpp's names).

@@ -8,6 +8,7 @@ pub mod folder;
 pub mod gguf;
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use adapt_text::{ChatTemplate, Tokenizer};
 use mlx_rs::Dtype;
@@ -79,6 +80,56 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     } else {
         gguf::load(path, options)
     }
+}
+
+/// Evaluates the weights and bundles the model with its tokenizer, chat template (from
+/// `template`) and description.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn assemble(
+    model: Model,
+    tokenizer: Tokenizer,
+    template: Option<&str>,
+    path: &Path,
+    name: String,
+    file_quantization: String,
+    format: WeightFormat,
+    started: Instant,
+) -> Result<LoadedModel> {
+    mlx_rs::transforms::eval(model.parameters().flatten().values().copied())?;
+    let chat_template = template
+        .map(|src| ChatTemplate::new(src, tokenizer.bos_token(), tokenizer.eos_token()))
+        .transpose()?;
+    let info = ModelInfo {
+        path: path.to_path_buf(),
+        name,
+        architecture: model.args.architecture.clone(),
+        n_params: model.n_params(),
+        file_quantization,
+        loaded_as: describe(format),
+        bytes: model.nbytes(),
+        context_length: model.args.max_position_embeddings,
+        load_seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(LoadedModel {
+        model,
+        tokenizer,
+        chat_template,
+        info,
+    })
+}
+
+/// The float dtype of most of the float tensors (quantization scales included).
+pub(crate) fn float_dtype<'a>(arrays: impl IntoIterator<Item = &'a mlx_rs::Array>) -> Dtype {
+    let mut bytes: std::collections::HashMap<Dtype, usize> = Default::default();
+    for a in arrays {
+        if matches!(a.dtype(), Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16) {
+            *bytes.entry(a.dtype()).or_default() += a.nbytes();
+        }
+    }
+    bytes
+        .into_iter()
+        .max_by_key(|(_, b)| *b)
+        .map_or(Dtype::Float16, |(d, _)| d)
 }
 
 pub(crate) fn describe(format: WeightFormat) -> String {
