@@ -193,3 +193,22 @@ fn every_supported_architecture_has_a_fixture() {
         );
     }
 }
+
+#[test]
+fn an_unknown_model_type_lists_the_supported_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"model_type": "bert", "hidden_size": 8}"#,
+    )
+    .unwrap();
+    let err = match folder::read(dir.path()) {
+        Ok(_) => panic!("a bert folder loaded"),
+        Err(e) => e,
+    };
+    assert_eq!(err.code(), "model.unsupported_architecture");
+    let message = err.to_string();
+    for arch in ["llama", "qwen3", "phi3", "gemma2", "gemma3_text"] {
+        assert!(message.contains(arch), "{message}");
+    }
+}
