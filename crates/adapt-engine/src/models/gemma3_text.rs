@@ -21,7 +21,6 @@ pub fn args(c: &Config) -> Result<ModelArgs> {
     let hidden = common.hidden_size as f32;
     Ok(ModelArgs {
         rms_norm_eps: c.float_or("rms_norm_eps", 1e-6)?,
-        tie_word_embeddings: true,
         // The reference rounds √hidden to bfloat16 before scaling.
         embed_scale: Some(half_round_bf16(hidden.sqrt())),
         query_pre_attn_scalar: Some(c.float_or("query_pre_attn_scalar", 256.0)?),
