@@ -13,6 +13,12 @@ mlx_version=$(sed -n 's/.*mlx-runtime\/mlx-\([0-9.]*\)-sys.*/\1/p' "$ROOT/.cargo
 venv="$CACHE/reference-venv-mlx-${mlx_version:-metal}-lm-$MLX_LM_VERSION"
 if [ ! -x "$venv/bin/python" ]; then
     echo "reference: installing mlx-lm $MLX_LM_VERSION into $venv" >&2
+    if ! python3 -c 'import ensurepip' 2>/dev/null && command -v apt-get >/dev/null; then
+        # Debian and Ubuntu ship venv's pip bootstrap separately.
+        sudo_=$([ "$(id -u)" = 0 ] || echo sudo)
+        $sudo_ apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends python3-venv >&2
+    fi
     mkdir -p "$CACHE"
     rm -rf "$venv.tmp"
     python3 -m venv "$venv.tmp"
