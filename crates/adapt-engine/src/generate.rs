@@ -312,8 +312,10 @@ fn decode_greedy(
         let stop = out.accept(token)?;
         match (stop, next) {
             (Some(reason), next) => {
-                if next.is_some() {
-                    // The token was fed speculatively; the cache holds only what was kept.
+                if let Some(next) = next {
+                    // The token was fed speculatively: let that step finish (no work may be
+                    // left in flight when generation returns), then forget it.
+                    next.eval()?;
                     cache.layers.iter_mut().for_each(|c| {
                         c.trim(1);
                     });
