@@ -313,11 +313,6 @@ impl Weights {
         names
     }
 
-    /// Drops tensors the model does not use (e.g. precomputed RoPE tables).
-    pub fn discard(&mut self, keep: impl Fn(&str) -> bool) {
-        self.arrays.retain(|name, _| keep(name));
-    }
-
     fn take(&mut self, name: &str) -> Result<Array> {
         self.arrays.remove(name).ok_or_else(|| {
             EngineError::invalid_model(
@@ -343,7 +338,12 @@ impl Weights {
         let weight = self.take(&format!("{prefix}.weight"))?;
         let bias = match self.arrays.remove(&format!("{prefix}.bias")) {
             Some(b) => Some(self.float(b)?),
-            None if bias => return Err(self.take(&format!("{prefix}.bias")).unwrap_err()),
+            None if bias => {
+                return Err(EngineError::invalid_model(
+                    &self.path,
+                    format!("tensor '{prefix}.bias' is missing; this architecture has biases here"),
+                ))
+            }
             None => None,
         };
         self.n_params += bias.as_ref().map_or(0, Array::size);
