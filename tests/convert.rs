@@ -255,3 +255,92 @@ fn mlx_lm_greedy_continuations_of_our_folders_equal_ours() {
         }
     }
 }
+
+#[test]
+fn mlx_lm_continues_a_prompt_cache_we_saved_exactly_as_we_do() {
+    let Ok(python) = std::env::var("ADAPT_REFERENCE_PYTHON") else {
+        eprintln!("skipped: ADAPT_REFERENCE_PYTHON is not set (scripts/test.sh sets it)");
+        return;
+    };
+    let _mlx = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = converted(tmp.path());
+    let format = WeightFormat::for_backend(Backend::detect());
+    let lm = load(
+        &dir,
+        &LoadOptions {
+            format: Some(format),
+        },
+    )
+    .unwrap();
+    let prompt = prompt_tokens(&lm, &user(PROMPTS[3])).unwrap();
+    let (history, last) = prompt.split_at(prompt.len() - 1);
+
+    // Our cache of everything but the prompt's last token, saved in mlx-lm's format.
+    let mut cache = SequenceCache::new(&lm.model);
+    let ids: Vec<i32> = history.iter().map(|&t| t as i32).collect();
+    lm.model
+        .forward(
+            &Array::from_slice(&ids, &[1, ids.len() as i32]),
+            &mut cache.layers,
+        )
+        .unwrap();
+    cache.tokens = history.to_vec();
+    let file = tmp.path().join("cache.safetensors");
+    adapt_engine::prompt_cache::save(&file, &cache, &Default::default()).unwrap();
+
+    // Ours: restore, then the prompt prefills only its last token.
+    let (mut restored, _) = adapt_engine::prompt_cache::load(&file).unwrap();
+    const MAX_TOKENS: usize = 20;
+    let params = GenerateParams {
+        max_tokens: MAX_TOKENS,
+        ..GenerateParams::default()
+    };
+    let ours = generate(
+        &lm.model,
+        &lm.tokenizer,
+        &mut restored,
+        &prompt,
+        &params,
+        &mut |_: &str| true,
+    )
+    .unwrap();
+    assert_eq!(ours.stats.prefilled_tokens, 1);
+
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference/continue_cache.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .args(format.dequantize.then_some("--dense-f32"))
+        .arg(&dir)
+        .arg(&file)
+        .arg(last[0].to_string())
+        .arg(MAX_TOKENS.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "continue_cache.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(theirs["offset"], history.len());
+    let mut their_ids: Vec<u32> = theirs["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    if their_ids
+        .last()
+        .is_some_and(|t| lm.tokenizer.eos_token_ids().contains(t))
+    {
+        their_ids.pop();
+    }
+    assert_eq!(ours.tokens, their_ids);
+    eprintln!(
+        "mlx-lm continued our saved cache ({} positions) with {:?} (equal)",
+        history.len(),
+        lm.tokenizer.decode(&ours.tokens, true).unwrap()
+    );
+}

@@ -65,6 +65,23 @@ impl KvCache {
         Ok((k.index((.., .., ..e, ..)), v.index((.., .., ..e, ..))))
     }
 
+    /// A cache holding `keys` and `values` (`[B, H, L, D]`), of which the first `offset`
+    /// positions are valid.
+    pub fn from_state(keys: Array, values: Array, offset: usize) -> KvCache {
+        KvCache {
+            keys: Some(keys),
+            values: Some(values),
+            offset,
+        }
+    }
+
+    /// The valid keys and values (`None` when empty).
+    pub fn state(&self) -> Option<(Array, Array)> {
+        let (k, v) = (self.keys.as_ref()?, self.values.as_ref()?);
+        let end = self.offset as i32;
+        Some((k.index((.., .., ..end, ..)), v.index((.., .., ..end, ..))))
+    }
+
     /// Forgets the newest `n` positions (at most all of them); returns how many were dropped.
     pub fn trim(&mut self, n: usize) -> usize {
         let n = n.min(self.offset);

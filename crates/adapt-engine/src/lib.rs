@@ -17,6 +17,7 @@ pub mod error;
 pub mod generate;
 pub mod load;
 pub mod models;
+pub mod prompt_cache;
 pub mod quantize;
 pub mod sample;
 pub mod save;

@@ -1,0 +1,51 @@
+//! Prompt caches on disk: saved and loaded, a cache continues exactly as the one in memory;
+//! bad files are clear errors.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use adapt_engine::mlx_rs::Array;
+use adapt_engine::prompt_cache::{load, save};
+use adapt_engine::testing::{max_abs_diff, random_model, tiny_llama_args, F32};
+use adapt_engine::SequenceCache;
+
+/// MLX is used from one thread at a time.
+static MLX: Mutex<()> = Mutex::new(());
+
+#[test]
+fn a_saved_cache_continues_exactly_like_the_one_in_memory() {
+    let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
+    let model = random_model(&tiny_llama_args(), 3, None, F32).unwrap();
+    let tokens: Vec<u32> = vec![5, 17, 42, 99, 3, 250, 7, 7, 128, 64];
+    let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
+    let mut cache = SequenceCache::new(&model);
+    model
+        .forward(&Array::from_slice(&ids, &[1, 10]), &mut cache.layers)
+        .unwrap();
+    cache.tokens = tokens.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.safetensors");
+    let meta = HashMap::from([("model".to_string(), "tiny".to_string())]);
+    let bytes = save(&path, &cache, &meta).unwrap();
+    assert!(bytes > 0);
+
+    let (mut restored, metadata) = load(&path).unwrap();
+    assert_eq!(restored.tokens, tokens);
+    assert_eq!(metadata.get("model").map(String::as_str), Some("tiny"));
+    assert!(restored.layers.iter().all(|l| l.offset() == 10));
+    let next = Array::from_slice(&[11i32], &[1, 1]);
+    let a = model.forward_last(&next, &mut cache.layers).unwrap();
+    let b = model.forward_last(&next, &mut restored.layers).unwrap();
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+}
+
+#[test]
+fn a_file_that_is_not_a_prompt_cache_is_a_clear_error() {
+    let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.safetensors");
+    std::fs::write(&path, b"not a cache").unwrap();
+    let err = load(&path).expect_err("junk must not load");
+    assert_eq!(err.code(), "model.invalid");
+    assert!(err.to_string().contains("junk.safetensors"), "{err}");
+}
