@@ -50,6 +50,15 @@ pub(crate) enum Request {
         chat: ChatId,
         reply: Reply<()>,
     },
+    SaveChat {
+        chat: ChatId,
+        path: PathBuf,
+        reply: Reply<crate::SavedChat>,
+    },
+    OpenChat {
+        path: PathBuf,
+        reply: Reply<(ChatId, crate::SavedChat)>,
+    },
     Convert {
         work: crate::convert::ConvertWork,
         progress: Sender<String>,
@@ -68,6 +77,22 @@ struct State {
     model: Option<LoadedModel>,
     chats: HashMap<ChatId, ChatSession>,
     next_chat: u64,
+}
+
+fn no_chat() -> ApiError {
+    ApiError::new(
+        "api.no_chat",
+        "that conversation does not exist (it was closed, or the model changed)",
+    )
+}
+
+fn saved(session: &ChatSession, path: &std::path::Path, bytes: u64) -> crate::SavedChat {
+    crate::SavedChat {
+        path: path.to_path_buf(),
+        messages: session.messages.len(),
+        cached_tokens: session.cache.tokens.len(),
+        bytes,
+    }
 }
 
 pub(crate) fn run(requests: Receiver<Request>) {
@@ -152,10 +177,7 @@ pub(crate) fn run(requests: Receiver<Request>) {
                 let State { model, chats, .. } = &mut state;
                 let result = match (model.as_ref(), chats.get_mut(&chat)) {
                     (None, _) => Err(ApiError::no_model()),
-                    (Some(_), None) => Err(ApiError::new(
-                        "api.no_chat",
-                        "that conversation does not exist (it was closed, or the model changed)",
-                    )),
+                    (Some(_), None) => Err(no_chat()),
                     (Some(lm), Some(session)) => {
                         let mut sink = EventSink { events, cancel };
                         session
@@ -168,6 +190,31 @@ pub(crate) fn run(requests: Receiver<Request>) {
             Request::CloseChat { chat, reply } => {
                 state.chats.remove(&chat);
                 let _ = reply.send(Ok(()));
+            }
+            Request::SaveChat { chat, path, reply } => {
+                let result = match (state.model.as_ref(), state.chats.get(&chat)) {
+                    (Some(lm), Some(session)) => session
+                        .save(lm, &path)
+                        .map(|bytes| saved(session, &path, bytes))
+                        .map_err(ApiError::from),
+                    (None, _) => Err(ApiError::no_model()),
+                    (_, None) => Err(no_chat()),
+                };
+                let _ = reply.send(result);
+            }
+            Request::OpenChat { path, reply } => {
+                let opened = state
+                    .loaded()
+                    .and_then(|lm| Ok(ChatSession::open(lm, &path)?));
+                let result = opened.map(|session| {
+                    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+                    let info = saved(&session, &path, bytes);
+                    state.next_chat += 1;
+                    let id = ChatId(state.next_chat);
+                    state.chats.insert(id, session);
+                    (id, info)
+                });
+                let _ = reply.send(result);
             }
             Request::Bench {
                 prompt_tokens,

@@ -155,6 +155,49 @@ impl Adapt {
         )
     }
 
+    /// Saves conversation `chat` — messages and KV cache, in mlx-lm's prompt-cache format — as
+    /// `name` in the data directory's `kv-caches/`.
+    pub fn save_chat(&self, chat: ChatId, name: &str) -> Result<SavedChat, ApiError> {
+        let path = self.chat_file(name)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                ApiError::new("api.io", format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        self.call(|reply| Request::SaveChat { chat, path, reply })
+    }
+
+    /// Reopens the conversation saved as `name` with the loaded model; it continues from its
+    /// cache without processing its history again.
+    pub fn open_chat(&self, name: &str) -> Result<(ChatId, SavedChat), ApiError> {
+        let path = self.chat_file(name)?;
+        if !path.is_file() {
+            return Err(ApiError::new(
+                "api.no_saved_chat",
+                format!("no conversation is saved as '{name}' ({})", path.display()),
+            ));
+        }
+        self.call(|reply| Request::OpenChat { path, reply })
+    }
+
+    fn chat_file(&self, name: &str) -> Result<PathBuf, ApiError> {
+        let ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !name.starts_with('.');
+        if !ok {
+            return Err(ApiError::new(
+                "api.bad_name",
+                format!("'{name}' is not a usable name: use letters, digits, '-', '_' and '.'"),
+            ));
+        }
+        Ok(self
+            .data_dir()?
+            .kv_caches()
+            .join(format!("{name}.safetensors")))
+    }
+
     /// Forgets conversation `chat` and frees its cache.
     pub fn close_chat(&self, chat: ChatId) -> Result<(), ApiError> {
         self.call(|reply| Request::CloseChat { chat, reply })
@@ -224,6 +267,16 @@ impl Drop for Adapt {
             let _ = thread.join();
         }
     }
+}
+
+/// A conversation saved to, or opened from, a file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SavedChat {
+    pub path: PathBuf,
+    pub messages: usize,
+    /// Tokens whose keys and values the file holds.
+    pub cached_tokens: usize,
+    pub bytes: u64,
 }
 
 /// A model file found on disk, described from its header only (nothing is loaded).

@@ -27,7 +27,7 @@ pub fn run(args: &ChatArgs) -> Result<()> {
     let adapt = output::start_with_model(&args.model)?;
     let interactive = std::io::stdin().is_terminal();
     if interactive {
-        eprintln!("Type a message and press Enter. /reset starts over, /exit (or Ctrl-D) quits; Ctrl-C stops a reply.");
+        eprintln!("Type a message and press Enter. /reset starts over, /save NAME and /open NAME keep a conversation with its cache, /exit (or Ctrl-D) quits; Ctrl-C stops a reply.");
     }
     let ctrl_c = output::CtrlC::install();
     let params = args.sampling.params();
@@ -53,6 +53,31 @@ pub fn run(args: &ChatArgs) -> Result<()> {
                 continue;
             }
             _ => {}
+        }
+        if let Some((command, name)) = message
+            .split_once(' ')
+            .filter(|(c, _)| matches!(*c, "/save" | "/open"))
+        {
+            let name = name.trim();
+            let result = if command == "/save" {
+                adapt.save_chat(chat, name).map(|s| ("saved", s))
+            } else {
+                adapt.open_chat(name).map(|(opened, s)| {
+                    let _ = adapt.close_chat(chat);
+                    chat = opened;
+                    ("opened", s)
+                })
+            };
+            match result {
+                Ok((what, s)) => eprintln!(
+                    "({what} '{name}': {} messages, {} cached tokens, {} on disk)",
+                    s.messages,
+                    s.cached_tokens,
+                    output::human_bytes(s.bytes)
+                ),
+                Err(e) => eprintln!("error [{}]: {}", e.code, e.message),
+            }
+            continue;
         }
         ctrl_c.arm();
         let result = adapt.chat(chat, message, &params, |e| out.event(e, &ctrl_c));
