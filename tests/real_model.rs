@@ -274,3 +274,25 @@ fn greedy_on_the_device_equals_greedy_on_the_host_and_leaves_the_same_cache() {
         assert!(cached.len() >= prompt.len() + tokens.len() - 1);
     }
 }
+
+#[test]
+fn the_chat_benchmark_reuses_the_history_and_reopens_it_from_disk() {
+    let _mlx = lock();
+    let data = tempfile::tempdir().unwrap();
+    let adapt = Adapt::start_with(AdaptConfig {
+        data_dir: Some(data.path().to_path_buf()),
+        ..AdaptConfig::default()
+    })
+    .unwrap();
+    adapt.load_model(&smollm2()).unwrap();
+    let b = adapt.bench_chat(300).unwrap();
+    assert!(b.history_tokens >= 300);
+    assert!(b.cold_prefilled > b.history_tokens);
+    // Warm and reopened turns process only their new message.
+    assert!(
+        b.warm_reused > b.history_tokens && b.warm_prefilled < 30,
+        "{b:?}"
+    );
+    assert!(b.restored_prefilled < 30, "{b:?}");
+    assert!(b.file_bytes > 0);
+}

@@ -64,6 +64,11 @@ pub(crate) enum Request {
         progress: Sender<String>,
         reply: Reply<adapt_engine::convert::ConvertReport>,
     },
+    BenchChat {
+        history_tokens: usize,
+        dir: PathBuf,
+        reply: Reply<adapt_engine::chat_bench::ChatBench>,
+    },
     Bench {
         prompt_tokens: usize,
         generate_tokens: usize,
@@ -213,6 +218,20 @@ pub(crate) fn run(requests: Receiver<Request>) {
                     let id = ChatId(state.next_chat);
                     state.chats.insert(id, session);
                     (id, info)
+                });
+                let _ = reply.send(result);
+            }
+            Request::BenchChat {
+                history_tokens,
+                dir,
+                reply,
+            } => {
+                let result = state.loaded().and_then(|lm| {
+                    Ok(adapt_engine::chat_bench::bench_warm_cold(
+                        lm,
+                        history_tokens,
+                        &dir,
+                    )?)
                 });
                 let _ = reply.send(result);
             }

@@ -26,6 +26,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+pub use adapt_engine::chat_bench::ChatBench;
 pub use adapt_engine::convert::ConvertReport;
 pub use adapt_engine::models::layers::QuantSpec;
 pub use adapt_engine::quantize::Target as QuantizeTarget;
@@ -217,6 +218,22 @@ impl Adapt {
             runs,
             reply,
         })
+    }
+
+    /// With a conversation history of `history_tokens` tokens: time to first token of a cold
+    /// turn and of a warm one, and saving and reopening the conversation with its cache.
+    pub fn bench_chat(&self, history_tokens: usize) -> Result<ChatBench, ApiError> {
+        let dir = std::env::temp_dir().join(format!("adapt-chat-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            ApiError::new("api.io", format!("cannot create {}: {e}", dir.display()))
+        })?;
+        let result = self.call(|reply| Request::BenchChat {
+            history_tokens,
+            dir: dir.clone(),
+            reply,
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        result
     }
 
     fn sender(&self) -> Result<&Sender<Request>, ApiError> {

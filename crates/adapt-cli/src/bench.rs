@@ -24,10 +24,17 @@ pub struct BenchArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    /// Instead: a chat with this many tokens of history — time to first token of a cold turn
+    /// against a warm one (cache reused), and saving / reopening the conversation.
+    #[arg(long)]
+    chat_history: Option<usize>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     let adapt = output::start_with_model(&args.model)?;
+    if let Some(history) = args.chat_history {
+        return chat(&adapt, history, args.json);
+    }
     let device = adapt.device()?;
     eprintln!(
         "Benchmarking on {} ({}): {} prompt tokens, {} generated, 1 warm-up + {} runs …",
@@ -70,5 +77,36 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println!("time to first token  {ttft:.3} s");
         println!("peak memory          {}", human_bytes(peak));
     }
+    Ok(())
+}
+
+fn chat(adapt: &adapt_api::Adapt, history: usize, json: bool) -> Result<()> {
+    eprintln!("Chat with {history} tokens of history: a cold turn, a warm one, save, reopen …");
+    let b = adapt.bench_chat(history)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&b)?);
+        return Ok(());
+    }
+    println!("history              {} tokens", b.history_tokens);
+    println!(
+        "cold turn            first token {:.3} s ({} tokens prefilled)",
+        b.cold_ttft, b.cold_prefilled
+    );
+    println!(
+        "warm turn            first token {:.3} s ({} reused, {} prefilled) = {:.1}% of cold",
+        b.warm_ttft,
+        b.warm_reused,
+        b.warm_prefilled,
+        100.0 * b.warm_ttft / b.cold_ttft
+    );
+    println!(
+        "save                 {:.3} s ({})",
+        b.save_seconds,
+        human_bytes(b.file_bytes)
+    );
+    println!(
+        "reopen               {:.3} s, then first token {:.3} s ({} prefilled)",
+        b.restore_seconds, b.restored_ttft, b.restored_prefilled
+    );
     Ok(())
 }

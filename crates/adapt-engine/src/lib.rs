@@ -11,6 +11,7 @@
 
 pub mod cache;
 pub mod chat;
+pub mod chat_bench;
 pub mod convert;
 pub mod device;
 pub mod error;
