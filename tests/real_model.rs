@@ -19,6 +19,15 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
     MLX.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The API with its data directory in `dir`.
+fn adapt_in(dir: &std::path::Path) -> Adapt {
+    Adapt::start_with(AdaptConfig {
+        data_dir: Some(dir.to_path_buf()),
+        ..AdaptConfig::default()
+    })
+    .unwrap()
+}
+
 fn user(text: &str) -> ChatMessage {
     ChatMessage {
         role: "user".into(),
@@ -189,11 +198,7 @@ fn second_chat_turn_prefills_only_the_new_tokens_and_matches_a_cold_start() {
 fn the_api_streams_text_and_reports_clear_errors() {
     let _mlx = lock();
     let data = tempfile::tempdir().unwrap();
-    let adapt = Adapt::start_with(AdaptConfig {
-        data_dir: Some(data.path().to_path_buf()),
-        ..AdaptConfig::default()
-    })
-    .unwrap();
+    let adapt = adapt_in(data.path());
     let err = adapt.new_chat(None).unwrap_err();
     assert_eq!(err.code, "api.no_model");
     let err = adapt
@@ -279,11 +284,7 @@ fn greedy_on_the_device_equals_greedy_on_the_host_and_leaves_the_same_cache() {
 fn the_chat_benchmark_reuses_the_history_and_reopens_it_from_disk() {
     let _mlx = lock();
     let data = tempfile::tempdir().unwrap();
-    let adapt = Adapt::start_with(AdaptConfig {
-        data_dir: Some(data.path().to_path_buf()),
-        ..AdaptConfig::default()
-    })
-    .unwrap();
+    let adapt = adapt_in(data.path());
     adapt.load_model(&smollm2()).unwrap();
     let b = adapt.bench_chat(300).unwrap();
     assert!(b.history_tokens >= 300);

@@ -1,31 +1,23 @@
 //! A conversation saved with `/save` in one `adapt chat` continues in the next with `/open`,
 //! without processing its history again.
 
-use std::io::Write;
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 fn chat(data: &Path, input: &str) -> (String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_adapt"))
-        .args(["chat", "--max-tokens", "24", "--model"])
-        .arg(adapt_testsupport::smollm2_gguf())
-        .env_remove("ADAPT_MODEL")
-        .env("ADAPT_DATA_DIR", data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("adapt starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let model = adapt_testsupport::smollm2_gguf();
+    let args = [
+        "chat",
+        "--max-tokens",
+        "24",
+        "--model",
+        model.to_str().unwrap(),
+    ];
+    let out = common::run(&args, input, data);
+    let stderr = common::text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+    (common::text(&out.stdout), stderr)
 }
 
 #[test]

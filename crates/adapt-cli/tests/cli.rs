@@ -1,9 +1,12 @@
 //! The `adapt` binary end to end: real answers from the real model, and clear errors (a code,
 //! a message, a non-zero exit, never a panic) for bad model files.
 
-use std::io::Write;
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+
+use common::text;
 
 use adapt_gguf::test_util::GgufBuilder;
 use adapt_gguf::GgmlType;
@@ -12,26 +15,7 @@ use adapt_testsupport::smollm2_gguf as smollm2;
 /// Runs `adapt` with its data directory in a fresh temporary folder.
 fn adapt(args: &[&str], stdin: &str) -> Output {
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_adapt"))
-        .args(args)
-        .env_remove("ADAPT_MODEL")
-        .env("ADAPT_DATA_DIR", data.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("adapt starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    common::run(args, stdin, data.path())
 }
 
 /// Runs `adapt generate` on `model` and checks it fails cleanly with `code`.
@@ -46,11 +30,7 @@ fn fails_with(model: &Path, code: &str) -> String {
         ],
         "",
     );
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(stderr.contains(&format!("[{code}]")), "stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
-    stderr
+    common::expect_failure(&out, code)
 }
 
 #[test]

@@ -2,31 +2,23 @@
 //! quantization, and clear errors (code, file, non-zero exit, no panic) for a truncated GGUF,
 //! a folder with a missing shard, and unsupported quantization types.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::text;
 
 use adapt_gguf::test_util::GgufBuilder;
 use adapt_gguf::{GgmlType, GgufValue};
 use adapt_testsupport::smollm2_gguf as smollm2;
 
 fn adapt(args: &[&str], data: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adapt"))
-        .args(args)
-        .env("ADAPT_DATA_DIR", data)
-        .output()
-        .expect("adapt runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    common::run(args, "", data)
 }
 
 fn fails_with(out: &Output, code: &str) -> String {
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(stderr.contains(&format!("[{code}]")), "stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
-    stderr
+    common::expect_failure(out, code)
 }
 
 fn s(p: &Path) -> &str {

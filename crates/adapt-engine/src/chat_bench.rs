@@ -60,7 +60,7 @@ pub fn bench_warm_cold(lm: &LoadedModel, history_tokens: usize, dir: &Path) -> R
     drop(session);
     let started = Instant::now();
     let mut reopened = ChatSession::open(lm, &path)?;
-    mlx_rs::transforms::eval(reopened.cache.layers.iter().flat_map(|c| c.arrays()))?;
+    reopened.cache.eval()?;
     let restore_seconds = started.elapsed().as_secs_f64();
     let restored = reopened.respond(lm, "And the weather?", &params, &mut quiet)?;
     let _ = std::fs::remove_file(&path);

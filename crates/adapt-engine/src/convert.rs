@@ -178,7 +178,7 @@ fn hf_config(args: &ModelArgs, tokenizer: &Tokenizer, arrays: &HashMap<String, A
         "attention_bias": false,
         "mlp_bias": false,
         "hidden_act": "silu",
-        "torch_dtype": dtype_name(float_dtype(arrays)),
+        "torch_dtype": dtype_name(crate::load::float_dtype(arrays.values())),
         "eos_token_id": tokenizer.eos_token_ids(),
     });
     if let Some(bos) = tokenizer.bos_token_id() {
@@ -188,11 +188,6 @@ fn hf_config(args: &ModelArgs, tokenizer: &Tokenizer, arrays: &HashMap<String, A
         config["rope_scaling"] = json!({"type": "linear", "factor": factor});
     }
     config
-}
-
-/// The float dtype of most of the float weights (quantization scales included).
-pub(crate) fn float_dtype(arrays: &HashMap<String, Array>) -> Dtype {
-    crate::load::float_dtype(arrays.values())
 }
 
 pub(crate) fn dtype_name(d: Dtype) -> &'static str {
@@ -208,14 +203,6 @@ pub(crate) fn describe(
     mixed: bool,
     arrays: &HashMap<String, Array>,
 ) -> String {
-    let dtype = dtype_name(float_dtype(arrays));
-    match q {
-        Some(q) => format!(
-            "{}-bit (group {}){}, {dtype}",
-            q.bits,
-            q.group_size,
-            if mixed { " mixed" } else { "" }
-        ),
-        None => dtype.to_string(),
-    }
+    let dtype = crate::load::float_dtype(arrays.values());
+    crate::load::storage_label(q, mixed, dtype_name(dtype))
 }

@@ -148,7 +148,7 @@ impl SequenceCache {
         self.layers.iter().map(KvCache::nbytes).sum()
     }
 
-    fn eval(&self) -> Result<()> {
+    pub(crate) fn eval(&self) -> Result<()> {
         mlx_rs::transforms::eval(self.layers.iter().flat_map(KvCache::arrays))?;
         Ok(())
     }

@@ -16,8 +16,9 @@ use mlx_rs::ops::{dequantize, quantize};
 use mlx_rs::{Array, Dtype};
 use serde_json::{json, Value};
 
-use crate::convert::{describe, float_dtype, ConvertReport};
+use crate::convert::{describe, ConvertReport};
 use crate::error::{EngineError, Result};
+use crate::load::float_dtype;
 use crate::load::{folder, load, LoadOptions};
 use crate::models::layers::QuantSpec;
 use crate::models::WeightFormat;
@@ -51,7 +52,7 @@ pub fn quantize_folder(
 ) -> Result<ConvertReport> {
     let started = Instant::now();
     if let Target::Quantize(q) = target {
-        if !matches!(q.bits, 2..=8) || !matches!(q.group_size, 32 | 64 | 128) {
+        if !q.is_supported() {
             return Err(EngineError::InvalidRequest(format!(
                 "{} bits with groups of {} is not supported; use --bits 4 or 8 and \
                  --group-size 32, 64 or 128",
@@ -61,7 +62,7 @@ pub fn quantize_folder(
     }
     progress("reading the model folder");
     let ckpt = folder::read(src)?;
-    let dtype = float_dtype(&ckpt.arrays);
+    let dtype = float_dtype(ckpt.arrays.values());
     progress("restoring float weights");
     let mut arrays = dequantized(&ckpt, dtype)?;
     let spec = match target {

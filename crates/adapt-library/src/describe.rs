@@ -11,14 +11,7 @@ use serde::Serialize;
 use crate::LibraryError;
 
 /// GGUF tensor types the engine loads.
-pub const GGUF_TYPES: &[GgmlType] = &[
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q8_0,
-];
+pub const GGUF_TYPES: &[GgmlType] = GgmlType::MLX_READABLE;
 
 /// How a model is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

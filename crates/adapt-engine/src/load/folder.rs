@@ -13,7 +13,9 @@ use adapt_text::Tokenizer;
 use mlx_rs::{Array, Dtype};
 use serde_json::Value;
 
-use super::{assemble, file_stem, float_dtype, LoadOptions, LoadedModel};
+use super::{
+    assemble, file_stem, float_dtype, short_dtype, storage_label, LoadOptions, LoadedModel,
+};
 use crate::device::Backend;
 use crate::error::{EngineError, Result};
 use crate::models::layers::QuantSpec;
@@ -33,8 +35,8 @@ pub struct Checkpoint {
 pub fn load(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     let started = Instant::now();
     let ckpt = read(dir)?;
-    let file_quantization = describe_storage(&ckpt);
     let stored = float_dtype(ckpt.arrays.values());
+    let file_quantization = describe_storage(&ckpt, stored);
     let format = options.format.unwrap_or_else(|| {
         let backend = Backend::detect();
         let mut format = WeightFormat::for_backend(backend);
@@ -255,7 +257,7 @@ fn quant_config(path: &Path, config: &Value) -> Result<QuantConfig> {
                 ));
             }
         }
-        if !matches!(spec.bits, 2..=8) || !matches!(spec.group_size, 32 | 64 | 128) {
+        if !spec.is_supported() {
             return Err(EngineError::invalid_model(
                 path,
                 format!(
@@ -288,18 +290,10 @@ fn quant_config(path: &Path, config: &Value) -> Result<QuantConfig> {
 }
 
 /// How the folder stores its weights, e.g. "bf16" or "4-bit (group 64), f16".
-fn describe_storage(ckpt: &Checkpoint) -> String {
-    let dtype = match float_dtype(ckpt.arrays.values()) {
-        Dtype::Float32 => "f32",
-        Dtype::Float16 => "f16",
-        Dtype::Bfloat16 => "bf16",
-        _ => "other",
-    };
-    match ckpt.quant.default {
-        Some(q) if ckpt.quant.overrides.is_empty() => {
-            format!("{}-bit (group {}), {dtype}", q.bits, q.group_size)
-        }
-        Some(q) => format!("{}-bit (group {}) mixed, {dtype}", q.bits, q.group_size),
-        None => dtype.to_string(),
-    }
+fn describe_storage(ckpt: &Checkpoint, stored: Dtype) -> String {
+    storage_label(
+        ckpt.quant.default,
+        !ckpt.quant.overrides.is_empty(),
+        short_dtype(stored),
+    )
 }

@@ -15,16 +15,6 @@ use crate::device::Backend;
 use crate::error::{EngineError, Result};
 use crate::models::{Model, ModelArgs, QuantConfig, RopeScaling, WeightFormat, Weights};
 
-/// GGUF tensor types MLX reads.
-const MLX_GGUF_TYPES: &[GgmlType] = &[
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q8_0,
-];
-
 /// Loads the GGUF file at `path`.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     let started = Instant::now();
@@ -72,7 +62,7 @@ pub fn read(path: &Path) -> Result<(GgufFile, ModelArgs, HashMap<String, Array>)
     if let Some(t) = gguf
         .tensors()
         .iter()
-        .find(|t| !MLX_GGUF_TYPES.contains(&t.ggml_type))
+        .find(|t| !GgmlType::MLX_READABLE.contains(&t.ggml_type))
     {
         return Err(EngineError::invalid_model(
             path,

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::device::Backend;
 use crate::error::{EngineError, Result};
+use crate::models::layers::QuantSpec;
 use crate::models::{Model, WeightFormat};
 
 /// How to load a model.
@@ -132,13 +133,32 @@ pub(crate) fn float_dtype<'a>(arrays: impl IntoIterator<Item = &'a mlx_rs::Array
         .map_or(Dtype::Float16, |(d, _)| d)
 }
 
-pub(crate) fn describe(format: WeightFormat) -> String {
-    let dtype = match format.dtype {
+/// A float dtype's short name ("f32", "f16", "bf16").
+pub(crate) fn short_dtype(d: Dtype) -> &'static str {
+    match d {
         Dtype::Float32 => "f32",
         Dtype::Float16 => "f16",
         Dtype::Bfloat16 => "bf16",
         _ => "other",
-    };
+    }
+}
+
+/// How weights are stored, e.g. "4-bit (group 32) mixed, f16" (`mixed`: some modules differ
+/// from `q`) or just the float dtype's name.
+pub(crate) fn storage_label(q: Option<QuantSpec>, mixed: bool, dtype: &str) -> String {
+    match q {
+        Some(q) => format!(
+            "{}-bit (group {}){}, {dtype}",
+            q.bits,
+            q.group_size,
+            if mixed { " mixed" } else { "" }
+        ),
+        None => dtype.to_string(),
+    }
+}
+
+pub(crate) fn describe(format: WeightFormat) -> String {
+    let dtype = short_dtype(format.dtype);
     if format.dequantize {
         format!("{dtype} (dequantized)")
     } else {

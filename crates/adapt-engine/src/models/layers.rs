@@ -23,6 +23,13 @@ pub struct QuantSpec {
     pub bits: i32,
 }
 
+impl QuantSpec {
+    /// Whether MLX's affine quantization takes these settings.
+    pub fn is_supported(&self) -> bool {
+        matches!(self.bits, 2..=8) && matches!(self.group_size, 32 | 64 | 128)
+    }
+}
+
 /// A linear map `y = x Wᵀ + b` whose weight is either dense or MLX-quantized.
 #[derive(Debug, Clone, ModuleParameters)]
 pub struct Linear {
