@@ -19,6 +19,8 @@ pub struct KvCache {
     keys: Option<Array>,
     values: Option<Array>,
     offset: usize,
+    /// Hands keys and values straight back without keeping them (one training forward pass).
+    discard: bool,
 }
 
 impl KvCache {
@@ -28,6 +30,14 @@ impl KvCache {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A cache that keeps nothing: attention over one whole sequence, as in training.
+    pub fn discarding() -> Self {
+        KvCache {
+            discard: true,
+            ..Self::default()
+        }
     }
 
     /// A list of empty caches, one per layer.
@@ -48,6 +58,9 @@ impl KvCache {
     /// Appends `keys` and `values` (`[B, H, L, D]`) at `offset` and returns all valid keys and
     /// values, including the new ones.
     pub fn update_and_fetch(&mut self, keys: &Array, values: &Array) -> Result<(Array, Array)> {
+        if self.discard {
+            return Ok((keys.clone(), values.clone()));
+        }
         let new = keys.shape()[2] as usize;
         let start = self.offset;
         let end = start + new;
@@ -72,6 +85,7 @@ impl KvCache {
             keys: Some(keys),
             values: Some(values),
             offset,
+            discard: false,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod quantize;
 pub mod sample;
 pub mod save;
 pub mod testing;
+pub mod train;
 
 /// MLX itself, for tests and tools that inspect arrays; shells use the API crate instead.
 pub use mlx_rs;

@@ -149,6 +149,7 @@ fn gguf_args(gguf: &GgufFile) -> Result<ModelArgs> {
         rope_theta: gguf.get_f32(&key("rope.freq_base")).unwrap_or(10_000.0),
         // llama.cpp permutes Q/K rows for rotation of interleaved pairs.
         rope_traditional: true,
+        qk_permuted: true,
         rope_scaling,
         max_position_embeddings: gguf.get_u32(&key("context_length")).unwrap_or(4096) as usize,
         tie_word_embeddings: gguf.tensor("output.weight").is_none(),

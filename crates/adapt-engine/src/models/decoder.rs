@@ -62,6 +62,15 @@ pub struct Block {
 }
 
 impl Block {
+    /// Every projection of the block, named relative to it (`self_attn.q_proj`, …).
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let attn = self.self_attn.linears_mut().into_iter();
+        let attn = attn.map(|(n, l)| (format!("self_attn.{n}"), l));
+        let mlp = self.mlp.linears_mut().into_iter();
+        attn.chain(mlp.map(|(n, l)| (format!("mlp.{n}"), l)))
+            .collect()
+    }
+
     fn forward(&self, x: &Array, cache: &mut KvCache) -> Result<Array, Exception> {
         let attn = self
             .self_attn

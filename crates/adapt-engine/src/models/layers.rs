@@ -12,6 +12,7 @@ use mlx_rs::ops::indexing::IndexOp;
 use mlx_rs::ops::{dequantize, quantized_matmul, softmax_axis, split_at_indices, tanh};
 use mlx_rs::Array;
 
+use super::adapter::Adapter;
 use crate::cache::KvCache;
 
 type Result<T> = std::result::Result<T, Exception>;
@@ -44,6 +45,9 @@ pub struct Linear {
     #[param]
     pub biases: Param<Option<Array>>,
     pub quant: Option<QuantSpec>,
+    /// A low-rank adapter over the layer (LoRA or DoRA), when one is attached.
+    #[param]
+    pub adapter: Option<Adapter>,
 }
 
 impl Linear {
@@ -55,6 +59,7 @@ impl Linear {
             scales: Param::new(None),
             biases: Param::new(None),
             quant: None,
+            adapter: None,
         }
     }
 
@@ -72,11 +77,20 @@ impl Linear {
             scales: Param::new(Some(scales)),
             biases: Param::new(Some(biases)),
             quant: Some(quant),
+            adapter: None,
         }
     }
 
-    /// Applies the layer to `x` (`[..., in]`).
+    /// Applies the layer (and its adapter, if any) to `x` (`[..., in]`).
     pub fn forward(&self, x: &Array) -> Result<Array> {
+        match &self.adapter {
+            Some(adapter) => adapter.forward(self, x),
+            None => self.base_forward(x),
+        }
+    }
+
+    /// The layer without its adapter.
+    pub fn base_forward(&self, x: &Array) -> Result<Array> {
         let y = match (&self.quant, self.scales.as_ref()) {
             (Some(q), Some(scales)) => quantized_matmul(
                 x,
@@ -276,6 +290,21 @@ impl Attention {
         self.o_proj.forward(&out)
     }
 
+    /// The projections present, named as in checkpoints (`q_proj`, …).
+    pub fn linears_mut(&mut self) -> Vec<(&'static str, &mut Linear)> {
+        let named = [
+            ("q_proj", self.q_proj.as_mut()),
+            ("k_proj", self.k_proj.as_mut()),
+            ("v_proj", self.v_proj.as_mut()),
+            ("qkv_proj", self.qkv_proj.as_mut()),
+            ("o_proj", Some(&mut self.o_proj)),
+        ];
+        named
+            .into_iter()
+            .filter_map(|(n, l)| Some((n, l?)))
+            .collect()
+    }
+
     /// Queries, keys and values `[B, L, heads * head_dim]`.
     fn project(&self, x: &Array) -> Result<(Array, Array, Array)> {
         if let Some(qkv) = &self.qkv_proj {
@@ -370,6 +399,20 @@ pub struct Mlp {
 }
 
 impl Mlp {
+    /// The projections present, named as in checkpoints (`gate_proj`, …).
+    pub fn linears_mut(&mut self) -> Vec<(&'static str, &mut Linear)> {
+        let named = [
+            ("gate_proj", self.gate_proj.as_mut()),
+            ("up_proj", self.up_proj.as_mut()),
+            ("gate_up_proj", self.gate_up_proj.as_mut()),
+            ("down_proj", Some(&mut self.down_proj)),
+        ];
+        named
+            .into_iter()
+            .filter_map(|(n, l)| Some((n, l?)))
+            .collect()
+    }
+
     pub fn forward(&self, x: &Array) -> Result<Array> {
         let (gate, up) = match (&self.gate_up_proj, &self.gate_proj, &self.up_proj) {
             (Some(both), _, _) => {

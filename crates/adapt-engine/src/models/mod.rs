@@ -5,6 +5,7 @@
 //! decides, once for all models, how each is stored: dense or quantized, and in which float
 //! dtype. [`Model`] is the closed set of architectures; each lives in its own short file.
 
+pub mod adapter;
 pub mod config;
 pub mod decoder;
 pub mod gemma2;
@@ -78,6 +79,9 @@ pub struct ModelArgs {
     pub sliding_window_pattern: Option<usize>,
     /// RoPE base of the sliding-window layers (Gemma 3), which also skip RoPE scaling.
     pub rope_local_base_freq: Option<f32>,
+    /// Query and key rows are in GGUF's interleaved order rather than Hugging Face's (the
+    /// model was read from a GGUF file).
+    pub qk_permuted: bool,
 }
 
 impl Default for ModelArgs {
@@ -106,6 +110,7 @@ impl Default for ModelArgs {
             sliding_window: None,
             sliding_window_pattern: None,
             rope_local_base_freq: None,
+            qk_permuted: false,
         }
     }
 }
@@ -209,6 +214,16 @@ impl Model {
         use mlx_rs::ops::indexing::IndexOp;
         self.net
             .head(&self.net.hidden(ids, caches)?.index((.., -1, ..)))
+    }
+
+    /// The network, for adapters and training.
+    pub fn net(&self) -> &Decoder {
+        &self.net
+    }
+
+    /// The network, mutably, for adapters and training.
+    pub fn net_mut(&mut self) -> &mut Decoder {
+        &mut self.net
     }
 
     /// Number of layers, hence of KV caches a sequence needs.

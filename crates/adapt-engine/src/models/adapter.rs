@@ -1,0 +1,82 @@
+//! Low-rank adapters over a [`Linear`] layer: LoRA adds `scale · (x A) B` to the layer's output;
+//! DoRA also rescales each output row to a learned magnitude `m`. A dense or quantized base
+//! layer is used as it is (QLoRA is LoRA over a quantized base), so model code never knows an
+//! adapter is there. Shapes and names follow mlx-lm: `lora_a` `[in, r]`, `lora_b` `[r, out]`,
+//! `m` `[out]`.
+
+use mlx_rs::error::Exception;
+use mlx_rs::macros::ModuleParameters;
+use mlx_rs::module::Param;
+use mlx_rs::stop_gradient;
+use mlx_rs::{Array, Dtype};
+
+use super::layers::Linear;
+
+type Result<T> = std::result::Result<T, Exception>;
+
+/// A LoRA or DoRA adapter's weights and settings.
+#[derive(Debug, Clone, ModuleParameters)]
+pub struct Adapter {
+    #[param]
+    pub lora_a: Param<Array>,
+    #[param]
+    pub lora_b: Param<Array>,
+    /// DoRA's per-row magnitude (`None` for LoRA).
+    #[param]
+    pub m: Param<Option<Array>>,
+    /// Factor on the low-rank update.
+    pub scale: f32,
+    /// Dropout on the adapter's input while training.
+    pub dropout: f32,
+    /// Whether dropout is active.
+    pub training: bool,
+}
+
+impl Adapter {
+    /// `layer(x)` plus the adapter's update.
+    pub fn forward(&self, layer: &Linear, x: &Array) -> Result<Array> {
+        let input = if self.training && self.dropout > 0.0 {
+            let keep = 1.0 - self.dropout;
+            let mask = mlx_rs::random::bernoulli(&Array::from_f32(keep), x.shape(), None)?;
+            x.multiply(mask.as_dtype(x.dtype())?)?
+                .multiply(Array::from_f32(1.0 / keep).as_dtype(x.dtype())?)?
+        } else {
+            x.clone()
+        };
+        let scale = Array::from_f32(self.scale);
+        let z = input
+            .matmul(&*self.lora_a)?
+            .matmul(&*self.lora_b)?
+            .multiply(&scale)?
+            .as_dtype(x.dtype())?;
+        let Some(m) = self.m.as_ref() else {
+            return layer.base_forward(x)?.add(z);
+        };
+        let w = layer.dense_weight()?;
+        let y = x.matmul(w.t())?.add(z)?;
+        let norm = stop_gradient(&row_norms(&self.adapted(&w)?)?)?;
+        let out = y.multiply(m.divide(norm)?.as_dtype(x.dtype())?)?;
+        match layer.bias.as_ref() {
+            Some(b) => out.add(b),
+            None => Ok(out),
+        }
+    }
+
+    /// `w + scale · Bᵀ Aᵀ`: the base weight `[out, in]` with the update folded in.
+    pub fn adapted(&self, w: &Array) -> Result<Array> {
+        let delta = self
+            .lora_b
+            .t()
+            .matmul(self.lora_a.t())?
+            .multiply(Array::from_f32(self.scale))?;
+        w.add(delta.as_dtype(w.dtype())?)
+    }
+}
+
+/// The L2 norm of each row of `w`, in f32.
+pub fn row_norms(w: &Array) -> Result<Array> {
+    w.as_dtype(Dtype::Float32)?
+        .square()?
+        .sum_axis(1, false)?
+        .sqrt()
+}

@@ -1,0 +1,298 @@
+//! Attaching, saving, loading, fusing and removing adapters, in mlx-lm's layout: a folder
+//! with `adapters.safetensors` (`model.layers.N.self_attn.q_proj.lora_a`, …) and
+//! `adapter_config.json` (`fine_tune_type`, `num_layers`, `lora_parameters`).
+//!
+//! Files always hold the Hugging Face row order. A model read from GGUF keeps its query and
+//! key rows in GGUF's interleaved order, so the output side (`lora_b`'s columns, DoRA's `m`)
+//! of adapters on `q_proj` / `k_proj` is reordered on the way in and out.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use mlx_rs::module::{ModuleParameters, Param};
+use mlx_rs::{Array, Dtype};
+
+use super::config::{AdapterConfig, FineTuneType};
+use crate::error::{EngineError, Result};
+use crate::models::adapter::{row_norms, Adapter};
+use crate::models::layers::Linear;
+use crate::models::Model;
+
+pub const ADAPTERS_FILE: &str = "adapters.safetensors";
+pub const CONFIG_FILE: &str = "adapter_config.json";
+
+/// Whether the block-relative projection `name` (`self_attn.q_proj`) is selected by `keys`.
+fn selected(keys: &Option<Vec<String>>, name: &str) -> bool {
+    match keys {
+        None => true,
+        Some(keys) => keys
+            .iter()
+            .any(|k| k == name || name.rsplit('.').next() == Some(k.as_str())),
+    }
+}
+
+/// Every adapted-or-adaptable projection of the blocks `config` selects, with its full name.
+fn targets<'m>(model: &'m mut Model, config: &AdapterConfig) -> Vec<(String, &'m mut Linear)> {
+    let n = model.n_layers();
+    let count = if config.num_layers < 0 {
+        n
+    } else {
+        (config.num_layers as usize).min(n)
+    };
+    let keys = config.lora_parameters.keys.clone();
+    model.net_mut().model.layers[n - count..]
+        .iter_mut()
+        .enumerate()
+        .flat_map(|(i, block)| {
+            let layer = n - count + i;
+            block
+                .linears_mut()
+                .into_iter()
+                .filter(|(name, _)| selected(&keys, name))
+                .map(move |(name, l)| (format!("model.layers.{layer}.{name}"), l))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The number of heads whose rows are interleaved, for a GGUF-ordered `q_proj` / `k_proj`.
+fn permuted_heads(model: &Model, name: &str) -> Option<i32> {
+    if !model.args.qk_permuted {
+        return None;
+    }
+    if name.ends_with("self_attn.q_proj") {
+        Some(model.args.num_attention_heads)
+    } else if name.ends_with("self_attn.k_proj") {
+        Some(model.args.num_key_value_heads)
+    } else {
+        None
+    }
+}
+
+/// Reorders the leading axis (rows `[heads, 2, half]` ↔ `[heads, half, 2]`).
+fn reorder_rows(a: &Array, heads: i32, to_gguf: bool) -> Result<Array> {
+    let shape = a.shape().to_vec();
+    let half = shape[0] / heads / 2;
+    let inner = if to_gguf { [2, half] } else { [half, 2] };
+    let mut split = vec![heads, inner[0], inner[1]];
+    split.extend_from_slice(&shape[1..]);
+    Ok(a.reshape(&split)?.swap_axes(1, 2)?.reshape(&shape)?)
+}
+
+/// Attaches fresh adapters (`lora_a` uniform in ±1/√in, `lora_b` zero, DoRA's `m` the base
+/// rows' norms) to the selected projections of the last `num_layers` blocks, freezes every
+/// other parameter, and returns how many trainable parameters there are.
+pub fn attach(model: &mut Model, config: &AdapterConfig, seed: u64) -> Result<usize> {
+    let p = &config.lora_parameters;
+    model.net_mut().freeze_parameters(true);
+    let mut count = 0;
+    let targets = targets(model, config);
+    if targets.is_empty() {
+        return Err(EngineError::InvalidRequest(format!(
+            "no projection matches lora_parameters.keys {:?}; use names such as \
+             self_attn.q_proj or mlp.down_proj",
+            p.keys.clone().unwrap_or_default()
+        )));
+    }
+    for (i, (_, linear)) in targets.into_iter().enumerate() {
+        let w = linear.dense_weight()?;
+        let (out, inp) = (w.shape()[0], w.shape()[1]);
+        let bound = 1.0 / (inp as f32).sqrt();
+        let k = mlx_rs::random::key(seed.wrapping_mul(0x9E37_79B9).wrapping_add(i as u64))?;
+        let a = mlx_rs::random::uniform::<_, f32>(-bound, bound, &[inp, p.rank], Some(&k))?;
+        let b = mlx_rs::ops::zeros::<f32>(&[p.rank, out])?;
+        let m = match config.fine_tune_type {
+            FineTuneType::Dora => Some(row_norms(&w)?),
+            FineTuneType::Lora => None,
+        };
+        count += (a.size() + b.size() + m.as_ref().map_or(0, |m| m.size())) as usize;
+        let mut adapter = Adapter {
+            lora_a: Param::new(a),
+            lora_b: Param::new(b),
+            m: Param::new(m),
+            scale: p.scale,
+            dropout: p.dropout,
+            training: false,
+        };
+        adapter.unfreeze_parameters(true);
+        linear.adapter = Some(adapter);
+    }
+    Ok(count)
+}
+
+/// Turns adapter dropout on or off.
+pub fn set_training(model: &mut Model, training: bool) {
+    for block in model.net_mut().model.layers.iter_mut() {
+        for (_, l) in block.linears_mut() {
+            if let Some(a) = l.adapter.as_mut() {
+                a.training = training;
+            }
+        }
+    }
+}
+
+/// The adapter weights under mlx-lm's names, in the Hugging Face row order.
+pub fn adapter_weights(model: &Model) -> Result<HashMap<String, Array>> {
+    let mut out = HashMap::new();
+    for (name, a) in model.parameters().flatten() {
+        let name = name.replace(".adapter.", ".");
+        let leaf = name.rsplit('.').next().unwrap_or("");
+        if !matches!(leaf, "lora_a" | "lora_b" | "m") || !is_adapter_name(&name) {
+            continue;
+        }
+        let module = &name[..name.len() - leaf.len() - 1];
+        let a = match (leaf, permuted_heads(model, module)) {
+            ("lora_b", Some(h)) => reorder_rows(&a.t(), h, false)?.t(),
+            ("m", Some(h)) => reorder_rows(a, h, false)?,
+            _ => a.clone(),
+        };
+        out.insert(name, a);
+    }
+    Ok(out)
+}
+
+fn is_adapter_name(name: &str) -> bool {
+    name.starts_with("model.layers.") && (name.contains(".self_attn.") || name.contains(".mlp."))
+}
+
+/// Writes `adapters.safetensors` into `dir` (created if missing). The caller writes
+/// `adapter_config.json`.
+pub fn save_weights(model: &Model, file: &Path) -> Result<()> {
+    let weights = adapter_weights(model)?;
+    let refs: Vec<(&str, &Array)> = weights.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    Array::save_safetensors(refs, None, file).map_err(|e| EngineError::Write {
+        path: file.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads `adapter_config.json` of the adapter folder `dir`.
+pub fn read_config(dir: &Path) -> Result<AdapterConfig> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        EngineError::InvalidRequest(format!(
+            "{}: cannot read the adapter configuration: {e}",
+            path.display()
+        ))
+    })?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        EngineError::InvalidRequest(format!("{}: not valid JSON: {e}", path.display()))
+    })?;
+    let field = |k: &str| json.get(k).cloned().unwrap_or(serde_json::Value::Null);
+    let fine_tune_type = match field("fine_tune_type").as_str().unwrap_or("lora") {
+        "lora" => FineTuneType::Lora,
+        "dora" => FineTuneType::Dora,
+        other => {
+            return Err(EngineError::InvalidRequest(format!(
+                "{}: 'fine_tune_type' {other:?} is not supported (lora or dora)",
+                path.display()
+            )))
+        }
+    };
+    let num_layers = field("num_layers").as_i64().unwrap_or(16) as i32;
+    let lora_parameters = serde_json::from_value(field("lora_parameters")).map_err(|e| {
+        EngineError::InvalidRequest(format!("{}: 'lora_parameters': {e}", path.display()))
+    })?;
+    Ok(AdapterConfig {
+        fine_tune_type,
+        num_layers,
+        lora_parameters,
+    })
+}
+
+/// Attaches the adapters in the folder `dir` (ours or mlx-lm's) to `model`.
+pub fn load(model: &mut Model, dir: &Path) -> Result<AdapterConfig> {
+    let config = read_config(dir)?;
+    attach(model, &config, 0)?;
+    load_weights(model, &dir.join(ADAPTERS_FILE))?;
+    Ok(config)
+}
+
+/// Replaces the attached adapters' weights by those in `file`; every tensor must match an
+/// attached adapter in name and shape.
+pub fn load_weights(model: &mut Model, file: &Path) -> Result<()> {
+    let loaded = Array::load_safetensors(file).map_err(|e| {
+        EngineError::InvalidRequest(format!("{}: cannot read adapters: {e}", file.display()))
+    })?;
+    let current = adapter_weights(model)?;
+    let mut update = HashMap::new();
+    for (name, a) in loaded {
+        let Some(now) = current.get(&name) else {
+            return Err(EngineError::InvalidRequest(format!(
+                "{}: '{name}' is not an adapter of this model with this adapter_config.json",
+                file.display()
+            )));
+        };
+        if now.shape() != a.shape() {
+            return Err(EngineError::InvalidRequest(format!(
+                "{}: '{name}' has shape {:?}, the model needs {:?}",
+                file.display(),
+                a.shape(),
+                now.shape()
+            )));
+        }
+        let leaf = name.rsplit('.').next().unwrap_or("");
+        let module = &name[..name.len() - leaf.len() - 1];
+        let a = match (leaf, permuted_heads(model, module)) {
+            ("lora_b", Some(h)) => reorder_rows(&a.t(), h, true)?.t(),
+            ("m", Some(h)) => reorder_rows(&a, h, true)?,
+            _ => a,
+        };
+        let internal = format!("{module}.adapter.{leaf}");
+        update.insert(
+            std::rc::Rc::<str>::from(internal),
+            a.as_dtype(Dtype::Float32)?,
+        );
+    }
+    if update.len() != current.len() {
+        return Err(EngineError::InvalidRequest(format!(
+            "{}: holds {} of the {} adapter tensors this adapter_config.json describes",
+            file.display(),
+            update.len(),
+            current.len()
+        )));
+    }
+    model.net_mut().update_flattened(update);
+    Ok(())
+}
+
+/// Folds every attached adapter into its base layer and removes it. A quantized base is
+/// dequantized, fused and quantized again with its own settings (or left dense with
+/// `dequantize`).
+pub fn fuse(model: &mut Model, dequantize: bool) -> Result<usize> {
+    let mut fused = 0;
+    for block in model.net_mut().model.layers.iter_mut() {
+        for (_, linear) in block.linears_mut() {
+            let Some(adapter) = linear.adapter.take() else {
+                continue;
+            };
+            let w = linear.dense_weight()?;
+            let mut merged = adapter.adapted(&w)?;
+            if let Some(m) = adapter.m.as_ref() {
+                let factor = m.divide(row_norms(&merged)?)?.expand_dims(1)?;
+                merged = merged.multiply(factor.as_dtype(w.dtype())?)?;
+            }
+            let merged = merged.as_dtype(w.dtype())?;
+            *linear = match linear.quant.filter(|_| !dequantize) {
+                Some(q) => {
+                    let (wq, s, b) = mlx_rs::ops::quantize(&merged, q.group_size, q.bits)?;
+                    Linear::quantized(wq, s, b, linear.bias.value.clone(), q)
+                }
+                None => Linear::dense(merged, linear.bias.value.clone()),
+            };
+            fused += 1;
+        }
+    }
+    Ok(fused)
+}
+
+/// Detaches every adapter, leaving the base model as it was loaded.
+pub fn remove(model: &mut Model) -> usize {
+    let mut removed = 0;
+    for block in model.net_mut().model.layers.iter_mut() {
+        for (_, linear) in block.linears_mut() {
+            removed += usize::from(linear.adapter.take().is_some());
+        }
+    }
+    removed
+}

@@ -1,0 +1,309 @@
+//! Training settings: mlx-lm's LoRA configuration keys (same names, same defaults) plus
+//! Adapt's own (epochs, early stopping, keep-best, gradient clipping, probe prompts).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+
+/// LoRA or DoRA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FineTuneType {
+    #[default]
+    Lora,
+    Dora,
+}
+
+/// The adapter's shape: mlx-lm's `lora_parameters`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoraParameters {
+    pub rank: i32,
+    pub scale: f32,
+    pub dropout: f32,
+    /// Projections to adapt, relative to a block (`self_attn.q_proj`, or just `q_proj`);
+    /// `None`: every projection of the block.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<String>>,
+}
+
+impl Default for LoraParameters {
+    fn default() -> Self {
+        LoraParameters {
+            rank: 8,
+            scale: 20.0,
+            dropout: 0.0,
+            keys: None,
+        }
+    }
+}
+
+/// Which adapters, where: what `adapter_config.json` records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdapterConfig {
+    pub fine_tune_type: FineTuneType,
+    /// Adapted blocks, counted from the last (`-1`: all).
+    pub num_layers: i32,
+    pub lora_parameters: LoraParameters,
+}
+
+impl Default for AdapterConfig {
+    fn default() -> Self {
+        AdapterConfig {
+            fine_tune_type: FineTuneType::Lora,
+            num_layers: 16,
+            lora_parameters: LoraParameters::default(),
+        }
+    }
+}
+
+/// The optimizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    #[default]
+    Adam,
+    AdamW,
+    Sgd,
+}
+
+/// A learning-rate schedule in mlx-lm's form: `{name, arguments, warmup, warmup_init}`.
+/// Supported names: `cosine_decay` (`[init, decay_steps, end?]`), `linear_schedule`
+/// (`[init, end, steps]`), `constant` (`[lr]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LrSchedule {
+    pub name: String,
+    pub arguments: Vec<f64>,
+    #[serde(default)]
+    pub warmup: u64,
+    #[serde(default)]
+    pub warmup_init: f64,
+}
+
+/// Everything a training run needs besides the model and the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    pub fine_tune_type: FineTuneType,
+    pub num_layers: i32,
+    pub lora_parameters: LoraParameters,
+    pub optimizer: OptimizerKind,
+    /// Per-optimizer options as mlx-lm spells them (`{"adamw": {"weight_decay": 0.01}}`).
+    pub optimizer_config: serde_json::Value,
+    pub learning_rate: f64,
+    pub lr_schedule: Option<LrSchedule>,
+    pub batch_size: usize,
+    /// Optimizer steps; `None` with `epochs` set trains for that many epochs.
+    pub iters: Option<u64>,
+    pub epochs: Option<u64>,
+    pub max_seq_length: usize,
+    pub steps_per_report: u64,
+    pub steps_per_eval: u64,
+    /// Validation batches per evaluation (`-1`: the whole split).
+    pub val_batches: i64,
+    pub save_every: u64,
+    pub grad_accumulation_steps: u64,
+    pub grad_checkpoint: bool,
+    pub seed: u64,
+    /// Clip the gradients' global norm to this.
+    pub max_grad_norm: Option<f32>,
+    /// Stop when the validation loss has not improved for this many evaluations.
+    pub early_stopping_patience: Option<u64>,
+    /// The run's adapter is the one with the best validation loss, not the last.
+    pub keep_best: bool,
+    /// Prompts answered greedily with the current adapter at each evaluation.
+    pub probes: Vec<String>,
+    /// Tokens generated per probe answer.
+    pub probe_max_tokens: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        let adapter = AdapterConfig::default();
+        TrainConfig {
+            fine_tune_type: adapter.fine_tune_type,
+            num_layers: adapter.num_layers,
+            lora_parameters: adapter.lora_parameters,
+            optimizer: OptimizerKind::Adam,
+            optimizer_config: serde_json::Value::Null,
+            learning_rate: 1e-5,
+            lr_schedule: None,
+            batch_size: 4,
+            iters: None,
+            epochs: None,
+            max_seq_length: 2048,
+            steps_per_report: 10,
+            steps_per_eval: 200,
+            val_batches: 25,
+            save_every: 100,
+            grad_accumulation_steps: 1,
+            grad_checkpoint: false,
+            seed: 0,
+            max_grad_norm: None,
+            early_stopping_patience: None,
+            keep_best: true,
+            probes: Vec::new(),
+            probe_max_tokens: 48,
+        }
+    }
+}
+
+/// mlx-lm configuration keys that name things the caller handles (model, data, paths) or
+/// that do not apply here; a config file may carry them.
+const MLX_LM_OTHER_KEYS: &[&str] = &[
+    "model",
+    "train",
+    "data",
+    "adapter_path",
+    "resume_adapter_file",
+    "test",
+    "test_batches",
+    "mask_prompt",
+    "report_to",
+    "project_name",
+    "trust_remote_code",
+    "clear_cache_threshold",
+    "hf_dataset",
+    "wandb",
+    "config",
+];
+
+impl TrainConfig {
+    /// Reads a configuration (already parsed from YAML or JSON) over the defaults: mlx-lm's
+    /// keys and Adapt's. An unknown key is an error naming it, so a typo is not ignored.
+    pub fn from_value(value: serde_json::Value, source: &str) -> Result<TrainConfig> {
+        let serde_json::Value::Object(mut map) = value else {
+            return Err(EngineError::InvalidRequest(format!(
+                "{source}: a training configuration must be a mapping of keys to values"
+            )));
+        };
+        let known = serde_json::to_value(TrainConfig::default())
+            .ok()
+            .and_then(|v| v.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()))
+            .unwrap_or_default();
+        for key in map.keys() {
+            if !known.contains(key) && !MLX_LM_OTHER_KEYS.contains(&key.as_str()) {
+                return Err(EngineError::InvalidRequest(format!(
+                    "{source}: unknown key '{key}'; known keys: {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        map.retain(|k, _| known.contains(k));
+        let config: TrainConfig = serde_json::from_value(serde_json::Value::Object(map))
+            .map_err(|e| EngineError::InvalidRequest(format!("{source}: {e}")))?;
+        config.validate(source)?;
+        Ok(config)
+    }
+
+    /// Checks ranges; the message names the key.
+    pub fn validate(&self, source: &str) -> Result<()> {
+        let bad = |key: &str, why: &str| {
+            Err(EngineError::InvalidRequest(format!(
+                "{source}: '{key}' {why}"
+            )))
+        };
+        let p = &self.lora_parameters;
+        if p.rank < 1 {
+            return bad("lora_parameters.rank", "must be at least 1");
+        }
+        if !(0.0..1.0).contains(&p.dropout) {
+            return bad("lora_parameters.dropout", "must be in [0, 1)");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1");
+        }
+        if self.max_seq_length < 2 {
+            return bad("max_seq_length", "must be at least 2");
+        }
+        if self.grad_accumulation_steps == 0 {
+            return bad("grad_accumulation_steps", "must be at least 1");
+        }
+        if self.steps_per_report == 0 || self.steps_per_eval == 0 || self.save_every == 0 {
+            return bad(
+                "steps_per_report / steps_per_eval / save_every",
+                "must be at least 1",
+            );
+        }
+        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
+            return bad("learning_rate", "must be positive");
+        }
+        if self.num_layers == 0 || self.num_layers < -1 {
+            return bad("num_layers", "must be -1 (all) or at least 1");
+        }
+        if self.iters == Some(0) || self.epochs == Some(0) {
+            return bad("iters / epochs", "must be at least 1");
+        }
+        if self.grad_checkpoint {
+            return bad(
+                "grad_checkpoint",
+                "is not available yet; lower batch_size or max_seq_length instead",
+            );
+        }
+        if let Some(s) = &self.lr_schedule {
+            super::schedule::Schedule::new(self.learning_rate, Some(s))
+                .map_err(|e| EngineError::InvalidRequest(format!("{source}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The adapter part, as `adapter_config.json` records it.
+    pub fn adapter(&self) -> AdapterConfig {
+        AdapterConfig {
+            fine_tune_type: self.fine_tune_type,
+            num_layers: self.num_layers,
+            lora_parameters: self.lora_parameters.clone(),
+        }
+    }
+
+    /// A numeric option of the optimizer from `optimizer_config`.
+    pub fn optimizer_option(&self, name: &str) -> Option<f64> {
+        let key = match self.optimizer {
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::AdamW => "adamw",
+            OptimizerKind::Sgd => "sgd",
+        };
+        self.optimizer_config.get(key)?.get(name)?.as_f64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn mlx_lm_keys_and_defaults() {
+        let c = TrainConfig::from_value(
+            json!({"model": "m", "data": "d", "iters": 20, "lora_parameters": {"rank": 4,
+                   "scale": 10.0, "dropout": 0.0}, "fine_tune_type": "dora",
+                   "optimizer": "adamw"}),
+            "cfg.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.iters, Some(20));
+        assert_eq!(c.lora_parameters.rank, 4);
+        assert_eq!(c.fine_tune_type, FineTuneType::Dora);
+        assert_eq!(c.optimizer, OptimizerKind::AdamW);
+        assert_eq!(c.batch_size, 4);
+        assert_eq!(c.num_layers, 16);
+    }
+
+    #[test]
+    fn unknown_and_bad_keys_are_named() {
+        let e = TrainConfig::from_value(json!({"learning_rat": 1e-4}), "cfg.yaml").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cfg.yaml: unknown key 'learning_rat'"),
+            "{e}"
+        );
+        let e = TrainConfig::from_value(json!({"batch_size": 0}), "cfg.yaml").unwrap_err();
+        assert!(
+            e.to_string().contains("'batch_size' must be at least 1"),
+            "{e}"
+        );
+        let e = TrainConfig::from_value(json!({"batch_size": "four"}), "cfg.yaml").unwrap_err();
+        assert!(e.to_string().contains("cfg.yaml"), "{e}");
+    }
+}

@@ -1,0 +1,106 @@
+//! Memory before training: what the weights, adapters, optimizer state and activations of one
+//! step will take, against what the machine can give; a batch size that fits, or a refusal
+//! that says what to change.
+
+use serde::Serialize;
+
+use super::config::{OptimizerKind, TrainConfig};
+use crate::models::Model;
+
+/// An estimate of one training step's peak memory, in bytes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryEstimate {
+    pub batch_size: usize,
+    pub seq_len: usize,
+    pub weights: u64,
+    /// Adapter weights, their gradients and the optimizer's state.
+    pub adapters: u64,
+    /// Activations kept for the backward pass.
+    pub activations: u64,
+    /// Logits and their gradient.
+    pub logits: u64,
+    pub total: u64,
+    /// What MLX may use on this machine now.
+    pub budget: u64,
+}
+
+impl MemoryEstimate {
+    pub fn fits(&self) -> bool {
+        self.total <= self.budget
+    }
+}
+
+/// Estimates a step over `batch_size` rows of `seq_len` tokens.
+pub fn estimate(
+    model: &Model,
+    config: &TrainConfig,
+    trainable: usize,
+    batch_size: usize,
+    seq_len: usize,
+    budget: u64,
+) -> MemoryEstimate {
+    let a = &model.args;
+    let tokens = (batch_size * seq_len) as u64;
+    let dtype_bytes = model.net().model.norm.weight.item_size().max(2) as u64;
+    let states = match config.optimizer {
+        OptimizerKind::Adam | OptimizerKind::AdamW => 2,
+        OptimizerKind::Sgd => 1,
+    };
+    // Weights, gradients, optimizer states and the updated copy, all f32.
+    let adapters = trainable as u64 * 4 * (2 + states);
+    let (hidden, inter) = (a.hidden_size as u64, a.intermediate_size as u64);
+    // Per token and layer: the block's inputs, norms, projections and MLP activations kept
+    // for the backward pass.
+    let per_token_layer = (12 * hidden + 6 * inter) * dtype_bytes;
+    // Attention scores and probabilities, per head (the backward pass materializes them).
+    let scores =
+        batch_size as u64 * a.num_attention_heads as u64 * (seq_len * seq_len) as u64 * 4 * 2;
+    let layers = a.num_hidden_layers as u64;
+    let activations = tokens * per_token_layer * layers + scores;
+    // Logits in f32, their log-sum-exp pass and their gradient.
+    let logits = tokens * a.vocab_size as u64 * 4 * 3;
+    let weights = model.nbytes() as u64;
+    MemoryEstimate {
+        batch_size,
+        seq_len,
+        weights,
+        adapters,
+        activations,
+        logits,
+        total: weights + adapters + activations + logits,
+        budget,
+    }
+}
+
+/// What MLX may use now: its own limit, or the memory the system has free plus what MLX
+/// already holds, whichever is smaller; 90 % of it, to leave room for the rest of the system.
+pub fn budget() -> u64 {
+    let mut system = sysinfo::System::new();
+    system.refresh_memory();
+    let active = mlx_rs::memory::active_memory().unwrap_or(0) as u64;
+    let free = system.available_memory() + active;
+    let limit = mlx_rs::memory::memory_limit().unwrap_or(usize::MAX) as u64;
+    free.min(limit) / 10 * 9
+}
+
+/// The largest batch size up to `config.batch_size` whose estimate fits, or the estimate for
+/// one row when even that does not.
+pub fn fit_batch(
+    model: &Model,
+    config: &TrainConfig,
+    trainable: usize,
+    seq_len: usize,
+    budget: u64,
+) -> std::result::Result<MemoryEstimate, MemoryEstimate> {
+    let mut batch = config.batch_size;
+    loop {
+        let e = estimate(model, config, trainable, batch, seq_len, budget);
+        if e.fits() {
+            return Ok(e);
+        }
+        if batch == 1 {
+            return Err(e);
+        }
+        batch = batch.div_ceil(2);
+    }
+}
