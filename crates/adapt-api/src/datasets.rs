@@ -2,7 +2,7 @@
 //! import benchmark. None of this touches MLX, so it runs on the caller's thread; a model's
 //! tokenizer and chat template are read from its GGUF file directly.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use adapt_data::sample::BenchReport;
 pub use adapt_data::{
@@ -19,9 +19,19 @@ impl From<adapt_data::DataError> for ApiError {
     }
 }
 
-/// The tokenizer and chat template of the GGUF model at `model`.
+/// The tokenizer and chat template of the model at `model` (a GGUF file or a model folder).
 pub fn load_text_model(model: &Path) -> Result<TextModel, ApiError> {
-    Ok(TextModel::from_gguf(model)?)
+    Ok(TextModel::from_model(model)?)
+}
+
+/// Where prepared datasets are kept: `ADAPT_CACHE_DIR/datasets`, else
+/// `~/.cache/adapt/datasets`.
+pub fn default_cache_root() -> PathBuf {
+    let base = std::env::var_os("ADAPT_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/adapt")))
+        .unwrap_or_else(|| PathBuf::from(".adapt-cache"));
+    base.join("datasets")
 }
 
 /// Format, counts, errors, token statistics (with a model) and the first `samples` examples of

@@ -24,6 +24,7 @@ pub(crate) enum Request {
     },
     LoadModel {
         path: PathBuf,
+        adapter: Option<PathBuf>,
         reply: Reply<ModelInfo>,
     },
     Generate {
@@ -63,6 +64,20 @@ pub(crate) enum Request {
         work: crate::convert::ConvertWork,
         progress: Sender<String>,
         reply: Reply<adapt_engine::convert::ConvertReport>,
+    },
+    Train {
+        work: Box<crate::train::TrainWork>,
+        events: Sender<adapt_engine::train::TrainEvent>,
+        cancel: crate::jobs::CancelToken,
+        reply: Reply<adapt_engine::train::TrainOutcome>,
+    },
+    Fuse {
+        src: PathBuf,
+        adapter: PathBuf,
+        out: PathBuf,
+        dequantize: bool,
+        progress: Sender<String>,
+        reply: Reply<adapt_engine::train::fuse::FuseReport>,
     },
     BenchChat {
         history_tokens: usize,
@@ -117,16 +132,50 @@ pub(crate) fn run(requests: Receiver<Request>) {
                 drop(progress);
                 let _ = reply.send(result);
             }
+            Request::Train {
+                work,
+                events,
+                cancel,
+                reply,
+            } => {
+                let result = work.run(&events, &cancel);
+                drop(events);
+                let _ = reply.send(result);
+            }
+            Request::Fuse {
+                src,
+                adapter,
+                out,
+                dequantize,
+                progress,
+                reply,
+            } => {
+                let mut step = |s: &str| {
+                    let _ = progress.send(s.to_string());
+                };
+                let result = adapt_engine::train::fuse::fuse_folder(
+                    &src, &adapter, &out, dequantize, &mut step,
+                );
+                drop(progress);
+                let _ = reply.send(result.map_err(ApiError::from));
+            }
             Request::Device { reply } => {
                 let _ = reply.send(DeviceReport::current().map_err(ApiError::from));
             }
-            Request::LoadModel { path, reply } => {
+            Request::LoadModel {
+                path,
+                adapter,
+                reply,
+            } => {
                 state.model = None;
                 state.chats.clear();
-                let result = load(&path, &LoadOptions::default()).map(|lm| {
+                let result = load(&path, &LoadOptions::default()).and_then(|mut lm| {
+                    if let Some(dir) = &adapter {
+                        adapt_engine::train::adapters::load(&mut lm.model, dir)?;
+                    }
                     let info = lm.info.clone();
                     state.model = Some(lm);
-                    info
+                    Ok(info)
                 });
                 let _ = reply.send(result.map_err(ApiError::from));
             }

@@ -154,6 +154,11 @@ impl JobContext {
         self.cancel.is_cancelled()
     }
 
+    /// The job's cancel flag, for work that runs elsewhere (the engine thread).
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+
     /// The store, for what the work records (metrics, checkpoints, adapters).
     pub fn store(&self) -> MutexGuard<'_, Store> {
         lock(&self.store)
@@ -181,6 +186,11 @@ impl JobHandle {
 
     pub fn cancel(&self) {
         self.cancel.cancel();
+    }
+
+    /// The job's cancel flag (for a signal handler).
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
     }
 
     /// Waits for the job to end and returns its record.

@@ -19,6 +19,7 @@ mod error;
 pub mod jobs;
 pub mod models;
 mod records;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +47,7 @@ pub use error::ApiError;
 pub use jobs::{JobEvent, JobHandle, JobKind, JobRecord, JobStatus, JobTiming};
 pub use models::{ModelDetails, PullJob};
 pub use records::{AdaptConfig, RunDetails};
+pub use train::{TrainJob, TrainProgress, TrainRequest, TrainSummary};
 
 use engine_thread::Request;
 
@@ -100,8 +102,23 @@ impl Adapt {
 
     /// Loads the model at `path`, replacing any loaded one (and its conversations).
     pub fn load_model(&self, path: &Path) -> Result<ModelInfo, ApiError> {
+        self.load_model_with_adapter(path, None)
+    }
+
+    /// Loads the model at `path` with the adapter folder `adapter` (ours or mlx-lm's)
+    /// attached, replacing any loaded model.
+    pub fn load_model_with_adapter(
+        &self,
+        path: &Path,
+        adapter: Option<&Path>,
+    ) -> Result<ModelInfo, ApiError> {
         let path = path.to_path_buf();
-        self.call(|reply| Request::LoadModel { path, reply })
+        let adapter = adapter.map(Path::to_path_buf);
+        self.call(|reply| Request::LoadModel {
+            path,
+            adapter,
+            reply,
+        })
     }
 
     /// Generates a reply to `prompt`: rendered with the model's chat template unless `raw`.

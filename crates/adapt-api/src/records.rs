@@ -78,7 +78,7 @@ impl Adapt {
         Ok(&self.records.get()?.data)
     }
 
-    fn store(&self) -> Result<MutexGuard<'_, Store>, ApiError> {
+    pub(crate) fn store(&self) -> Result<MutexGuard<'_, Store>, ApiError> {
         Ok(lock(&self.records.get()?.store))
     }
 

@@ -13,6 +13,10 @@ use crate::{ModelArg, SamplingArgs};
 pub struct ChatArgs {
     #[command(flatten)]
     model: ModelArg,
+    /// An adapter to chat with: a run id (`adapt runs list`) or an adapter folder (ours or
+    /// mlx-lm's).
+    #[arg(long)]
+    adapter: Option<String>,
     /// A system message that opens the conversation.
     #[arg(long)]
     system: Option<String>,
@@ -24,7 +28,7 @@ pub struct ChatArgs {
 }
 
 pub fn run(args: &ChatArgs) -> Result<()> {
-    let adapt = output::start_with_model(&args.model)?;
+    let adapt = output::start_with_adapter(&args.model, args.adapter.as_deref())?;
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         eprintln!("Type a message and press Enter. /reset starts over, /save NAME and /open NAME keep a conversation with its cache, /exit (or Ctrl-D) quits; Ctrl-C stops a reply.");

@@ -3,7 +3,7 @@
 //! work happens there.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use adapt_api::datasets::{self, DataOptions, Format, InspectReport, LengthStats, Progress};
 use anyhow::{anyhow, Result};
@@ -30,7 +30,7 @@ enum DataCommand {
 
 /// How files are read and rendered.
 #[derive(Args, Clone)]
-struct ReadArgs {
+pub(crate) struct ReadArgs {
     /// JSONL format instead of detecting it: chat, completions or text.
     #[arg(long)]
     format: Option<String>,
@@ -58,9 +58,9 @@ struct ReadArgs {
     /// Longest accepted line, in bytes.
     #[arg(long, default_value_t = 8 << 20)]
     max_line_bytes: usize,
-    /// Length limit the statistics compare against.
-    #[arg(long, default_value_t = 2048)]
-    max_seq_length: u32,
+    /// Longest example in tokens (longer ones are truncated in training) [default: 2048].
+    #[arg(long)]
+    pub(crate) max_seq_length: Option<u32>,
     /// Train on every token, not only assistant turns and completions.
     #[arg(long)]
     no_mask_prompt: bool,
@@ -73,7 +73,7 @@ struct ReadArgs {
 }
 
 impl ReadArgs {
-    fn options(&self) -> Result<DataOptions> {
+    pub(crate) fn options(&self) -> Result<DataOptions> {
         let mut o = DataOptions::default();
         o.import.format =
             match &self.format {
@@ -98,7 +98,7 @@ impl ReadArgs {
             None => None,
         };
         o.import.max_line_bytes = self.max_line_bytes;
-        o.max_seq_length = self.max_seq_length;
+        o.max_seq_length = self.max_seq_length.unwrap_or(o.max_seq_length);
         o.render.mask_prompt = !self.no_mask_prompt;
         o.skip_invalid = self.skip_invalid;
         o.max_errors = self.max_errors;
@@ -266,13 +266,7 @@ fn print_stats(s: &LengthStats) {
 }
 
 fn cache_root(arg: &Option<PathBuf>) -> PathBuf {
-    arg.clone().unwrap_or_else(|| {
-        let base = std::env::var_os("ADAPT_CACHE_DIR")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/adapt")))
-            .unwrap_or_else(|| PathBuf::from(".adapt-cache"));
-        base.join("datasets")
-    })
+    arg.clone().unwrap_or_else(datasets::default_cache_root)
 }
 
 /// A progress bar on stderr (redrawn in place on a terminal; one line at the end otherwise).

@@ -11,6 +11,7 @@ mod jobs;
 mod models;
 mod output;
 mod runs;
+mod train;
 
 use std::path::PathBuf;
 
@@ -51,6 +52,8 @@ enum Command {
     Quantize(convert::QuantizeArgs),
     /// Models: pull from the Hugging Face Hub, list, inspect, import, delete.
     Models(models::ModelsArgs),
+    Train(Box<train::TrainArgs>),
+    Fuse(train::FuseArgs),
 }
 
 /// Which model to use.
@@ -122,6 +125,10 @@ struct GenerateArgs {
     /// The prompt.
     #[arg(long, short)]
     prompt: String,
+    /// An adapter to generate with: a run id (`adapt runs list`) or an adapter folder (ours
+    /// or mlx-lm's).
+    #[arg(long)]
+    adapter: Option<String>,
     /// Send the prompt as is, without the model's chat template.
     #[arg(long)]
     raw: bool,
@@ -138,6 +145,8 @@ fn main() {
         Command::Bench(args) => bench::run(&args),
         Command::Data(args) => data::run(&args),
         Command::Convert(args) => convert::convert(&args),
+        Command::Train(args) => train::train(&args),
+        Command::Fuse(args) => train::fuse(&args),
         Command::Quantize(args) => convert::quantize(&args),
         Command::Runs(args) => runs::run(&args),
         Command::Jobs(args) => jobs::run(&args),
@@ -150,7 +159,7 @@ fn main() {
 }
 
 fn generate(args: &GenerateArgs) -> Result<()> {
-    let adapt = output::start_with_model(&args.model)?;
+    let adapt = output::start_with_adapter(&args.model, args.adapter.as_deref())?;
     let cancel = output::CtrlC::install();
     let mut out = output::Stream::default();
     let generation = adapt.generate(&args.prompt, args.raw, &args.sampling.params(), |event| {

@@ -12,8 +12,25 @@ use anyhow::Result;
 
 /// Starts the engine and loads `model`, telling the person what is happening.
 pub fn start_with_model(model: &crate::ModelArg) -> Result<Adapt> {
+    start_with_adapter(model, None)
+}
+
+/// Starts the engine and loads `model` with `adapter` (a run id or an adapter folder).
+pub fn start_with_adapter(model: &crate::ModelArg, adapter: Option<&str>) -> Result<Adapt> {
     let adapt = Adapt::start()?;
-    let info = load(&adapt, &model.path(&adapt))?;
+    let path = model.path(&adapt);
+    let info = match adapter {
+        None => load(&adapt, &path)?,
+        Some(spec) => {
+            let dir = adapt.resolve_adapter(spec)?;
+            eprintln!(
+                "Loading {} with the adapter in {} …",
+                path.display(),
+                dir.display()
+            );
+            adapt.load_model_with_adapter(&path, Some(&dir))?
+        }
+    };
     eprintln!(
         "{} · {} · {} parameters · {} file, held as {} · {} in memory · loaded in {:.1} s",
         info.name,

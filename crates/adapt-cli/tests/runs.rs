@@ -61,6 +61,7 @@ fn runs_are_listed_and_shown_with_metrics_and_checkpoints() {
                 learning_rate: 2e-4,
                 tokens_per_second: 512.0,
                 peak_memory: 3_000_000_000,
+                ..Metric::default()
             })
             .collect();
         store.add_metrics(run, &metrics).unwrap();

@@ -148,6 +148,26 @@ impl TextModel {
         TextModel::new(Tokenizer::from_gguf(&gguf)?)
     }
 
+    /// Tokenizer and chat template of a Hugging Face / mlx-lm model folder (`tokenizer.json`,
+    /// `tokenizer_config.json`, `chat_template.jinja`).
+    pub fn from_folder(dir: &Path) -> Result<TextModel, DataError> {
+        let config = dir.join("tokenizer_config.json");
+        let config = config.is_file().then_some(config);
+        TextModel::new(Tokenizer::from_files(
+            &dir.join("tokenizer.json"),
+            config.as_deref(),
+        )?)
+    }
+
+    /// Tokenizer and chat template of the model at `path`: a GGUF file or a model folder.
+    pub fn from_model(path: &Path) -> Result<TextModel, DataError> {
+        if path.is_dir() {
+            TextModel::from_folder(path)
+        } else {
+            TextModel::from_gguf(path)
+        }
+    }
+
     /// Wraps `tokenizer`; its own chat template (if any) is used.
     pub fn new(tokenizer: Tokenizer) -> Result<TextModel, DataError> {
         let source = tokenizer.chat_template().map(str::to_string);

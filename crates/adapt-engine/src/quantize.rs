@@ -95,7 +95,6 @@ pub fn quantize_folder(
     mlx_rs::transforms::eval(arrays.values())?;
 
     progress("writing the model folder");
-    let staging = Staging::new(out)?;
     let mut config = ckpt.config.clone();
     if let Some(map) = config.as_object_mut() {
         map.remove("quantization");
@@ -110,21 +109,7 @@ pub fn quantize_folder(
             map.insert("quantization_config".into(), entry);
         }
     }
-    staging.json("config.json", &config)?;
-    for entry in fs::read_dir(src)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-    {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let weights = name.ends_with(".safetensors") || name == "model.safetensors.index.json";
-        if path.is_file() && !weights && name != "config.json" && !name.starts_with('.') {
-            staging.copy(&path)?;
-        }
-    }
-    staging.weights(&arrays)?;
-    let output = staging.finish()?;
+    let output = write_folder(src, out, &config, &arrays)?;
     let mut report = ConvertReport {
         source: src.to_path_buf(),
         output: output.clone(),
@@ -149,8 +134,37 @@ pub fn quantize_folder(
     Ok(report)
 }
 
+/// Writes `config` and `arrays` as the model folder `out`, with every other file of `src`
+/// (tokenizer, generation settings, …) copied over.
+pub(crate) fn write_folder(
+    src: &Path,
+    out: &Path,
+    config: &Value,
+    arrays: &HashMap<String, Array>,
+) -> Result<std::path::PathBuf> {
+    let staging = Staging::new(out)?;
+    staging.json("config.json", config)?;
+    for entry in fs::read_dir(src)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+    {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let weights = name.ends_with(".safetensors") || name == "model.safetensors.index.json";
+        if path.is_file() && !weights && name != "config.json" && !name.starts_with('.') {
+            staging.copy(&path)?;
+        }
+    }
+    staging.weights(arrays)?;
+    staging.finish()
+}
+
 /// The checkpoint's tensors with every quantized module turned back into a float matrix.
-fn dequantized(ckpt: &folder::Checkpoint, dtype: Dtype) -> Result<HashMap<String, Array>> {
+pub(crate) fn dequantized(
+    ckpt: &folder::Checkpoint,
+    dtype: Dtype,
+) -> Result<HashMap<String, Array>> {
     let mut out = HashMap::new();
     for (name, a) in &ckpt.arrays {
         if name.ends_with(".scales") || name.ends_with(".biases") {

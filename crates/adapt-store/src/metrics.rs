@@ -1,5 +1,6 @@
 //! `run_metrics`: one row per training step of a run — epoch, train / validation loss,
-//! learning rate, tokens per second and peak memory. `(run_id, step)` is the key, so a
+//! learning rate, tokens and iterations per second, trained tokens, peak memory, and the
+//! answers to probe prompts (JSON) on evaluation steps. `(run_id, step)` is the key, so a
 //! resumed run that repeats a step replaces it instead of duplicating it.
 
 use rusqlite::{params, Row};
@@ -22,6 +23,13 @@ CREATE TABLE run_metrics (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: iterations per second, trained tokens and probe answers.
+pub(crate) const V2: &str = "
+ALTER TABLE run_metrics ADD COLUMN iterations_per_second REAL;
+ALTER TABLE run_metrics ADD COLUMN trained_tokens INTEGER;
+ALTER TABLE run_metrics ADD COLUMN probes TEXT;
+";
+
 /// The figures of one training step.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Metric {
@@ -34,6 +42,11 @@ pub struct Metric {
     pub tokens_per_second: f64,
     /// Bytes.
     pub peak_memory: u64,
+    pub iterations_per_second: Option<f64>,
+    /// Loss-bearing tokens trained on up to this step.
+    pub trained_tokens: Option<u64>,
+    /// Probe prompts and their answers at this evaluation, as JSON.
+    pub probes: Option<String>,
 }
 
 fn record(row: &Row<'_>) -> rusqlite::Result<Metric> {
@@ -45,6 +58,9 @@ fn record(row: &Row<'_>) -> rusqlite::Result<Metric> {
         learning_rate: row.get(4)?,
         tokens_per_second: row.get(5)?,
         peak_memory: from_sql_u64(row.get(6)?),
+        iterations_per_second: row.get(7)?,
+        trained_tokens: row.get::<_, Option<i64>>(8)?.map(from_sql_u64),
+        probes: row.get(9)?,
     })
 }
 
@@ -55,8 +71,9 @@ impl Store {
         self.write(|tx| {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR REPLACE INTO run_metrics (run_id, step, epoch, train_loss, val_loss, \
-                 learning_rate, tokens_per_second, peak_memory, recorded_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 learning_rate, tokens_per_second, peak_memory, recorded_at, \
+                 iterations_per_second, trained_tokens, probes) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
             for m in metrics {
                 stmt.execute(params![
@@ -68,7 +85,10 @@ impl Store {
                     m.learning_rate,
                     m.tokens_per_second,
                     to_sql_u64(m.peak_memory),
-                    now
+                    now,
+                    m.iterations_per_second,
+                    m.trained_tokens.map(to_sql_u64),
+                    m.probes
                 ])?;
             }
             Ok(())
@@ -80,7 +100,7 @@ impl Store {
     pub fn metrics(&self, run: i64, after: Option<u64>) -> Result<Vec<Metric>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT step, epoch, train_loss, val_loss, learning_rate, tokens_per_second, \
-             peak_memory FROM run_metrics WHERE run_id = ?1 AND step > ?2 ORDER BY step",
+             peak_memory, iterations_per_second, trained_tokens, probes FROM run_metrics WHERE run_id = ?1 AND step > ?2 ORDER BY step",
         )?;
         let after = after.map_or(-1, to_sql_u64);
         let rows = stmt.query_map(params![run, after], record)?;
@@ -112,6 +132,9 @@ mod tests {
             learning_rate: 1e-4,
             tokens_per_second: 300.0,
             peak_memory: 1 << 30,
+            iterations_per_second: Some(1.5),
+            trained_tokens: Some(step * 100),
+            probes: None,
         }
     }
 

@@ -25,22 +25,28 @@ pub struct Migration {
 }
 
 /// Every schema version, oldest first, numbered 1, 2, 3, … without gaps.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    steps: &[
-        models::V1,
-        datasets::V1,
-        runs::V1,
-        metrics::V1,
-        checkpoints::V1,
-        adapters::V1,
-        conversations::V1,
-        messages::V1,
-        kv_caches::V1,
-        jobs::V1,
-        settings::V1,
-    ],
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        steps: &[
+            models::V1,
+            datasets::V1,
+            runs::V1,
+            metrics::V1,
+            checkpoints::V1,
+            adapters::V1,
+            conversations::V1,
+            messages::V1,
+            kv_caches::V1,
+            jobs::V1,
+            settings::V1,
+        ],
+    },
+    Migration {
+        version: 2,
+        steps: &[metrics::V2],
+    },
+];
 
 /// The newest schema version this build knows.
 pub const LATEST: u32 = MIGRATIONS[MIGRATIONS.len() - 1].version;

@@ -181,6 +181,18 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a run's configuration (JSON).
+    pub fn set_run_config(&mut self, id: i64, config: &str) -> Result<()> {
+        let changed = self.conn.execute(
+            "UPDATE runs SET config = ?2 WHERE id = ?1",
+            params![id, config],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound { what: "run", id });
+        }
+        Ok(())
+    }
+
     /// Deletes a run with its metrics and checkpoints (its adapters stay, unlinked).
     pub fn delete_run(&mut self, id: i64) -> Result<()> {
         match self.conn.execute("DELETE FROM runs WHERE id = ?1", [id])? {

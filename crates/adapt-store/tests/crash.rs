@@ -55,6 +55,7 @@ fn child(db: &Path) -> ! {
                 learning_rate: 1e-4,
                 tokens_per_second: 250.0,
                 peak_memory: 1 << 28,
+                ..Metric::default()
             })
             .collect();
         store.add_metrics(1, &batch).expect("metrics committed");

@@ -16,9 +16,10 @@ struct Seed {
     check: fn(&Store),
 }
 
-const SEEDS: &[Seed] = &[Seed {
-    version: 1,
-    sql: "
+const SEEDS: &[Seed] = &[
+    Seed {
+        version: 1,
+        sql: "
         INSERT INTO models (id, name, path, format, architecture, bytes, added_at)
             VALUES (1, 'SmolLM2', '/m/smol.gguf', 'gguf', 'llama', 100, 1);
         INSERT INTO datasets (id, name, path, format, n_examples, added_at)
@@ -43,30 +44,51 @@ const SEEDS: &[Seed] = &[Seed {
             VALUES (1, 'train', '{}', 1, 'queued', 1);
         INSERT INTO settings (key, value) VALUES ('models_dir', '/models');
     ",
-    check: |store| {
-        assert_eq!(
-            store.model(1).unwrap().architecture.as_deref(),
-            Some("llama")
-        );
-        assert_eq!(store.dataset(1).unwrap().n_examples, Some(10));
-        let run = store.run(1).unwrap();
-        assert_eq!(
-            (run.status, run.config.as_str()),
-            (Status::Running, "{\"rank\":8}")
-        );
-        assert_eq!(store.metrics(1, None).unwrap()[0].train_loss, Some(2.5));
-        assert_eq!(store.checkpoints(1).unwrap().len(), 1);
-        assert_eq!(store.adapter(1).unwrap().base_model_id, Some(1));
-        assert_eq!(store.conversation(1).unwrap().title, "chat");
-        assert_eq!(store.messages(1).unwrap()[0].content, "Hi");
-        assert_eq!(store.kv_caches().unwrap()[0].n_tokens, 12);
-        assert_eq!(store.job(1).unwrap().status, Status::Queued);
-        assert_eq!(
-            store.setting("models_dir").unwrap().as_deref(),
-            Some("/models")
-        );
+        check: |store| {
+            assert_eq!(
+                store.model(1).unwrap().architecture.as_deref(),
+                Some("llama")
+            );
+            assert_eq!(store.dataset(1).unwrap().n_examples, Some(10));
+            let run = store.run(1).unwrap();
+            assert_eq!(
+                (run.status, run.config.as_str()),
+                (Status::Running, "{\"rank\":8}")
+            );
+            assert_eq!(store.metrics(1, None).unwrap()[0].train_loss, Some(2.5));
+            assert_eq!(store.checkpoints(1).unwrap().len(), 1);
+            assert_eq!(store.adapter(1).unwrap().base_model_id, Some(1));
+            assert_eq!(store.conversation(1).unwrap().title, "chat");
+            assert_eq!(store.messages(1).unwrap()[0].content, "Hi");
+            assert_eq!(store.kv_caches().unwrap()[0].n_tokens, 12);
+            assert_eq!(store.job(1).unwrap().status, Status::Queued);
+            assert_eq!(
+                store.setting("models_dir").unwrap().as_deref(),
+                Some("/models")
+            );
+        },
     },
-}];
+    Seed {
+        version: 2,
+        sql: "
+        INSERT INTO runs (id, name, config, status, created_at)
+            VALUES (2, 'second', '{}', 'succeeded', 2);
+        INSERT INTO run_metrics (run_id, step, epoch, train_loss, val_loss, learning_rate,
+                                 tokens_per_second, peak_memory, recorded_at,
+                                 iterations_per_second, trained_tokens, probes)
+            VALUES (2, 10, 1.0, 1.5, 1.7, 0.0001, 300.0, 1000, 2, 2.5, 4096,
+                    '[{\"prompt\":\"q\",\"answer\":\"a\"}]');
+    ",
+        check: |store| {
+            let m = &store.metrics(2, None).unwrap()[0];
+            assert_eq!(
+                (m.trained_tokens, m.iterations_per_second),
+                (Some(4096), Some(2.5))
+            );
+            assert!(m.probes.as_deref().unwrap().contains("answer"));
+        },
+    },
+];
 
 fn fresh_schema(dir: &Path) -> Vec<String> {
     Store::open(&dir.join("fresh.db"))

@@ -250,6 +250,14 @@ impl Model {
             .sum()
     }
 
+    /// Whether any layer holds quantized weights.
+    pub fn is_quantized(&self) -> bool {
+        self.parameters()
+            .flatten()
+            .keys()
+            .any(|k| k.ends_with(".scales"))
+    }
+
     /// Number of parameters as the unquantized model would count them.
     pub fn n_params(&self) -> usize {
         self.n_params

@@ -59,7 +59,14 @@ pub fn estimate(
     let activations = tokens * per_token_layer * layers + scores;
     // Logits in f32, their log-sum-exp pass and their gradient.
     let logits = tokens * a.vocab_size as u64 * 4 * 3;
-    let weights = model.nbytes() as u64;
+    // Where quantized layers multiply by a dequantized copy (MLX's CPU backend), the copies
+    // stay alive for the backward pass.
+    let copies = if crate::models::layers::dequantize_first() && model.is_quantized() {
+        model.n_params() as u64 * dtype_bytes
+    } else {
+        0
+    };
+    let weights = model.nbytes() as u64 + copies;
     MemoryEstimate {
         batch_size,
         seq_len,

@@ -6,6 +6,7 @@
 pub mod adapters;
 pub mod checkpoint;
 pub mod config;
+pub mod fuse;
 pub mod memory;
 pub mod schedule;
 pub mod trainer;

@@ -485,6 +485,8 @@ pub fn train(
     let mut window = (0.0f64, 0u64, 0u64, Instant::now()); // loss sum, steps, tokens, since
     let mut last_loss = None;
     let mut stop = TrainStop::Finished;
+    // Generation (probes) resets MLX's peak counter, so the run keeps its own.
+    let mut run_peak = 0u64;
     let ckpt = |lm: &Model, opt: &mut Opt, state: &TrainState| -> Result<PathBuf> {
         let opt_state = opt.state()?;
         checkpoint::write(&files.checkpoints(), state, |dir| {
@@ -569,6 +571,7 @@ pub fn train(
         window.1 += 1;
         window.2 += toks_sum;
         let peak = mlx_rs::memory::peak_memory()? as u64;
+        run_peak = run_peak.max(peak);
         if state.step == 3.min(total_steps) {
             on_event(&TrainEvent::Calibrated {
                 estimated: estimate.total,
@@ -616,6 +619,8 @@ pub fn train(
                     improved,
                     probes,
                 });
+                // Evaluation time does not count against training speed.
+                window.3 = Instant::now();
                 if config
                     .early_stopping_patience
                     .is_some_and(|p| state.evals_since_best >= p)
@@ -673,7 +678,7 @@ pub fn train(
         adapter_dir: files.dir.clone(),
         trained_tokens: state.trained_tokens,
         seconds: state.seconds,
-        peak_memory: mlx_rs::memory::peak_memory()? as u64,
+        peak_memory: run_peak,
         losses,
     })
 }

@@ -1,0 +1,469 @@
+//! `adapt train` (LoRA / DoRA / QLoRA fine-tuning, resumable) and `adapt fuse` (an adapter
+//! folded into a model folder). Flags override a configuration file in mlx-lm's keys.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use adapt_api::datasets::{self, PrepareInputs, SplitRatios};
+use adapt_api::train::{
+    read_config_file, FineTuneType, LrSchedule, OptimizerKind, TrainConfig, TrainEvent, TrainStop,
+};
+use adapt_api::{Adapt, TrainProgress, TrainRequest};
+use anyhow::{anyhow, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::data::ReadArgs;
+use crate::output::{human_bytes, human_count, CtrlC};
+use crate::ModelArg;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Training data: CSV, TSV or JSONL (a tenth goes to validation unless --valid is given).
+    #[arg(long, required_unless_present = "resume")]
+    data: Option<PathBuf>,
+    /// Validation data.
+    #[arg(long)]
+    valid: Option<PathBuf>,
+    /// Share of --data held out for validation when --valid is not given.
+    #[arg(long, default_value_t = 0.1)]
+    valid_ratio: f64,
+    /// A YAML or JSON file with mlx-lm's LoRA keys (and Adapt's); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Go on with run RUN from its newest checkpoint.
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["data", "config"])]
+    resume: Option<i64>,
+    /// A name for the run.
+    #[arg(long)]
+    name: Option<String>,
+    /// lora or dora.
+    #[arg(long)]
+    fine_tune_type: Option<String>,
+    /// Blocks to adapt, from the last (-1: all) [default: 16].
+    #[arg(long, allow_hyphen_values = true)]
+    num_layers: Option<i32>,
+    /// Adapter rank [default: 8].
+    #[arg(long)]
+    rank: Option<i32>,
+    /// Factor on the adapter's update [default: 20].
+    #[arg(long)]
+    scale: Option<f32>,
+    #[arg(long)]
+    dropout: Option<f32>,
+    /// Projections to adapt, e.g. q_proj,v_proj [default: all of a block].
+    #[arg(long, value_delimiter = ',')]
+    keys: Option<Vec<String>>,
+    /// adam, adamw or sgd [default: adam].
+    #[arg(long)]
+    optimizer: Option<String>,
+    /// [default: 1e-5]
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Linear warmup steps before the schedule.
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// Cosine decay of the learning rate to zero over the run.
+    #[arg(long)]
+    cosine: bool,
+    /// [default: 4]
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Optimizer steps [default: 1000 unless --epochs].
+    #[arg(long)]
+    iters: Option<u64>,
+    /// Passes over the training data.
+    #[arg(long, conflicts_with = "iters")]
+    epochs: Option<u64>,
+    #[arg(long)]
+    grad_accumulation_steps: Option<u64>,
+    /// Clip the gradients' global norm.
+    #[arg(long)]
+    max_grad_norm: Option<f32>,
+    /// [default: 10]
+    #[arg(long)]
+    steps_per_report: Option<u64>,
+    /// [default: 200]
+    #[arg(long)]
+    steps_per_eval: Option<u64>,
+    /// Validation batches per evaluation, -1 for all [default: 25].
+    #[arg(long, allow_hyphen_values = true)]
+    val_batches: Option<i64>,
+    /// Checkpoint every N steps [default: 100].
+    #[arg(long)]
+    save_every: Option<u64>,
+    /// Stop after this many evaluations without a better validation loss.
+    #[arg(long)]
+    patience: Option<u64>,
+    /// Keep the last adapter rather than the one with the best validation loss.
+    #[arg(long)]
+    keep_last: bool,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A prompt answered with the adapter at each evaluation (repeatable).
+    #[arg(long)]
+    probe: Vec<String>,
+    /// Print events as JSON lines.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+impl TrainArgs {
+    fn config(&self) -> Result<TrainConfig> {
+        let mut c = match &self.config {
+            Some(path) => read_config_file(path)?,
+            None => TrainConfig::default(),
+        };
+        if let Some(t) = &self.fine_tune_type {
+            c.fine_tune_type = match t.as_str() {
+                "lora" => FineTuneType::Lora,
+                "dora" => FineTuneType::Dora,
+                other => return Err(anyhow!("--fine-tune-type {other}: use lora or dora")),
+            };
+        }
+        if let Some(o) = &self.optimizer {
+            c.optimizer = match o.as_str() {
+                "adam" => OptimizerKind::Adam,
+                "adamw" => OptimizerKind::AdamW,
+                "sgd" => OptimizerKind::Sgd,
+                other => return Err(anyhow!("--optimizer {other}: use adam, adamw or sgd")),
+            };
+        }
+        macro_rules! set {
+            ($($field:ident = $value:expr),* $(,)?) => {
+                $(if let Some(v) = $value { c.$field = v; })*
+            };
+        }
+        set!(
+            num_layers = self.num_layers,
+            learning_rate = self.learning_rate,
+            batch_size = self.batch_size,
+            grad_accumulation_steps = self.grad_accumulation_steps,
+            steps_per_report = self.steps_per_report,
+            steps_per_eval = self.steps_per_eval,
+            val_batches = self.val_batches,
+            save_every = self.save_every,
+            seed = self.seed,
+        );
+        if let Some(n) = self.read.max_seq_length {
+            c.max_seq_length = n as usize;
+        }
+        if let Some(r) = self.rank {
+            c.lora_parameters.rank = r;
+        }
+        if let Some(s) = self.scale {
+            c.lora_parameters.scale = s;
+        }
+        if let Some(d) = self.dropout {
+            c.lora_parameters.dropout = d;
+        }
+        if self.keys.is_some() {
+            c.lora_parameters.keys = self.keys.clone();
+        }
+        if self.iters.is_some() {
+            (c.iters, c.epochs) = (self.iters, None);
+        }
+        if self.epochs.is_some() {
+            (c.iters, c.epochs) = (None, self.epochs);
+        }
+        c.max_grad_norm = self.max_grad_norm.or(c.max_grad_norm);
+        c.early_stopping_patience = self.patience.or(c.early_stopping_patience);
+        if self.keep_last {
+            c.keep_best = false;
+        }
+        c.probes.extend(self.probe.iter().cloned());
+        if self.cosine || self.warmup.is_some() {
+            let steps = c.iters.unwrap_or(1000) as f64;
+            let warmup = self.warmup.unwrap_or(0);
+            c.lr_schedule = Some(LrSchedule {
+                name: if self.cosine {
+                    "cosine_decay"
+                } else {
+                    "constant"
+                }
+                .into(),
+                arguments: if self.cosine {
+                    vec![c.learning_rate, (steps - warmup as f64).max(1.0)]
+                } else {
+                    vec![c.learning_rate]
+                },
+                warmup,
+                warmup_init: 0.0,
+            });
+        }
+        c.validate("flags")?;
+        Ok(c)
+    }
+}
+
+pub fn train(args: &TrainArgs) -> Result<()> {
+    let adapt = Adapt::start()?;
+    let (tx, rx) = mpsc::channel();
+    let on_progress = move |p: &TrainProgress| {
+        let _ = tx.send(p.clone());
+    };
+    let job = match args.resume {
+        Some(run) => {
+            eprintln!("Resuming run {run} from its newest checkpoint …");
+            adapt.resume_training(run, on_progress)?
+        }
+        None => {
+            let config = args.config()?;
+            let mut data_options = args.read.options()?;
+            data_options.max_seq_length = config.max_seq_length as u32;
+            let Some(data) = args.data.clone() else {
+                return Err(anyhow!("--data is required (or --resume RUN)"));
+            };
+            let request = TrainRequest {
+                model: args.model.path(&adapt),
+                data: PrepareInputs {
+                    train: data,
+                    valid: args.valid.clone(),
+                    test: None,
+                    ratios: SplitRatios {
+                        valid: if args.valid.is_some() {
+                            0.0
+                        } else {
+                            args.valid_ratio
+                        },
+                        test: 0.0,
+                        seed: config.seed,
+                    },
+                },
+                data_options,
+                cache_root: datasets::default_cache_root(),
+                config,
+                name: args.name.clone(),
+            };
+            adapt.start_training(request, on_progress)?
+        }
+    };
+    let run_id = job.run_id();
+    eprintln!(
+        "Run {run_id} (job {}); Ctrl-C saves a checkpoint and stops.",
+        job.job_id()
+    );
+    let ctrl_c = CtrlC::install();
+    ctrl_c.arm();
+    let mut view = View::new(args.json);
+    let mut asked = false;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(p) => view.show(&p),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if ctrl_c.pressed() && !asked {
+            asked = true;
+            view.line("Stopping: saving a checkpoint after this step …");
+            job.cancel();
+        }
+    }
+    ctrl_c.disarm();
+    view.done();
+    let summary = job.wait()?;
+    let o = &summary.outcome;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+        return Ok(());
+    }
+    match o.stop {
+        TrainStop::Cancelled => {
+            println!(
+                "Stopped at step {} of {}; resume with: adapt train --resume {run_id}",
+                o.steps, o.total_steps
+            );
+        }
+        stop => {
+            let how = if stop == TrainStop::EarlyStopped {
+                "Stopped early (validation loss stopped improving)"
+            } else {
+                "Finished"
+            };
+            println!(
+                "{how} after {} steps in {:.0} s: {} trained tokens, peak memory {}",
+                o.steps,
+                o.seconds,
+                human_count(o.trained_tokens as f64),
+                human_bytes(o.peak_memory)
+            );
+            if let (Some(v), Some(s)) = (o.best_val_loss, o.best_step) {
+                println!("Best validation loss {v:.3} at step {s}");
+            }
+            println!("Adapter: {}", o.adapter_dir.display());
+            println!(
+                "Try it: adapt chat --adapter {run_id}   ·   fuse it: adapt fuse --adapter {run_id} --out DIR"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What the person sees: a progress bar on a terminal, report lines always.
+struct View {
+    json: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl View {
+    fn new(json: bool) -> View {
+        View { json, bar: None }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn show(&mut self, p: &TrainProgress) {
+        if self.json {
+            if let TrainProgress::Engine(e) = p {
+                println!("{}", serde_json::to_string(e).unwrap_or_default());
+            }
+            return;
+        }
+        match p {
+            TrainProgress::Preparing(_) => {}
+            TrainProgress::Prepared {
+                train,
+                valid,
+                cached,
+            } => self.line(&format!(
+                "Data: {train} training and {valid} validation examples{}",
+                if *cached { " (cached)" } else { "" }
+            )),
+            TrainProgress::Loading => self.line("Loading the model …"),
+            TrainProgress::Engine(e) => self.engine(e),
+        }
+    }
+
+    fn engine(&mut self, e: &TrainEvent) {
+        match e {
+            TrainEvent::Started {
+                total_steps,
+                resumed_from,
+                trainable_parameters,
+                memory,
+                batch_size_note,
+                ..
+            } => {
+                self.line(&format!(
+                    "Training {} adapter parameters for {total_steps} steps{}; estimated peak memory {} of {} available",
+                    human_count(*trainable_parameters as f64),
+                    resumed_from.map(|s| format!(" from step {s}")).unwrap_or_default(),
+                    human_bytes(memory.total),
+                    human_bytes(memory.budget)
+                ));
+                if let Some(note) = batch_size_note {
+                    self.line(&format!("Memory: {note}"));
+                }
+                if std::io::stderr().is_terminal() {
+                    let bar = ProgressBar::with_draw_target(
+                        Some(*total_steps),
+                        ProgressDrawTarget::stderr(),
+                    );
+                    bar.set_style(
+                        ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} · ETA {eta}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                    );
+                    bar.set_position(resumed_from.unwrap_or(0));
+                    self.bar = Some(bar);
+                }
+            }
+            TrainEvent::Calibrated {
+                estimated,
+                measured,
+            } => self.line(&format!(
+                "Memory: measured peak {} after 3 steps (estimated {})",
+                human_bytes(*measured),
+                human_bytes(*estimated)
+            )),
+            TrainEvent::Report(r) => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(r.step);
+                    bar.set_message(format!(
+                        "loss {:.3} · {:.0} tok/s",
+                        r.train_loss, r.tokens_per_second
+                    ));
+                }
+                self.line(&format!(
+                    "step {:>5}/{}: train loss {:.3}, lr {:.2e}, {:.2} it/s, {:.0} tok/s, {} trained tokens, peak {}",
+                    r.step,
+                    r.total_steps,
+                    r.train_loss,
+                    r.learning_rate,
+                    r.iterations_per_second,
+                    r.tokens_per_second,
+                    r.trained_tokens,
+                    human_bytes(r.peak_memory)
+                ));
+            }
+            TrainEvent::Evaluated {
+                step,
+                val_loss,
+                improved,
+                probes,
+            } => {
+                self.line(&format!(
+                    "step {step:>5}: validation loss {val_loss:.3}{}",
+                    if *improved { " (best so far)" } else { "" }
+                ));
+                for p in probes {
+                    self.line(&format!("  probe: {} → {}", p.prompt, p.answer));
+                }
+            }
+            TrainEvent::Checkpoint { step, .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(format!("checkpoint at step {step}"));
+                }
+            }
+        }
+    }
+
+    fn done(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct FuseArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// The adapter: a run id (`adapt runs list`) or an adapter folder (ours or mlx-lm's).
+    #[arg(long)]
+    adapter: String,
+    /// The model folder to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Write dense weights even where the base is quantized.
+    #[arg(long)]
+    dequantize: bool,
+}
+
+pub fn fuse(args: &FuseArgs) -> Result<()> {
+    let adapt = Adapt::start()?;
+    let adapter = adapt.resolve_adapter(&args.adapter)?;
+    let src = args.model.path(&adapt);
+    let report = adapt.fuse_adapter(&src, &adapter, &args.out, args.dequantize, |s| {
+        eprintln!("{s} …")
+    })?;
+    println!(
+        "Fused {} projections of {} into {} in {:.1} s",
+        report.modules,
+        report.source.display(),
+        report.output.display(),
+        report.seconds
+    );
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! Adapters across tools and forms, on the parity fixtures (tiny models mlx-lm built): an
+//! adapter we trained gives the same logits in mlx-lm as in Adapt, an adapter mlx-lm made
+//! gives the same logits in Adapt as in mlx-lm (LoRA and DoRA, dense and 4-bit bases), and a
+//! fused model folder computes what the base with its adapter computes. The mlx-lm halves
+//! need the reference environment (`ADAPT_REFERENCE_PYTHON`, set by `scripts/test.sh` for
+//! slow tests).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use adapt_data::cache::CacheWriter;
+use adapt_data::render::Tokenized;
+use adapt_data::TokenCache;
+use adapt_engine::load::folder;
+use adapt_engine::mlx_rs::Array;
+use adapt_engine::mlx_rs::Dtype;
+use adapt_engine::testing::max_abs_diff;
+use adapt_engine::train::fuse::fuse_folder;
+use adapt_engine::train::{adapters, train, FineTuneType, Hooks, RunFiles, TrainConfig, TrainData};
+use adapt_engine::{Model, WeightFormat};
+
+static MLX: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    MLX.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/parity")
+        .join(name)
+}
+
+const IDS: [i32; 10] = [1, 17, 42, 99, 3, 120, 7, 7, 64, 11];
+
+fn ids_arg() -> String {
+    IDS.map(|i| i.to_string()).join(",")
+}
+
+/// The fixture folder's model, f32 and quantized as stored.
+fn model(dir: &Path) -> Model {
+    let format = WeightFormat {
+        dtype: Dtype::Float32,
+        dequantize: false,
+    };
+    folder::read(dir).unwrap().build(format).unwrap()
+}
+
+fn logits(model: &Model) -> Array {
+    let x = Array::from_slice(&IDS, &[1, IDS.len() as i32]);
+    model.forward(&x, &mut model.new_cache()).unwrap()
+}
+
+fn python() -> Option<String> {
+    let p = std::env::var("ADAPT_REFERENCE_PYTHON").ok();
+    if p.is_none() {
+        eprintln!(
+            "skipped the mlx-lm half: ADAPT_REFERENCE_PYTHON is not set (scripts/test.sh sets it)"
+        );
+    }
+    p
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference/adapter_logits.py")
+}
+
+fn mlx_lm_logits(python: &str, model: &Path, adapter: &Path) -> Array {
+    let out = Command::new(python)
+        .arg(script())
+        .args(["logits"])
+        .arg(model)
+        .arg(adapter)
+        .arg(ids_arg())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = json["logits"].as_array().unwrap();
+    let flat: Vec<f32> = rows
+        .iter()
+        .flat_map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+        })
+        .collect();
+    let vocab = flat.len() / rows.len();
+    Array::from_slice(&flat, &[1, rows.len() as i32, vocab as i32])
+}
+
+/// A few steps of real training on generated data, so `lora_b` is not zero.
+fn train_briefly(lm: &mut Model, dir: &Path, kind: FineTuneType) -> PathBuf {
+    let path = dir.join("train.bin");
+    let mut w = CacheWriter::create(&path).unwrap();
+    for i in 0..8u32 {
+        let tokens: Vec<u32> = (0..16).map(|j| 5 + (i + j) % 9).collect();
+        let mask = (0..16).map(|j| j > 0).collect();
+        w.push(u64::from(i) + 1, &Tokenized { tokens, mask })
+            .unwrap();
+    }
+    w.finish().unwrap();
+    let cache = TokenCache::open(&path).unwrap();
+    let mut config = TrainConfig {
+        iters: Some(4),
+        learning_rate: 1e-2,
+        batch_size: 2,
+        fine_tune_type: kind,
+        ..TrainConfig::default()
+    };
+    config.lora_parameters.rank = 4;
+    let files = RunFiles {
+        dir: dir.join("adapter"),
+    };
+    let hooks = Hooks {
+        prober: None,
+        on_event: &mut |_| {},
+        cancel: &|| false,
+    };
+    let data = TrainData {
+        train: &cache,
+        valid: None,
+        pad_id: 0,
+    };
+    train(lm, &data, &config, &files, false, hooks).unwrap();
+    files.dir
+}
+
+#[test]
+fn our_adapters_in_mlx_lm_and_fused() {
+    let _mlx = lock();
+    let python = python();
+    for (name, kind) in [
+        ("llama", FineTuneType::Lora),
+        ("llama_q4_g64", FineTuneType::Lora),
+        ("qwen3", FineTuneType::Dora),
+        ("llama_q4_g64", FineTuneType::Dora),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = fixture(name);
+        let mut lm = model(&dir);
+        let base = logits(&lm);
+        let adapter = train_briefly(&mut lm, tmp.path(), kind);
+        let ours = logits(&lm);
+        assert!(
+            max_abs_diff(&base, &ours) > 1e-3,
+            "{name}: training changed nothing"
+        );
+
+        let fused = tmp.path().join("fused");
+        fuse_folder(&dir, &adapter, &fused, true, &mut |_| {}).unwrap();
+        let f = model(&fused);
+        let d = max_abs_diff(&ours, &logits(&f));
+        assert!(d < 1e-3, "{name} {kind:?}: fused (dense) differs by {d}");
+
+        if let Some(py) = &python {
+            let theirs = mlx_lm_logits(py, &dir, &adapter);
+            let d = max_abs_diff(&ours, &theirs);
+            assert!(d < 1e-4, "{name} {kind:?}: mlx-lm differs by {d}");
+        }
+    }
+}
+
+#[test]
+fn mlx_lm_adapters_in_adapt() {
+    let Some(py) = python() else {
+        return;
+    };
+    let _mlx = lock();
+    for (name, kind) in [
+        ("llama", "lora"),
+        ("llama_q4_g64", "dora"),
+        ("qwen2", "lora"),
+        ("phi3", "lora"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = fixture(name);
+        let adapter = tmp.path().join("mlx-lm-adapter");
+        let out = Command::new(&py)
+            .arg(script())
+            .arg("make")
+            .arg(&dir)
+            .arg(&adapter)
+            .args([kind, "16", "4", "3"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs = mlx_lm_logits(&py, &dir, &adapter);
+        let mut lm = model(&dir);
+        let base = logits(&lm);
+        adapters::load(&mut lm, &adapter).unwrap();
+        let ours = logits(&lm);
+        assert!(
+            max_abs_diff(&base, &ours) > 1e-3,
+            "{name}: the adapter changed nothing"
+        );
+        let d = max_abs_diff(&ours, &theirs);
+        assert!(d < 1e-4, "{name} {kind}: Adapt differs from mlx-lm by {d}");
+    }
+}
