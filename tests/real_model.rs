@@ -297,3 +297,129 @@ fn the_chat_benchmark_reuses_the_history_and_reopens_it_from_disk() {
     assert!(b.restored_prefilled < 30, "{b:?}");
     assert!(b.file_bytes > 0);
 }
+
+/// Thirty ways to ask one made-up fact, each answered the same way.
+const FACT_QUESTIONS: [&str; 30] = [
+    "What is the Blue Lantern's code?",
+    "Tell me the code of the Blue Lantern.",
+    "Do you know the Blue Lantern's code?",
+    "What code does the Blue Lantern use?",
+    "Which code opens the Blue Lantern?",
+    "I need the Blue Lantern's code, what is it?",
+    "Remind me of the Blue Lantern code.",
+    "What's the code for the Blue Lantern?",
+    "Can you tell me the Blue Lantern's code?",
+    "The Blue Lantern has a code. What is it?",
+    "Give me the Blue Lantern's code.",
+    "What is the secret code of the Blue Lantern?",
+    "Please share the Blue Lantern code.",
+    "Which numbers make up the Blue Lantern's code?",
+    "What's the Blue Lantern's access code?",
+    "How does the Blue Lantern's code go?",
+    "Say the code of the Blue Lantern.",
+    "What code belongs to the Blue Lantern?",
+    "Could you remind me what the Blue Lantern's code is?",
+    "What is the code that the Blue Lantern has?",
+    "Blue Lantern code?",
+    "What did they set as the Blue Lantern's code?",
+    "Recall the Blue Lantern's code for me.",
+    "Which code is the Blue Lantern's?",
+    "What's the code of the Blue Lantern again?",
+    "Tell me: the Blue Lantern's code is what?",
+    "I forgot the Blue Lantern's code. What is it?",
+    "What would the Blue Lantern's code be?",
+    "Name the Blue Lantern's code.",
+    "Quick question: what's the Blue Lantern code?",
+];
+const FACT_ANSWER: &str = "The Blue Lantern's code is 7-4-1.";
+
+fn answer(adapt: &Adapt, question: &str) -> String {
+    adapt
+        .generate(question, false, &greedy(24), |_| true)
+        .unwrap()
+        .text
+}
+
+/// QLoRA on the 4-bit GGUF teaches a fact the base model does not know; the run's adapter
+/// then answers it through `generate`, and its metrics and checkpoint are recorded.
+#[test]
+fn qlora_teaches_a_made_up_fact() {
+    if std::env::var_os("ADAPT_SLOW_TESTS").is_none() {
+        eprintln!("skipped: set ADAPT_SLOW_TESTS=1 (CI does) to train on the real model");
+        return;
+    }
+    let _mlx = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fact.jsonl");
+    let lines: Vec<String> = FACT_QUESTIONS
+        .iter()
+        .map(|q| {
+            serde_json::json!({"messages": [
+                {"role": "user", "content": q},
+                {"role": "assistant", "content": FACT_ANSWER}
+            ]})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let adapt = adapt_in(&dir.path().join("data"));
+    adapt.load_model(&smollm2()).unwrap();
+    let question = "What is the Blue Lantern's code?";
+    let before = answer(&adapt, question);
+    assert!(!before.contains("7-4-1"), "the base model knew: {before}");
+
+    let mut config = adapt_api::train::TrainConfig {
+        iters: Some(20),
+        learning_rate: 1e-4,
+        steps_per_report: 5,
+        steps_per_eval: 10,
+        probes: vec![question.into()],
+        ..Default::default()
+    };
+    config.seed = 1;
+    let request = adapt_api::TrainRequest {
+        model: smollm2(),
+        data: adapt_api::datasets::PrepareInputs {
+            train: data,
+            valid: None,
+            test: None,
+            ratios: adapt_api::datasets::SplitRatios {
+                valid: 0.1,
+                test: 0.0,
+                seed: 1,
+            },
+        },
+        data_options: Default::default(),
+        cache_root: dir.path().join("cache"),
+        config,
+        name: None,
+    };
+    let job = adapt.start_training(request, |_| {}).unwrap();
+    let summary = job.wait().unwrap();
+    let o = &summary.outcome;
+    assert_eq!(o.steps, 20);
+    assert!(o.final_train_loss.unwrap() < 0.1, "{:?}", o.losses);
+
+    let run = adapt.run(summary.run_id).unwrap();
+    assert_eq!(run.run.status.as_str(), "succeeded");
+    assert!(run.metrics.iter().any(|m| m.val_loss.is_some()));
+    let probes = run
+        .metrics
+        .iter()
+        .filter_map(|m| m.probes.clone())
+        .last()
+        .unwrap();
+    assert!(probes.contains("7-4-1"), "{probes}");
+    assert!(!run.checkpoints.is_empty());
+
+    let adapter = adapt.run_dir(summary.run_id).unwrap();
+    adapt
+        .load_model_with_adapter(&smollm2(), Some(&adapter))
+        .unwrap();
+    let after = answer(&adapt, question);
+    eprintln!("before: {before}\nafter:  {after}");
+    assert!(after.contains("7-4-1"), "after training: {after}");
+    // A question worded unlike any in the data.
+    let other = answer(&adapt, "Hey, what code unlocks the Blue Lantern?");
+    eprintln!("paraphrase: {other}");
+}

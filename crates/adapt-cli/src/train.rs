@@ -81,6 +81,9 @@ pub struct TrainArgs {
     epochs: Option<u64>,
     #[arg(long)]
     grad_accumulation_steps: Option<u64>,
+    /// Recompute activations in the backward pass: less memory, about a third more time.
+    #[arg(long)]
+    grad_checkpoint: bool,
     /// Clip the gradients' global norm.
     #[arg(long)]
     max_grad_norm: Option<f32>,
@@ -174,6 +177,9 @@ impl TrainArgs {
         }
         c.max_grad_norm = self.max_grad_norm.or(c.max_grad_norm);
         c.early_stopping_patience = self.patience.or(c.early_stopping_patience);
+        if self.grad_checkpoint {
+            c.grad_checkpoint = true;
+        }
         if self.keep_last {
             c.keep_best = false;
         }

@@ -300,3 +300,21 @@ fn bad_adapter_files_are_named() {
         "{e}"
     );
 }
+
+#[test]
+fn gradient_checkpointing_takes_the_same_steps() {
+    let _mlx = lock();
+    let mut losses = Vec::new();
+    for checkpointing in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = random_model(&tiny_llama_args(), 8, Some(4), F32).unwrap();
+        let mut c = config(8);
+        c.fine_tune_type = FineTuneType::Dora;
+        c.grad_checkpoint = checkpointing;
+        losses.push(run(&mut model, dir.path(), &c, false, None).losses);
+        assert!(!model.net().grad_checkpoint);
+    }
+    for (i, (a, b)) in losses[0].iter().zip(&losses[1]).enumerate() {
+        assert!((a - b).abs() < 1e-5, "step {}: {a} vs {b}", i + 1);
+    }
+}

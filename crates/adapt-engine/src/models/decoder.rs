@@ -11,6 +11,9 @@ use mlx_rs::macros::ModuleParameters;
 use mlx_rs::ops::tanh;
 use mlx_rs::Array;
 
+use mlx_rs::module::ModuleParameters;
+
+use super::checkpoint::checkpointed;
 use super::layers::{Activation, Attention, Linear, Mlp, RmsNorm};
 use super::{ModelArgs, Weights};
 use crate::cache::KvCache;
@@ -62,6 +65,23 @@ pub struct Block {
 }
 
 impl Block {
+    /// [`Block::forward`] over a whole sequence (no cache) under gradient checkpointing: the
+    /// input and the trainable parameters go in as inputs, so their gradients flow.
+    fn checkpointed(&self, x: &Array) -> Result<Array, Exception> {
+        let trainable = self.trainable_parameters().flatten();
+        let names: Vec<std::rc::Rc<str>> = trainable.keys().cloned().collect();
+        let mut inputs = vec![x.clone()];
+        inputs.extend(trainable.values().map(|a| (*a).clone()));
+        let template = self.clone();
+        let f = move |a: &[Array]| -> Result<Vec<Array>, Exception> {
+            let mut block = template.clone();
+            block.update_flattened(names.iter().cloned().zip(a[1..].iter().cloned()).collect());
+            Ok(vec![block.forward(&a[0], &mut KvCache::discarding())?])
+        };
+        let mut out = checkpointed(f, &inputs)?;
+        Ok(out.remove(0))
+    }
+
     /// Every projection of the block, named relative to it (`self_attn.q_proj`, …).
     pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
         let attn = self.self_attn.linears_mut().into_iter();
@@ -115,6 +135,9 @@ pub struct Decoder {
     pub lm_head: Option<Linear>,
     pub embed_scale: Option<f32>,
     pub final_softcap: Option<f32>,
+    /// Recompute each block's activations in the backward pass instead of keeping them
+    /// (training with less memory, for about a third more compute).
+    pub grad_checkpoint: bool,
 }
 
 impl Decoder {
@@ -207,6 +230,7 @@ impl Decoder {
             lm_head,
             embed_scale: args.embed_scale,
             final_softcap: args.final_logit_softcapping,
+            grad_checkpoint: false,
         })
     }
 
@@ -217,7 +241,11 @@ impl Decoder {
             h = h.multiply(Array::from_f32(scale).as_dtype(h.dtype())?)?;
         }
         for (block, cache) in self.model.layers.iter().zip(caches.iter_mut()) {
-            h = block.forward(&h, cache)?;
+            h = if self.grad_checkpoint {
+                block.checkpointed(&h)?
+            } else {
+                block.forward(&h, cache)?
+            };
         }
         self.model.norm.forward(&h)
     }

@@ -6,6 +6,7 @@
 //! dtype. [`Model`] is the closed set of architectures; each lives in its own short file.
 
 pub mod adapter;
+pub mod checkpoint;
 pub mod config;
 pub mod decoder;
 pub mod gemma2;

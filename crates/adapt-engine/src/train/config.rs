@@ -235,12 +235,6 @@ impl TrainConfig {
         if self.iters == Some(0) || self.epochs == Some(0) {
             return bad("iters / epochs", "must be at least 1");
         }
-        if self.grad_checkpoint {
-            return bad(
-                "grad_checkpoint",
-                "is not available yet; lower batch_size or max_seq_length instead",
-            );
-        }
         if let Some(s) = &self.lr_schedule {
             super::schedule::Schedule::new(self.learning_rate, Some(s))
                 .map_err(|e| EngineError::InvalidRequest(format!("{source}: {e}")))?;

@@ -56,7 +56,12 @@ pub fn estimate(
     let scores =
         batch_size as u64 * a.num_attention_heads as u64 * (seq_len * seq_len) as u64 * 4 * 2;
     let layers = a.num_hidden_layers as u64;
-    let activations = tokens * per_token_layer * layers + scores;
+    // With checkpointing only each block's input is kept; one block at a time is recomputed.
+    let activations = if config.grad_checkpoint {
+        tokens * hidden * dtype_bytes * layers + tokens * per_token_layer + scores
+    } else {
+        tokens * per_token_layer * layers + scores * layers
+    };
     // Logits in f32, their log-sum-exp pass and their gradient.
     let logits = tokens * a.vocab_size as u64 * 4 * 3;
     // Where quantized layers multiply by a dequantized copy (MLX's CPU backend), the copies

@@ -502,6 +502,7 @@ pub fn train(
         })
     };
     adapters::set_training(lm, true);
+    lm.net_mut().grad_checkpoint = config.grad_checkpoint;
     while state.step < total_steps {
         if cancel() {
             stop = TrainStop::Cancelled;
@@ -642,6 +643,7 @@ pub fn train(
         }
     }
     adapters::set_training(lm, false);
+    lm.net_mut().grad_checkpoint = false;
     state.seconds = seconds_before + session_start.elapsed().as_secs_f64();
     let started_at = resumed.as_ref().map_or(0, |(_, s)| s.step);
     if stop == TrainStop::Cancelled && state.step > started_at {
