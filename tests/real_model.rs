@@ -406,8 +406,8 @@ fn qlora_teaches_a_made_up_fact() {
     let probes = run
         .metrics
         .iter()
-        .filter_map(|m| m.probes.clone())
-        .last()
+        .rev()
+        .find_map(|m| m.probes.clone())
         .unwrap();
     assert!(probes.contains("7-4-1"), "{probes}");
     assert!(!run.checkpoints.is_empty());
