@@ -203,7 +203,7 @@ impl TrainArgs {
                 warmup_init: 0.0,
             });
         }
-        c.validate("flags")?;
+        c.validate("flags").map_err(adapt_api::ApiError::from)?;
         Ok(c)
     }
 }

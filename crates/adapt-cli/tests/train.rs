@@ -175,7 +175,7 @@ fn bad_configuration_and_bad_data_are_named() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("broken.jsonl") && stderr.contains("line 5"),
+        stderr.contains("broken.jsonl:5, field 'messages[0]'"),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
