@@ -10,7 +10,7 @@ use mlx_rs::macros::ModuleParameters;
 use mlx_rs::module::Param;
 use mlx_rs::ops::indexing::IndexOp;
 use mlx_rs::ops::{dequantize, quantized_matmul, softmax_axis, split_at_indices, tanh};
-use mlx_rs::Array;
+use mlx_rs::{Array, Dtype};
 
 use super::adapter::Adapter;
 use crate::cache::KvCache;
@@ -92,7 +92,10 @@ impl Linear {
     /// The layer without its adapter.
     pub fn base_forward(&self, x: &Array) -> Result<Array> {
         let y = match (&self.quant, self.scales.as_ref()) {
-            (Some(_), Some(_)) if dequantize_first() => x.matmul(self.dense_weight()?.t())?,
+            // f32 only: in half precision the quantized kernel rounds differently.
+            (Some(_), Some(_)) if x.dtype() == Dtype::Float32 && dequantize_first() => {
+                x.matmul(self.dense_weight()?.as_dtype(Dtype::Float32)?.t())?
+            }
             (Some(q), Some(scales)) => quantized_matmul(
                 x,
                 &*self.weight,
@@ -138,8 +141,8 @@ impl Linear {
     }
 }
 
-/// Whether quantized layers multiply by a dequantized copy of their weight: MLX's CPU
-/// backend does that many times faster than with its quantized kernels (forward and
+/// Whether quantized layers multiply f32 inputs by a dequantized copy of their weight: MLX's
+/// CPU backend does that many times faster than with its quantized kernels (forward and
 /// backward), while GPUs run the quantized kernels fast.
 pub(crate) fn dequantize_first() -> bool {
     static CPU: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
