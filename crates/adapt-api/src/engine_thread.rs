@@ -171,7 +171,7 @@ pub(crate) fn run(requests: Receiver<Request>) {
                 state.chats.clear();
                 let result = load(&path, &LoadOptions::default()).and_then(|mut lm| {
                     if let Some(dir) = &adapter {
-                        adapt_engine::train::adapters::load(&mut lm.model, dir)?;
+                        lm.attach_adapter(dir)?;
                     }
                     let info = lm.info.clone();
                     state.model = Some(lm);

@@ -123,6 +123,23 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
     // A finished run is not resumed again.
     let again = run(&["train", "--resume", "1"], "", &data_dir);
     expect_failure(&again, "train.finished");
+
+    // A conversation saved without the adapter does not continue with it: its cache
+    // belongs to the base model.
+    let m = model.to_str().unwrap();
+    let chat = |extra: &[&str], input: &str| {
+        let mut args = vec!["chat", "--max-tokens", "8", "--model", m];
+        args.extend_from_slice(extra);
+        text(&run(&args, input, &data_dir).stderr)
+    };
+    chat(&[], "Hello\n/save plain\n");
+    let stderr = chat(&["--adapter", "1"], "/open plain\n");
+    assert!(
+        stderr.contains("[model.invalid]") && stderr.contains("adapter"),
+        "{stderr}"
+    );
+    let stderr = chat(&[], "/open plain\n");
+    assert!(stderr.contains("(opened 'plain'"), "{stderr}");
 }
 
 #[test]

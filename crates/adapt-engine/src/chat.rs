@@ -99,8 +99,8 @@ impl ChatSession {
         let bad = |m: String| EngineError::invalid_model(path, m);
         if metadata.get(MODEL_KEY) != Some(&cache_key(lm)) {
             return Err(bad(
-                "this conversation was saved with another model or chat template; load that \
-                 model to continue it"
+                "this conversation was saved with another model, adapter or chat template; \
+                 load that model (with its adapter) to continue it"
                     .into(),
             ));
         }
@@ -121,15 +121,20 @@ impl ChatSession {
     }
 }
 
-/// What a saved cache is only valid for: the model's weights and its chat template.
+/// What a saved cache is only valid for: the model's weights, its adapter and its chat
+/// template.
 fn cache_key(lm: &LoadedModel) -> String {
     // FNV-1a over the template: stable across runs and builds.
     let template = lm.tokenizer.chat_template().unwrap_or("");
     let hash = template.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
     });
+    let adapter = match &lm.info.adapter {
+        Some((_, fingerprint)) => format!(" · adapter {fingerprint}"),
+        None => String::new(),
+    };
     format!(
-        "{} · {} params · template {hash:016x}",
+        "{} · {} params · template {hash:016x}{adapter}",
         lm.info.path.display(),
         lm.info.n_params
     )

@@ -59,6 +59,8 @@ pub struct ModelInfo {
     pub bytes: usize,
     pub context_length: usize,
     pub load_seconds: f64,
+    /// The attached adapter: its folder and a fingerprint of its files.
+    pub adapter: Option<(PathBuf, String)>,
 }
 
 /// A model ready to generate: weights, tokenizer and chat template.
@@ -67,6 +69,16 @@ pub struct LoadedModel {
     pub tokenizer: Tokenizer,
     pub chat_template: Option<ChatTemplate>,
     pub info: ModelInfo,
+}
+
+impl LoadedModel {
+    /// Attaches the adapter folder `dir` (ours or mlx-lm's) to the model and records it, so
+    /// saved conversations know which adapter their cache belongs to.
+    pub fn attach_adapter(&mut self, dir: &Path) -> Result<()> {
+        crate::train::adapters::load(&mut self.model, dir)?;
+        self.info.adapter = Some((dir.to_path_buf(), crate::train::adapters::fingerprint(dir)?));
+        Ok(())
+    }
 }
 
 /// Loads the model at `path`: a `.gguf` file, or a folder with `config.json` and safetensors.
@@ -110,6 +122,7 @@ pub(crate) fn assemble(
         bytes: model.nbytes(),
         context_length: model.args.max_position_embeddings,
         load_seconds: started.elapsed().as_secs_f64(),
+        adapter: None,
     };
     Ok(LoadedModel {
         model,

@@ -200,6 +200,21 @@ pub fn read_config(dir: &Path) -> Result<AdapterConfig> {
     })
 }
 
+/// FNV-1a over the adapter folder's weights and configuration: which adapter this is.
+pub fn fingerprint(dir: &Path) -> Result<String> {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for name in [CONFIG_FILE, ADAPTERS_FILE] {
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            EngineError::InvalidRequest(format!("{}: cannot read: {e}", path.display()))
+        })?;
+        for b in bytes {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    Ok(format!("{hash:016x}"))
+}
+
 /// Attaches the adapters in the folder `dir` (ours or mlx-lm's) to `model`.
 pub fn load(model: &mut Model, dir: &Path) -> Result<AdapterConfig> {
     let config = read_config(dir)?;
