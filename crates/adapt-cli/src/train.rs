@@ -184,6 +184,12 @@ impl TrainArgs {
             c.keep_best = false;
         }
         c.probes.extend(self.probe.iter().cloned());
+        if self.cosine && c.epochs.is_some() {
+            return Err(anyhow!(
+                "--cosine decays over a number of steps: give --iters instead of --epochs, or an \
+                 lr_schedule in --config"
+            ));
+        }
         if self.cosine || self.warmup.is_some() {
             let steps = c.iters.unwrap_or(1000) as f64;
             let warmup = self.warmup.unwrap_or(0);

@@ -31,6 +31,9 @@ pub struct TrainState {
     pub evals_since_best: u64,
     /// Seconds spent training so far, over every session of the run.
     pub seconds: f64,
+    /// Rows per batch (the run's, after any lowering to fit in memory).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
 }
 
 /// The folder of step `step`'s checkpoint in `dir`.
@@ -130,6 +133,7 @@ mod tests {
             best_step: None,
             evals_since_best: 0,
             seconds: 1.0,
+            batch_size: Some(4),
         }
     }
 

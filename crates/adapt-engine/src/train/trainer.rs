@@ -333,7 +333,6 @@ pub fn train(
         cancel,
     } = hooks;
     config.validate("training configuration")?;
-    let started = Instant::now();
     std::fs::create_dir_all(files.checkpoints()).map_err(|e| EngineError::Write {
         path: files.checkpoints(),
         message: e.to_string(),
@@ -376,28 +375,22 @@ pub fn train(
         .unwrap_or(1)
         .min(config.max_seq_length);
     let budget = memory::budget();
-    let (estimate, batch_size_note) =
-        match memory::fit_batch(&*lm, config, trainable, seq_len, budget) {
+    let (estimate, batch_size_note) = match &resumed {
+        // A resumed run keeps the batches it started with.
+        Some((_, state)) => {
+            let batch = state.batch_size.unwrap_or(config.batch_size);
+            let e = memory::estimate(&*lm, config, trainable, batch, seq_len, budget);
+            (e, None)
+        }
+        None => match memory::fit_batch(&*lm, config, trainable, seq_len, budget) {
             Ok(e) if e.batch_size == config.batch_size => (e, None),
-            Ok(_) if resumed.is_some() => {
-                // A resumed run keeps its batches; say so rather than change them.
-                let e =
-                    memory::estimate(&*lm, config, trainable, config.batch_size, seq_len, budget);
-                (
-                e,
-                Some(
-                    "the estimate exceeds the memory budget; continuing with the run's batch size"
-                        .into(),
-                ),
-            )
-            }
             Ok(e) => {
+                let full =
+                    memory::estimate(&*lm, config, trainable, config.batch_size, seq_len, budget);
                 let note = format!(
                     "batch size {} would need about {} MB, more than the {} MB available; using {}",
                     config.batch_size,
-                    memory::estimate(&*lm, config, trainable, config.batch_size, seq_len, budget)
-                        .total
-                        >> 20,
+                    full.total >> 20,
                     budget >> 20,
                     e.batch_size
                 );
@@ -405,18 +398,20 @@ pub fn train(
             }
             Err(e) => {
                 return Err(EngineError::InvalidRequest(format!(
-                "training needs about {} MB even with batch size 1 at {} tokens (weights {} MB, \
-                     activations {} MB, logits {} MB) but about {} MB is available; lower \
-                     max_seq_length, adapt fewer layers (num_layers), or use a quantized model",
-                e.total >> 20,
-                e.seq_len,
-                e.weights >> 20,
-                e.activations >> 20,
-                e.logits >> 20,
-                e.budget >> 20
-            )))
+                    "training needs about {} MB even with batch size 1 at {} tokens (weights {} \
+                     MB, activations {} MB, logits {} MB) but about {} MB is available; lower \
+                     max_seq_length, adapt fewer layers (num_layers), turn on grad_checkpoint, \
+                     or use a quantized model",
+                    e.total >> 20,
+                    e.seq_len,
+                    e.weights >> 20,
+                    e.activations >> 20,
+                    e.logits >> 20,
+                    e.budget >> 20
+                )))
             }
-        };
+        },
+    };
     let mut run_config = config.clone();
     run_config.batch_size = estimate.batch_size;
 
@@ -461,6 +456,7 @@ pub fn train(
             best_step: None,
             evals_since_best: 0,
             seconds: 0.0,
+            batch_size: Some(estimate.batch_size),
         },
     };
     let schedule = Schedule::new(config.learning_rate, config.lr_schedule.as_ref())
@@ -669,7 +665,6 @@ pub fn train(
             replace_file(&files.adapters(), |p| adapters::save_weights(lm, p))?;
         }
     }
-    let _ = started;
     Ok(TrainOutcome {
         stop,
         steps: state.step,
