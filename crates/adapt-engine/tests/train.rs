@@ -13,7 +13,8 @@ use adapt_engine::mlx_rs::Array;
 use adapt_engine::models::{QuantConfig, Weights};
 use adapt_engine::testing::{max_abs_diff, random_model, random_weights, tiny_llama_args, F32};
 use adapt_engine::train::{
-    adapters, train, FineTuneType, Hooks, RunFiles, TrainConfig, TrainData, TrainEvent, TrainStop,
+    adapters, memory, train, FineTuneType, Hooks, RunFiles, TrainConfig, TrainData, TrainEvent,
+    TrainStop,
 };
 use adapt_engine::Model;
 
@@ -317,4 +318,23 @@ fn gradient_checkpointing_takes_the_same_steps() {
     for (i, (a, b)) in losses[0].iter().zip(&losses[1]).enumerate() {
         assert!((a - b).abs() < 1e-5, "step {}: {a} vs {b}", i + 1);
     }
+}
+
+#[test]
+fn the_batch_size_is_lowered_to_fit_or_the_run_is_refused() {
+    let _mlx = lock();
+    let model = random_model(&tiny_llama_args(), 9, None, F32).unwrap();
+    let mut c = config(1);
+    c.batch_size = 8;
+    let full = memory::estimate(&model, &c, 1000, 8, 64, u64::MAX);
+    let two = memory::estimate(&model, &c, 1000, 2, 64, u64::MAX);
+    assert!(two.total < full.total);
+    // A budget that holds two rows but not eight: 8 → 4 → 2.
+    let fitted = memory::fit_batch(&model, &c, 1000, 64, two.total).unwrap();
+    assert_eq!(fitted.batch_size, 2);
+    let refused = memory::fit_batch(&model, &c, 1000, 64, 1).unwrap_err();
+    assert_eq!(refused.batch_size, 1);
+    // Checkpointing needs less for the same batch.
+    c.grad_checkpoint = true;
+    assert!(memory::estimate(&model, &c, 1000, 8, 64, u64::MAX).activations < full.activations);
 }
