@@ -72,6 +72,16 @@ fn list(adapt: &Adapt, json: bool) -> Result<()> {
              removed with `adapt jobs cancel ID`."
         );
     }
+    // Training runs resume from their last checkpoint; say how.
+    let mut runs: Vec<i64> = jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Interrupted && j.kind == "train")
+        .filter_map(|j| j.run_id)
+        .collect();
+    runs.dedup();
+    for run in runs {
+        println!("  resume training run {run} with: adapt train --resume {run}");
+    }
     Ok(())
 }
 

@@ -120,16 +120,22 @@ fn jobs_are_listed_with_interrupted_ones_offered_and_cancelled_by_id() {
     let data = tempfile::tempdir().unwrap();
     let (queued, running, interrupted) = {
         let mut store = store(data.path());
-        let mut job = |kind: &str| {
+        let run = store.create_run(&NewRun::default()).unwrap().id;
+        let mut job = |kind: &str, run_id: Option<i64>| {
             store
                 .create_job(&NewJob {
                     kind: kind.into(),
+                    run_id,
                     ..NewJob::default()
                 })
                 .unwrap()
                 .id
         };
-        let (queued, running, interrupted) = (job("download"), job("train"), job("convert"));
+        let (queued, running, interrupted) = (
+            job("download", None),
+            job("convert", None),
+            job("train", Some(run)),
+        );
         store.start_job(running).unwrap();
         store
             .set_job_progress(running, 30, Some(100), "step 30")
@@ -158,6 +164,10 @@ fn jobs_are_listed_with_interrupted_ones_offered_and_cancelled_by_id() {
     assert!(row(running).contains("30/100"), "{text}");
     assert!(row(interrupted).contains("interrupted"), "{text}");
     assert!(text.contains("1 interrupted"), "{text}");
+    assert!(
+        text.contains("resume training run 1 with: adapt train --resume 1"),
+        "{text}"
+    );
 
     let out = adapt(data.path(), &["jobs", "cancel", &queued.to_string()]);
     assert!(stdout(&out).contains("cancelled"), "{}", stderr(&out));
