@@ -49,3 +49,59 @@ fn a_file_that_is_not_a_prompt_cache_is_a_clear_error() {
     assert_eq!(err.code(), "model.invalid");
     assert!(err.to_string().contains("junk.safetensors"), "{err}");
 }
+
+/// A cache mlx-lm saved (no token ids of ours in it) continues in Adapt with mlx-lm's next
+/// logits. Needs the reference environment (`ADAPT_REFERENCE_PYTHON`).
+#[test]
+fn a_cache_mlx_lm_saved_continues_in_adapt() {
+    let Ok(python) = std::env::var("ADAPT_REFERENCE_PYTHON") else {
+        eprintln!("skipped: ADAPT_REFERENCE_PYTHON is not set (scripts/test.sh sets it)");
+        return;
+    };
+    let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for name in ["llama", "qwen3"] {
+        let dir = root.join("tests/fixtures/parity").join(name);
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("mlx-lm.safetensors");
+        let out = std::process::Command::new(&python)
+            .arg(root.join("scripts/reference/save_cache.py"))
+            .arg(&dir)
+            .arg(&path)
+            .args(["1,17,42,99,3,120,7,7", "11"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let theirs: Vec<f32> = json["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+
+        let format = adapt_engine::WeightFormat {
+            dtype: adapt_engine::mlx_rs::Dtype::Float32,
+            dequantize: false,
+        };
+        let model = adapt_engine::load::folder::read(&dir)
+            .unwrap()
+            .build(format)
+            .unwrap();
+        let (mut cache, _) = load(&path).unwrap();
+        assert!(cache.tokens.is_empty(), "mlx-lm writes no token ids");
+        assert!(cache.layers.iter().all(|l| l.offset() == 8));
+        let next = Array::from_slice(&[11i32], &[1, 1]);
+        let ours = model.forward_last(&next, &mut cache.layers).unwrap();
+        let theirs = Array::from_slice(&theirs, &[1, theirs.len() as i32]);
+        let d = max_abs_diff(&ours, &theirs);
+        assert!(
+            d < 1e-4,
+            "{name}: Adapt's continuation differs from mlx-lm's by {d}"
+        );
+    }
+}
