@@ -61,7 +61,7 @@ pub fn gguf_to_folder(
             for part in ["weight", "scales", "biases", "bias"] {
                 let name = format!("model.layers.{l}.self_attn.{proj}.{part}");
                 if let Some(a) = arrays.remove(&name) {
-                    arrays.insert(name, unpermute(&a, heads)?);
+                    arrays.insert(name, reorder_qk_rows(&a, heads, false)?);
                 }
             }
         }
@@ -109,12 +109,13 @@ pub fn gguf_to_folder(
     })
 }
 
-/// Undoes llama.cpp's permutation of a Q or K projection's rows (`[out, …]`, `out` = heads ×
-/// head_dim): within each head, rows were reordered from halves to interleaved pairs.
-fn unpermute(a: &Array, heads: i32) -> Result<Array> {
+/// Reorders the leading axis of a query / key tensor between GGUF's interleaved row order
+/// (`[heads, half, 2]`) and Hugging Face's (`[heads, 2, half]`).
+pub(crate) fn reorder_qk_rows(a: &Array, heads: i32, to_gguf: bool) -> Result<Array> {
     let shape = a.shape().to_vec();
     let half = shape[0] / heads / 2;
-    let mut split = vec![heads, half, 2];
+    let inner = if to_gguf { [2, half] } else { [half, 2] };
+    let mut split = vec![heads, inner[0], inner[1]];
     split.extend_from_slice(&shape[1..]);
     Ok(a.reshape(&split)?.swap_axes(1, 2)?.reshape(&shape)?)
 }

@@ -73,6 +73,18 @@ impl Adapter {
     }
 }
 
+/// The dense weight `w` (`[out, in]`) with an adapter folded in: `w + scale · Bᵀ Aᵀ`, each
+/// row then rescaled to its magnitude `m` for DoRA. Computed in f32, returned in `w`'s dtype.
+pub fn fold(w: &Array, a: &Array, b: &Array, m: Option<&Array>, scale: f32) -> Result<Array> {
+    let delta = b.t().matmul(a.t())?.multiply(Array::from_f32(scale))?;
+    let mut fused = w.as_dtype(Dtype::Float32)?.add(delta)?;
+    if let Some(m) = m {
+        let factor = m.divide(row_norms(&fused)?)?.expand_dims(1)?;
+        fused = fused.multiply(factor)?;
+    }
+    fused.as_dtype(w.dtype())
+}
+
 /// The L2 norm of each row of `w`, in f32.
 pub fn row_norms(w: &Array) -> Result<Array> {
     w.as_dtype(Dtype::Float32)?

@@ -13,8 +13,9 @@ use mlx_rs::module::{ModuleParameters, Param};
 use mlx_rs::{Array, Dtype};
 
 use super::config::{AdapterConfig, FineTuneType};
+use crate::convert::reorder_qk_rows;
 use crate::error::{EngineError, Result};
-use crate::models::adapter::{row_norms, Adapter};
+use crate::models::adapter::{fold, row_norms, Adapter};
 use crate::models::layers::Linear;
 use crate::models::Model;
 
@@ -67,16 +68,6 @@ fn permuted_heads(model: &Model, name: &str) -> Option<i32> {
     } else {
         None
     }
-}
-
-/// Reorders the leading axis (rows `[heads, 2, half]` ↔ `[heads, half, 2]`).
-fn reorder_rows(a: &Array, heads: i32, to_gguf: bool) -> Result<Array> {
-    let shape = a.shape().to_vec();
-    let half = shape[0] / heads / 2;
-    let inner = if to_gguf { [2, half] } else { [half, 2] };
-    let mut split = vec![heads, inner[0], inner[1]];
-    split.extend_from_slice(&shape[1..]);
-    Ok(a.reshape(&split)?.swap_axes(1, 2)?.reshape(&shape)?)
 }
 
 /// Attaches fresh adapters (`lora_a` uniform in ±1/√in, `lora_b` zero, DoRA's `m` the base
@@ -142,8 +133,8 @@ pub fn adapter_weights(model: &Model) -> Result<HashMap<String, Array>> {
         }
         let module = &name[..name.len() - leaf.len() - 1];
         let a = match (leaf, permuted_heads(model, module)) {
-            ("lora_b", Some(h)) => reorder_rows(&a.t(), h, false)?.t(),
-            ("m", Some(h)) => reorder_rows(a, h, false)?,
+            ("lora_b", Some(h)) => reorder_qk_rows(&a.t(), h, false)?.t(),
+            ("m", Some(h)) => reorder_qk_rows(a, h, false)?,
             _ => a.clone(),
         };
         out.insert(name, a);
@@ -249,8 +240,8 @@ pub fn load_weights(model: &mut Model, file: &Path) -> Result<()> {
         let leaf = name.rsplit('.').next().unwrap_or("");
         let module = &name[..name.len() - leaf.len() - 1];
         let a = match (leaf, permuted_heads(model, module)) {
-            ("lora_b", Some(h)) => reorder_rows(&a.t(), h, true)?.t(),
-            ("m", Some(h)) => reorder_rows(&a, h, true)?,
+            ("lora_b", Some(h)) => reorder_qk_rows(&a.t(), h, true)?.t(),
+            ("m", Some(h)) => reorder_qk_rows(&a, h, true)?,
             _ => a,
         };
         let internal = format!("{module}.adapter.{leaf}");
@@ -281,13 +272,13 @@ pub fn fuse(model: &mut Model, dequantize: bool) -> Result<usize> {
             let Some(adapter) = linear.adapter.take() else {
                 continue;
             };
-            let w = linear.dense_weight()?;
-            let mut merged = adapter.adapted(&w)?;
-            if let Some(m) = adapter.m.as_ref() {
-                let factor = m.divide(row_norms(&merged)?)?.expand_dims(1)?;
-                merged = merged.multiply(factor.as_dtype(w.dtype())?)?;
-            }
-            let merged = merged.as_dtype(w.dtype())?;
+            let merged = fold(
+                &linear.dense_weight()?,
+                &adapter.lora_a,
+                &adapter.lora_b,
+                adapter.m.value.as_ref(),
+                adapter.scale,
+            )?;
             *linear = match linear.quant.filter(|_| !dequantize) {
                 Some(q) => {
                     let (wq, s, b) = mlx_rs::ops::quantize(&merged, q.group_size, q.bits)?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use mlx_rs::ops::{dequantize, quantize};
-use mlx_rs::{Array, Dtype};
+use mlx_rs::Array;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -17,7 +17,7 @@ use super::config::FineTuneType;
 use crate::convert::gguf_to_folder;
 use crate::error::{EngineError, Result};
 use crate::load::{float_dtype, folder};
-use crate::models::adapter::row_norms;
+use crate::models::adapter::fold;
 use crate::quantize::{dequantized, write_folder};
 
 /// What a fuse wrote.
@@ -113,7 +113,7 @@ fn fuse_into(
         .filter_map(|k| k.strip_suffix(".lora_a").map(str::to_string))
         .collect();
     modules.sort();
-    let scale = Array::from_f32(config.lora_parameters.scale);
+    let scale = config.lora_parameters.scale;
     progress(&format!("fusing {} adapted projections", modules.len()));
     for module in &modules {
         let get = |leaf: &str| weights.get(&format!("{module}.{leaf}"));
@@ -143,13 +143,7 @@ fn fuse_into(
             )?,
             _ => w.clone(),
         };
-        let delta = b.t().matmul(a.t())?.multiply(&scale)?;
-        let mut fused = dense.as_dtype(Dtype::Float32)?.add(delta)?;
-        if let Some(m) = get("m") {
-            let factor = m.divide(row_norms(&fused)?)?.expand_dims(1)?;
-            fused = fused.multiply(factor)?;
-        }
-        let fused = fused.as_dtype(dtype)?;
+        let fused = fold(&dense, a, b, get("m"), scale)?.as_dtype(dtype)?;
         match spec {
             Some(q) => {
                 let (wq, s, bq) = quantize(&fused, q.group_size, q.bits)?;
