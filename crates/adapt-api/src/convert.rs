@@ -76,16 +76,29 @@ impl Adapt {
     fn convert(
         &self,
         work: ConvertWork,
-        mut on_step: impl FnMut(&str),
+        on_step: impl FnMut(&str),
     ) -> Result<ConvertReport, ApiError> {
-        let (progress, steps) = mpsc::channel();
-        let (reply, answer) = mpsc::channel();
-        self.sender()?
-            .send(Request::Convert {
+        self.with_steps(
+            |progress, reply| Request::Convert {
                 work,
                 progress,
                 reply,
-            })
+            },
+            on_step,
+        )
+    }
+
+    /// Sends the request `make` builds and relays the engine's step messages to `on_step`
+    /// until it answers.
+    pub(crate) fn with_steps<T>(
+        &self,
+        make: impl FnOnce(mpsc::Sender<String>, mpsc::Sender<Result<T, ApiError>>) -> Request,
+        mut on_step: impl FnMut(&str),
+    ) -> Result<T, ApiError> {
+        let (progress, steps) = mpsc::channel();
+        let (reply, answer) = mpsc::channel();
+        self.sender()?
+            .send(make(progress, reply))
             .map_err(|_| ApiError::engine_gone())?;
         // The engine drops the progress sender when it is done, which ends this loop.
         for step in steps {

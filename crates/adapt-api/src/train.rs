@@ -232,7 +232,7 @@ impl Adapt {
                 format!("run {run_id} has no training configuration to resume with: {e}"),
             )
         })?;
-        let dir = self.data_dir()?.runs().join(run_id.to_string());
+        let dir = self.run_folder(run_id)?;
         if adapt_engine::train::trainer::run_state(&dir)?.is_none() {
             return Err(ApiError::new(
                 "train.no_checkpoint",
@@ -252,7 +252,7 @@ impl Adapt {
         resume: bool,
         mut on_progress: impl FnMut(&TrainProgress) + Send + 'static,
     ) -> Result<TrainJob, ApiError> {
-        let dir = self.data_dir()?.runs().join(run_id.to_string());
+        let dir = self.run_folder(run_id)?;
         let sender = self.sender()?.clone();
         let outcome: Arc<Mutex<Option<TrainOutcome>>> = Arc::default();
         let result = outcome.clone();
@@ -430,9 +430,14 @@ impl Recorder {
 pub use adapt_engine::train::fuse::FuseReport;
 
 impl Adapt {
+    /// Where run `run_id` keeps its files (its adapter folder).
+    fn run_folder(&self, run_id: i64) -> Result<PathBuf, ApiError> {
+        Ok(self.data_dir()?.runs().join(run_id.to_string()))
+    }
+
     /// The adapter folder of run `run_id`.
     pub fn run_dir(&self, run_id: i64) -> Result<PathBuf, ApiError> {
-        let dir = self.data_dir()?.runs().join(run_id.to_string());
+        let dir = self.run_folder(run_id)?;
         if !dir.join("adapter_config.json").is_file() {
             return Err(ApiError::new(
                 "train.no_adapter",
@@ -457,24 +462,20 @@ impl Adapt {
         adapter: &Path,
         out: &Path,
         dequantize: bool,
-        mut on_step: impl FnMut(&str),
+        on_step: impl FnMut(&str),
     ) -> Result<FuseReport, ApiError> {
-        let (progress, steps) = mpsc::channel();
-        let (reply, answer) = mpsc::channel();
-        self.sender()?
-            .send(Request::Fuse {
-                src: src.to_path_buf(),
-                adapter: adapter.to_path_buf(),
-                out: out.to_path_buf(),
+        let (src, adapter, out) = (src.to_path_buf(), adapter.to_path_buf(), out.to_path_buf());
+        self.with_steps(
+            |progress, reply| Request::Fuse {
+                src,
+                adapter,
+                out,
                 dequantize,
                 progress,
                 reply,
-            })
-            .map_err(|_| ApiError::engine_gone())?;
-        for step in steps {
-            on_step(&step);
-        }
-        answer.recv().map_err(|_| ApiError::engine_gone())?
+            },
+            on_step,
+        )
     }
 }
 

@@ -726,5 +726,8 @@ fn probe(
 
 /// Where the run folder `dir` stands: its newest complete checkpoint's state.
 pub fn run_state(dir: &Path) -> Result<Option<TrainState>> {
-    Ok(checkpoint::latest(&dir.join("checkpoints"))?.map(|(_, s)| s))
+    let files = RunFiles {
+        dir: dir.to_path_buf(),
+    };
+    Ok(checkpoint::latest(&files.checkpoints())?.map(|(_, s)| s))
 }
