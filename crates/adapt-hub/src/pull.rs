@@ -478,16 +478,19 @@ fn verify(path: &Path, p: &Planned, etag: Option<&str>) -> Result<(), String> {
     }
     let mut file = File::open(path).map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 1 << 20];
+    fn each_chunk(file: &mut File, buf: &mut [u8], mut f: impl FnMut(&[u8])) -> Result<(), String> {
+        loop {
+            let n = file.read(buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Ok(());
+            }
+            f(&buf[..n]);
+        }
+    }
     match &p.sibling.lfs {
         Some(lfs) => {
             let mut hasher = sha2::Sha256::new();
-            loop {
-                let n = file.read(&mut buf).map_err(|e| e.to_string())?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
+            each_chunk(&mut file, &mut buf, |chunk| hasher.update(chunk))?;
             let got = crate::hex(&hasher.finalize());
             let expected = lfs.sha256.to_ascii_lowercase();
             if got != expected {
@@ -505,13 +508,7 @@ fn verify(path: &Path, p: &Planned, etag: Option<&str>) -> Result<(), String> {
             };
             let mut hasher = sha1::Sha1::new();
             hasher.update(format!("blob {len}\0").as_bytes());
-            loop {
-                let n = file.read(&mut buf).map_err(|e| e.to_string())?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
+            each_chunk(&mut file, &mut buf, |chunk| hasher.update(chunk))?;
             let got = crate::hex(&hasher.finalize());
             if got != expected.to_ascii_lowercase() {
                 return Err(format!("git blob hash {got}, expected {expected}"));
