@@ -66,13 +66,11 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference/adapter_logits.py")
 }
 
-fn mlx_lm_logits(python: &str, model: &Path, adapter: &Path) -> Array {
+/// Runs `adapter_logits.py args…` and returns its standard output.
+fn reference(python: &str, args: &[&std::ffi::OsStr]) -> Vec<u8> {
     let out = Command::new(python)
         .arg(script())
-        .args(["logits"])
-        .arg(model)
-        .arg(adapter)
-        .arg(ids_arg())
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -80,7 +78,21 @@ fn mlx_lm_logits(python: &str, model: &Path, adapter: &Path) -> Array {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    out.stdout
+}
+
+fn mlx_lm_logits(python: &str, model: &Path, adapter: &Path) -> Array {
+    let ids = ids_arg();
+    let stdout = reference(
+        python,
+        &[
+            "logits".as_ref(),
+            model.as_ref(),
+            adapter.as_ref(),
+            ids.as_ref(),
+        ],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let rows = json["logits"].as_array().unwrap();
     let flat: Vec<f32> = rows
         .iter()
@@ -182,19 +194,14 @@ fn mlx_lm_adapters_in_adapt() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = fixture(name);
         let adapter = tmp.path().join("mlx-lm-adapter");
-        let out = Command::new(&py)
-            .arg(script())
-            .arg("make")
-            .arg(&dir)
-            .arg(&adapter)
-            .args([kind, "16", "4", "3"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let args = [
+            "make".as_ref(),
+            dir.as_ref(),
+            adapter.as_ref(),
+            kind.as_ref(),
+        ];
+        let shape = ["16", "4", "3"].map(std::ffi::OsStr::new);
+        reference(&py, &[&args[..], &shape[..]].concat());
         let theirs = mlx_lm_logits(&py, &dir, &adapter);
         let mut lm = model(&dir);
         let base = logits(&lm);
