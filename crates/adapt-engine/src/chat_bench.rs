@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::chat::{prompt_tokens, ChatSession};
+use crate::chat::{prompt_tokens, ChatOptions, ChatSession};
 use crate::error::Result;
-use crate::generate::{GenerateParams, SequenceCache};
+use crate::generate::GenerateParams;
 use crate::load::LoadedModel;
 use crate::ChatMessage;
 
@@ -45,13 +45,10 @@ pub fn bench_warm_cold(lm: &LoadedModel, history_tokens: usize, dir: &Path) -> R
         max_tokens: 8,
         ..GenerateParams::default()
     };
-    let mut session = ChatSession {
-        messages,
-        cache: SequenceCache::new(&lm.model),
-    };
+    let mut session = ChatSession::with_messages(lm, messages, ChatOptions::default())?;
     let mut quiet = |_: &str| true;
-    let cold = session.respond(lm, "Answer in one word: rivers?", &params, &mut quiet)?;
-    let warm = session.respond(lm, "And mountains?", &params, &mut quiet)?;
+    let cold = session.respond(lm, "Answer in one word: rivers?", &params, &mut quiet, None)?;
+    let warm = session.respond(lm, "And mountains?", &params, &mut quiet, None)?;
 
     let path = dir.join("chat-bench.safetensors");
     let started = Instant::now();
@@ -62,7 +59,7 @@ pub fn bench_warm_cold(lm: &LoadedModel, history_tokens: usize, dir: &Path) -> R
     let mut reopened = ChatSession::open(lm, &path)?;
     reopened.cache.eval()?;
     let restore_seconds = started.elapsed().as_secs_f64();
-    let restored = reopened.respond(lm, "And the weather?", &params, &mut quiet)?;
+    let restored = reopened.respond(lm, "And the weather?", &params, &mut quiet, None)?;
     let _ = std::fs::remove_file(&path);
     Ok(ChatBench {
         history_tokens: history,

@@ -88,6 +88,12 @@ pub struct GenerationStats {
     pub time_to_first_token: f64,
     /// Most bytes MLX held during the request.
     pub peak_memory: u64,
+    /// Tokens the sequence's KV cache holds after the response.
+    pub cache_tokens: usize,
+    /// Bytes of that cache in memory.
+    pub cache_bytes: u64,
+    /// Messages of a conversation the model no longer sees because the context is full.
+    pub left_out_messages: usize,
 }
 
 /// A finished response.
@@ -148,7 +154,20 @@ impl SequenceCache {
         self.layers.iter().map(KvCache::nbytes).sum()
     }
 
-    pub(crate) fn eval(&self) -> Result<()> {
+    /// An empty cache stored like this one (same layers, same quantization).
+    pub fn empty_like(&self) -> SequenceCache {
+        SequenceCache {
+            tokens: Vec::new(),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| KvCache::for_layers(1, l.quant()).remove(0))
+                .collect(),
+        }
+    }
+
+    /// Computes the cache's pending work, so it holds data rather than a graph.
+    pub fn eval(&self) -> Result<()> {
         mlx_rs::transforms::eval(self.layers.iter().flat_map(KvCache::arrays))?;
         Ok(())
     }
@@ -238,6 +257,8 @@ pub fn generate(
     stats.decode_tokens_per_second =
         per_second(tokens.len().saturating_sub(1), stats.decode_seconds);
     stats.peak_memory = mlx_rs::memory::peak_memory()? as u64;
+    stats.cache_tokens = cache.tokens.len();
+    stats.cache_bytes = cache.nbytes() as u64;
     Ok(Generation {
         text,
         tokens,

@@ -29,8 +29,8 @@ pub mod train;
 pub use mlx_rs;
 
 pub use adapt_text::{ChatMessage, ChatTemplate, Tokenizer};
-pub use cache::KvCache;
-pub use chat::{prompt_tokens, ChatSession};
+pub use cache::{KvCache, KvQuant};
+pub use chat::{prompt_tokens, CacheKey, ChatOptions, ChatPool, ChatSession, Overflow, PrefixTrie};
 pub use device::{Backend, DeviceReport};
 pub use error::{EngineError, Result};
 pub use generate::{

@@ -2,15 +2,18 @@
 //! what the other saved: one safetensors file with, for layer `i`, `"{i}.0"` (keys),
 //! `"{i}.1"` (values) and `"{i}.2"` (the offset, an int32 scalar), and string metadata
 //! `"0.<key>"` (free-form: ours holds the cached token ids), `"1.{i}"` = `"KVCache"` and the
-//! scalar list `"2.0"` = `""`, `"2.{j}.0"` = `"{i}.2"`, `"2.{j}.1"` = `"scalar"`. Only the valid
-//! positions are written; the file is written beside its destination and renamed into place.
+//! scalar list `"2.0"` = `""`, `"2.{j}.0"` = `"{i}.2"`, `"2.{j}.1"` = `"scalar"`. A quantized
+//! layer (`"1.{i}"` = `"QuantizedKVCache"`) holds `"{i}.0.{0,1,2}"` (packed keys, scales,
+//! biases), `"{i}.1.{0,1,2}"` (values), and the scalars `"{i}.2"` (offset), `"{i}.3"` (group
+//! size) and `"{i}.4"` (bits). Only the valid positions are written; the file is written
+//! beside its destination and renamed into place.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use mlx_rs::{Array, Dtype};
 
-use crate::cache::KvCache;
+use crate::cache::{KvCache, KvQuant};
 use crate::error::{EngineError, Result};
 use crate::generate::SequenceCache;
 
@@ -27,16 +30,37 @@ pub fn save(path: &Path, cache: &SequenceCache, metadata: &HashMap<String, Strin
     let tokens: Vec<String> = cache.tokens.iter().map(u32::to_string).collect();
     meta.insert(format!("0.{TOKENS_KEY}"), tokens.join(","));
     meta.insert("2.0".into(), String::new());
+    let mut scalars = 0;
+    let mut scalar = |meta: &mut HashMap<String, String>, key: String| {
+        scalars += 1;
+        meta.insert(format!("2.{scalars}.0"), key);
+        meta.insert(format!("2.{scalars}.1"), "scalar".into());
+    };
     for (i, layer) in cache.layers.iter().enumerate() {
         let (k, v) = layer
-            .state()
+            .parts()
             .ok_or_else(|| EngineError::InvalidRequest("an empty cache cannot be saved".into()))?;
-        arrays.push((format!("{i}.0"), k));
-        arrays.push((format!("{i}.1"), v));
         arrays.push((format!("{i}.2"), Array::from_int(layer.offset() as i32)));
-        meta.insert(format!("1.{i}"), "KVCache".into());
-        meta.insert(format!("2.{}.0", i + 1), format!("{i}.2"));
-        meta.insert(format!("2.{}.1", i + 1), "scalar".into());
+        scalar(&mut meta, format!("{i}.2"));
+        match layer.quant() {
+            None => {
+                arrays.push((format!("{i}.0"), k[0].clone()));
+                arrays.push((format!("{i}.1"), v[0].clone()));
+                meta.insert(format!("1.{i}"), "KVCache".into());
+            }
+            Some(q) => {
+                for (part, xs) in [(0, &k), (1, &v)] {
+                    for (j, x) in xs.iter().enumerate() {
+                        arrays.push((format!("{i}.{part}.{j}"), x.clone()));
+                    }
+                }
+                arrays.push((format!("{i}.3"), Array::from_int(q.group_size)));
+                arrays.push((format!("{i}.4"), Array::from_int(q.bits)));
+                scalar(&mut meta, format!("{i}.3"));
+                scalar(&mut meta, format!("{i}.4"));
+                meta.insert(format!("1.{i}"), "QuantizedKVCache".into());
+            }
+        }
     }
     let name = path
         .file_name()
@@ -65,26 +89,53 @@ pub fn load(path: &Path) -> Result<(SequenceCache, HashMap<String, String>)> {
         .map_err(|e| bad(format!("not a readable prompt cache: {e}")))?;
     let mut layers = Vec::new();
     for i in 0.. {
-        match meta.get(&format!("1.{i}")).map(String::as_str) {
+        let quantized = match meta.get(&format!("1.{i}")).map(String::as_str) {
             None => break,
-            Some("KVCache") => {}
+            Some("KVCache") => false,
+            Some("QuantizedKVCache") => true,
             Some(other) => {
                 return Err(bad(format!(
-                    "layer {i} is a {other}; only plain KVCache layers are supported"
+                    "layer {i} is a {other}; only KVCache and QuantizedKVCache layers are \
+                     supported"
                 )))
             }
-        }
-        let mut take = |part: u8| {
-            arrays
-                .remove(&format!("{i}.{part}"))
-                .ok_or_else(|| bad(format!("tensor '{i}.{part}' is missing")))
         };
-        let (k, v, offset) = (take(0)?, take(1)?, take(2)?);
-        let offset = offset.as_dtype(Dtype::Int32)?.item_cast::<i32>().max(0) as usize;
-        if offset > k.shape()[2] as usize || k.shape() != v.shape() {
+        let mut take = |name: String| {
+            arrays
+                .remove(&name)
+                .ok_or_else(|| bad(format!("tensor '{name}' is missing")))
+        };
+        let mut int = |name: String| -> Result<i32> {
+            Ok(take(name)?.as_dtype(Dtype::Int32)?.item_cast::<i32>())
+        };
+        let offset = int(format!("{i}.2"))?.max(0) as usize;
+        let (keys, values, quant) = if quantized {
+            let quant = KvQuant {
+                group_size: int(format!("{i}.3"))?,
+                bits: int(format!("{i}.4"))?,
+            };
+            let mut triplet = |part: u8| -> Result<Vec<Array>> {
+                (0..3).map(|j| take(format!("{i}.{part}.{j}"))).collect()
+            };
+            (triplet(0)?, triplet(1)?, Some(quant))
+        } else {
+            (
+                vec![take(format!("{i}.0"))?],
+                vec![take(format!("{i}.1"))?],
+                None,
+            )
+        };
+        let agree = keys
+            .iter()
+            .zip(&values)
+            .all(|(k, v)| k.shape() == v.shape())
+            && keys
+                .iter()
+                .all(|k| k.ndim() == 4 && offset <= k.shape()[2] as usize);
+        if !agree {
             return Err(bad(format!("layer {i}: keys, values and offset disagree")));
         }
-        layers.push(KvCache::from_state(k, v, offset));
+        layers.push(KvCache::from_parts(keys, values, offset, quant));
     }
     if layers.is_empty() {
         return Err(bad("it holds no layers".into()));

@@ -120,3 +120,29 @@ pub fn max_abs_diff(a: &Array, b: &Array) -> f32 {
         .map(|m| m.item_exact::<f32>())
         .unwrap_or(f32::INFINITY)
 }
+
+/// A model to chat with in tests: random weights of shape `args` (the vocabulary sized to
+/// `tokenizer`'s) with `tokenizer` and its chat template, named `name`.
+pub fn tiny_chat_model(
+    args: &ModelArgs,
+    seed: u64,
+    tokenizer: adapt_text::Tokenizer,
+    name: &str,
+) -> Result<crate::LoadedModel> {
+    let args = ModelArgs {
+        vocab_size: tokenizer.vocab_size() as i32,
+        ..args.clone()
+    };
+    let model = random_model(&args, seed, None, F32)?;
+    let template = tokenizer.chat_template().map(str::to_string);
+    crate::load::assemble(
+        model,
+        tokenizer,
+        template.as_deref(),
+        Path::new(name),
+        name.to_string(),
+        "random".into(),
+        F32,
+        std::time::Instant::now(),
+    )
+}

@@ -234,7 +234,7 @@ impl Model {
 
     /// Empty KV caches for one sequence.
     pub fn new_cache(&self) -> Vec<KvCache> {
-        KvCache::for_layers(self.n_layers())
+        KvCache::for_layers(self.n_layers(), None)
     }
 
     /// The model's parameters, for evaluation, counting and (later) training.
