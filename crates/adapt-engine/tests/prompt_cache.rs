@@ -105,3 +105,63 @@ fn a_cache_mlx_lm_saved_continues_in_adapt() {
         );
     }
 }
+
+/// A cache Adapt saved loads in mlx-lm (`load_prompt_cache`) and continues with Adapt's next
+/// logits. Needs the reference environment (`ADAPT_REFERENCE_PYTHON`).
+#[test]
+fn a_cache_adapt_saved_continues_in_mlx_lm() {
+    let Ok(python) = std::env::var("ADAPT_REFERENCE_PYTHON") else {
+        eprintln!("skipped: ADAPT_REFERENCE_PYTHON is not set (scripts/test.sh sets it)");
+        return;
+    };
+    let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for name in ["llama", "qwen3"] {
+        let dir = root.join("tests/fixtures/parity").join(name);
+        let format = adapt_engine::WeightFormat {
+            dtype: adapt_engine::mlx_rs::Dtype::Float32,
+            dequantize: false,
+        };
+        let model = adapt_engine::load::folder::read(&dir)
+            .unwrap()
+            .build(format)
+            .unwrap();
+        let tokens: Vec<u32> = vec![1, 17, 42, 99, 3, 120, 7, 7, 250];
+        let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
+        let mut cache = SequenceCache::new(&model);
+        model
+            .forward(&Array::from_slice(&ids, &[1, 9]), &mut cache.layers)
+            .unwrap();
+        cache.tokens = tokens;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("adapt.safetensors");
+        save(&path, &cache, &HashMap::new()).unwrap();
+        let ours = model
+            .forward_last(&Array::from_slice(&[11i32], &[1, 1]), &mut cache.layers)
+            .unwrap();
+
+        let out = std::process::Command::new(&python)
+            .arg(root.join("scripts/reference/save_cache.py"))
+            .arg("--continue")
+            .arg(&dir)
+            .arg(&path)
+            .arg("11")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let theirs: Vec<f32> = json["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let theirs = Array::from_slice(&theirs, &[1, theirs.len() as i32]);
+        let d = max_abs_diff(&ours, &theirs);
+        assert!(d < 1e-4, "{name}: mlx-lm's continuation differs by {d}");
+    }
+}
