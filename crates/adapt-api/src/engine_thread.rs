@@ -1,16 +1,15 @@
 //! The engine thread: the only thread that touches MLX. It owns the loaded model and the
 //! conversations, and serves [`Request`]s in order until every handle is dropped.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 
 use adapt_engine::{
-    generate, load, prompt_tokens, ChatMessage, ChatSession, DeviceReport, EngineError,
-    GenerateParams, Generation, GenerationStats, LoadOptions, LoadedModel, ModelInfo,
-    SequenceCache, TokenSink,
+    generate, load, prompt_tokens, CacheKey, ChatMessage, ChatOptions, ChatPool, ChatSession,
+    DeviceReport, EngineError, GenerateParams, Generation, GenerationStats, LoadOptions,
+    LoadedModel, ModelInfo, SequenceCache, TokenSink,
 };
 
 use crate::{ApiError, ChatId, GenerationEvent};
@@ -36,29 +35,51 @@ pub(crate) enum Request {
         reply: Reply<Generation>,
     },
     NewChat {
-        system: Option<String>,
+        messages: Vec<ChatMessage>,
+        options: ChatOptions,
         reply: Reply<ChatId>,
     },
     Chat {
         chat: ChatId,
-        message: String,
+        turn: Turn,
         params: GenerateParams,
         events: Sender<GenerationEvent>,
         cancel: Arc<AtomicBool>,
         reply: Reply<Generation>,
     },
+    ForkChat {
+        chat: ChatId,
+        turns: usize,
+        reply: Reply<ChatId>,
+    },
+    SetSystem {
+        chat: ChatId,
+        system: Option<String>,
+        reply: Reply<()>,
+    },
+    ChatState {
+        chat: ChatId,
+        reply: Reply<crate::chats::ChatState>,
+    },
+    /// Forgets a conversation; one kept on disk is saved first (its record is returned).
     CloseChat {
         chat: ChatId,
-        reply: Reply<()>,
+        reply: Reply<Option<crate::SavedChat>>,
     },
     SaveChat {
         chat: ChatId,
         path: PathBuf,
         reply: Reply<crate::SavedChat>,
     },
+    /// Reopens a saved conversation from `path`; when its cache cannot be used, `messages`
+    /// (the stored ones) start a conversation that processes them again.
     OpenChat {
         path: PathBuf,
+        messages: Option<Vec<ChatMessage>>,
         reply: Reply<(ChatId, crate::SavedChat)>,
+    },
+    MemoryBudget {
+        bytes: Option<usize>,
     },
     Convert {
         work: crate::convert::ConvertWork,
@@ -92,11 +113,17 @@ pub(crate) enum Request {
     },
 }
 
+/// One turn of a conversation.
+pub(crate) enum Turn {
+    Say(String),
+    Regenerate,
+    Edit { index: usize, content: String },
+}
+
 #[derive(Default)]
 struct State {
     model: Option<LoadedModel>,
-    chats: HashMap<ChatId, ChatSession>,
-    next_chat: u64,
+    chats: ChatPool,
 }
 
 fn no_chat() -> ApiError {
@@ -106,12 +133,19 @@ fn no_chat() -> ApiError {
     )
 }
 
-fn saved(session: &ChatSession, path: &std::path::Path, bytes: u64) -> crate::SavedChat {
+fn saved(
+    lm: &LoadedModel,
+    session: &ChatSession,
+    path: &std::path::Path,
+    bytes: u64,
+) -> crate::SavedChat {
     crate::SavedChat {
         path: path.to_path_buf(),
         messages: session.messages.len(),
         cached_tokens: session.cache.tokens.len(),
         bytes,
+        key: CacheKey::new(lm, &session.options),
+        note: None,
     }
 }
 
@@ -208,68 +242,151 @@ pub(crate) fn run(requests: Receiver<Request>) {
                 });
                 let _ = reply.send(result);
             }
-            Request::NewChat { system, reply } => {
+            Request::NewChat {
+                messages,
+                options,
+                reply,
+            } => {
                 let result = state
                     .loaded()
-                    .map(|lm| ChatSession::new(lm, system.as_deref()));
-                let result = result.map(|session| {
-                    state.next_chat += 1;
-                    let id = ChatId(state.next_chat);
-                    state.chats.insert(id, session);
-                    id
-                });
+                    .and_then(|lm| Ok(ChatSession::with_messages(lm, messages, options)?));
+                let result = result.map(|session| ChatId(state.chats.insert(session, None)));
                 let _ = reply.send(result);
             }
             Request::Chat {
                 chat,
-                message,
+                turn,
                 params,
                 events,
                 cancel,
                 reply,
             } => {
-                let State { model, chats, .. } = &mut state;
-                let result = match (model.as_ref(), chats.get_mut(&chat)) {
-                    (None, _) => Err(ApiError::no_model()),
-                    (Some(_), None) => Err(no_chat()),
-                    (Some(lm), Some(session)) => {
+                let State { model, chats } = &mut state;
+                let result = match model.as_ref() {
+                    None => Err(ApiError::no_model()),
+                    Some(lm) => {
                         let mut sink = EventSink { events, cancel };
-                        session
-                            .respond(lm, &message, &params, &mut sink)
-                            .map_err(ApiError::from)
+                        chats
+                            .turn(lm, chat.0, |session, prefixes| match turn {
+                                Turn::Say(text) => {
+                                    session.respond(lm, &text, &params, &mut sink, Some(prefixes))
+                                }
+                                Turn::Regenerate => session.regenerate(lm, &params, &mut sink),
+                                Turn::Edit { index, content } => {
+                                    session.edit(lm, index, &content, &params, &mut sink)
+                                }
+                            })
+                            .map(|(generation, _)| generation)
+                            .map_err(|e| chat_error(e, chats.get(chat.0).is_none()))
                     }
                 };
                 let _ = reply.send(result);
             }
-            Request::CloseChat { chat, reply } => {
-                state.chats.remove(&chat);
-                let _ = reply.send(Ok(()));
-            }
-            Request::SaveChat { chat, path, reply } => {
-                let result = match (state.model.as_ref(), state.chats.get(&chat)) {
-                    (Some(lm), Some(session)) => session
-                        .save(lm, &path)
-                        .map(|bytes| saved(session, &path, bytes))
-                        .map_err(ApiError::from),
+            Request::ForkChat { chat, turns, reply } => {
+                let State { model, chats } = &mut state;
+                let result = match (model.as_ref(), chats.get(chat.0)) {
                     (None, _) => Err(ApiError::no_model()),
                     (_, None) => Err(no_chat()),
+                    (Some(lm), Some(session)) => session
+                        .fork(lm, turns)
+                        .map(|fork| ChatId(chats.insert(fork, None)))
+                        .map_err(ApiError::from),
                 };
                 let _ = reply.send(result);
             }
-            Request::OpenChat { path, reply } => {
-                let opened = state
-                    .loaded()
-                    .and_then(|lm| Ok(ChatSession::open(lm, &path)?));
-                let result = opened.map(|session| {
-                    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
-                    let info = saved(&session, &path, bytes);
-                    state.next_chat += 1;
-                    let id = ChatId(state.next_chat);
-                    state.chats.insert(id, session);
-                    (id, info)
-                });
+            Request::SetSystem {
+                chat,
+                system,
+                reply,
+            } => {
+                let State { model, chats } = &mut state;
+                let result = match model.as_ref() {
+                    None => Err(ApiError::no_model()),
+                    Some(lm) => chats
+                        .session(lm, chat.0)
+                        .map(|s| s.set_system(system.as_deref()))
+                        .map_err(|_| no_chat()),
+                };
                 let _ = reply.send(result);
             }
+            Request::ChatState { chat, reply } => {
+                let chats = &state.chats;
+                let result = chats
+                    .get(chat.0)
+                    .map(|s| crate::chats::ChatState {
+                        messages: s.messages.clone(),
+                        turns: s.turns(),
+                        cached_tokens: s.cache.tokens.len(),
+                        cache_bytes: s.cache.nbytes() as u64,
+                        evicted: chats.is_evicted(chat.0),
+                        kv_bits: s.options.kv_bits,
+                        left_out_messages: s.left_out,
+                        all_caches_bytes: chats.nbytes() as u64,
+                        prefixes: chats.prefixes.len(),
+                        name: None,
+                        disk_bytes: None,
+                    })
+                    .ok_or_else(no_chat);
+                let _ = reply.send(result);
+            }
+            Request::CloseChat { chat, reply } => {
+                let State { model, chats } = &mut state;
+                let file = chats.file(chat.0).map(|f| f.to_path_buf());
+                let result = match (model.as_ref(), file) {
+                    (Some(lm), Some(file)) if !chats.is_evicted(chat.0) => {
+                        let session = chats.get(chat.0).ok_or_else(no_chat);
+                        session.and_then(|s| {
+                            if s.cache.tokens.is_empty() {
+                                return Ok(None);
+                            }
+                            let bytes = s.save(lm, &file)?;
+                            Ok(Some(saved(lm, s, &file, bytes)))
+                        })
+                    }
+                    _ => Ok(None),
+                };
+                chats.remove(chat.0);
+                let _ = reply.send(result);
+            }
+            Request::SaveChat { chat, path, reply } => {
+                let State { model, chats } = &mut state;
+                let result = match model.as_ref() {
+                    None => Err(ApiError::no_model()),
+                    Some(lm) => chats
+                        .session(lm, chat.0)
+                        .map_err(|_| no_chat())
+                        .and_then(|s| {
+                            // An evicted or unused cache: the messages are kept, no file.
+                            if s.cache.tokens.is_empty() {
+                                let _ = std::fs::remove_file(&path);
+                                return Ok(saved(lm, s, &path, 0));
+                            }
+                            let bytes = s.save(lm, &path)?;
+                            Ok(saved(lm, s, &path, bytes))
+                        }),
+                };
+                if result.is_ok() {
+                    chats.set_file(chat.0, path);
+                }
+                let _ = reply.send(result);
+            }
+            Request::OpenChat {
+                path,
+                messages,
+                reply,
+            } => {
+                let State { model, chats } = &mut state;
+                let result = match model.as_ref() {
+                    None => Err(ApiError::no_model()),
+                    Some(lm) => open(lm, &path, messages).map(|(session, bytes, note)| {
+                        let mut info = saved(lm, &session, &path, bytes);
+                        info.note = note;
+                        (ChatId(chats.insert(session, Some(path.clone()))), info)
+                    }),
+                };
+                let _ = reply.send(result);
+            }
+            Request::MemoryBudget { bytes } => state.chats.set_memory_budget(bytes),
             Request::BenchChat {
                 history_tokens,
                 dir,
@@ -296,6 +413,49 @@ pub(crate) fn run(requests: Receiver<Request>) {
                 let _ = reply.send(result);
             }
         }
+    }
+}
+
+/// A saved conversation with its cache. With the stored `messages` at hand they are the
+/// conversation (the cache then serves the prefix they share with it), and a cache that cannot
+/// be used (missing, or saved under another key) leaves an empty one and says why.
+fn open(
+    lm: &LoadedModel,
+    path: &std::path::Path,
+    messages: Option<Vec<ChatMessage>>,
+) -> Result<(ChatSession, u64, Option<String>), ApiError> {
+    let opened = ChatSession::open(lm, path);
+    match (opened, messages) {
+        (Ok(mut session), stored) => {
+            if let Some(stored) = stored {
+                session.messages = stored;
+            }
+            let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+            Ok((session, bytes, None))
+        }
+        (Err(e), None) => Err(e.into()),
+        (Err(e), Some(stored)) => {
+            let session = ChatSession::with_messages(lm, stored, ChatOptions::default())?;
+            let why = if path.is_file() {
+                e.to_string()
+            } else {
+                "its cache was removed to keep within the disk budget".into()
+            };
+            Ok((
+                session,
+                0,
+                Some(format!("{why}; the history will be processed again")),
+            ))
+        }
+    }
+}
+
+/// A turn's error; "no such conversation" when it is gone.
+fn chat_error(e: EngineError, gone: bool) -> ApiError {
+    if gone {
+        no_chat()
+    } else {
+        e.into()
     }
 }
 

@@ -12,6 +12,7 @@
 //! runs, jobs, the models cache and the Hugging Face hub cache are read through the methods
 //! in `records.rs`.
 
+pub mod chats;
 mod convert;
 pub mod datasets;
 mod engine_thread;
@@ -32,8 +33,8 @@ pub use adapt_engine::convert::ConvertReport;
 pub use adapt_engine::models::layers::QuantSpec;
 pub use adapt_engine::quantize::Target as QuantizeTarget;
 pub use adapt_engine::{
-    DeviceReport, GenerateParams, Generation, GenerationStats, ModelInfo, SamplingParams,
-    StopReason,
+    CacheKey, ChatMessage, ChatOptions, DeviceReport, GenerateParams, Generation, GenerationStats,
+    ModelInfo, Overflow, SamplingParams, StopReason,
 };
 pub use adapt_hub::{PullProgress, Pulled, PulledFile, Stage as PullStage};
 pub use adapt_library::{
@@ -43,6 +44,7 @@ pub use adapt_library::{
 pub use adapt_paths::hub::HubModel;
 pub use adapt_paths::DataDir;
 pub use adapt_store::{CheckpointRecord, Metric, RunRecord};
+pub use chats::{CacheBudgets, ChatState, SavedChat, SavedConversation};
 pub use error::ApiError;
 pub use jobs::{JobEvent, JobHandle, JobKind, JobRecord, JobStatus, JobTiming};
 pub use models::{ModelDetails, PullJob};
@@ -71,6 +73,8 @@ pub struct Adapt {
     /// The data directory, store and job runner; an error here only fails the methods that
     /// need them, so generation works even where the data directory cannot be written.
     records: records::Records,
+    /// Conversations saved by name: the name and the store's conversation id.
+    named_chats: std::sync::Mutex<std::collections::HashMap<ChatId, (String, i64)>>,
 }
 
 impl Adapt {
@@ -88,11 +92,14 @@ impl Adapt {
             .name("adapt-engine".into())
             .spawn(move || engine_thread::run(rx))
             .map_err(|e| ApiError::new("api.thread", format!("cannot start the engine: {e}")))?;
-        Ok(Adapt {
+        let adapt = Adapt {
             requests: Some(tx),
             thread: Some(thread),
             records,
-        })
+            named_chats: Default::default(),
+        };
+        adapt.apply_memory_budget(adapt.cache_budgets().memory)?;
+        Ok(adapt)
     }
 
     /// Backend, memory and MLX version.
@@ -144,83 +151,6 @@ impl Adapt {
         )
     }
 
-    /// Starts a conversation with the loaded model.
-    pub fn new_chat(&self, system: Option<&str>) -> Result<ChatId, ApiError> {
-        let system = system.map(str::to_string);
-        self.call(|reply| Request::NewChat { system, reply })
-    }
-
-    /// Sends the user's `message` in conversation `chat` and streams the reply.
-    pub fn chat(
-        &self,
-        chat: ChatId,
-        message: &str,
-        params: &GenerateParams,
-        on_event: impl FnMut(GenerationEvent) -> bool,
-    ) -> Result<Generation, ApiError> {
-        let message = message.to_string();
-        let params = params.clone();
-        self.stream(
-            |events, cancel, reply| Request::Chat {
-                chat,
-                message,
-                params,
-                events,
-                cancel,
-                reply,
-            },
-            on_event,
-        )
-    }
-
-    /// Saves conversation `chat` — messages and KV cache, in mlx-lm's prompt-cache format — as
-    /// `name` in the data directory's `kv-caches/`.
-    pub fn save_chat(&self, chat: ChatId, name: &str) -> Result<SavedChat, ApiError> {
-        let path = self.chat_file(name)?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                ApiError::new("api.io", format!("cannot create {}: {e}", dir.display()))
-            })?;
-        }
-        self.call(|reply| Request::SaveChat { chat, path, reply })
-    }
-
-    /// Reopens the conversation saved as `name` with the loaded model; it continues from its
-    /// cache without processing its history again.
-    pub fn open_chat(&self, name: &str) -> Result<(ChatId, SavedChat), ApiError> {
-        let path = self.chat_file(name)?;
-        if !path.is_file() {
-            return Err(ApiError::new(
-                "api.no_saved_chat",
-                format!("no conversation is saved as '{name}' ({})", path.display()),
-            ));
-        }
-        self.call(|reply| Request::OpenChat { path, reply })
-    }
-
-    fn chat_file(&self, name: &str) -> Result<PathBuf, ApiError> {
-        let ok = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && !name.starts_with('.');
-        if !ok {
-            return Err(ApiError::new(
-                "api.bad_name",
-                format!("'{name}' is not a usable name: use letters, digits, '-', '_' and '.'"),
-            ));
-        }
-        Ok(self
-            .data_dir()?
-            .kv_caches()
-            .join(format!("{name}.safetensors")))
-    }
-
-    /// Forgets conversation `chat` and frees its cache.
-    pub fn close_chat(&self, chat: ChatId) -> Result<(), ApiError> {
-        self.call(|reply| Request::CloseChat { chat, reply })
-    }
-
     /// Times prefill of `prompt_tokens` tokens and decoding of `generate_tokens` tokens with
     /// the loaded model, `runs` times.
     pub fn bench(
@@ -253,11 +183,11 @@ impl Adapt {
         result
     }
 
-    fn sender(&self) -> Result<&Sender<Request>, ApiError> {
+    pub(crate) fn sender(&self) -> Result<&Sender<Request>, ApiError> {
         self.requests.as_ref().ok_or_else(ApiError::engine_gone)
     }
 
-    fn call<T>(
+    pub(crate) fn call<T>(
         &self,
         request: impl FnOnce(Sender<Result<T, ApiError>>) -> Request,
     ) -> Result<T, ApiError> {
@@ -268,7 +198,7 @@ impl Adapt {
         answer.recv().map_err(|_| ApiError::engine_gone())?
     }
 
-    fn stream<T>(
+    pub(crate) fn stream<T>(
         &self,
         request: impl FnOnce(
             Sender<GenerationEvent>,
@@ -301,16 +231,6 @@ impl Drop for Adapt {
             let _ = thread.join();
         }
     }
-}
-
-/// A conversation saved to, or opened from, a file.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct SavedChat {
-    pub path: PathBuf,
-    pub messages: usize,
-    /// Tokens whose keys and values the file holds.
-    pub cached_tokens: usize,
-    pub bytes: u64,
 }
 
 /// A model file found on disk, described from its header only (nothing is loaded).

@@ -1,8 +1,10 @@
 //! `adapt chat`: a conversation in the terminal. Each turn reuses the KV cache of the turns
 //! before it, so only the new message is processed; a stats line after each reply shows it.
+//! Slash commands save, reopen, fork and inspect conversations.
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use adapt_api::{Adapt, ApiError, ChatId, ChatOptions, SavedChat};
 use anyhow::Result;
 use clap::Args;
 
@@ -20,6 +22,18 @@ pub struct ChatArgs {
     /// A system message that opens the conversation.
     #[arg(long)]
     system: Option<String>,
+    /// Keep the KV cache in 8 or 4 bits (less memory and smaller files, slightly different
+    /// answers).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["4", "8"]))]
+    kv_bits: Option<String>,
+    /// Memory for KV caches of all conversations, in MB (kept as a setting); the least
+    /// recently used conversation's cache leaves memory first.
+    #[arg(long)]
+    cache_memory_mb: Option<u64>,
+    /// Disk for saved KV caches, in MB (kept as a setting); the least recently used file is
+    /// removed first.
+    #[arg(long)]
+    cache_disk_mb: Option<u64>,
     /// Do not print the stats line after each reply.
     #[arg(long)]
     quiet: bool,
@@ -27,15 +41,46 @@ pub struct ChatArgs {
     sampling: SamplingArgs,
 }
 
+const HELP: &str = "Type a message and press Enter; Ctrl-C stops a reply. Commands:
+  /save [NAME]   save the conversation with its cache (kept in step from then on)
+  /open NAME     reopen a saved conversation       /list      saved conversations
+  /fork N        continue from turn N in a new conversation (its cache reused)
+  /retry         a new reply to the last message   /system TEXT  change the system message
+  /adapter PATH  chat with an adapter (run id or folder; 'none' for the base model)
+  /stats         cache and context figures         /reset     start over
+  /exit          quit (Ctrl-D too); a saved conversation's cache is written on the way out";
+
+/// The conversation in progress.
+struct Session<'a> {
+    adapt: Adapt,
+    args: &'a ChatArgs,
+    chat: ChatId,
+    options: ChatOptions,
+}
+
 pub fn run(args: &ChatArgs) -> Result<()> {
     let adapt = output::start_with_adapter(&args.model, args.adapter.as_deref())?;
+    if args.cache_memory_mb.is_some() || args.cache_disk_mb.is_some() {
+        let mb = |v: Option<u64>| v.map(|m| m << 20);
+        adapt.set_cache_budgets(mb(args.cache_memory_mb), mb(args.cache_disk_mb))?;
+    }
+    let options = ChatOptions {
+        kv_bits: args.kv_bits.as_deref().and_then(|b| b.parse().ok()),
+        ..ChatOptions::default()
+    };
     let interactive = std::io::stdin().is_terminal();
     if interactive {
-        eprintln!("Type a message and press Enter. /reset starts over, /save NAME and /open NAME keep a conversation with its cache, /exit (or Ctrl-D) quits; Ctrl-C stops a reply.");
+        eprintln!("{HELP}");
     }
     let ctrl_c = output::CtrlC::install();
     let params = args.sampling.params();
-    let mut chat = adapt.new_chat(args.system.as_deref())?;
+    let chat = adapt.new_chat_with(opening(args.system.as_deref()), options.clone())?;
+    let mut s = Session {
+        adapt,
+        args,
+        chat,
+        options,
+    };
     let mut out = output::Stream::default();
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -47,44 +92,27 @@ pub fn run(args: &ChatArgs) -> Result<()> {
         let Some(line) = lines.next() else { break };
         let line = line?;
         let message = line.trim();
-        match message {
-            "" => continue,
-            "/exit" | "/quit" => break,
-            "/reset" => {
-                adapt.close_chat(chat)?;
-                chat = adapt.new_chat(args.system.as_deref())?;
-                eprintln!("(new conversation)");
-                continue;
-            }
-            _ => {}
+        if message.is_empty() {
+            continue;
         }
-        if let Some((command, name)) = message
-            .split_once(' ')
-            .filter(|(c, _)| matches!(*c, "/save" | "/open"))
-        {
-            let name = name.trim();
-            let result = if command == "/save" {
-                adapt.save_chat(chat, name).map(|s| ("saved", s))
-            } else {
-                adapt.open_chat(name).map(|(opened, s)| {
-                    let _ = adapt.close_chat(chat);
-                    chat = opened;
-                    ("opened", s)
-                })
-            };
-            match result {
-                Ok((what, s)) => eprintln!(
-                    "({what} '{name}': {} messages, {} cached tokens, {} on disk)",
-                    s.messages,
-                    s.cached_tokens,
-                    output::human_bytes(s.bytes)
-                ),
-                Err(e) => eprintln!("error [{}]: {}", e.code, e.message),
+        if matches!(message, "/exit" | "/quit") {
+            break;
+        }
+        let retry = message == "/retry";
+        if message.starts_with('/') && !retry {
+            if let Err(e) = s.command(message) {
+                eprintln!("error [{}]: {}", e.code, e.message);
             }
             continue;
         }
         ctrl_c.arm();
-        let result = adapt.chat(chat, message, &params, |e| out.event(e, &ctrl_c));
+        let result = if retry {
+            s.adapt
+                .regenerate(s.chat, &params, |e| out.event(e, &ctrl_c))
+        } else {
+            s.adapt
+                .chat(s.chat, message, &params, |e| out.event(e, &ctrl_c))
+        };
         ctrl_c.disarm();
         out.finish();
         match result {
@@ -94,5 +122,158 @@ pub fn run(args: &ChatArgs) -> Result<()> {
             Err(e) => eprintln!("error [{}]: {}", e.code, e.message),
         }
     }
+    if let Some(saved) = s.adapt.close_chat(s.chat)? {
+        report("saved", &saved);
+    }
     Ok(())
+}
+
+fn opening(system: Option<&str>) -> Vec<adapt_api::ChatMessage> {
+    system
+        .map(|s| vec![adapt_api::ChatMessage::new("system", s)])
+        .unwrap_or_default()
+}
+
+fn report(what: &str, s: &SavedChat) {
+    let name = s
+        .path
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    eprintln!(
+        "({what} '{name}': {} messages, {} cached tokens, {} on disk)",
+        s.messages,
+        s.cached_tokens,
+        output::human_bytes(s.bytes)
+    );
+    if let Some(note) = &s.note {
+        eprintln!("(note: {note})");
+    }
+}
+
+impl Session<'_> {
+    fn command(&mut self, line: &str) -> Result<(), ApiError> {
+        let (command, arg) = line.split_once(' ').unwrap_or((line, ""));
+        let arg = arg.trim();
+        let adapt = &self.adapt;
+        match command {
+            "/reset" => {
+                adapt.close_chat(self.chat)?;
+                self.chat = adapt
+                    .new_chat_with(opening(self.args.system.as_deref()), self.options.clone())?;
+                eprintln!("(new conversation)");
+            }
+            "/save" => {
+                let name = match (arg, adapt.chat_state(self.chat)?.name) {
+                    ("", Some(name)) => name,
+                    ("", None) => return Err(usage("/save NAME")),
+                    (name, _) => name.to_string(),
+                };
+                report("saved", &adapt.save_chat(self.chat, &name)?);
+            }
+            "/open" if !arg.is_empty() => {
+                let (opened, saved) = adapt.open_chat(arg)?;
+                if let Some(previous) = adapt.close_chat(self.chat)? {
+                    report("saved", &previous);
+                }
+                self.chat = opened;
+                report("opened", &saved);
+            }
+            "/list" => {
+                let chats = adapt.list_chats()?;
+                if chats.is_empty() {
+                    eprintln!("(no saved conversations: /save NAME keeps one)");
+                }
+                for c in chats {
+                    let cache = match c.cache {
+                        Some((tokens, bytes)) => {
+                            format!("{tokens} cached tokens, {}", output::human_bytes(bytes))
+                        }
+                        None => "no cache (the history is processed again)".into(),
+                    };
+                    eprintln!("  {:<20} {:>3} messages · {cache}", c.name, c.messages);
+                }
+            }
+            "/fork" => {
+                let turns = arg.parse().map_err(|_| usage("/fork N (a turn number)"))?;
+                let fork = adapt.fork_chat(self.chat, turns)?;
+                if let Some(previous) = adapt.close_chat(self.chat)? {
+                    report("saved", &previous);
+                }
+                self.chat = fork;
+                let state = adapt.chat_state(fork)?;
+                eprintln!(
+                    "(forked at turn {turns}: {} messages, {} cached tokens reused; /save NAME \
+                     keeps it)",
+                    state.messages.len(),
+                    state.cached_tokens
+                );
+            }
+            "/system" => {
+                adapt.set_system(self.chat, (!arg.is_empty()).then_some(arg))?;
+                eprintln!(
+                    "(system message {})",
+                    if arg.is_empty() { "removed" } else { "set" }
+                );
+            }
+            "/adapter" if !arg.is_empty() => self.switch_adapter(arg)?,
+            "/stats" => {
+                let s = adapt.chat_state(self.chat)?;
+                let disk = s
+                    .disk_bytes
+                    .map(output::human_bytes)
+                    .unwrap_or_else(|| "not saved".into());
+                let kv = s
+                    .kv_bits
+                    .map(|b| format!("{b}-bit"))
+                    .unwrap_or_else(|| "full precision".into());
+                eprintln!(
+                    "(conversation {}: {} messages, {} turns · cache {} tokens, {} in memory{} \
+                     ({kv}), {disk} on disk · {} messages left out of the context · all caches \
+                     {} in memory, {} shared openings)",
+                    s.name.as_deref().unwrap_or("unsaved"),
+                    s.messages.len(),
+                    s.turns,
+                    s.cached_tokens,
+                    output::human_bytes(s.cache_bytes),
+                    if s.evicted { " (evicted)" } else { "" },
+                    s.left_out_messages,
+                    output::human_bytes(s.all_caches_bytes),
+                    s.prefixes
+                );
+            }
+            "/help" => eprintln!("{HELP}"),
+            _ => return Err(usage("a message, or one of the commands /help lists")),
+        }
+        Ok(())
+    }
+
+    /// Reloads the model with another adapter (or none) and carries the conversation over;
+    /// its cache belongs to the old adapter, so the next turn processes the history again.
+    fn switch_adapter(&mut self, arg: &str) -> Result<(), ApiError> {
+        let adapter = (arg != "none").then_some(arg);
+        let messages = self.adapt.chat_state(self.chat)?.messages;
+        if let Some(previous) = self.adapt.close_chat(self.chat)? {
+            report("saved", &previous);
+        }
+        let dir = adapter.map(|a| self.adapt.resolve_adapter(a)).transpose()?;
+        let path = self.args.model.path(&self.adapt);
+        let info = self.adapt.load_model_with_adapter(&path, dir.as_deref())?;
+        self.chat = self.adapt.new_chat_with(messages, self.options.clone())?;
+        eprintln!(
+            "(now chatting with {}{}; the history will be processed again)",
+            info.name,
+            dir.map(|d| format!(" + adapter {}", d.display()))
+                .unwrap_or_default()
+        );
+        Ok(())
+    }
+}
+
+fn usage(what: &str) -> ApiError {
+    if what.starts_with('a') {
+        ApiError::new("cli.usage", format!("expected {what}\n{HELP}"))
+    } else {
+        ApiError::new("cli.usage", format!("usage: {what}"))
+    }
 }

@@ -137,9 +137,13 @@ impl Stream {
 pub fn print_stats(g: &Generation) {
     let s = &g.stats;
     let stop = g.stop_reason.map(|r| r.to_string()).unwrap_or_default();
+    let left_out = match s.left_out_messages {
+        0 => String::new(),
+        n => format!(" · context full: the {n} oldest messages are left out"),
+    };
     eprintln!(
         "[prompt {} tokens ({} reused, {} new) · first token {:.2} s · prefill {:.1} tok/s · \
-         {} tokens at {:.1} tok/s · peak {} · {}]",
+         {} tokens at {:.1} tok/s · cache {} tokens, {} · peak {} · {}{left_out}]",
         s.prompt_tokens,
         s.reused_tokens,
         s.prefilled_tokens,
@@ -147,6 +151,8 @@ pub fn print_stats(g: &Generation) {
         s.prefill_tokens_per_second,
         s.generated_tokens,
         s.decode_tokens_per_second,
+        s.cache_tokens,
+        human_bytes(s.cache_bytes),
         human_bytes(s.peak_memory),
         stop
     );

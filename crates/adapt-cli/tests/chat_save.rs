@@ -1,5 +1,6 @@
 //! A conversation saved with `/save` in one `adapt chat` continues in the next with `/open`,
-//! without processing its history again.
+//! without processing its history again; it stays saved (its cache written again on the way
+//! out), and `/stats`, `/list`, `/fork`, `/system` and `/retry` work on it.
 
 mod common;
 
@@ -31,7 +32,7 @@ fn a_saved_conversation_continues_in_a_new_process_from_its_cache() {
     );
     assert!(data.path().join("kv-caches/trip.safetensors").is_file());
 
-    let (answer, stderr) = chat(data.path(), "/open trip\nAnd of Germany?\n");
+    let (answer, stderr) = chat(data.path(), "/open trip\nAnd of Germany?\n/stats\n");
     assert!(answer.contains("Berlin"), "{answer}");
     assert!(
         stderr.contains("(opened 'trip': 2 messages, 44 cached tokens"),
@@ -39,8 +40,58 @@ fn a_saved_conversation_continues_in_a_new_process_from_its_cache() {
     );
     // The history comes from the file: only the new turn is processed.
     assert!(stderr.contains("(44 reused, 15 new)"), "{stderr}");
+    assert!(
+        stderr.contains("(conversation trip: 4 messages, 2 turns · cache "),
+        "{stderr}"
+    );
+    // Leaving writes the cache again, with the new turn in it.
+    let saved_again = stderr
+        .lines()
+        .find(|l| l.starts_with("(saved 'trip': 4 messages, "))
+        .unwrap_or_else(|| panic!("no save on the way out: {stderr}"));
+    let cached: usize = saved_again
+        .split(", ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(cached > 59, "{saved_again}");
 
-    let (_, stderr) = chat(data.path(), "/open nothing-here\n/open ../x\n");
+    let (answer, stderr) = chat(
+        data.path(),
+        "/open trip\n/list\n/retry\n/fork 1\nAnd of Italy?\n/system Answer in French.\n/stats\n",
+    );
+    assert!(
+        stderr.contains(&format!(
+            "(opened 'trip': 4 messages, {cached} cached tokens"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("  trip                   4 messages · "),
+        "{stderr}"
+    );
+    // /retry replaces the last reply, prefilling one token.
+    assert!(stderr.contains(" reused, 1 new)"), "{stderr}");
+    assert!(answer.contains("Berlin"), "{answer}");
+    // The fork keeps the first turn and its cache.
+    assert!(
+        stderr.contains("(forked at turn 1: 2 messages, 4"),
+        "{stderr}"
+    );
+    assert!(answer.contains("Rome"), "{answer}");
+    assert!(stderr.contains("(system message set)"), "{stderr}");
+    assert!(
+        stderr.contains("(conversation unsaved: 5 messages, 2 turns"),
+        "{stderr}"
+    );
+
+    let (_, stderr) = chat(
+        data.path(),
+        "/open nothing-here\n/open ../x\n/fork 9\n/bogus\n",
+    );
     assert!(stderr.contains("[api.no_saved_chat]"), "{stderr}");
     assert!(stderr.contains("[api.bad_name]"), "{stderr}");
+    assert!(stderr.contains("cannot fork at turn 9"), "{stderr}");
+    assert!(stderr.contains("[cli.usage]"), "{stderr}");
 }

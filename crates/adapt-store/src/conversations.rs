@@ -76,6 +76,21 @@ impl Store {
             })
     }
 
+    /// The most recently active conversation titled `title`.
+    pub fn conversation_by_title(&self, title: &str) -> Result<Option<ConversationRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM conversations WHERE title = ?1 \
+                     ORDER BY updated_at DESC, id DESC LIMIT 1"
+                ),
+                [title],
+                record,
+            )
+            .optional()?)
+    }
+
     /// Every conversation, most recently active first.
     pub fn conversations(&self) -> Result<Vec<ConversationRecord>> {
         let mut stmt = self.conn.prepare(&format!(

@@ -85,6 +85,36 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Makes `messages` (role, content) the whole of `conversation`, in one transaction, and
+    /// marks the conversation as just used.
+    pub fn set_messages(&mut self, conversation: i64, messages: &[(&str, &str)]) -> Result<()> {
+        let now = now_ms();
+        self.write(|tx| {
+            let touched = tx.execute(
+                "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
+                params![conversation, now],
+            )?;
+            if touched == 0 {
+                return Err(StoreError::NotFound {
+                    what: "conversation",
+                    id: conversation,
+                });
+            }
+            tx.execute(
+                "DELETE FROM messages WHERE conversation_id = ?1",
+                [conversation],
+            )?;
+            for (i, (role, content)) in messages.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO messages (conversation_id, position, role, content, \
+                     created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![conversation, i as i64, role, content, now],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
     /// Drops the messages at `position` and after (to edit or regenerate a turn).
     pub fn truncate_messages(&mut self, conversation: i64, position: u64) -> Result<usize> {
         Ok(self.conn.execute(
@@ -111,6 +141,13 @@ mod tests {
         assert_eq!(roles, ["user", "assistant", "user"]);
         assert_eq!(store.truncate_messages(c, 1).unwrap(), 2);
         assert_eq!(store.messages(c).unwrap().len(), 1);
+        store
+            .set_messages(c, &[("system", "Be brief."), ("user", "Hi")])
+            .unwrap();
+        let all = store.messages(c).unwrap();
+        assert_eq!((all[0].position, all[1].content.as_str()), (0, "Hi"));
+        assert_eq!(all.len(), 2);
+        assert!(store.set_messages(c + 9, &[]).is_err());
         store.delete_conversation(c).unwrap();
         assert!(store.messages(c).unwrap().is_empty());
     }
