@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use adapt_api::{Adapt, AdaptConfig, GenerationEvent};
 use adapt_engine::mlx_rs::{ops::indexing::IndexOp, Array, Dtype};
 use adapt_engine::{
-    generate, load, prompt_tokens, ChatMessage, ChatSession, GenerateParams, LoadOptions,
-    SequenceCache, StopReason, WeightFormat,
+    generate, load, prompt_tokens, ChatMessage, ChatOptions, ChatSession, GenerateParams,
+    LoadOptions, SequenceCache, StopReason, WeightFormat,
 };
 use adapt_testsupport::smollm2_gguf as smollm2;
 
@@ -155,20 +155,21 @@ fn second_chat_turn_prefills_only_the_new_tokens_and_matches_a_cold_start() {
     let _mlx = lock();
     let lm = load(&smollm2(), &LoadOptions::default()).unwrap();
     let params = greedy(16);
-    let mut chat = ChatSession::new(&lm, None);
+    let mut chat = ChatSession::new(&lm, None, ChatOptions::default()).unwrap();
     let first = chat
         .respond(
             &lm,
             "What is the capital of France?",
             &params,
             &mut |_: &str| true,
+            None,
         )
         .unwrap();
     assert_eq!(first.stats.reused_tokens, 0);
     let cached_after_first = chat.cache.tokens.len();
 
     let second = chat
-        .respond(&lm, "And of Italy?", &params, &mut |_: &str| true)
+        .respond(&lm, "And of Italy?", &params, &mut |_: &str| true, None)
         .unwrap();
     let s = &second.stats;
     assert!(s.reused_tokens >= first.stats.prompt_tokens, "{s:?}");

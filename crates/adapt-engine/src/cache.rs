@@ -311,11 +311,11 @@ mod tests {
                 let error = (&k - x(0, start + len)).abs().unwrap().max(None).unwrap();
                 let bound = if bits == 8 { 0.01 } else { 0.1 };
                 assert!(
-                    error.item::<f32>() < bound,
+                    error.item_cast::<f32>() < bound,
                     "{bits} bits: {}",
-                    error.item::<f32>()
+                    error.item_cast::<f32>()
                 );
-                assert!(v.all_close(&k, None, None, None).unwrap().item::<bool>());
+                assert!(v.all_close(&k, None, None, None).unwrap());
             }
             assert!(packed.nbytes() * 3 < dense.nbytes(), "{bits} bits");
             assert_eq!(packed.trim(6), 6);

@@ -158,8 +158,8 @@ fn interleaved_conversations_produce_what_each_produces_alone() {
         .collect();
     let mut reused_first = Vec::new();
     for turn in 0..2 {
-        for (c, id) in ids.iter().enumerate() {
-            let text = scripts[c].1[turn];
+        for (c, (id, (_, texts))) in ids.iter().zip(&scripts).enumerate() {
+            let text = texts[turn];
             let (g, _) = pool
                 .turn(&lm, *id, |s, trie| {
                     s.respond(&lm, text, &params(10), &mut quiet(), Some(trie))
