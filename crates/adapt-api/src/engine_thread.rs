@@ -102,6 +102,7 @@ pub(crate) enum Request {
     },
     BenchChat {
         history_tokens: usize,
+        kv_bits: Option<i32>,
         dir: PathBuf,
         reply: Reply<adapt_engine::chat_bench::ChatBench>,
     },
@@ -389,6 +390,7 @@ pub(crate) fn run(requests: Receiver<Request>) {
             Request::MemoryBudget { bytes } => state.chats.set_memory_budget(bytes),
             Request::BenchChat {
                 history_tokens,
+                kv_bits,
                 dir,
                 reply,
             } => {
@@ -396,6 +398,7 @@ pub(crate) fn run(requests: Receiver<Request>) {
                     Ok(adapt_engine::chat_bench::bench_warm_cold(
                         lm,
                         history_tokens,
+                        kv_bits,
                         &dir,
                     )?)
                 });

@@ -168,14 +168,20 @@ impl Adapt {
     }
 
     /// With a conversation history of `history_tokens` tokens: time to first token of a cold
-    /// turn and of a warm one, and saving and reopening the conversation with its cache.
-    pub fn bench_chat(&self, history_tokens: usize) -> Result<ChatBench, ApiError> {
+    /// turn and of a warm one, and saving and reopening the conversation with its cache (kept
+    /// in `kv_bits` bits when given).
+    pub fn bench_chat(
+        &self,
+        history_tokens: usize,
+        kv_bits: Option<i32>,
+    ) -> Result<ChatBench, ApiError> {
         let dir = std::env::temp_dir().join(format!("adapt-chat-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| {
             ApiError::new("api.io", format!("cannot create {}: {e}", dir.display()))
         })?;
         let result = self.call(|reply| Request::BenchChat {
             history_tokens,
+            kv_bits,
             dir: dir.clone(),
             reply,
         });

@@ -28,12 +28,16 @@ pub struct BenchArgs {
     /// against a warm one (cache reused), and saving / reopening the conversation.
     #[arg(long)]
     chat_history: Option<usize>,
+    /// With --chat-history: keep the KV cache in 8 or 4 bits.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["4", "8"]))]
+    kv_bits: Option<String>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     let adapt = output::start_with_model(&args.model)?;
     if let Some(history) = args.chat_history {
-        return chat(&adapt, history, args.json);
+        let bits = args.kv_bits.as_deref().and_then(|b| b.parse().ok());
+        return chat(&adapt, history, bits, args.json);
     }
     let device = adapt.device()?;
     eprintln!(
@@ -80,9 +84,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn chat(adapt: &adapt_api::Adapt, history: usize, json: bool) -> Result<()> {
+fn chat(adapt: &adapt_api::Adapt, history: usize, kv_bits: Option<i32>, json: bool) -> Result<()> {
     eprintln!("Chat with {history} tokens of history: a cold turn, a warm one, save, reopen …");
-    let b = adapt.bench_chat(history)?;
+    let b = adapt.bench_chat(history, kv_bits)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&b)?);
         return Ok(());
@@ -98,6 +102,11 @@ fn chat(adapt: &adapt_api::Adapt, history: usize, json: bool) -> Result<()> {
         b.warm_reused,
         b.warm_prefilled,
         100.0 * b.warm_ttft / b.cold_ttft
+    );
+    println!(
+        "cache                {} in memory ({})",
+        human_bytes(b.cache_bytes),
+        kv_bits.map_or("full precision".into(), |b| format!("{b}-bit"))
     );
     println!(
         "save                 {:.3} s ({})",

@@ -228,12 +228,11 @@ impl Session<'_> {
                     .map(|b| format!("{b}-bit"))
                     .unwrap_or_else(|| "full precision".into());
                 eprintln!(
-                    "(conversation {}: {} messages, {} turns · cache {} tokens, {} in memory{} \
-                     ({kv}), {disk} on disk · {} messages left out of the context · all caches \
-                     {} in memory, {} shared openings)",
+                    "(conversation {}: {} messages · cache {} tokens, {} in memory{} ({kv}), \
+                     {disk} on disk · {} messages left out of the context · all caches {} in \
+                     memory, shared openings: {})",
                     s.name.as_deref().unwrap_or("unsaved"),
                     s.messages.len(),
-                    s.turns,
                     s.cached_tokens,
                     output::human_bytes(s.cache_bytes),
                     if s.evicted { " (evicted)" } else { "" },

@@ -41,7 +41,7 @@ fn a_saved_conversation_continues_in_a_new_process_from_its_cache() {
     // The history comes from the file: only the new turn is processed.
     assert!(stderr.contains("(44 reused, 15 new)"), "{stderr}");
     assert!(
-        stderr.contains("(conversation trip: 4 messages, 2 turns · cache "),
+        stderr.contains("(conversation trip: 4 messages · cache "),
         "{stderr}"
     );
     // Leaving writes the cache again, with the new turn in it.
@@ -82,7 +82,7 @@ fn a_saved_conversation_continues_in_a_new_process_from_its_cache() {
     assert!(answer.contains("Rome"), "{answer}");
     assert!(stderr.contains("(system message set)"), "{stderr}");
     assert!(
-        stderr.contains("(conversation unsaved: 5 messages, 2 turns"),
+        stderr.contains("(conversation unsaved: 5 messages · cache"),
         "{stderr}"
     );
 

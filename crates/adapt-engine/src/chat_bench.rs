@@ -22,6 +22,8 @@ pub struct ChatBench {
     pub warm_ttft: f64,
     pub warm_prefilled: usize,
     pub warm_reused: usize,
+    /// Bytes of the conversation's cache in memory after the warm turn.
+    pub cache_bytes: u64,
     pub save_seconds: f64,
     pub file_bytes: u64,
     pub restore_seconds: f64,
@@ -32,9 +34,14 @@ pub struct ChatBench {
 const TURN: &str = "Tell me something about rivers, mountains and the weather in spring, \
 and how farmers plan their fields when the snow melts early in the valleys.";
 
-/// Runs the benchmark with a history of at least `history_tokens` tokens; the saved file goes
-/// into `dir`.
-pub fn bench_warm_cold(lm: &LoadedModel, history_tokens: usize, dir: &Path) -> Result<ChatBench> {
+/// Runs the benchmark with a history of at least `history_tokens` tokens, the cache kept in
+/// `kv_bits` bits when given; the saved file goes into `dir`.
+pub fn bench_warm_cold(
+    lm: &LoadedModel,
+    history_tokens: usize,
+    kv_bits: Option<i32>,
+    dir: &Path,
+) -> Result<ChatBench> {
     let mut messages = vec![ChatMessage::new("system", "You are a helpful assistant.")];
     while prompt_tokens(lm, &messages)?.len() < history_tokens {
         messages.push(ChatMessage::new("user", TURN));
@@ -45,7 +52,11 @@ pub fn bench_warm_cold(lm: &LoadedModel, history_tokens: usize, dir: &Path) -> R
         max_tokens: 8,
         ..GenerateParams::default()
     };
-    let mut session = ChatSession::with_messages(lm, messages, ChatOptions::default())?;
+    let options = ChatOptions {
+        kv_bits,
+        ..ChatOptions::default()
+    };
+    let mut session = ChatSession::with_messages(lm, messages, options)?;
     let mut quiet = |_: &str| true;
     let cold = session.respond(lm, "Answer in one word: rivers?", &params, &mut quiet, None)?;
     let warm = session.respond(lm, "And mountains?", &params, &mut quiet, None)?;
@@ -68,6 +79,7 @@ pub fn bench_warm_cold(lm: &LoadedModel, history_tokens: usize, dir: &Path) -> R
         warm_ttft: warm.stats.time_to_first_token,
         warm_prefilled: warm.stats.prefilled_tokens,
         warm_reused: warm.stats.reused_tokens,
+        cache_bytes: warm.stats.cache_bytes,
         save_seconds,
         file_bytes,
         restore_seconds,
