@@ -38,8 +38,15 @@ fn a_saved_conversation_continues_in_a_new_process_from_its_cache() {
         stderr.contains("(opened 'trip': 2 messages, 44 cached tokens"),
         "{stderr}"
     );
-    // The history comes from the file: only the new turn is processed.
+    // The history comes from the file: only the new turn is processed, and the reply is the
+    // one the same conversation gives in a single process.
     assert!(stderr.contains("(44 reused, 15 new)"), "{stderr}");
+    let other = tempfile::tempdir().unwrap();
+    let (both, _) = chat(
+        other.path(),
+        "What is the capital of France?\nAnd of Germany?\n",
+    );
+    assert!(both.ends_with(&answer), "{both:?} vs {answer:?}");
     assert!(
         stderr.contains("(conversation trip: 4 messages · cache "),
         "{stderr}"
