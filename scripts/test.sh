@@ -5,13 +5,19 @@
 # outputs outside the checkout.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-"$ROOT/scripts/setup.sh"
+"$ROOT/scripts/setup.sh" --for-tests
 cd "$ROOT"
 if [ -n "${ADAPT_TARGET_DIR:-}" ]; then export CARGO_TARGET_DIR="$ADAPT_TARGET_DIR"; fi
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+# The app crate embeds the built page; build it first, and test the app crate with the same
+# features `tauri build` uses so its dependencies are built once.
+echo "== ui: type check and build"
+(cd ui && npm run --silent check && npm run --silent build)
+APP_FEATURES=(--features adapt-app/custom-protocol)
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked "${APP_FEATURES[@]}" -- -D warnings
 echo "== cargo test"
 # Tests never touch the person's own data directory.
 ADAPT_DATA_DIR=$(mktemp -d)
@@ -22,4 +28,13 @@ if [ "${ADAPT_SLOW_TESTS:-}" = 1 ] && [ -z "${ADAPT_REFERENCE_PYTHON:-}" ]; then
     ADAPT_REFERENCE_PYTHON=$("$ROOT/scripts/reference/env.sh")
     export ADAPT_REFERENCE_PYTHON
 fi
-cargo test --workspace --locked
+cargo test --workspace --locked "${APP_FEATURES[@]}"
+echo "== ui: unit tests (Vitest)"
+(cd ui && npx vitest run)
+echo "== ui: every view with a mocked backend in Chromium (Playwright)"
+(cd ui && npm run --silent build:mock && node tests/browser.mjs)
+echo "== app: build (debug) with its .deb, then the real window under Xvfb (WebDriver)"
+ui/node_modules/.bin/tauri build --debug --bundles deb --ci
+ls "$TARGET"/debug/bundle/deb/*.deb
+ADAPT_APP="$TARGET/debug/adapt-app" ADAPT_MODELS_DIR="$ROOT/models-cache" \
+    xvfb-run -a -s "-screen 0 1280x800x24" node ui/tests/app.mjs

@@ -54,11 +54,13 @@ pub use train::{TrainJob, TrainProgress, TrainRequest, TrainSummary};
 use engine_thread::Request;
 
 /// Identifies a conversation held by the engine thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct ChatId(u64);
 
 /// What a generation streams back while it runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum GenerationEvent {
     /// Prompt tokens processed so far.
     Prefill { done: usize, total: usize },

@@ -1,0 +1,167 @@
+//! The commands the page invokes, each a few lines over `adapt-api`. Errors reach the page as
+//! the API's `{code, message}`. Every command runs its blocking API call on a worker thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use adapt_api::{
+    Adapt, ApiError, ChatId, ChatMessage, ChatOptions, ChatState, GenerateParams, Generation,
+    GenerationEvent, ModelDetails, ModelInfo, RunRecord, SavedChat, SavedConversation,
+};
+use serde::Serialize;
+use tauri::ipc::Channel;
+use tauri::State;
+
+/// What every command shares: the API and the stop flag of the reply in progress.
+pub struct Shared {
+    adapt: Arc<Adapt>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Shared {
+    pub fn new(adapt: Adapt) -> Shared {
+        Shared {
+            adapt: Arc::new(adapt),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+type Answer<T> = Result<T, ApiError>;
+
+/// Runs `work` with the API on a blocking worker thread.
+async fn on_worker<T: Send + 'static>(
+    shared: &State<'_, Shared>,
+    work: impl FnOnce(&Adapt) -> Answer<T> + Send + 'static,
+) -> Answer<T> {
+    let adapt = shared.adapt.clone();
+    tauri::async_runtime::spawn_blocking(move || work(&adapt))
+        .await
+        .map_err(|e| ApiError::new("app.worker", format!("the request stopped: {e}")))?
+}
+
+#[tauri::command]
+pub async fn list_models(shared: State<'_, Shared>) -> Answer<Vec<ModelDetails>> {
+    on_worker(&shared, |a| Ok(a.models())).await
+}
+
+#[tauri::command]
+pub async fn load_model(
+    shared: State<'_, Shared>,
+    path: String,
+    adapter: Option<String>,
+) -> Answer<ModelInfo> {
+    on_worker(&shared, move |a| {
+        let adapter = adapter.map(|s| a.resolve_adapter(&s)).transpose()?;
+        a.load_model_with_adapter(path.as_ref(), adapter.as_deref())
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn new_chat(
+    shared: State<'_, Shared>,
+    system: Option<String>,
+    options: Option<ChatOptions>,
+) -> Answer<ChatId> {
+    on_worker(&shared, move |a| {
+        let messages = system
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| vec![ChatMessage::new("system", s)])
+            .unwrap_or_default();
+        a.new_chat_with(messages, options.unwrap_or_default())
+    })
+    .await
+}
+
+/// Streams the reply to `text` through `events`; `stop_generation` ends it early.
+#[tauri::command]
+pub async fn send_message(
+    shared: State<'_, Shared>,
+    chat: ChatId,
+    text: String,
+    params: Option<GenerateParams>,
+    events: Channel<GenerationEvent>,
+) -> Answer<Generation> {
+    let stop = shared.stop.clone();
+    stop.store(false, Ordering::Relaxed);
+    on_worker(&shared, move |a| {
+        let params = params.unwrap_or_default();
+        a.chat(chat, &text, &params, |e| {
+            let _ = events.send(e);
+            !stop.load(Ordering::Relaxed)
+        })
+    })
+    .await
+}
+
+/// A new reply to the last message, streamed like `send_message`.
+#[tauri::command]
+pub async fn regenerate(
+    shared: State<'_, Shared>,
+    chat: ChatId,
+    params: Option<GenerateParams>,
+    events: Channel<GenerationEvent>,
+) -> Answer<Generation> {
+    let stop = shared.stop.clone();
+    stop.store(false, Ordering::Relaxed);
+    on_worker(&shared, move |a| {
+        let params = params.unwrap_or_default();
+        a.regenerate(chat, &params, |e| {
+            let _ = events.send(e);
+            !stop.load(Ordering::Relaxed)
+        })
+    })
+    .await
+}
+
+#[tauri::command]
+pub fn stop_generation(shared: State<'_, Shared>) {
+    shared.stop.store(true, Ordering::Relaxed);
+}
+
+#[tauri::command]
+pub async fn chat_state(shared: State<'_, Shared>, chat: ChatId) -> Answer<ChatState> {
+    on_worker(&shared, move |a| a.chat_state(chat)).await
+}
+
+#[tauri::command]
+pub async fn save_chat(shared: State<'_, Shared>, chat: ChatId, name: String) -> Answer<SavedChat> {
+    on_worker(&shared, move |a| a.save_chat(chat, &name)).await
+}
+
+/// A reopened conversation: its id and what was restored.
+#[derive(Serialize)]
+pub struct Opened {
+    chat: ChatId,
+    saved: SavedChat,
+}
+
+#[tauri::command]
+pub async fn open_chat(shared: State<'_, Shared>, name: String) -> Answer<Opened> {
+    on_worker(&shared, move |a| {
+        let (chat, saved) = a.open_chat(&name)?;
+        Ok(Opened { chat, saved })
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn list_chats(shared: State<'_, Shared>) -> Answer<Vec<SavedConversation>> {
+    on_worker(&shared, |a| a.list_chats()).await
+}
+
+#[tauri::command]
+pub async fn fork_chat(shared: State<'_, Shared>, chat: ChatId, turns: usize) -> Answer<ChatId> {
+    on_worker(&shared, move |a| a.fork_chat(chat, turns)).await
+}
+
+#[tauri::command]
+pub async fn close_chat(shared: State<'_, Shared>, chat: ChatId) -> Answer<Option<SavedChat>> {
+    on_worker(&shared, move |a| a.close_chat(chat)).await
+}
+
+#[tauri::command]
+pub async fn list_runs(shared: State<'_, Shared>) -> Answer<Vec<RunRecord>> {
+    on_worker(&shared, |a| a.runs()).await
+}

@@ -1,0 +1,40 @@
+//! Adapt's desktop app: one window whose commands (`commands.rs`) delegate to `adapt-api`, the
+//! same door the `adapt` CLI uses. The engine runs on the API's own thread; commands wait for
+//! it on blocking worker threads, and streams (reply tokens) reach the page through
+//! `tauri::ipc::Channel`s.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+
+fn main() {
+    let adapt = match adapt_api::Adapt::start() {
+        Ok(adapt) => adapt,
+        Err(e) => {
+            eprintln!("error [{}]: {}", e.code, e.message);
+            std::process::exit(1);
+        }
+    };
+    let result = tauri::Builder::default()
+        .manage(commands::Shared::new(adapt))
+        .invoke_handler(tauri::generate_handler![
+            commands::list_models,
+            commands::load_model,
+            commands::new_chat,
+            commands::send_message,
+            commands::regenerate,
+            commands::stop_generation,
+            commands::chat_state,
+            commands::save_chat,
+            commands::open_chat,
+            commands::list_chats,
+            commands::fork_chat,
+            commands::close_chat,
+            commands::list_runs,
+        ])
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        eprintln!("error: the window could not run: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,56 @@
+//! The page and the shell agree on the commands: every `#[tauri::command]` in `commands.rs`
+//! is registered in `main.rs` and invoked by `ui/src/lib/backend.ts`, and the page invokes no
+//! other command.
+
+use std::collections::BTreeSet;
+
+fn read(path: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(root.join(path)).unwrap()
+}
+
+/// Names of the functions that follow `#[tauri::command]`.
+fn commands(source: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut marked = false;
+    for line in source.lines().map(str::trim) {
+        if line == "#[tauri::command]" {
+            marked = true;
+        } else if marked && line.starts_with("pub ") {
+            let after = line.split("fn ").nth(1).unwrap();
+            names.insert(after.split('(').next().unwrap().to_string());
+            marked = false;
+        }
+    }
+    names
+}
+
+/// The command names `text` passes to `invoke`/`invoke<…>`.
+fn invoked(text: &str) -> BTreeSet<String> {
+    text.split("invoke")
+        .skip(1)
+        .filter_map(|rest| {
+            let start = rest.find("(\"")?;
+            let rest = &rest[start + 2..];
+            Some(rest[..rest.find('"')?].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn every_command_is_registered_and_used_by_the_page() {
+    let defined = commands(&read("src/commands.rs"));
+    assert!(defined.len() >= 10, "{defined:?}");
+    let main = read("src/main.rs");
+    for name in &defined {
+        assert!(
+            main.contains(&format!("commands::{name},")),
+            "{name} is not registered in main.rs"
+        );
+    }
+    let used = invoked(&read("../ui/src/lib/backend.ts"));
+    assert_eq!(
+        defined, used,
+        "commands.rs and ui/src/lib/backend.ts disagree"
+    );
+}

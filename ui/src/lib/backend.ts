@@ -1,0 +1,66 @@
+// The backend's commands, typed. Every call goes through Tauri's IPC (mocked in tests and in
+// the browser build); errors arrive as {code, message}.
+
+import { Channel, invoke } from "@tauri-apps/api/core";
+import type {
+  ApiError,
+  ChatId,
+  ChatState,
+  Generation,
+  GenerationEvent,
+  ModelDetails,
+  ModelInfo,
+  RunRecord,
+  SavedChat,
+  SavedConversation,
+} from "./types";
+
+export interface SamplingSettings {
+  temperature: number;
+  top_p: number;
+  max_tokens: number;
+}
+
+export function asApiError(e: unknown): ApiError {
+  if (e && typeof e === "object" && "code" in e && "message" in e) return e as ApiError;
+  return { code: "app.unknown", message: String(e) };
+}
+
+function params(s: SamplingSettings) {
+  return {
+    max_tokens: s.max_tokens,
+    sampling: { temperature: s.temperature, top_p: s.top_p },
+  };
+}
+
+export const backend = {
+  listModels: () => invoke<ModelDetails[]>("list_models"),
+  loadModel: (path: string, adapter: string | null = null) =>
+    invoke<ModelInfo>("load_model", { path, adapter }),
+  newChat: (system: string | null, kvBits: number | null = null) =>
+    invoke<ChatId>("new_chat", { system, options: { kv_bits: kvBits } }),
+  sendMessage(
+    chat: ChatId,
+    text: string,
+    settings: SamplingSettings,
+    onEvent: (e: GenerationEvent) => void,
+  ) {
+    const events = new Channel<GenerationEvent>();
+    events.onmessage = onEvent;
+    return invoke<Generation>("send_message", { chat, text, params: params(settings), events });
+  },
+  regenerate(chat: ChatId, settings: SamplingSettings, onEvent: (e: GenerationEvent) => void) {
+    const events = new Channel<GenerationEvent>();
+    events.onmessage = onEvent;
+    return invoke<Generation>("regenerate", { chat, params: params(settings), events });
+  },
+  stopGeneration: () => invoke<void>("stop_generation"),
+  chatState: (chat: ChatId) => invoke<ChatState>("chat_state", { chat }),
+  saveChat: (chat: ChatId, name: string) => invoke<SavedChat>("save_chat", { chat, name }),
+  openChat: (name: string) =>
+    invoke<{ chat: ChatId; saved: SavedChat }>("open_chat", { name }),
+  listChats: () => invoke<SavedConversation[]>("list_chats"),
+  forkChat: (chat: ChatId, turns: number) => invoke<ChatId>("fork_chat", { chat, turns }),
+  closeChat: (chat: ChatId) => invoke<SavedChat | null>("close_chat", { chat }),
+  listRuns: () => invoke<RunRecord[]>("list_runs"),
+};

@@ -1,0 +1,51 @@
+// Chat logic the views share, kept free of the DOM and the backend so it is unit-tested.
+
+import type { ChatMessage, GenerationEvent, GenerationStats } from "./types";
+
+/** A message as the chat pane shows it: with its reply's figures once they are known. */
+export interface Turn extends ChatMessage {
+  stats?: GenerationStats;
+  streaming?: boolean;
+}
+
+export function humanBytes(n: number): string {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let v = n;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+/** The figures of one reply, as the pane prints them under it. */
+export function statsLine(s: GenerationStats): string {
+  const parts = [
+    `${s.reused_tokens} reused · ${s.prefilled_tokens} new`,
+    `first token ${s.time_to_first_token.toFixed(2)} s`,
+    `${s.decode_tokens_per_second.toFixed(1)} tok/s`,
+    `cache ${s.cache_tokens} tokens, ${humanBytes(s.cache_bytes)}`,
+  ];
+  if (s.left_out_messages > 0) {
+    parts.push(`context full: ${s.left_out_messages} oldest messages left out`);
+  }
+  return parts.join(" · ");
+}
+
+/** Adds a streamed event to the reply being written (the last turn). */
+export function applyEvent(turns: Turn[], event: GenerationEvent): Turn[] {
+  const last = turns[turns.length - 1];
+  if (!last || last.role !== "assistant" || event.kind !== "text") return turns;
+  return [...turns.slice(0, -1), { ...last, content: last.content + event.data }];
+}
+
+/** How many turns (replies) a fork at message `index` keeps: every reply up to it. */
+export function turnsUpTo(messages: ChatMessage[], index: number): number {
+  return messages.slice(0, index + 1).filter((m) => m.role === "assistant").length;
+}
+
+/** Whether `name` can name a saved conversation (the backend's rule). */
+export function validName(name: string): boolean {
+  return /^[\p{L}\p{N}_\-][\p{L}\p{N}_.\-]*$/u.test(name);
+}

@@ -1,0 +1,84 @@
+// The real app in a real window (run under Xvfb on Linux), driven through tauri-driver and
+// WebKitWebDriver: first run → load the bundled SmolLM2 → a streamed reply with its cache
+// figures → save → a second turn that reuses the cache → the Models and Runs views.
+// Screenshots of each view go to docs/screenshots/ (the README shows them).
+//
+// Environment: ADAPT_APP (the built app binary), ADAPT_MODELS_DIR (where SmolLM2 is),
+// ADAPT_DATA_DIR (a fresh data folder), TAURI_DRIVER (default: tauri-driver on PATH).
+import { spawn } from "node:child_process";
+import { mkdir } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { remote } from "webdriverio";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const shots = resolve(here, "../../docs/screenshots");
+const app = process.env.ADAPT_APP;
+assert.ok(process.env.DISPLAY, "no DISPLAY: run under xvfb-run");
+assert.ok(app, "set ADAPT_APP to the built app binary");
+await mkdir(shots, { recursive: true });
+
+const driver = spawn(process.env.TAURI_DRIVER ?? "tauri-driver", ["--port", "4444"], {
+  stdio: ["ignore", "inherit", "inherit"],
+});
+await new Promise((r) => setTimeout(r, 1500));
+
+let failed = false;
+let browser;
+try {
+  browser = await remote({
+    hostname: "127.0.0.1",
+    port: 4444,
+    logLevel: "warn",
+    connectionRetryTimeout: 60_000,
+    connectionRetryCount: 1,
+    capabilities: { "tauri:options": { application: resolve(app) } },
+  });
+  const byTest = (id) => browser.$(`[data-testid="${id}"]`);
+  const waitText = async (el, pattern, timeout = 60_000) => {
+    await browser.waitUntil(async () => pattern.test(await el.getText()), { timeout, interval: 250 });
+    return el.getText();
+  };
+
+  await (await byTest("first-run")).waitForDisplayed({ timeout: 30_000 });
+  await browser.saveScreenshot(join(shots, "first-run.png"));
+  await (await byTest("load-bundled")).click();
+  await waitText(await byTest("loaded-model"), /SmolLM2|Smollm2/i);
+
+  const composer = await byTest("composer");
+  await composer.setValue("What is the capital of France?");
+  await (await byTest("send")).click();
+  const stats = await byTest("turn-stats");
+  await stats.waitForExist({ timeout: 120_000 });
+  const reply = await (await byTest("message-assistant")).getText();
+  assert.match(reply, /Paris/, reply);
+  assert.match(await stats.getText(), /^0 reused · \d+ new · first token/);
+
+  await (await byTest("save-name")).setValue("trip");
+  await (await byTest("save")).click();
+  await waitText(await byTest("notice"), /Saved 'trip': \d+ cached tokens/);
+  await composer.setValue("And of Germany?");
+  await (await byTest("send")).click();
+  await browser.waitUntil(async () => (await browser.$$('[data-testid="turn-stats"]')).length === 2, { timeout: 120_000 });
+  const second = await (await browser.$$('[data-testid="turn-stats"]'))[1].getText();
+  assert.match(second, /^[1-9]\d* reused · \d+ new/, second);
+  const replies = await browser.$$('[data-testid="message-assistant"]');
+  assert.match(await replies[1].getText(), /Berlin/);
+  await waitText(await byTest("cache-state"), /on disk/);
+  await browser.saveScreenshot(join(shots, "chat.png"));
+
+  await (await browser.$("[data-view=models]")).click();
+  await (await byTest("model-row")).waitForExist({ timeout: 30_000 });
+  await browser.saveScreenshot(join(shots, "models.png"));
+  await (await browser.$("[data-view=runs]")).click();
+  await waitText(await browser.$("main"), /No training runs yet|succeeded|failed|running/);
+  console.log("app tests: ok (screenshots in docs/screenshots/)");
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  if (browser) await browser.deleteSession().catch(() => {});
+  driver.kill("SIGTERM");
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,73 @@
+// The built page with a mocked backend, driven in Debian's Chromium: every view renders, a
+// conversation streams, is saved, reopened and forked. Screenshots go to test-results/.
+import { chromium } from "playwright-core";
+import { mkdir } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+import assert from "node:assert/strict";
+import { serve } from "./serve.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const out = join(here, "..", "test-results");
+await mkdir(out, { recursive: true });
+const site = await serve(join(here, "..", "dist-mock"));
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+});
+let failed = false;
+try {
+  const page = await browser.newPage({ viewport: { width: 1180, height: 760 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(site.url);
+
+  // First run: load the bundled model.
+  await page.getByTestId("first-run").waitFor();
+  await page.screenshot({ path: join(out, "first-run.png") });
+  await page.getByTestId("load-bundled").click();
+  await page.getByTestId("loaded-model").getByText("SmolLM2 135M Instruct").waitFor();
+
+  // A streamed reply with its figures.
+  await page.getByTestId("composer").fill("What is the capital of France?");
+  await page.getByTestId("send").click();
+  await page.getByTestId("turn-stats").first().waitFor();
+  const reply = await page.getByTestId("message-assistant").first().textContent();
+  assert.match(reply, /Paris/);
+  assert.match(await page.getByTestId("turn-stats").first().textContent(), /0 reused · \d+ new · first token/);
+
+  // Saved, then a second turn reuses the cache.
+  await page.getByTestId("save-name").fill("trip");
+  await page.getByTestId("save").click();
+  await page.getByTestId("notice").getByText("Saved 'trip'").waitFor();
+  await page.getByTestId("composer").fill("And of Germany?");
+  await page.getByTestId("composer").press("Enter");
+  await page.getByTestId("turn-stats").nth(1).waitFor();
+  assert.match(await page.getByTestId("turn-stats").nth(1).textContent(), /[1-9]\d* reused/);
+  await page.screenshot({ path: join(out, "chat.png") });
+
+  // Reopened from the list, then forked at the first turn.
+  await page.getByTestId("new-chat").click();
+  await page.getByTestId("saved-chat").first().click();
+  await page.getByTestId("notice").getByText("Opened 'trip'").waitFor();
+  assert.equal(await page.getByTestId("message-assistant").count(), 1);
+  await page.getByText("Fork here").first().click();
+  await page.getByTestId("notice").getByText("Forked at turn 1").waitFor();
+
+  // The other views.
+  await page.locator("[data-view=models]").click();
+  await page.getByTestId("model-row").first().waitFor();
+  await page.screenshot({ path: join(out, "models.png") });
+  await page.locator("[data-view=runs]").click();
+  await page.getByTestId("run-row").first().waitFor();
+  await page.screenshot({ path: join(out, "runs.png") });
+  assert.deepEqual(errors, []);
+  console.log("browser tests: ok (screenshots in ui/test-results/)");
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await browser.close();
+  site.stop();
+}
+process.exit(failed ? 1 : 0);
