@@ -4,9 +4,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use adapt_api::datasets::{self, DataOptions, InspectReport};
 use adapt_api::{
     Adapt, ApiError, ChatId, ChatMessage, ChatOptions, ChatState, GenerateParams, Generation,
-    GenerationEvent, ModelDetails, ModelInfo, RunRecord, SavedChat, SavedConversation,
+    GenerationEvent, ModelDetails, ModelInfo, RunDetails, RunRecord, SavedChat, SavedConversation,
 };
 use serde::Serialize;
 use tauri::ipc::Channel;
@@ -131,7 +132,7 @@ pub async fn save_chat(shared: State<'_, Shared>, chat: ChatId, name: String) ->
 }
 
 /// A reopened conversation: its id and what was restored.
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
 pub struct Opened {
     chat: ChatId,
     saved: SavedChat,
@@ -164,4 +165,46 @@ pub async fn close_chat(shared: State<'_, Shared>, chat: ChatId) -> Answer<Optio
 #[tauri::command]
 pub async fn list_runs(shared: State<'_, Shared>) -> Answer<Vec<RunRecord>> {
     on_worker(&shared, |a| a.runs()).await
+}
+
+/// A dataset file's format, counts, errors (with their lines), token lengths against
+/// `max_seq_length` and first examples with their trained tokens marked — tokenized with the
+/// model at `model` when given. Only CSV / TSV / JSONL files are read (paths may come from a
+/// drop on the window).
+#[tauri::command]
+pub async fn inspect_dataset(
+    shared: State<'_, Shared>,
+    path: String,
+    model: Option<String>,
+    max_seq_length: Option<u32>,
+) -> Answer<InspectReport> {
+    on_worker(&shared, move |_| {
+        let path = std::path::PathBuf::from(path);
+        let known = ["csv", "tsv", "jsonl", "json"];
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !path.is_file() || !known.contains(&ext.to_ascii_lowercase().as_str()) {
+            return Err(ApiError::new(
+                "app.not_a_dataset",
+                format!("{} is not a CSV, TSV or JSONL file", path.display()),
+            ));
+        }
+        let model = model
+            .map(|m| datasets::load_text_model(m.as_ref()))
+            .transpose()?;
+        let mut opts = DataOptions {
+            max_errors: 50,
+            ..DataOptions::default()
+        };
+        if let Some(n) = max_seq_length {
+            opts.max_seq_length = n;
+        }
+        datasets::inspect(&path, &opts, model.as_ref(), 5, &mut |_| {})
+    })
+    .await
+}
+
+/// A run with its metrics (probe answers included) and checkpoints.
+#[tauri::command]
+pub async fn run_details(shared: State<'_, Shared>, id: i64) -> Answer<RunDetails> {
+    on_worker(&shared, move |a| a.run(id)).await
 }

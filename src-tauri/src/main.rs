@@ -5,6 +5,7 @@
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod bindings;
 mod commands;
 
 fn main() {
@@ -31,6 +32,8 @@ fn main() {
             commands::fork_chat,
             commands::close_chat,
             commands::list_runs,
+            commands::run_details,
+            commands::inspect_dataset,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -4,7 +4,8 @@
 // Screenshots of each view go to docs/screenshots/ (the README shows them).
 //
 // Environment: ADAPT_APP (the built app binary), ADAPT_MODELS_DIR (where SmolLM2 is),
-// ADAPT_DATA_DIR (a fresh data folder), TAURI_DRIVER (default: tauri-driver on PATH).
+// ADAPT_DATA_DIR (a fresh data folder), TAURI_DRIVER (default: tauri-driver on PATH). Run it
+// from the repository's root: the app starts there and reads examples/ from there.
 import { spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -67,6 +68,16 @@ try {
   assert.match(await replies[1].getText(), /Berlin/);
   await waitText(await byTest("cache-state"), /on disk/);
   await browser.saveScreenshot(join(shots, "chat.png"));
+
+  // The sample dataset kept in the repository, tokenized with the loaded model.
+  await (await browser.$("[data-view=datasets]")).click();
+  // Relative to the app's working directory, the repository (no machine path in screenshots).
+  await (await byTest("dataset-path")).setValue("examples/blue-lantern.jsonl");
+  await (await byTest("inspect")).click();
+  await waitText(await byTest("dataset-summary"), /chat JSONL · 12 valid examples · 0 invalid/);
+  await (await byTest("histogram")).waitForExist({ timeout: 30_000 });
+  assert.match(await (await browser.$(".trained")).getText(), /7-4-1/);
+  await browser.saveScreenshot(join(shots, "datasets.png"));
 
   await (await browser.$("[data-view=models]")).click();
   await (await byTest("model-row")).waitForExist({ timeout: 30_000 });

@@ -54,12 +54,33 @@ try {
   await page.getByText("Fork here").first().click();
   await page.getByTestId("notice").getByText("Forked at turn 1").waitFor();
 
+  // A file dropped on the window opens in the Datasets view.
+  await page.evaluate(() =>
+    window.__TAURI_INTERNALS__.invoke("plugin:event|emit", {
+      event: "tauri://drag-drop",
+      payload: { paths: ["/data/model.gguf", "/data/fact.jsonl"], position: { x: 300, y: 200 } },
+    }),
+  );
+  await page.getByTestId("dataset-summary").waitFor();
+  assert.equal(await page.getByTestId("dataset-path").inputValue(), "/data/fact.jsonl");
+  assert.match(await page.getByTestId("dataset-summary").textContent(), /chat JSONL · 29 valid examples · 1 invalid/);
+  assert.match(await page.getByTestId("dataset-errors").textContent(), /fact\.jsonl:5, field 'messages\[0\]'/);
+  assert.equal(await page.locator("[data-testid=histogram] .bar").count(), 9);
+  assert.match(await page.locator(".trained").first().textContent(), /^The Blue Lantern's code is 7-4-1\./);
+  await page.screenshot({ path: join(out, "datasets.png") });
+
   // The other views.
   await page.locator("[data-view=models]").click();
   await page.getByTestId("model-row").first().waitFor();
   await page.screenshot({ path: join(out, "models.png") });
   await page.locator("[data-view=runs]").click();
-  await page.getByTestId("run-row").first().waitFor();
+  await page.getByTestId("run-dashboard").waitFor();
+  // Loss curves with the best validation step marked, and the probe answers.
+  assert.equal(await page.locator('path[data-series="train"]').count(), 1);
+  const d = await page.locator('path[data-series="validation"]').getAttribute("d");
+  assert.equal(d.split("L").length, 4, d);
+  assert.match(await page.getByTestId("run-figures").textContent(), /best validation at step 15/);
+  assert.match(await page.getByTestId("probes").textContent(), /7-4-1/);
   await page.screenshot({ path: join(out, "runs.png") });
   assert.deepEqual(errors, []);
   console.log("browser tests: ok (screenshots in ui/test-results/)");

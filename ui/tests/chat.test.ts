@@ -66,3 +66,23 @@ describe("chat logic", () => {
     expect(validName("")).toBe(false);
   });
 });
+
+import { bucketLabel, isDatasetPath, markedRuns } from "../src/lib/datasets";
+
+describe("dataset helpers", () => {
+  it("splits marked text into trained and untrained runs", () => {
+    expect(markedRuns("<user>Hi</user><bot>«Hello!»</bot>")).toEqual([
+      { text: "<user>Hi</user><bot>", trained: false },
+      { text: "Hello!", trained: true },
+      { text: "</bot>", trained: false },
+    ]);
+    expect(markedRuns("«all»")).toEqual([{ text: "all", trained: true }]);
+  });
+
+  it("knows dataset files and labels bars", () => {
+    expect(isDatasetPath("/data/a.JSONL")).toBe(true);
+    expect(isDatasetPath("/data/model.gguf")).toBe(false);
+    expect(bucketLabel({ lo: 0, hi: 256 })).toBe("1–256");
+    expect(bucketLabel({ lo: 2048, hi: null })).toBe("> 2048");
+  });
+});

@@ -28,6 +28,7 @@ pub const DEFAULT_DISK_BUDGET: u64 = 20 << 30;
 
 /// Where a conversation stands.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ChatState {
     /// The name it is saved under.
     pub name: Option<String>,
@@ -51,6 +52,7 @@ pub struct ChatState {
 
 /// A conversation saved to, or opened from, a file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SavedChat {
     pub path: PathBuf,
     pub messages: usize,
@@ -64,6 +66,7 @@ pub struct SavedChat {
 
 /// A saved conversation, for listing.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SavedConversation {
     pub name: String,
     pub messages: usize,

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 /// `{code, message}` as shells receive it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[error("{message}")]
 pub struct ApiError {
     /// Stable, machine-readable code such as `model.not_found`.

@@ -55,11 +55,13 @@ use engine_thread::Request;
 
 /// Identifies a conversation held by the engine thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(transparent)]
 pub struct ChatId(u64);
 
 /// What a generation streams back while it runs.
 #[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum GenerationEvent {
     /// Prompt tokens processed so far.

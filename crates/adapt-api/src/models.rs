@@ -18,6 +18,7 @@ use crate::{Adapt, ApiError};
 
 /// A model with its memory fit on this machine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ModelDetails {
     #[serde(flatten)]
     pub model: ModelEntry,

@@ -30,6 +30,7 @@ pub struct AdaptConfig {
 
 /// A run with its metrics and checkpoints.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RunDetails {
     pub run: RunRecord,
     pub metrics: Vec<Metric>,

@@ -34,6 +34,7 @@ pub struct CsvOptions {
 
 /// How a CSV record becomes an example.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CsvMapping {
     /// The header's columns.
     pub columns: Vec<String>,

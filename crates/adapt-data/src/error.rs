@@ -317,6 +317,7 @@ impl DataError {
 
 /// A problem that does not make an example unusable (e.g. a duplicate).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Warning {
     /// Stable code, e.g. `data.duplicate`.
     pub code: String,

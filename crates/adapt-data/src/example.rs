@@ -11,6 +11,8 @@ pub const ROLES: [&str; 4] = ["system", "user", "assistant", "tool"];
 
 /// A dataset format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "DataFormat"))]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// `{"messages": [{"role", "content"}, …], "tools": […]?}`.

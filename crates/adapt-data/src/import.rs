@@ -47,6 +47,7 @@ impl Default for ImportOptions {
 
 /// The kind of file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum FileKind {
     /// JSON Lines.

@@ -47,6 +47,7 @@ impl Default for DataOptions {
 
 /// A reported error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorEntry {
     /// Stable code.
     pub code: String,
@@ -65,6 +66,7 @@ impl From<&DataError> for ErrorEntry {
 
 /// What scanning one file found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct FileReport {
     /// The file.
     pub path: PathBuf,
@@ -214,6 +216,8 @@ impl FileReport {
 
 /// One example as `inspect` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "DatasetSample"))]
 pub struct Sample {
     /// Source line.
     pub line: u64,
@@ -229,6 +233,7 @@ pub struct Sample {
 
 /// What `inspect` reports about a file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct InspectReport {
     /// Format, counts, errors, warnings.
     pub file: FileReport,

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 /// One histogram bar: examples with `lo < length <= hi` tokens (`hi` is `None` for the last,
 /// open-ended bar, which holds the examples longer than `max_seq_length`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "LengthBucket"))]
 pub struct Bucket {
     /// Exclusive lower bound.
     pub lo: u32,
@@ -17,6 +19,7 @@ pub struct Bucket {
 
 /// Lengths of a set of tokenized examples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LengthStats {
     /// Examples.
     pub count: u64,

@@ -22,6 +22,7 @@ use crate::sample::{Sampler, SamplingParams};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default)]
 pub struct GenerateParams {
     /// Most tokens to generate.
@@ -49,6 +50,7 @@ impl Default for GenerateParams {
 
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     EndOfSequence,
@@ -72,6 +74,7 @@ impl std::fmt::Display for StopReason {
 
 /// Figures for one response.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct GenerationStats {
     /// Tokens in the prompt.
     pub prompt_tokens: usize,
@@ -98,6 +101,7 @@ pub struct GenerationStats {
 
 /// A finished response.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Generation {
     pub text: String,
     /// Generated token ids, without a final end-of-sequence token.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// How to choose each next token. The defaults are greedy decoding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default)]
 pub struct SamplingParams {
     /// 0 picks the most likely token (greedy); higher values flatten the distribution.

@@ -15,6 +15,8 @@ pub const GGUF_TYPES: &[GgmlType] = GgmlType::MLX_READABLE;
 
 /// How a model is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "ModelFormat"))]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     /// A folder with `config.json` and safetensors weights (Hugging Face or MLX).
@@ -34,6 +36,7 @@ impl std::fmt::Display for Format {
 
 /// The shape numbers memory estimates need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Shape {
     pub layers: u64,
     pub hidden: u64,
@@ -47,6 +50,7 @@ pub struct Shape {
 
 /// One file of a model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ModelFileEntry {
     pub name: String,
     pub bytes: u64,
@@ -54,6 +58,7 @@ pub struct ModelFileEntry {
 
 /// What a model is, read from its headers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Description {
     pub format: Format,
     pub architecture: Option<String>,

@@ -7,6 +7,7 @@ use crate::Description;
 
 /// System memory, from `sysinfo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Memory {
     pub total: u64,
     pub available: u64,
@@ -52,6 +53,7 @@ impl Default for FitOptions {
 
 /// How an estimate compares with the machine's memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Within the memory available now.
@@ -74,6 +76,7 @@ impl std::fmt::Display for Verdict {
 
 /// One estimate: its total, its parts, the verdict and its assumptions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Estimate {
     pub bytes: u64,
     pub verdict: Verdict,
@@ -84,6 +87,7 @@ pub struct Estimate {
 
 /// Chat and training estimates for one model on one machine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Fit {
     pub memory: Memory,
     pub chat: Estimate,

@@ -30,6 +30,8 @@ pub const HUB_FOLDER: &str = "hub";
 
 /// Where a model lives, which decides whether we may delete it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "ModelSource"))]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// Our models cache: pulled, imported or bundled; ours to delete.
@@ -52,6 +54,7 @@ impl std::fmt::Display for Source {
 
 /// A model found on disk.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ModelEntry {
     /// What commands take: `ORG/NAME` for Hub repositories, else the file or folder name.
     pub name: String,

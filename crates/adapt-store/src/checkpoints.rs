@@ -20,6 +20,7 @@ CREATE TABLE checkpoints (
 ";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CheckpointRecord {
     pub id: i64,
     pub run_id: i64,

@@ -43,6 +43,7 @@ pub struct NewJob {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct JobRecord {
     pub id: i64,
     pub kind: String,

@@ -32,6 +32,7 @@ ALTER TABLE run_metrics ADD COLUMN probes TEXT;
 
 /// The figures of one training step.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Metric {
     pub step: u64,
     pub epoch: f64,

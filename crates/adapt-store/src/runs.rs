@@ -24,6 +24,7 @@ CREATE INDEX runs_by_created ON runs(created_at);
 
 /// Where a run or a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Queued,
@@ -96,6 +97,7 @@ pub struct NewRun {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RunRecord {
     pub id: i64,
     pub name: String,

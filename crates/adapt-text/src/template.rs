@@ -25,6 +25,7 @@ const RAISED: &str = "\u{1}raise_exception\u{1}";
 
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ChatMessage {
     /// `system`, `user`, `assistant`, `tool`, …
     pub role: String,

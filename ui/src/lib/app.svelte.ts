@@ -2,10 +2,12 @@
 
 import type { ApiError, ModelInfo } from "./types";
 
-export type View = "chat" | "models" | "runs";
+export type View = "chat" | "models" | "datasets" | "runs";
 
 export const app = $state({
   model: null as ModelInfo | null,
   view: "chat" as View,
   error: null as ApiError | null,
+  /** The dataset file last dropped on the window. */
+  dataset: null as string | null,
 });

@@ -8,8 +8,10 @@ import type {
   ChatState,
   Generation,
   GenerationEvent,
+  InspectReport,
   ModelDetails,
   ModelInfo,
+  RunDetails,
   RunRecord,
   SavedChat,
   SavedConversation,
@@ -63,4 +65,7 @@ export const backend = {
   forkChat: (chat: ChatId, turns: number) => invoke<ChatId>("fork_chat", { chat, turns }),
   closeChat: (chat: ChatId) => invoke<SavedChat | null>("close_chat", { chat }),
   listRuns: () => invoke<RunRecord[]>("list_runs"),
+  runDetails: (id: number) => invoke<RunDetails>("run_details", { id }),
+  inspectDataset: (path: string, model: string | null, maxSeqLength: number | null = null) =>
+    invoke<InspectReport>("inspect_dataset", { path, model, maxSeqLength }),
 };

@@ -2,7 +2,13 @@
 // canned models, a streaming chat and saved conversations. Only the `--mode mock` build has it.
 
 import { mockIPC, mockWindows } from "@tauri-apps/api/mocks";
-import type { ChatMessage, GenerationEvent, GenerationStats, ModelInfo } from "../lib/types";
+import type {
+  ChatMessage,
+  GenerationEvent,
+  GenerationStats,
+  ModelDetails,
+  ModelInfo,
+} from "../lib/types";
 
 const MODEL = "models-cache/SmolLM2-135M-Instruct.Q4_1.gguf";
 
@@ -72,6 +78,8 @@ function state(id: number) {
 
 type Args = Record<string, any>;
 
+const run = { id: 1, name: "smollm2-facts", status: "succeeded", error: null, created_at: Date.UTC(2026, 10, 20, 9, 30) };
+
 async function reply(c: MockChat, text: string, events: { onmessage: (e: GenerationEvent) => void }) {
   const prompt = c.messages.reduce((n, m) => n + 4 + Math.ceil(m.content.length / 4), 3);
   const reused = c.cached;
@@ -88,8 +96,31 @@ async function reply(c: MockChat, text: string, events: { onmessage: (e: Generat
 }
 
 const handlers: Record<string, (a: Args) => unknown> = {
-  list_models: () => [
-    { name: "SmolLM2-135M-Instruct.Q4_1.gguf", source: "models_cache", path: MODEL, repo_id: null, format: "gguf", architecture: "llama", quantization: "Q4_1", bytes: 98_362_432 },
+  list_models: (): ModelDetails[] => [
+    {
+      name: "SmolLM2-135M-Instruct.Q4_1.gguf",
+      source: "library",
+      path: MODEL,
+      repo_id: null,
+      revision: null,
+      format: "gguf",
+      architecture: "llama",
+      parameters: 134_515_008,
+      dtype: "Q4_1",
+      quantization: "Q4_1",
+      weights_bytes: 98_000_000,
+      bytes: 98_362_432,
+      shape: { layers: 30, hidden: 576, heads: 9, kv_heads: 3, head_dim: 64, vocab: 49152, context: 8192 } as ModelDetails["shape"],
+      runnable: true,
+      not_runnable: null,
+      files: [{ name: "SmolLM2-135M-Instruct.Q4_1.gguf", bytes: 98_362_432 }],
+      tensors: 272,
+      fit: {
+        memory: { total: 24e9, available: 20e9 },
+        chat: { bytes: 700e6, verdict: "fits", parts: [], assumptions: ["f32 weights on the CPU backend"] },
+        train: { bytes: 1.5e9, verdict: "fits", parts: [], assumptions: ["LoRA rank 8, batch 4"] },
+      },
+    },
   ],
   load_model: () => info,
   new_chat: (a) => {
@@ -139,9 +170,60 @@ const handlers: Record<string, (a: Args) => unknown> = {
     chats.delete(a.chat);
     return null;
   },
-  list_runs: () => [
-    { id: 1, name: "smollm2-facts", status: "succeeded", created_at: Date.UTC(2026, 10, 20, 9, 30) },
-  ],
+  inspect_dataset: (a) => ({
+    file: {
+      path: a.path,
+      kind: "jsonl",
+      format: "chat",
+      csv: null,
+      examples: 29,
+      invalid: 1,
+      errors: [{ code: "data.missing_key", message: `${a.path}:5, field 'messages[0]': missing key 'content'` }],
+      duplicates: 0,
+      warnings: [],
+    },
+    stats: {
+      count: 29, tokens: 1450, trained_tokens: 290, min: 41, p50: 50, p95: 58, max: 61, mean: 50,
+      max_seq_length: a.maxSeqLength ?? 2048, truncated: 0, truncated_tokens: 0,
+      histogram: [
+        { lo: 0, hi: 16, count: 0 }, { lo: 16, hi: 32, count: 0 }, { lo: 32, hi: 48, count: 9 },
+        { lo: 48, hi: 64, count: 20 }, { lo: 64, hi: 80, count: 0 }, { lo: 80, hi: 96, count: 0 },
+        { lo: 96, hi: 112, count: 0 }, { lo: 112, hi: 128, count: 0 }, { lo: 128, hi: null, count: 0 },
+      ],
+    },
+    samples: [
+      {
+        line: 1,
+        example: { messages: [{ role: "user", content: "What is the Blue Lantern's code?" }, { role: "assistant", content: "The Blue Lantern's code is 7-4-1." }] },
+        marked: "<|im_start|>user\nWhat is the Blue Lantern's code?<|im_end|>\n<|im_start|>assistant\n«The Blue Lantern's code is 7-4-1.<|im_end|>»\n",
+        tokens: 50,
+        trained: 12,
+      },
+    ],
+  }),
+  list_runs: () => [run],
+  run_details: () => ({
+    run,
+    metrics: Array.from({ length: 20 }, (_, i) => {
+      const step = i + 1;
+      const evaluated = step % 5 === 0;
+      return {
+        step,
+        epoch: step / 7,
+        train_loss: 3.2 * Math.exp(-step / 8) + 0.4,
+        val_loss: evaluated ? 3.0 * Math.exp(-step / 9) + 0.55 + (step === 20 ? 0.3 : 0) : null,
+        learning_rate: 1e-4 * Math.min(1, step / 4),
+        tokens_per_second: 90 + (step % 3),
+        peak_memory: 935_000_000,
+        iterations_per_second: 0.3,
+        trained_tokens: step * 180,
+        probes: evaluated
+          ? JSON.stringify([{ prompt: "What is the Blue Lantern's code?", answer: step >= 15 ? "The Blue Lantern's code is 7-4-1." : "A code of honor." }])
+          : null,
+      };
+    }),
+    checkpoints: [5, 10, 15, 20].map((step, i) => ({ id: i + 1, run_id: 1, step, path: "", created_at: 0 })),
+  }),
 };
 
 export function installMockBackend() {

@@ -30,6 +30,7 @@ use crate::load::LoadedModel;
 
 /// How a conversation talks to the model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default)]
 pub struct ChatOptions {
     /// Extra chat-template variables, a JSON object (e.g. `{"enable_thinking": false}`).
@@ -42,6 +43,7 @@ pub struct ChatOptions {
 
 /// The policy when a conversation no longer fits the model's context.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Overflow {
     /// Leave the oldest turns (never the system message) out of the model's view until the
@@ -57,6 +59,7 @@ pub enum Overflow {
 /// adapter, and the chat template with its options. A cache is only ever reused under an
 /// equal key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CacheKey {
     pub model: String,
     /// Empty for none.

@@ -46,6 +46,7 @@ impl WeightFormat {
 
 /// What a loaded model is.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ModelInfo {
     pub path: PathBuf,
     pub name: String,

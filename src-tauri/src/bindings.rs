@@ -1,0 +1,94 @@
+//! The TypeScript declarations of what the page sends and receives, generated from the Rust
+//! types with ts-rs into `ui/src/lib/bindings.ts`. The test fails when that file differs from
+//! what the types give now; `ADAPT_UPDATE_BINDINGS=1 cargo test -p adapt-app bindings`
+//! rewrites it. 64-bit integers are declared `number`: JSON carries them as numbers.
+
+#[cfg(test)]
+mod tests {
+    use adapt_api::datasets::InspectReport;
+    use adapt_api::{
+        ApiError, CacheKey, ChatId, ChatMessage, ChatOptions, ChatState, GenerateParams,
+        Generation, GenerationEvent, GenerationStats, ModelDetails, ModelInfo, Overflow,
+        RunDetails, RunRecord, SamplingParams, SavedChat, SavedConversation, StopReason,
+    };
+    use std::collections::BTreeMap;
+
+    use ts_rs::{Config, TS};
+
+    use crate::commands::Opened;
+
+    const FILE: &str = "../ui/src/lib/bindings.ts";
+
+    fn declarations() -> String {
+        let cfg = Config::new().with_large_int("number");
+        let mut out = String::from(
+            "// Generated from the Rust types by src-tauri/src/bindings.rs (ts-rs): do not edit.\n\
+             // After changing those types: ADAPT_UPDATE_BINDINGS=1 cargo test -p adapt-app bindings\n",
+        );
+        let mut collector = Collector {
+            cfg: &cfg,
+            seen: BTreeMap::new(),
+        };
+        macro_rules! with_dependencies {
+            ($($t:ty),* $(,)?) => {$( ts_rs::TypeVisitor::visit::<$t>(&mut collector); )*};
+        }
+        with_dependencies!(
+            ApiError,
+            ChatId,
+            ChatMessage,
+            ChatOptions,
+            Overflow,
+            CacheKey,
+            ChatState,
+            SavedChat,
+            SavedConversation,
+            Opened,
+            GenerateParams,
+            SamplingParams,
+            Generation,
+            GenerationStats,
+            GenerationEvent,
+            StopReason,
+            ModelInfo,
+            ModelDetails,
+            RunRecord,
+            RunDetails,
+            InspectReport,
+        );
+        for decl in collector.seen.values() {
+            out.push_str(&format!("\nexport {decl}\n"));
+        }
+        out
+    }
+
+    /// Declares a type and, once each, every named type it depends on.
+    struct Collector<'a> {
+        cfg: &'a Config,
+        seen: BTreeMap<String, String>,
+    }
+
+    impl ts_rs::TypeVisitor for Collector<'_> {
+        fn visit<T: TS + 'static + ?Sized>(&mut self) {
+            let name = T::name(self.cfg);
+            if T::output_path().is_some() && !self.seen.contains_key(&name) {
+                self.seen.insert(name, T::decl(self.cfg));
+                T::visit_dependencies(self);
+            }
+        }
+    }
+
+    #[test]
+    fn bindings_match_the_rust_types() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(FILE);
+        let want = declarations();
+        if std::env::var("ADAPT_UPDATE_BINDINGS").as_deref() == Ok("1") {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "{FILE} is out of date with the Rust types: run \
+             ADAPT_UPDATE_BINDINGS=1 cargo test -p adapt-app bindings"
+        );
+    }
+}
