@@ -26,6 +26,12 @@ impl Shared {
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
+
+    /// Closes every conversation, writing saved ones' caches (the app is quitting).
+    pub fn close_all(&self) -> Answer<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.adapt.close_all_chats().map(|_| ())
+    }
 }
 
 type Answer<T> = Result<T, ApiError>;

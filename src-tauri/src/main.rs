@@ -8,6 +8,8 @@
 mod bindings;
 mod commands;
 
+use tauri::Manager;
+
 fn main() {
     let adapt = match adapt_api::Adapt::start() {
         Ok(adapt) => adapt,
@@ -16,7 +18,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let result = tauri::Builder::default()
+    let app = tauri::Builder::default()
         .manage(commands::Shared::new(adapt))
         .invoke_handler(tauri::generate_handler![
             commands::list_models,
@@ -35,9 +37,20 @@ fn main() {
             commands::run_details,
             commands::inspect_dataset,
         ])
-        .run(tauri::generate_context!());
-    if let Err(e) = result {
-        eprintln!("error: the window could not run: {e}");
-        std::process::exit(1);
-    }
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("error: the window could not open: {e}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|handle, event| {
+        // Quitting writes the caches of saved conversations, as leaving `adapt chat` does.
+        if let tauri::RunEvent::Exit = event {
+            if let Err(e) = handle.state::<commands::Shared>().close_all() {
+                eprintln!("error [{}]: {}", e.code, e.message);
+            }
+        }
+    });
 }

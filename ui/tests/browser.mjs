@@ -46,6 +46,14 @@ try {
   assert.match(await page.getByTestId("turn-stats").nth(1).textContent(), /[1-9]\d* reused/);
   await page.screenshot({ path: join(out, "chat.png") });
 
+  // A failed turn shows the error and leaves the conversation as it was.
+  await page.getByTestId("composer").fill("[fail] a very long message");
+  await page.getByTestId("send").click();
+  await page.getByRole("alert").getByText("[request.invalid]").waitFor();
+  assert.equal(await page.getByTestId("message-user").count(), 2);
+  assert.equal(await page.getByTestId("message-assistant").count(), 2);
+  await page.getByRole("alert").getByText("Dismiss").click();
+
   // Reopened from the list, then forked at the first turn.
   await page.getByTestId("new-chat").click();
   await page.getByTestId("saved-chat").first().click();

@@ -302,6 +302,17 @@ impl Adapt {
         Ok(saved)
     }
 
+    /// Closes every conversation (a shell quitting): saved ones have their caches written, so
+    /// they reopen without processing their history. Returns what was written.
+    pub fn close_all_chats(&self) -> Result<Vec<SavedChat>, ApiError> {
+        let ids = self.call(|reply| Request::ChatIds { reply })?;
+        let mut written = Vec::new();
+        for chat in ids {
+            written.extend(self.close_chat(chat)?);
+        }
+        Ok(written)
+    }
+
     /// The saved conversations, most recently used first.
     pub fn list_chats(&self) -> Result<Vec<SavedConversation>, ApiError> {
         let store = self.store()?;

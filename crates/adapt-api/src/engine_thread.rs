@@ -61,6 +61,10 @@ pub(crate) enum Request {
         chat: ChatId,
         reply: Reply<crate::chats::ChatState>,
     },
+    /// The conversations held.
+    ChatIds {
+        reply: Reply<Vec<ChatId>>,
+    },
     /// Forgets a conversation; one kept on disk is saved first (its record is returned).
     CloseChat {
         chat: ChatId,
@@ -329,6 +333,10 @@ pub(crate) fn run(requests: Receiver<Request>) {
                     })
                     .ok_or_else(no_chat);
                 let _ = reply.send(result);
+            }
+            Request::ChatIds { reply } => {
+                let ids = state.chats.ids().into_iter().map(ChatId).collect();
+                let _ = reply.send(Ok(ids));
             }
             Request::CloseChat { chat, reply } => {
                 let State { model, chats } = &mut state;

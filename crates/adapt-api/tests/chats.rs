@@ -1,7 +1,7 @@
 //! Conversations through the API with SmolLM2: caches within the memory budget (the least
 //! recently used leaves memory and comes back from its file) and the disk budget (the least
 //! recently used file goes; its conversation still opens and processes its history again);
-//! an edit trims the cache to the prefix still valid.
+//! an edit trims the cache to the prefix still valid; quitting writes the saved ones' caches.
 
 use adapt_api::{Adapt, AdaptConfig, GenerateParams, SamplingParams};
 
@@ -89,4 +89,19 @@ fn caches_stay_within_their_budgets_and_evicted_conversations_continue() {
         "{:?}",
         g.stats
     );
+
+    // Quitting writes the caches of saved conversations still in memory ("fruits" left memory
+    // for the budget, and was written then).
+    assert!(adapt.chat_state(b).unwrap().evicted);
+    let written = adapt.close_all_chats().unwrap();
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(written[0].path.ends_with("colors.safetensors") && written[0].cached_tokens > 20);
+    // The 1-byte disk budget keeps only the file just written.
+    assert!(!dir
+        .path()
+        .join("data/kv-caches/fruits.safetensors")
+        .exists());
+    assert!(adapt.chat_state(reopened).is_err() && adapt.chat_state(b).is_err());
+    let (_, saved) = adapt.open_chat("colors").unwrap();
+    assert_eq!(saved.cached_tokens, written[0].cached_tokens);
 }

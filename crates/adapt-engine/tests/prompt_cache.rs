@@ -126,7 +126,7 @@ fn a_cache_adapt_saved_continues_in_mlx_lm() {
             .unwrap()
             .build(format)
             .unwrap();
-        let tokens: Vec<u32> = vec![1, 17, 42, 99, 3, 120, 7, 7, 250];
+        let tokens: Vec<u32> = vec![1, 17, 42, 99, 3, 120, 7, 7, 64];
         let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
         let mut cache = SequenceCache::new(&model);
         model

@@ -129,6 +129,9 @@ const handlers: Record<string, (a: Args) => unknown> = {
     return id;
   },
   send_message: (a) => {
+    if (a.text.includes("[fail]")) {
+      throw { code: "request.invalid", message: "the prompt has 9000 tokens but the model's context holds 8192" };
+    }
     const c = chats.get(a.chat)!;
     c.messages.push({ role: "user", content: a.text });
     return reply(c, a.text, a.events);
