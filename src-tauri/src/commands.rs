@@ -90,14 +90,8 @@ pub async fn send_message(
     params: Option<GenerateParams>,
     events: Channel<GenerationEvent>,
 ) -> Answer<Generation> {
-    let stop = shared.stop.clone();
-    stop.store(false, Ordering::Relaxed);
-    on_worker(&shared, move |a| {
-        let params = params.unwrap_or_default();
-        a.chat(chat, &text, &params, |e| {
-            let _ = events.send(e);
-            !stop.load(Ordering::Relaxed)
-        })
+    reply(&shared, params, events, move |a, p, on_event| {
+        a.chat(chat, &text, p, on_event)
     })
     .await
 }
@@ -110,14 +104,33 @@ pub async fn regenerate(
     params: Option<GenerateParams>,
     events: Channel<GenerationEvent>,
 ) -> Answer<Generation> {
+    reply(&shared, params, events, move |a, p, on_event| {
+        a.regenerate(chat, p, on_event)
+    })
+    .await
+}
+
+/// Runs a reply on a worker, forwarding its events to `events` until `stop_generation`.
+async fn reply(
+    shared: &State<'_, Shared>,
+    params: Option<GenerateParams>,
+    events: Channel<GenerationEvent>,
+    run: impl FnOnce(
+            &Adapt,
+            &GenerateParams,
+            &mut dyn FnMut(GenerationEvent) -> bool,
+        ) -> Answer<Generation>
+        + Send
+        + 'static,
+) -> Answer<Generation> {
     let stop = shared.stop.clone();
     stop.store(false, Ordering::Relaxed);
-    on_worker(&shared, move |a| {
-        let params = params.unwrap_or_default();
-        a.regenerate(chat, &params, |e| {
+    on_worker(shared, move |a| {
+        let mut forward = |e| {
             let _ = events.send(e);
             !stop.load(Ordering::Relaxed)
-        })
+        };
+        run(a, &params.unwrap_or_default(), &mut forward)
     })
     .await
 }

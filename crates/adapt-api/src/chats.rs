@@ -209,25 +209,8 @@ impl Adapt {
             path: path.clone(),
             reply,
         })?;
-        let conversation = {
-            let mut store = self.store()?;
-            let conversation = match store.conversation_by_title(name)? {
-                Some(c) => c.id,
-                None => store.create_conversation(name, None, None, None)?.id,
-            };
-            if saved.cached_tokens > 0 {
-                store.put_kv_cache(
-                    &store_key(&saved.key),
-                    Some(conversation),
-                    &path,
-                    saved.cached_tokens as u64,
-                    saved.bytes,
-                )?;
-            }
-            conversation
-        };
-        self.names().insert(chat, (name.to_string(), conversation));
-        self.sync(chat)?;
+        let known = self.store()?.conversation_by_title(name)?.map(|c| c.id);
+        self.keep_named(chat, name, known, &saved)?;
         self.keep_disk_budget(&path)?;
         Ok(saved)
     }
@@ -262,25 +245,7 @@ impl Adapt {
             messages,
             reply,
         })?;
-        let conversation = {
-            let mut store = self.store()?;
-            let conversation = match record {
-                Some(c) => c.id,
-                None => store.create_conversation(name, None, None, None)?.id,
-            };
-            if saved.cached_tokens > 0 {
-                store.put_kv_cache(
-                    &store_key(&saved.key),
-                    Some(conversation),
-                    &path,
-                    saved.cached_tokens as u64,
-                    saved.bytes,
-                )?;
-            }
-            conversation
-        };
-        self.names().insert(chat, (name.to_string(), conversation));
-        self.sync(chat)?;
+        self.keep_named(chat, name, record.map(|c| c.id), &saved)?;
         Ok((chat, saved))
     }
 
@@ -290,13 +255,7 @@ impl Adapt {
         let saved = self.call(|reply| Request::CloseChat { chat, reply })?;
         let named = self.names().remove(&chat);
         if let (Some(saved), Some((_, conversation))) = (&saved, named) {
-            self.store()?.put_kv_cache(
-                &store_key(&saved.key),
-                Some(conversation),
-                &saved.path,
-                saved.cached_tokens as u64,
-                saved.bytes,
-            )?;
+            self.record_cache(conversation, saved)?;
             self.keep_disk_budget(&saved.path)?;
         }
         Ok(saved)
@@ -376,6 +335,42 @@ impl Adapt {
                 bytes: Some(bytes as usize),
             })
             .map_err(|_| ApiError::engine_gone())
+    }
+
+    /// Makes `chat` the conversation saved as `name` (the store's record `known`, or a new
+    /// one), records its cache file and writes its messages.
+    fn keep_named(
+        &self,
+        chat: ChatId,
+        name: &str,
+        known: Option<i64>,
+        saved: &SavedChat,
+    ) -> Result<(), ApiError> {
+        let conversation = match known {
+            Some(id) => id,
+            None => {
+                self.store()?
+                    .create_conversation(name, None, None, None)?
+                    .id
+            }
+        };
+        self.record_cache(conversation, saved)?;
+        self.names().insert(chat, (name.to_string(), conversation));
+        self.sync(chat)
+    }
+
+    /// Records `saved`'s cache file for `conversation` (nothing when it holds no cache).
+    fn record_cache(&self, conversation: i64, saved: &SavedChat) -> Result<(), ApiError> {
+        if saved.cached_tokens > 0 {
+            self.store()?.put_kv_cache(
+                &store_key(&saved.key),
+                Some(conversation),
+                &saved.path,
+                saved.cached_tokens as u64,
+                saved.bytes,
+            )?;
+        }
+        Ok(())
     }
 
     /// Removes cache files, least recently used first and never `keep`, until the saved

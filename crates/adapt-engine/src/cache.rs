@@ -6,7 +6,7 @@
 //! positions are valid. [`KvCache::trim`] forgets the newest positions (their storage is
 //! reused), which is how a conversation rewinds to a shared prefix.
 //!
-//! A cache made with [`KvCache::quantized`] stores keys and values as MLX affine-quantized
+//! A cache made with a [`KvQuant`] ([`KvCache::with_quant`]) stores keys and values as MLX affine-quantized
 //! triplets (packed values, scales, biases — mlx-lm's `QuantizedKVCache` layout) and hands
 //! attention dequantized copies of the valid positions.
 
@@ -69,10 +69,10 @@ impl KvCache {
         Self::default()
     }
 
-    /// An empty cache storing keys and values quantized.
-    pub fn quantized(quant: KvQuant) -> Self {
+    /// An empty cache storing keys and values as computed, or quantized as `quant` says.
+    pub fn with_quant(quant: Option<KvQuant>) -> Self {
         KvCache {
-            quant: Some(quant),
+            quant,
             ..Self::default()
         }
     }
@@ -87,12 +87,7 @@ impl KvCache {
 
     /// A list of empty caches, one per layer.
     pub fn for_layers(n_layers: usize, quant: Option<KvQuant>) -> Vec<KvCache> {
-        (0..n_layers)
-            .map(|_| KvCache {
-                quant,
-                ..KvCache::default()
-            })
-            .collect()
+        (0..n_layers).map(|_| KvCache::with_quant(quant)).collect()
     }
 
     /// Number of valid positions.
@@ -299,7 +294,7 @@ mod tests {
         for bits in [8, 4] {
             let quant = KvQuant::for_head_dim(bits, 64).unwrap();
             let mut dense = KvCache::new();
-            let mut packed = KvCache::quantized(quant);
+            let mut packed = KvCache::with_quant(Some(quant));
             for (start, len) in [(0, 20), (20, 1), (21, 5)] {
                 dense
                     .update_and_fetch(&x(start, len), &x(start, len))

@@ -165,7 +165,7 @@ impl SequenceCache {
             layers: self
                 .layers
                 .iter()
-                .map(|l| KvCache::for_layers(1, l.quant()).remove(0))
+                .map(|l| KvCache::with_quant(l.quant()))
                 .collect(),
         }
     }
@@ -175,6 +175,11 @@ impl SequenceCache {
         mlx_rs::transforms::eval(self.layers.iter().flat_map(KvCache::arrays))?;
         Ok(())
     }
+}
+
+/// Length of the longest common prefix of `a` and `b`.
+pub fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// Runs `prompt` through `model` (reusing what `cache` already holds) and generates a reply.
@@ -205,13 +210,7 @@ pub fn generate(
     mlx_rs::memory::reset_peak_memory()?;
 
     // Reuse the cached prefix; at least one token must run to produce logits.
-    let common = cache
-        .tokens
-        .iter()
-        .zip(prompt)
-        .take_while(|(a, b)| a == b)
-        .count()
-        .min(prompt.len() - 1);
+    let common = common_prefix(&cache.tokens, prompt).min(prompt.len() - 1);
     cache.truncate(common);
     let mut stats = GenerationStats {
         prompt_tokens: prompt.len(),

@@ -59,45 +59,26 @@ fn a_cache_mlx_lm_saved_continues_in_adapt() {
         return;
     };
     let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = adapt_testsupport::repo_root();
     for name in ["llama", "qwen3"] {
         let dir = root.join("tests/fixtures/parity").join(name);
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("mlx-lm.safetensors");
-        let out = std::process::Command::new(&python)
-            .arg(root.join("scripts/reference/save_cache.py"))
-            .arg(&dir)
-            .arg(&path)
-            .args(["1,17,42,99,3,120,7,7", "11"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let theirs = reference_logits(
+            &python,
+            &[
+                dir.as_os_str(),
+                path.as_os_str(),
+                "1,17,42,99,3,120,7,7".as_ref(),
+                "11".as_ref(),
+            ],
         );
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let theirs: Vec<f32> = json["logits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
-
-        let format = adapt_engine::WeightFormat {
-            dtype: adapt_engine::mlx_rs::Dtype::Float32,
-            dequantize: false,
-        };
-        let model = adapt_engine::load::folder::read(&dir)
-            .unwrap()
-            .build(format)
-            .unwrap();
+        let model = fixture_model(&dir);
         let (mut cache, _) = load(&path).unwrap();
         assert!(cache.tokens.is_empty(), "mlx-lm writes no token ids");
         assert!(cache.layers.iter().all(|l| l.offset() == 8));
         let next = Array::from_slice(&[11i32], &[1, 1]);
         let ours = model.forward_last(&next, &mut cache.layers).unwrap();
-        let theirs = Array::from_slice(&theirs, &[1, theirs.len() as i32]);
         let d = max_abs_diff(&ours, &theirs);
         assert!(
             d < 1e-4,
@@ -115,17 +96,10 @@ fn a_cache_adapt_saved_continues_in_mlx_lm() {
         return;
     };
     let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = adapt_testsupport::repo_root();
     for name in ["llama", "qwen3"] {
         let dir = root.join("tests/fixtures/parity").join(name);
-        let format = adapt_engine::WeightFormat {
-            dtype: adapt_engine::mlx_rs::Dtype::Float32,
-            dequantize: false,
-        };
-        let model = adapt_engine::load::folder::read(&dir)
-            .unwrap()
-            .build(format)
-            .unwrap();
+        let model = fixture_model(&dir);
         let tokens: Vec<u32> = vec![1, 17, 42, 99, 3, 120, 7, 7, 64];
         let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
         let mut cache = SequenceCache::new(&model);
@@ -140,28 +114,52 @@ fn a_cache_adapt_saved_continues_in_mlx_lm() {
             .forward_last(&Array::from_slice(&[11i32], &[1, 1]), &mut cache.layers)
             .unwrap();
 
-        let out = std::process::Command::new(&python)
-            .arg(root.join("scripts/reference/save_cache.py"))
-            .arg("--continue")
-            .arg(&dir)
-            .arg(&path)
-            .arg("11")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let theirs = reference_logits(
+            &python,
+            &[
+                "--continue".as_ref(),
+                dir.as_os_str(),
+                path.as_os_str(),
+                "11".as_ref(),
+            ],
         );
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let theirs: Vec<f32> = json["logits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
-        let theirs = Array::from_slice(&theirs, &[1, theirs.len() as i32]);
         let d = max_abs_diff(&ours, &theirs);
         assert!(d < 1e-4, "{name}: mlx-lm's continuation differs by {d}");
     }
+}
+
+/// A parity fixture's model, dense f32.
+fn fixture_model(dir: &std::path::Path) -> adapt_engine::Model {
+    let format = adapt_engine::WeightFormat {
+        dtype: adapt_engine::mlx_rs::Dtype::Float32,
+        dequantize: false,
+    };
+    adapt_engine::load::folder::read(dir)
+        .unwrap()
+        .build(format)
+        .unwrap()
+}
+
+/// Runs `save_cache.py args…` in the reference environment and returns the logits it prints
+/// (`[1, vocab]`).
+fn reference_logits(python: &str, args: &[&std::ffi::OsStr]) -> Array {
+    let root = adapt_testsupport::repo_root();
+    let out = std::process::Command::new(python)
+        .arg(root.join("scripts/reference/save_cache.py"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let logits: Vec<f32> = json["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    Array::from_slice(&logits, &[1, logits.len() as i32])
 }

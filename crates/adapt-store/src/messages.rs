@@ -39,6 +39,21 @@ fn record(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     })
 }
 
+/// Marks `conversation` as used at `now`; an error if it does not exist.
+fn touch_conversation(tx: &rusqlite::Transaction<'_>, conversation: i64, now: i64) -> Result<()> {
+    let touched = tx.execute(
+        "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
+        params![conversation, now],
+    )?;
+    if touched == 0 {
+        return Err(StoreError::NotFound {
+            what: "conversation",
+            id: conversation,
+        });
+    }
+    Ok(())
+}
+
 impl Store {
     /// Appends a message to `conversation` and marks the conversation as just used.
     pub fn append_message(
@@ -49,16 +64,7 @@ impl Store {
     ) -> Result<MessageRecord> {
         let now = now_ms();
         let id = self.write(|tx| {
-            let touched = tx.execute(
-                "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
-                params![conversation, now],
-            )?;
-            if touched == 0 {
-                return Err(StoreError::NotFound {
-                    what: "conversation",
-                    id: conversation,
-                });
-            }
+            touch_conversation(tx, conversation, now)?;
             tx.execute(
                 "INSERT INTO messages (conversation_id, position, role, content, created_at) \
                  SELECT ?1, coalesce(max(position) + 1, 0), ?2, ?3, ?4 \
@@ -90,16 +96,7 @@ impl Store {
     pub fn set_messages(&mut self, conversation: i64, messages: &[(&str, &str)]) -> Result<()> {
         let now = now_ms();
         self.write(|tx| {
-            let touched = tx.execute(
-                "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
-                params![conversation, now],
-            )?;
-            if touched == 0 {
-                return Err(StoreError::NotFound {
-                    what: "conversation",
-                    id: conversation,
-                });
-            }
+            touch_conversation(tx, conversation, now)?;
             tx.execute(
                 "DELETE FROM messages WHERE conversation_id = ?1",
                 [conversation],

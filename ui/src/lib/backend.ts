@@ -35,6 +35,13 @@ function params(s: SamplingSettings) {
   };
 }
 
+/** A channel that hands each streamed event to `onEvent`. */
+function channel(onEvent: (e: GenerationEvent) => void): Channel<GenerationEvent> {
+  const events = new Channel<GenerationEvent>();
+  events.onmessage = onEvent;
+  return events;
+}
+
 export const backend = {
   listModels: () => invoke<ModelDetails[]>("list_models"),
   loadModel: (path: string, adapter: string | null = null) =>
@@ -47,13 +54,11 @@ export const backend = {
     settings: SamplingSettings,
     onEvent: (e: GenerationEvent) => void,
   ) {
-    const events = new Channel<GenerationEvent>();
-    events.onmessage = onEvent;
+    const events = channel(onEvent);
     return invoke<Generation>("send_message", { chat, text, params: params(settings), events });
   },
   regenerate(chat: ChatId, settings: SamplingSettings, onEvent: (e: GenerationEvent) => void) {
-    const events = new Channel<GenerationEvent>();
-    events.onmessage = onEvent;
+    const events = channel(onEvent);
     return invoke<Generation>("regenerate", { chat, params: params(settings), events });
   },
   stopGeneration: () => invoke<void>("stop_generation"),

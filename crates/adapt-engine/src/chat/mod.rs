@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::{KvCache, KvQuant};
 use crate::error::{EngineError, Result};
-use crate::generate::{generate, GenerateParams, Generation, SequenceCache, TokenSink};
+use crate::generate::{
+    common_prefix, generate, GenerateParams, Generation, SequenceCache, TokenSink,
+};
 use crate::load::LoadedModel;
 
 /// How a conversation talks to the model.
@@ -269,7 +271,10 @@ impl ChatSession {
         let key = CacheKey::new(lm, &self.options);
         let prompt = self.fit(lm, params)?;
         let mut shared = shared;
-        if self.cache.tokens.is_empty() {
+        // A conversation's opening is looked up and kept when it starts from an empty cache
+        // (its first turn, or after its cache left memory); later turns extend their own.
+        let fresh = self.cache.tokens.is_empty();
+        if fresh {
             if let Some(seed) = shared.as_deref_mut().and_then(|t| t.lookup(&key, &prompt)) {
                 self.cache = seed;
             }
@@ -282,7 +287,7 @@ impl ChatSession {
             params,
             sink,
         )?;
-        if let Some(trie) = shared {
+        if let Some(trie) = shared.filter(|_| fresh) {
             let opening = opening_tokens(lm, &self.messages, &self.options.template_options)?;
             let len = common_prefix(&opening, &self.cache.tokens);
             trie.insert(&key, &self.cache, len)?;
@@ -425,11 +430,6 @@ fn load_checked(lm: &LoadedModel, path: &Path) -> Result<(SequenceCache, HashMap
         return Err(bad("its cache does not fit this model".into()));
     }
     Ok((cache, metadata))
-}
-
-/// Length of the longest common prefix of `a` and `b`.
-pub fn common_prefix(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// The token ids of `messages` rendered for a reply from the assistant: with the model's chat
