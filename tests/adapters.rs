@@ -27,8 +27,8 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/parity")
+    adapt_testsupport::repo_root()
+        .join("tests/fixtures/parity")
         .join(name)
 }
 
@@ -63,7 +63,7 @@ fn python() -> Option<String> {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference/adapter_logits.py")
+    adapt_testsupport::repo_root().join("scripts/reference/adapter_logits.py")
 }
 
 /// Runs `adapter_logits.py args…` and returns its standard output.

@@ -176,7 +176,7 @@ fn reference_greedy(
     max_tokens: usize,
     dense_f32: bool,
 ) -> Vec<(Vec<u32>, Vec<u32>)> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference/greedy.py");
+    let script = adapt_testsupport::repo_root().join("scripts/reference/greedy.py");
     let out = Command::new(python)
         .arg(script)
         .args(dense_f32.then_some("--dense-f32"))
@@ -307,8 +307,7 @@ fn mlx_lm_continues_a_prompt_cache_we_saved_exactly_as_we_do() {
     .unwrap();
     assert_eq!(ours.stats.prefilled_tokens, 1);
 
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference/continue_cache.py");
+    let script = adapt_testsupport::repo_root().join("scripts/reference/continue_cache.py");
     let out = Command::new(&python)
         .arg(script)
         .args(format.dequantize.then_some("--dense-f32"))

@@ -79,7 +79,9 @@ mod tests {
 
     #[test]
     fn bindings_match_the_rust_types() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(FILE);
+        // Read when the test runs (not `env!`): right even in a build folder shared by checkouts.
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test");
+        let path = std::path::Path::new(&dir).join(FILE);
         let want = declarations();
         if std::env::var("ADAPT_UPDATE_BINDINGS").as_deref() == Ok("1") {
             std::fs::write(&path, &want).unwrap();

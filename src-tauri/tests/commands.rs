@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 
 fn read(path: &str) -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Read when the test runs (not `env!`): right even in a build folder shared by checkouts.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test");
+    let root = std::path::Path::new(&dir);
     std::fs::read_to_string(root.join(path)).unwrap()
 }
 

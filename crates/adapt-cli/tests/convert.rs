@@ -114,8 +114,7 @@ fn convert_names_an_unsupported_tensor_type() {
 #[test]
 fn quantize_reports_a_missing_shard_and_unsupported_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let sharded =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/parity/llama_sharded");
+    let sharded = adapt_testsupport::repo_root().join("tests/fixtures/parity/llama_sharded");
     let broken = dir.path().join("broken");
     std::fs::create_dir(&broken).unwrap();
     for entry in std::fs::read_dir(&sharded).unwrap() {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use adapt_data::{scan, DataOptions, ImportOptions};
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
+    adapt_testsupport::manifest_dir().join("tests/corpus")
 }
 
 /// Everything scanning `file` reports, one `[code] message` per line.
@@ -29,7 +29,7 @@ fn report(file: &Path) -> String {
     let cwd = std::env::current_dir().unwrap();
     assert_eq!(
         cwd,
-        Path::new(env!("CARGO_MANIFEST_DIR")),
+        adapt_testsupport::manifest_dir(),
         "tests run in the crate dir"
     );
     match scan(&rel, &opts, None, |_, _| Ok(()), &mut |_| {}) {

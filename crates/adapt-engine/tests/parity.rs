@@ -22,7 +22,7 @@ use serde_json::Value;
 static MLX: Mutex<()> = Mutex::new(());
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/parity")
+    adapt_testsupport::repo_root().join("tests/fixtures/parity")
 }
 
 struct Reference {

@@ -10,10 +10,7 @@ use std::path::PathBuf;
 /// Panics, saying what to run, when the file is missing.
 pub fn smollm2_gguf() -> PathBuf {
     let path = std::env::var_os("ADAPT_SMOLLM2_GGUF").map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models-cache/SmolLM2-135M-Instruct.Q4_1.gguf")
-        },
+        || repo_root().join("models-cache/SmolLM2-135M-Instruct.Q4_1.gguf"),
         PathBuf::from,
     );
     assert!(
@@ -22,4 +19,24 @@ pub fn smollm2_gguf() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The folder of the package whose tests are running, as cargo tells the running test.
+/// Unlike `env!("CARGO_MANIFEST_DIR")`, which is fixed when the test is compiled, it stays
+/// right when a build folder shared by checkouts in other places (as `.ci/run` keeps one)
+/// reuses a compiled test.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .expect("tests run under cargo, which sets CARGO_MANIFEST_DIR")
+}
+
+/// The repository's root: the nearest folder holding `Cargo.lock` at or above
+/// [`manifest_dir`].
+pub fn repo_root() -> PathBuf {
+    let dir = manifest_dir();
+    dir.ancestors()
+        .find(|d| d.join("Cargo.lock").is_file())
+        .map(PathBuf::from)
+        .unwrap_or(dir)
 }
