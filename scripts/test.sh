@@ -36,5 +36,6 @@ echo "== ui: every view with a mocked backend in Chromium (Playwright)"
 echo "== app: build (debug) with its .deb, then the real window under Xvfb (WebDriver)"
 ui/node_modules/.bin/tauri build --debug --bundles deb --ci
 ls "$TARGET"/debug/bundle/deb/*.deb
-ADAPT_APP="$TARGET/debug/adapt-app" ADAPT_MODELS_DIR="$ROOT/models-cache" \
-    xvfb-run -a -s "-screen 0 1280x800x24" node ui/tests/app.mjs
+# A data folder of its own: the run it trains is run #1.
+ADAPT_DATA_DIR="$ADAPT_DATA_DIR/app" ADAPT_APP="$TARGET/debug/adapt-app" \
+    ADAPT_MODELS_DIR="$ROOT/models-cache" xvfb-run -a -s "-screen 0 1280x800x24" node ui/tests/app.mjs

@@ -7,9 +7,10 @@
 mod tests {
     use adapt_api::datasets::InspectReport;
     use adapt_api::{
-        ApiError, CacheKey, ChatId, ChatMessage, ChatOptions, ChatState, GenerateParams,
-        Generation, GenerationEvent, GenerationStats, ModelDetails, ModelInfo, Overflow,
-        RunDetails, RunRecord, SamplingParams, SavedChat, SavedConversation, StopReason,
+        ApiError, CacheKey, Calibration, ChatId, ChatMessage, ChatOptions, ChatState,
+        GenerateParams, Generation, GenerationEvent, GenerationStats, ModelDetails, ModelInfo,
+        Overflow, RunDetails, RunRecord, SamplingParams, SavedChat, SavedConversation, StopReason,
+        TrainForm, TrainPlan, TrainProgress,
     };
     use std::collections::BTreeMap;
 
@@ -54,6 +55,10 @@ mod tests {
             RunRecord,
             RunDetails,
             InspectReport,
+            TrainForm,
+            TrainPlan,
+            TrainProgress,
+            Calibration,
         );
         for decl in collector.seen.values() {
             out.push_str(&format!("\nexport {decl}\n"));

@@ -1,22 +1,27 @@
 //! The commands the page invokes, each a few lines over `adapt-api`. Errors reach the page as
 //! the API's `{code, message}`. Every command runs its blocking API call on a worker thread.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use adapt_api::datasets::{self, DataOptions, InspectReport};
+use adapt_api::datasets::{self, CsvOptions, DataOptions, InspectReport};
 use adapt_api::{
     Adapt, ApiError, ChatId, ChatMessage, ChatOptions, ChatState, GenerateParams, Generation,
     GenerationEvent, ModelDetails, ModelInfo, RunDetails, RunRecord, SavedChat, SavedConversation,
+    TrainForm, TrainJob, TrainPlan, TrainProgress,
 };
+use adapt_api::{Calibration, CancelToken};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
 
-/// What every command shares: the API and the stop flag of the reply in progress.
+/// What every command shares: the API, the stop flag of the reply in progress and the
+/// training runs this window started (by run id).
 pub struct Shared {
     adapt: Arc<Adapt>,
     stop: Arc<AtomicBool>,
+    training: Arc<Mutex<HashMap<i64, CancelToken>>>,
 }
 
 impl Shared {
@@ -24,13 +29,38 @@ impl Shared {
         Shared {
             adapt: Arc::new(adapt),
             stop: Arc::new(AtomicBool::new(false)),
+            training: Arc::default(),
         }
     }
 
-    /// Closes every conversation, writing saved ones' caches (the app is quitting).
+    /// Stops training runs (each writes a checkpoint) and closes every conversation, writing
+    /// saved ones' caches (the app is quitting).
     pub fn close_all(&self) -> Answer<()> {
         self.stop.store(true, Ordering::Relaxed);
+        for token in self.runs().values() {
+            token.cancel();
+        }
         self.adapt.close_all_chats().map(|_| ())
+    }
+
+    fn runs(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CancelToken>> {
+        self.training.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `job`'s stop token until it ends; returns its run id.
+    fn track(&self, job: TrainJob) -> i64 {
+        let run = job.run_id();
+        self.runs().insert(run, job.cancel_token());
+        let training = self.training.clone();
+        std::thread::spawn(move || {
+            // The run's outcome is in its record; the page reads it from there.
+            let _ = job.wait();
+            training
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&run);
+        });
+        run
     }
 }
 
@@ -196,6 +226,7 @@ pub async fn inspect_dataset(
     path: String,
     model: Option<String>,
     max_seq_length: Option<u32>,
+    csv: Option<CsvOptions>,
 ) -> Answer<InspectReport> {
     on_worker(&shared, move |_| {
         let path = std::path::PathBuf::from(path);
@@ -217,6 +248,7 @@ pub async fn inspect_dataset(
         if let Some(n) = max_seq_length {
             opts.max_seq_length = n;
         }
+        opts.import.csv = csv.unwrap_or_default();
         datasets::inspect(&path, &opts, model.as_ref(), 5, &mut |_| {})
     })
     .await
@@ -226,4 +258,76 @@ pub async fn inspect_dataset(
 #[tauri::command]
 pub async fn run_details(shared: State<'_, Shared>, id: i64) -> Answer<RunDetails> {
     on_worker(&shared, move |a| a.run(id)).await
+}
+
+/// What training `form` would take (memory at the batch size that fits), without training.
+#[tauri::command]
+pub async fn plan_training(
+    shared: State<'_, Shared>,
+    form: TrainForm,
+    events: Channel<TrainProgress>,
+) -> Answer<TrainPlan> {
+    on_worker(&shared, move |a| {
+        a.plan_training(&form.request(datasets::default_cache_root()), |p| {
+            let _ = events.send(p.clone());
+        })
+    })
+    .await
+}
+
+/// A few real steps of `form`: measured peak memory and speed beside the estimate.
+#[tauri::command]
+pub async fn calibrate_training(
+    shared: State<'_, Shared>,
+    form: TrainForm,
+    events: Channel<TrainProgress>,
+) -> Answer<Calibration> {
+    on_worker(&shared, move |a| {
+        a.calibrate_training(&form.request(datasets::default_cache_root()), |p| {
+            let _ = events.send(p.clone());
+        })
+    })
+    .await
+}
+
+/// Starts a training run; its progress streams through `events`. Returns the run's id.
+#[tauri::command]
+pub async fn start_training(
+    shared: State<'_, Shared>,
+    form: TrainForm,
+    events: Channel<TrainProgress>,
+) -> Answer<i64> {
+    let request = form.request(datasets::default_cache_root());
+    let job = shared.adapt.start_training(request, move |p| {
+        let _ = events.send(p.clone());
+    })?;
+    Ok(shared.track(job))
+}
+
+/// Resumes a stopped run from its newest checkpoint.
+#[tauri::command]
+pub async fn resume_training(
+    shared: State<'_, Shared>,
+    run: i64,
+    events: Channel<TrainProgress>,
+) -> Answer<i64> {
+    let job = shared.adapt.resume_training(run, move |p| {
+        let _ = events.send(p.clone());
+    })?;
+    Ok(shared.track(job))
+}
+
+/// Stops a run this window started; it writes a checkpoint first.
+#[tauri::command]
+pub fn stop_training(shared: State<'_, Shared>, run: i64) -> Answer<()> {
+    match shared.runs().get(&run) {
+        Some(token) => {
+            token.cancel();
+            Ok(())
+        }
+        None => Err(ApiError::new(
+            "app.not_training",
+            format!("run {run} is not training in this window"),
+        )),
+    }
 }

@@ -7,6 +7,7 @@
 
 mod bindings;
 mod commands;
+mod menu;
 
 use tauri::Manager;
 
@@ -20,6 +21,10 @@ fn main() {
     };
     let app = tauri::Builder::default()
         .manage(commands::Shared::new(adapt))
+        // Size, position and maximized state come back as they were left.
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .menu(menu::build)
+        .on_menu_event(menu::on_event)
         .invoke_handler(tauri::generate_handler![
             commands::list_models,
             commands::load_model,
@@ -36,6 +41,11 @@ fn main() {
             commands::list_runs,
             commands::run_details,
             commands::inspect_dataset,
+            commands::plan_training,
+            commands::calibrate_training,
+            commands::start_training,
+            commands::resume_training,
+            commands::stop_training,
         ])
         .build(tauri::generate_context!());
     let app = match app {

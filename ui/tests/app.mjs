@@ -1,6 +1,8 @@
 // The real app in a real window (run under Xvfb on Linux), driven through tauri-driver and
 // WebKitWebDriver: first run → load the bundled SmolLM2 → a streamed reply with its cache
-// figures → save → a second turn that reuses the cache → the Models and Runs views.
+// figures → save → a second turn that reuses the cache → the sample dataset inspected → a
+// short training run whose steps appear on the loss chart → a chat with its adapter → the
+// Models and Runs views.
 // Screenshots of each view go to docs/screenshots/ (the README shows them).
 //
 // Environment: ADAPT_APP (the built app binary), ADAPT_MODELS_DIR (where SmolLM2 is),
@@ -79,11 +81,43 @@ try {
   assert.match(await (await browser.$(".trained")).getText(), /7-4-1/);
   await browser.saveScreenshot(join(shots, "datasets.png"));
 
+  // A short training run on the sample data: the memory estimate, then points on the loss
+  // chart as the steps report, then a chat with the new adapter.
+  await (await browser.$("[data-view=train]")).click();
+  await (await byTest("train-dataset")).setValue("examples/blue-lantern.jsonl");
+  await waitText(await byTest("train-dataset-note"), /chat · 12 examples/);
+  await (await byTest("train-length-by")).selectByAttribute("value", "iters");
+  await (await byTest("train-iters")).setValue("6");
+  await (await byTest("train-batch")).setValue("2");
+  await (await byTest("train-max-len")).setValue("128");
+  await waitText(await byTest("train-steps"), /^6 optimizer steps/);
+  await (await byTest("estimate")).click();
+  await waitText(await byTest("memory-estimate"), /batch size 2 at \d+ tokens/, 120_000);
+  await (await byTest("start-training")).click();
+  await waitText(await byTest("train-progress"), /step [1-5] of 6/, 180_000);
+  const points = async () => {
+    const d = await (await browser.$('[data-testid="training"] path[data-series="train"]')).getAttribute("d");
+    return d ? d.split("L").length : 0;
+  };
+  const early = await points();
+  await waitText(await byTest("train-status"), /succeeded/, 180_000);
+  assert.ok(early >= 1 && early < 6, `points while training: ${early}`);
+  assert.equal(await points(), 6);
+  await browser.saveScreenshot(join(shots, "train.png"));
+  await (await byTest("chat-with-adapter")).click();
+  await waitText(await byTest("loaded-adapter"), /adapter of run #1/, 60_000);
+  await (await byTest("composer")).setValue("What is the Blue Lantern's code?");
+  await (await byTest("send")).click();
+  await (await byTest("turn-stats")).waitForExist({ timeout: 120_000 });
+  assert.ok((await (await byTest("message-assistant")).getText()).trim().length > 0);
+  assert.equal(await (await byTest("adapter-picker")).getValue(), "1");
+
   await (await browser.$("[data-view=models]")).click();
   await (await byTest("model-row")).waitForExist({ timeout: 30_000 });
   await browser.saveScreenshot(join(shots, "models.png"));
   await (await browser.$("[data-view=runs]")).click();
-  await waitText(await browser.$("main"), /No training runs yet|succeeded|failed|running/);
+  await waitText(await byTest("run-figures"), /step 6 · epoch/);
+  await browser.saveScreenshot(join(shots, "runs.png"));
   console.log("app tests: ok (screenshots in docs/screenshots/)");
 } catch (e) {
   failed = true;

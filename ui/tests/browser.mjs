@@ -77,15 +77,44 @@ try {
   assert.match(await page.locator(".trained").first().textContent(), /^The Blue Lantern's code is 7-4-1\./);
   await page.screenshot({ path: join(out, "datasets.png") });
 
+  // Train: the dropped file is the dataset; inline validation; presets; the memory estimate,
+  // a calibration, then a run whose reports draw the loss curve as they stream.
+  await page.locator("[data-view=train]").click();
+  assert.equal(await page.getByTestId("train-dataset").inputValue(), "/data/fact.jsonl");
+  await page.getByTestId("train-dataset-note").getByText("29 examples").waitFor();
+  assert.match(await page.getByTestId("preset-quick").getAttribute("class"), /\bactive\b/);
+  await page.getByTestId("train-rank").fill("0");
+  await page.getByTestId("problem-rank").waitFor();
+  assert.equal(await page.getByTestId("start-training").isDisabled(), true);
+  await page.getByTestId("preset-standard").click();
+  assert.equal(await page.getByTestId("train-rank").inputValue(), "16");
+  assert.equal(await page.getByTestId("problem-rank").count(), 0);
+  await page.getByTestId("train-length-by").selectOption("iters");
+  await page.getByTestId("train-iters").fill("8");
+  assert.match(await page.getByTestId("train-steps").textContent(), /^8 optimizer steps/);
+  await page.getByTestId("estimate").click();
+  await page.getByTestId("memory-estimate").getByText("batch size 4 at 64 tokens").waitFor();
+  await page.getByTestId("calibrate").click();
+  await page.getByTestId("calibration").getByText("measured peak").waitFor();
+  await page.getByTestId("start-training").click();
+  await page.getByTestId("train-progress").getByText("step 8 of 8").waitFor();
+  await page.getByTestId("train-status").getByText("succeeded").waitFor({ timeout: 10_000 });
+  const curve = await page.getByTestId("training").locator('path[data-series="train"]').getAttribute("d");
+  assert.equal(curve.split("L").length, 8, curve);
+  await page.screenshot({ path: join(out, "train.png") });
+
   // The other views.
   await page.locator("[data-view=models]").click();
   await page.getByTestId("model-row").first().waitFor();
   await page.screenshot({ path: join(out, "models.png") });
   await page.locator("[data-view=runs]").click();
   await page.getByTestId("run-dashboard").waitFor();
+  assert.equal(await page.getByTestId("run-row").count(), 2);
+  await page.getByTestId("run-row").nth(1).click();
+  await page.getByTestId("run-dashboard").getByText("#1 smollm2-facts").waitFor();
   // Loss curves with the best validation step marked, and the probe answers.
-  assert.equal(await page.locator('path[data-series="train"]').count(), 1);
-  const d = await page.locator('path[data-series="validation"]').getAttribute("d");
+  assert.equal(await page.getByTestId("run-dashboard").locator('path[data-series="train"]').count(), 1);
+  const d = await page.getByTestId("run-dashboard").locator('path[data-series="validation"]').getAttribute("d");
   assert.equal(d.split("L").length, 4, d);
   assert.match(await page.getByTestId("run-figures").textContent(), /best validation at step 15/);
   assert.match(await page.getByTestId("probes").textContent(), /7-4-1/);

@@ -96,6 +96,10 @@ pub(crate) enum Request {
         cancel: crate::jobs::CancelToken,
         reply: Reply<adapt_engine::train::TrainOutcome>,
     },
+    PlanTrain {
+        work: Box<crate::train::TrainWork>,
+        reply: Reply<adapt_engine::train::TrainPlan>,
+    },
     Fuse {
         src: PathBuf,
         adapter: PathBuf,
@@ -180,6 +184,9 @@ pub(crate) fn run(requests: Receiver<Request>) {
                 let result = work.run(&events, &cancel);
                 drop(events);
                 let _ = reply.send(result);
+            }
+            Request::PlanTrain { work, reply } => {
+                let _ = reply.send(work.plan());
             }
             Request::Fuse {
                 src,

@@ -46,10 +46,13 @@ pub use adapt_paths::DataDir;
 pub use adapt_store::{CheckpointRecord, Metric, RunRecord};
 pub use chats::{CacheBudgets, ChatState, SavedChat, SavedConversation};
 pub use error::ApiError;
-pub use jobs::{JobEvent, JobHandle, JobKind, JobRecord, JobStatus, JobTiming};
+pub use jobs::{CancelToken, JobEvent, JobHandle, JobKind, JobRecord, JobStatus, JobTiming};
 pub use models::{ModelDetails, PullJob};
 pub use records::{AdaptConfig, RunDetails};
-pub use train::{TrainJob, TrainProgress, TrainRequest, TrainSummary};
+pub use train::{
+    Calibration, TrainConfig, TrainForm, TrainJob, TrainPlan, TrainProgress, TrainRequest,
+    TrainSummary,
+};
 
 use engine_thread::Request;
 

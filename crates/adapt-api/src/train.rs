@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 
+use adapt_data::PrepareReport;
 use adapt_data::{DataOptions, PrepareInputs, Progress, Split, TokenCache};
 use adapt_engine::load::{load, LoadOptions, LoadedModel};
 use adapt_engine::train::{greedy_prober, train, Hooks, RunFiles, TrainData};
 pub use adapt_engine::train::{
     AdapterConfig, FineTuneType, LoraParameters, LrSchedule, OptimizerKind, ProbeAnswer,
-    TrainConfig, TrainEvent, TrainOutcome, TrainReport, TrainStop,
+    TrainConfig, TrainEvent, TrainOutcome, TrainPlan, TrainReport, TrainStop,
 };
 use adapt_engine::{Backend, WeightFormat};
 use adapt_store::{Metric, NewAdapter, NewRun, Status};
@@ -37,8 +38,53 @@ pub struct TrainRequest {
     pub name: Option<String>,
 }
 
+/// A training request as the app's form gives it: paths, the CSV mapping, the validation
+/// share and the settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TrainForm {
+    pub model: String,
+    pub dataset: String,
+    /// How CSV records become examples (ignored for JSONL).
+    pub csv: adapt_data::CsvOptions,
+    /// Share of the examples held out for validation, 0..1.
+    pub valid_share: f64,
+    /// Train only on the answers (on) or on every token.
+    pub mask_prompt: bool,
+    pub config: TrainConfig,
+    pub name: Option<String>,
+}
+
+impl TrainForm {
+    /// The request, with prepared data cached under `cache_root`.
+    pub fn request(self, cache_root: PathBuf) -> TrainRequest {
+        let mut data_options = DataOptions::default();
+        data_options.import.csv = self.csv;
+        data_options.render.mask_prompt = self.mask_prompt;
+        data_options.max_seq_length = self.config.max_seq_length as u32;
+        TrainRequest {
+            model: self.model.into(),
+            data: PrepareInputs {
+                train: self.dataset.into(),
+                valid: None,
+                test: None,
+                ratios: adapt_data::SplitRatios {
+                    valid: self.valid_share,
+                    ..Default::default()
+                },
+            },
+            data_options,
+            cache_root,
+            config: self.config,
+            name: self.name.filter(|n| !n.trim().is_empty()),
+        }
+    }
+}
+
 /// What a training job streams to its caller.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "stage", content = "detail", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum TrainProgress {
     /// Reading and tokenizing the data.
     Preparing(Progress),
@@ -120,13 +166,9 @@ pub(crate) struct TrainWork {
 }
 
 impl TrainWork {
-    /// Runs on the engine thread: loads the model, trains, streams events.
-    pub(crate) fn run(
-        self,
-        events: &Sender<TrainEvent>,
-        cancel: &CancelToken,
-    ) -> Result<TrainOutcome, ApiError> {
-        // A quantized model trains as it is stored (QLoRA), as in mlx-lm, on every backend.
+    /// Loads the model as it trains: a quantized model as it is stored (QLoRA), as in
+    /// mlx-lm, on every backend.
+    fn load_model(&self) -> Result<LoadedModel, ApiError> {
         let float = WeightFormat::for_backend(Backend::detect()).dtype;
         let options = LoadOptions {
             format: Some(WeightFormat {
@@ -134,7 +176,27 @@ impl TrainWork {
                 dequantize: false,
             }),
         };
-        let mut lm = load(&self.model, &options)?;
+        Ok(load(&self.model, &options)?)
+    }
+
+    /// Runs on the engine thread: what the run would take, without training.
+    pub(crate) fn plan(self) -> Result<TrainPlan, ApiError> {
+        let mut lm = self.load_model()?;
+        let train_split = TokenCache::open(&self.train)?;
+        Ok(adapt_engine::train::plan(
+            &mut lm.model,
+            &train_split,
+            &self.config,
+        )?)
+    }
+
+    /// Runs on the engine thread: loads the model, trains, streams events.
+    pub(crate) fn run(
+        self,
+        events: &Sender<TrainEvent>,
+        cancel: &CancelToken,
+    ) -> Result<TrainOutcome, ApiError> {
+        let mut lm = self.load_model()?;
         let train_split = TokenCache::open(&self.train)?;
         let valid_split = self.valid.as_deref().map(TokenCache::open).transpose()?;
         let data = TrainData {
@@ -176,6 +238,180 @@ struct RunConfig {
     data_key: Option<String>,
 }
 
+/// Reads and tokenizes a request's data (or finds it prepared already), telling `on_progress`.
+fn prepare_data(
+    req: &TrainRequest,
+    on_progress: &mut dyn FnMut(&TrainProgress),
+) -> Result<PrepareReport, ApiError> {
+    let text = crate::datasets::load_text_model(&req.model)?;
+    let report = crate::datasets::prepare(
+        &req.data,
+        &req.data_options,
+        &text,
+        &req.cache_root,
+        &mut |p| on_progress(&TrainProgress::Preparing(p)),
+    )?;
+    let count = |s: Split| {
+        report
+            .splits
+            .iter()
+            .find(|x| x.split == s)
+            .map_or(0, |x| x.examples)
+    };
+    on_progress(&TrainProgress::Prepared {
+        train: count(Split::Train),
+        valid: count(Split::Valid),
+        cached: report.cached,
+    });
+    Ok(report)
+}
+
+impl TrainWork {
+    /// The engine's work for `req` on its prepared data, writing into `dir`.
+    fn new(
+        req: &TrainRequest,
+        report: &PrepareReport,
+        dir: PathBuf,
+        resume: bool,
+    ) -> Result<TrainWork, ApiError> {
+        let split = |s: Split| {
+            report
+                .splits
+                .iter()
+                .find(|x| x.split == s && x.examples > 0)
+        };
+        let Some(train) = split(Split::Train) else {
+            return Err(ApiError::new(
+                "train.no_data",
+                "the training split is empty",
+            ));
+        };
+        Ok(TrainWork {
+            model: req.model.clone(),
+            train: train.path.clone(),
+            valid: split(Split::Valid).map(|v| v.path.clone()),
+            config: req.config.clone(),
+            dir,
+            resume,
+        })
+    }
+}
+
+/// What a few real steps measured, beside the estimate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Calibration {
+    /// The estimate the run started with (its batch size is the one that fits).
+    pub plan: adapt_engine::train::memory::MemoryEstimate,
+    /// Peak memory measured after the steps, in bytes.
+    pub measured: u64,
+    pub steps: u64,
+    pub seconds_per_step: f64,
+    pub tokens_per_second: f64,
+}
+
+/// Steps a calibration trains.
+const CALIBRATION_STEPS: u64 = 3;
+
+impl Adapt {
+    /// What training `request` would take (trainable parameters, memory at the batch size
+    /// that fits) without training: prepares the data and loads the model.
+    pub fn plan_training(
+        &self,
+        request: &TrainRequest,
+        mut on_progress: impl FnMut(&TrainProgress),
+    ) -> Result<TrainPlan, ApiError> {
+        check_request(request)?;
+        let report = prepare_data(request, &mut on_progress)?;
+        let work = TrainWork::new(request, &report, PathBuf::new(), false)?;
+        on_progress(&TrainProgress::Loading);
+        self.call(|reply| Request::PlanTrain {
+            work: Box::new(work),
+            reply,
+        })
+    }
+
+    /// Trains `request` for a few steps into a scratch folder and reports the measured peak
+    /// memory and speed beside the estimate. Records no run.
+    pub fn calibrate_training(
+        &self,
+        request: &TrainRequest,
+        mut on_progress: impl FnMut(&TrainProgress),
+    ) -> Result<Calibration, ApiError> {
+        check_request(request)?;
+        let report = prepare_data(request, &mut on_progress)?;
+        let scratch = std::env::temp_dir().join(format!("adapt-calibrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        let result = self.calibrate_in(request, &report, &scratch, &mut on_progress);
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    }
+
+    fn calibrate_in(
+        &self,
+        request: &TrainRequest,
+        report: &PrepareReport,
+        scratch: &Path,
+        on_progress: &mut dyn FnMut(&TrainProgress),
+    ) -> Result<Calibration, ApiError> {
+        let mut work = TrainWork::new(request, report, scratch.to_path_buf(), false)?;
+        work.valid = None;
+        let c = &mut work.config;
+        c.iters = Some(CALIBRATION_STEPS);
+        c.epochs = None;
+        c.steps_per_report = 1;
+        c.save_every = u64::MAX;
+        c.probes.clear();
+        c.early_stopping_patience = None;
+        on_progress(&TrainProgress::Loading);
+        let (events_tx, events) = mpsc::channel();
+        let (reply, answer) = mpsc::channel();
+        self.sender()?
+            .send(Request::Train {
+                work: Box::new(work),
+                events: events_tx,
+                cancel: CancelToken::default(),
+                reply,
+            })
+            .map_err(|_| ApiError::engine_gone())?;
+        let (mut plan, mut measured, mut speed) = (None, 0, 0.0);
+        for event in events {
+            match &event {
+                TrainEvent::Started { memory, .. } => plan = Some(memory.clone()),
+                TrainEvent::Calibrated { measured: m, .. } => measured = *m,
+                TrainEvent::Report(r) => speed = r.tokens_per_second,
+                _ => {}
+            }
+            on_progress(&TrainProgress::Engine(event));
+        }
+        let outcome = answer.recv().map_err(|_| ApiError::engine_gone())??;
+        let plan = plan
+            .ok_or_else(|| ApiError::new("train.calibrate", "the calibration run did not start"))?;
+        Ok(Calibration {
+            plan,
+            measured: measured.max(outcome.peak_memory),
+            steps: outcome.steps,
+            seconds_per_step: outcome.seconds / outcome.steps.max(1) as f64,
+            tokens_per_second: speed,
+        })
+    }
+}
+
+/// Refuses a request whose settings or model are wrong, before any work.
+fn check_request(request: &TrainRequest) -> Result<(), ApiError> {
+    request
+        .config
+        .validate("training configuration")
+        .map_err(ApiError::from)?;
+    if !request.model.exists() {
+        return Err(ApiError::new(
+            "model.not_found",
+            format!("{}: no such model file or folder", request.model.display()),
+        ));
+    }
+    Ok(())
+}
+
 impl Adapt {
     /// Starts training `request` as a job. `on_progress` runs on the job's thread.
     pub fn start_training(
@@ -183,16 +419,7 @@ impl Adapt {
         request: TrainRequest,
         on_progress: impl FnMut(&TrainProgress) + Send + 'static,
     ) -> Result<TrainJob, ApiError> {
-        request
-            .config
-            .validate("training configuration")
-            .map_err(ApiError::from)?;
-        if !request.model.exists() {
-            return Err(ApiError::new(
-                "model.not_found",
-                format!("{}: no such model file or folder", request.model.display()),
-            ));
-        }
+        check_request(&request)?;
         let name = request.name.clone().unwrap_or_else(|| {
             let stem = |p: &Path| {
                 p.file_stem()
@@ -261,14 +488,7 @@ impl Adapt {
             ctx.store().set_run_status(run_id, Status::Running, None)?;
             let mut work = || -> Result<TrainOutcome, ApiError> {
                 let req = &config.request;
-                let text = crate::datasets::load_text_model(&req.model)?;
-                let report = crate::datasets::prepare(
-                    &req.data,
-                    &req.data_options,
-                    &text,
-                    &req.cache_root,
-                    &mut |p| on_progress(&TrainProgress::Preparing(p)),
-                )?;
+                let report = prepare_data(req, &mut on_progress)?;
                 if resume && config.data_key.as_deref().is_some_and(|k| k != report.key) {
                     return Err(ApiError::new(
                         "train.data_changed",
@@ -283,29 +503,8 @@ impl Adapt {
                         &serde_json::to_string(&config).unwrap_or_default(),
                     )?;
                 }
-                let split = |s: Split| report.splits.iter().find(|x| x.split == s);
-                let Some(train_split) = split(Split::Train) else {
-                    return Err(ApiError::new(
-                        "train.no_data",
-                        "the training split is empty",
-                    ));
-                };
-                on_progress(&TrainProgress::Prepared {
-                    train: train_split.examples,
-                    valid: split(Split::Valid).map_or(0, |v| v.examples),
-                    cached: report.cached,
-                });
+                let work = TrainWork::new(req, &report, dir.clone(), resume)?;
                 on_progress(&TrainProgress::Loading);
-                let work = TrainWork {
-                    model: req.model.clone(),
-                    train: train_split.path.clone(),
-                    valid: split(Split::Valid)
-                        .filter(|v| v.examples > 0)
-                        .map(|v| v.path.clone()),
-                    config: req.config.clone(),
-                    dir: dir.clone(),
-                    resume,
-                };
                 let (events_tx, events) = mpsc::channel();
                 let (reply, answer) = mpsc::channel();
                 sender

@@ -21,6 +21,7 @@ use crate::import::{digest, Counted, Row};
 /// CSV / TSV settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CsvOptions {
     /// Field delimiter; default `,` (`\t` for `.tsv`, or when the header has tabs and no commas).
     pub delimiter: Option<u8>,

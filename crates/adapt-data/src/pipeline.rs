@@ -90,6 +90,7 @@ pub struct FileReport {
 
 /// Progress of a long operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Progress {
     /// Bytes read so far.
     pub bytes: u64,

@@ -2,7 +2,7 @@
 
 import type { ApiError, ModelInfo } from "./types";
 
-export type View = "chat" | "models" | "datasets" | "runs";
+export type View = "chat" | "models" | "datasets" | "train" | "runs";
 
 export const app = $state({
   model: null as ModelInfo | null,
@@ -10,4 +10,10 @@ export const app = $state({
   error: null as ApiError | null,
   /** The dataset file last dropped on the window. */
   dataset: null as string | null,
+  /** Bumped by the menu's New Chat. */
+  newChat: 0,
+  /** The run the Runs view shows (set when a run starts). */
+  run: null as number | null,
+  /** The run training in this window and what it last reported. */
+  training: null as { run: number; status: string } | null,
 });

@@ -4,6 +4,11 @@
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type {
   ApiError,
+  Calibration,
+  CsvOptions,
+  TrainForm,
+  TrainPlan,
+  TrainProgress,
   ChatId,
   ChatState,
   Generation,
@@ -36,8 +41,8 @@ function params(s: SamplingSettings) {
 }
 
 /** A channel that hands each streamed event to `onEvent`. */
-function channel(onEvent: (e: GenerationEvent) => void): Channel<GenerationEvent> {
-  const events = new Channel<GenerationEvent>();
+function channel<T = GenerationEvent>(onEvent: (e: T) => void): Channel<T> {
+  const events = new Channel<T>();
   events.onmessage = onEvent;
   return events;
 }
@@ -71,6 +76,19 @@ export const backend = {
   closeChat: (chat: ChatId) => invoke<SavedChat | null>("close_chat", { chat }),
   listRuns: () => invoke<RunRecord[]>("list_runs"),
   runDetails: (id: number) => invoke<RunDetails>("run_details", { id }),
-  inspectDataset: (path: string, model: string | null, maxSeqLength: number | null = null) =>
-    invoke<InspectReport>("inspect_dataset", { path, model, maxSeqLength }),
+  inspectDataset: (
+    path: string,
+    model: string | null,
+    maxSeqLength: number | null = null,
+    csv: CsvOptions | null = null,
+  ) => invoke<InspectReport>("inspect_dataset", { path, model, maxSeqLength, csv }),
+  planTraining: (form: TrainForm, onProgress: (p: TrainProgress) => void) =>
+    invoke<TrainPlan>("plan_training", { form, events: channel(onProgress) }),
+  calibrateTraining: (form: TrainForm, onProgress: (p: TrainProgress) => void) =>
+    invoke<Calibration>("calibrate_training", { form, events: channel(onProgress) }),
+  startTraining: (form: TrainForm, onProgress: (p: TrainProgress) => void) =>
+    invoke<number>("start_training", { form, events: channel(onProgress) }),
+  resumeTraining: (run: number, onProgress: (p: TrainProgress) => void) =>
+    invoke<number>("resume_training", { run, events: channel(onProgress) }),
+  stopTraining: (run: number) => invoke<void>("stop_training", { run }),
 };

@@ -17,6 +17,16 @@ export type CacheKey = { model: string,
  */
 adapter: string, template: string, };
 
+export type Calibration = { 
+/**
+ * The estimate the run started with (its batch size is the one that fits).
+ */
+plan: MemoryEstimate, 
+/**
+ * Peak memory measured after the steps, in bytes.
+ */
+measured: number, steps: number, seconds_per_step: number, tokens_per_second: number, };
+
 export type ChatId = number;
 
 export type ChatMessage = { 
@@ -92,6 +102,24 @@ prompt: string,
  * The completion template; `None` makes text examples.
  */
 completion: string | null, };
+
+export type CsvOptions = { 
+/**
+ * Field delimiter; default `,` (`\t` for `.tsv`, or when the header has tabs and no commas).
+ */
+delimiter: number | null, 
+/**
+ * Jinja template of the prompt.
+ */
+prompt_template: string | null, 
+/**
+ * Jinja template of the completion.
+ */
+completion_template: string | null, 
+/**
+ * The column to learn; the prompt then lists the other columns as `name: value` lines.
+ */
+completion_column: string | null, };
 
 export type DataFormat = "chat" | "completions" | "text";
 
@@ -172,6 +200,8 @@ duplicates: number,
  * The first `max_errors` warnings.
  */
 warnings: Array<Warning>, };
+
+export type FineTuneType = "lora" | "dora";
 
 export type Fit = { memory: Memory, chat: Estimate, train: Estimate, };
 
@@ -317,7 +347,34 @@ truncated_tokens: number,
  */
 histogram: Array<LengthBucket>, };
 
+export type LoraParameters = { rank: number, scale: number, dropout: number, 
+/**
+ * Projections to adapt, relative to a block (`self_attn.q_proj`, or just `q_proj`);
+ * `None`: every projection of the block.
+ */
+keys: Array<string> | null, };
+
+export type LrSchedule = { name: string, arguments: Array<number>, warmup: number, warmup_init: number, };
+
 export type Memory = { total: number, available: number, };
+
+export type MemoryEstimate = { batch_size: number, seq_len: number, weights: number, 
+/**
+ * Adapter weights, their gradients and the optimizer's state.
+ */
+adapters: number, 
+/**
+ * Activations kept for the backward pass.
+ */
+activations: number, 
+/**
+ * Logits and their gradient.
+ */
+logits: number, total: number, 
+/**
+ * What MLX may use on this machine now.
+ */
+budget: number, };
 
 export type Metric = { step: number, epoch: number, train_loss: number | null, 
 /**
@@ -401,7 +458,25 @@ export type ModelSource = "library" | "hugging_face_cache" | "external";
 
 export type Opened = { chat: ChatId, saved: SavedChat, };
 
+export type OptimizerKind = "adam" | "adamw" | "sgd";
+
 export type Overflow = "drop_oldest" | "refuse";
+
+export type ProbeAnswer = { prompt: string, answer: string, };
+
+export type Progress = { 
+/**
+ * Bytes read so far.
+ */
+bytes: number, 
+/**
+ * Bytes in all.
+ */
+total_bytes: number, 
+/**
+ * Examples read so far.
+ */
+examples: number, };
 
 export type RunDetails = { run: RunRecord, metrics: Array<Metric>, checkpoints: Array<CheckpointRecord>, jobs: Array<JobRecord>, };
 
@@ -458,6 +533,98 @@ context: number | null, };
 export type Status = "queued" | "running" | "succeeded" | "failed" | "cancelled" | "interrupted";
 
 export type StopReason = "end_of_sequence" | "stop_string" | "max_tokens" | "context_full" | "cancelled";
+
+export type TrainConfig = { fine_tune_type: FineTuneType, num_layers: number, lora_parameters: LoraParameters, optimizer: OptimizerKind, 
+/**
+ * Per-optimizer options as mlx-lm spells them (`{"adamw": {"weight_decay": 0.01}}`).
+ */
+optimizer_config: JsonValue, learning_rate: number, lr_schedule: LrSchedule | null, batch_size: number, 
+/**
+ * Optimizer steps; `None` with `epochs` set trains for that many epochs.
+ */
+iters: number | null, epochs: number | null, max_seq_length: number, steps_per_report: number, steps_per_eval: number, 
+/**
+ * Validation batches per evaluation (`-1`: the whole split).
+ */
+val_batches: number, save_every: number, grad_accumulation_steps: number, grad_checkpoint: boolean, seed: number, 
+/**
+ * Clip the gradients' global norm to this.
+ */
+max_grad_norm: number | null, 
+/**
+ * Stop when the validation loss has not improved for this many evaluations.
+ */
+early_stopping_patience: number | null, 
+/**
+ * The run's adapter is the one with the best validation loss, not the last.
+ */
+keep_best: boolean, 
+/**
+ * Prompts answered greedily with the current adapter at each evaluation.
+ */
+probes: Array<string>, 
+/**
+ * Tokens generated per probe answer.
+ */
+probe_max_tokens: number, };
+
+export type TrainEvent = { "type": "started", total_steps: number, resumed_from: number | null, trainable_parameters: number, batches_per_epoch: number, memory: MemoryEstimate, 
+/**
+ * Set when the batch size was lowered to fit in memory.
+ */
+batch_size_note: string | null, } | { "type": "calibrated", estimated: number, measured: number, } | { "type": "report" } & TrainReport | { "type": "evaluated", step: number, val_loss: number, improved: boolean, probes: Array<ProbeAnswer>, } | { "type": "checkpoint", step: number, path: string, };
+
+export type TrainForm = { model: string, dataset: string, 
+/**
+ * How CSV records become examples (ignored for JSONL).
+ */
+csv: CsvOptions, 
+/**
+ * Share of the examples held out for validation, 0..1.
+ */
+valid_share: number, 
+/**
+ * Train only on the answers (on) or on every token.
+ */
+mask_prompt: boolean, config: TrainConfig, name: string | null, };
+
+export type TrainPlan = { trainable_parameters: number, 
+/**
+ * Examples in the training split.
+ */
+examples: number, 
+/**
+ * The longest example, capped at `max_seq_length` (what the estimate assumes).
+ */
+seq_len: number, 
+/**
+ * The estimate at the batch size that fits (`memory.batch_size`).
+ */
+memory: MemoryEstimate, 
+/**
+ * Set when the configured batch size would not fit.
+ */
+batch_size_note: string | null, };
+
+export type TrainProgress = { "stage": "preparing", "detail": Progress } | { "stage": "prepared", "detail": { train: number, valid: number, cached: boolean, } } | { "stage": "loading" } | { "stage": "engine", "detail": TrainEvent };
+
+export type TrainReport = { step: number, total_steps: number, 
+/**
+ * Epochs done, fractional.
+ */
+epoch: number, 
+/**
+ * Mean training loss since the last report.
+ */
+train_loss: number, learning_rate: number, tokens_per_second: number, iterations_per_second: number, trained_tokens: number, 
+/**
+ * Bytes.
+ */
+peak_memory: number, 
+/**
+ * Seconds left at the current pace.
+ */
+eta_seconds: number, };
 
 export type Verdict = "fits" | "tight" | "too_big";
 

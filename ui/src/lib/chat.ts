@@ -49,3 +49,10 @@ export function turnsUpTo(messages: ChatMessage[], index: number): number {
 export function validName(name: string): boolean {
   return /^[\p{L}\p{N}_\-][\p{L}\p{N}_.\-]*$/u.test(name);
 }
+
+/** The run whose adapter folder (`…/runs/<id>`) is attached, if it is a run's. */
+export function adapterRun(adapter: [string, string] | null): number | null {
+  if (!adapter) return null;
+  const m = /[\\/]runs[\\/](\d+)[\\/]?$/.exec(adapter[0]);
+  return m ? Number(m[1]) : null;
+}

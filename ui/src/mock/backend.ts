@@ -79,6 +79,39 @@ function state(id: number) {
 type Args = Record<string, any>;
 
 const run = { id: 1, name: "smollm2-facts", status: "succeeded", error: null, created_at: Date.UTC(2026, 10, 20, 9, 30) };
+const started: { id: number; name: string; status: string; error: string | null; created_at: number }[] = [];
+
+const memory = (batch: number, seq: number) => {
+  const activations = batch * seq * 30 * 9_000;
+  const logits = batch * seq * 49_152 * 8;
+  const weights = 98_000_000;
+  const adapters = 4_000_000;
+  return { batch_size: batch, seq_len: seq, weights, adapters, activations, logits, total: weights + adapters + activations + logits, budget: 18e9 };
+};
+
+type Emit = { onmessage: (e: unknown) => void };
+
+/** A short mock run: data, model, a report per step, an evaluation at the end. */
+async function mockTraining(id: number, steps: number, events: Emit) {
+  events.onmessage({ stage: "preparing", detail: { bytes: 100, total_bytes: 100, examples: 12 } });
+  events.onmessage({ stage: "prepared", detail: { train: 11, valid: 1, cached: false } });
+  events.onmessage({ stage: "loading" });
+  events.onmessage({ stage: "engine", detail: { type: "started", total_steps: steps, resumed_from: null, trainable_parameters: 921_600, batches_per_epoch: 6, memory: memory(2, 64), batch_size_note: null } });
+  for (let step = 1; step <= steps; step++) {
+    await new Promise((r) => setTimeout(r, 60));
+    events.onmessage({
+      stage: "engine",
+      detail: {
+        type: "report", step, total_steps: steps, epoch: step / 6, train_loss: 3 * Math.exp(-step / 4) + 0.3,
+        learning_rate: 1e-4, tokens_per_second: 95, iterations_per_second: 1.1, trained_tokens: step * 90,
+        peak_memory: 935_000_000, eta_seconds: (steps - step) * 0.9,
+      },
+    });
+  }
+  events.onmessage({ stage: "engine", detail: { type: "evaluated", step: steps, val_loss: 0.9, improved: true, probes: [] } });
+  const r = started.find((x) => x.id === id);
+  if (r && r.status === "running") r.status = "succeeded";
+}
 
 async function reply(c: MockChat, text: string, events: { onmessage: (e: GenerationEvent) => void }) {
   const prompt = c.messages.reduce((n, m) => n + 4 + Math.ceil(m.content.length / 4), 3);
@@ -204,9 +237,38 @@ const handlers: Record<string, (a: Args) => unknown> = {
       },
     ],
   }),
-  list_runs: () => [run],
-  run_details: () => ({
-    run,
+  plan_training: (a) => {
+    if (a.form.dataset.includes("missing")) throw { code: "data.read", message: `${a.form.dataset}: no such file` };
+    a.events.onmessage({ stage: "loading" });
+    return { trainable_parameters: 921_600, examples: 12, seq_len: Math.min(64, a.form.config.max_seq_length), memory: memory(a.form.config.batch_size, 64), batch_size_note: null };
+  },
+  calibrate_training: async (a) => {
+    a.events.onmessage({ stage: "loading" });
+    await new Promise((r) => setTimeout(r, 100));
+    return { plan: memory(a.form.config.batch_size, 64), measured: 901_000_000, steps: 3, seconds_per_step: 0.92, tokens_per_second: 97 };
+  },
+  start_training: (a) => {
+    const id = 2 + started.length;
+    started.unshift({ id, name: a.form.name ?? "SmolLM2 on dataset", status: "running", error: null, created_at: Date.now() });
+    mockTraining(id, a.form.config.iters ?? 8, a.events);
+    return id;
+  },
+  resume_training: (a) => {
+    const r = started.find((x) => x.id === a.run);
+    if (!r) throw { code: "train.no_checkpoint", message: `run ${a.run} has no complete checkpoint` };
+    r.status = "running";
+    mockTraining(r.id, 8, a.events);
+    return r.id;
+  },
+  stop_training: (a) => {
+    const r = started.find((x) => x.id === a.run);
+    if (!r || r.status !== "running") throw { code: "app.not_training", message: `run ${a.run} is not training in this window` };
+    r.status = "cancelled";
+    return null;
+  },
+  list_runs: () => [...started, run],
+  run_details: (a) => ({
+    run: started.find((x) => x.id === a.id) ?? run,
     metrics: Array.from({ length: 20 }, (_, i) => {
       const step = i + 1;
       const evaluated = step % 5 === 0;

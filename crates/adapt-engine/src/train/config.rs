@@ -8,6 +8,7 @@ use crate::error::{EngineError, Result};
 /// LoRA or DoRA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum FineTuneType {
     #[default]
     Lora,
@@ -17,6 +18,7 @@ pub enum FineTuneType {
 /// The adapter's shape: mlx-lm's `lora_parameters`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LoraParameters {
     pub rank: i32,
     pub scale: f32,
@@ -60,6 +62,7 @@ impl Default for AdapterConfig {
 /// The optimizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum OptimizerKind {
     #[default]
     Adam,
@@ -72,6 +75,7 @@ pub enum OptimizerKind {
 /// (`[init, end, steps]`), `constant` (`[lr]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LrSchedule {
     pub name: String,
     pub arguments: Vec<f64>,
@@ -84,6 +88,7 @@ pub struct LrSchedule {
 /// Everything a training run needs besides the model and the data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TrainConfig {
     pub fine_tune_type: FineTuneType,
     pub num_layers: i32,

@@ -9,6 +9,7 @@ use crate::models::Model;
 
 /// An estimate of one training step's peak memory, in bytes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct MemoryEstimate {
     pub batch_size: usize,
     pub seq_len: usize,

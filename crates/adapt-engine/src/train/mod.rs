@@ -15,6 +15,6 @@ pub use config::{
     AdapterConfig, FineTuneType, LoraParameters, LrSchedule, OptimizerKind, TrainConfig,
 };
 pub use trainer::{
-    greedy_prober, train, Hooks, ProbeAnswer, Prober, RunFiles, TrainData, TrainEvent,
-    TrainOutcome, TrainReport, TrainStop,
+    greedy_prober, plan, train, Hooks, ProbeAnswer, Prober, RunFiles, TrainData, TrainEvent,
+    TrainOutcome, TrainPlan, TrainReport, TrainStop,
 };

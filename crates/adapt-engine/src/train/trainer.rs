@@ -62,6 +62,7 @@ impl RunFiles {
 
 /// Figures of one report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TrainReport {
     pub step: u64,
     pub total_steps: u64,
@@ -81,6 +82,7 @@ pub struct TrainReport {
 
 /// A probe prompt's answer at an evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ProbeAnswer {
     pub prompt: String,
     pub answer: String,
@@ -89,6 +91,7 @@ pub struct ProbeAnswer {
 /// What a run streams.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum TrainEvent {
     Started {
         total_steps: u64,
@@ -120,6 +123,7 @@ pub enum TrainEvent {
 /// Why a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum TrainStop {
     Finished,
     EarlyStopped,
@@ -128,6 +132,7 @@ pub enum TrainStop {
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TrainOutcome {
     pub stop: TrainStop,
     pub steps: u64,
@@ -316,6 +321,87 @@ pub fn greedy_prober<'a>(
     }
 }
 
+/// What a run would take before it starts: its trainable parameters and memory.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TrainPlan {
+    pub trainable_parameters: usize,
+    /// Examples in the training split.
+    pub examples: usize,
+    /// The longest example, capped at `max_seq_length` (what the estimate assumes).
+    pub seq_len: usize,
+    /// The estimate at the batch size that fits (`memory.batch_size`).
+    pub memory: MemoryEstimate,
+    /// Set when the configured batch size would not fit.
+    pub batch_size_note: Option<String>,
+}
+
+/// Plans a run of `config` on `train` without training: attaches the adapters to count what
+/// trains, estimates the memory of one step, then takes the adapters off again. Refuses, as
+/// `train` would, when not even a batch of one fits.
+pub fn plan(lm: &mut Model, train: &TokenCache, config: &TrainConfig) -> Result<TrainPlan> {
+    config.validate("training configuration")?;
+    adapters::remove(lm);
+    let trainable = adapters::attach(lm, &config.adapter(), config.seed)?;
+    let seq_len = longest(train, config);
+    let fitted = fit_memory(lm, config, trainable, seq_len);
+    adapters::remove(lm);
+    let (memory, batch_size_note) = fitted?;
+    Ok(TrainPlan {
+        trainable_parameters: trainable,
+        examples: train.len(),
+        seq_len,
+        memory,
+        batch_size_note,
+    })
+}
+
+/// The longest training example, capped at the configured length.
+fn longest(train: &TokenCache, config: &TrainConfig) -> usize {
+    (0..train.len())
+        .map(|i| train.length(i))
+        .max()
+        .unwrap_or(1)
+        .min(config.max_seq_length)
+}
+
+/// The estimate at the largest batch size up to the configured one that fits (with a note when
+/// it is lower), or an error that says what to change.
+fn fit_memory(
+    lm: &Model,
+    config: &TrainConfig,
+    trainable: usize,
+    seq_len: usize,
+) -> Result<(MemoryEstimate, Option<String>)> {
+    let budget = memory::budget();
+    match memory::fit_batch(lm, config, trainable, seq_len, budget) {
+        Ok(e) if e.batch_size == config.batch_size => Ok((e, None)),
+        Ok(e) => {
+            let full = memory::estimate(lm, config, trainable, config.batch_size, seq_len, budget);
+            let note = format!(
+                "batch size {} would need about {} MB, more than the {} MB available; using {}",
+                config.batch_size,
+                full.total >> 20,
+                budget >> 20,
+                e.batch_size
+            );
+            Ok((e, Some(note)))
+        }
+        Err(e) => Err(EngineError::InvalidRequest(format!(
+            "training needs about {} MB even with batch size 1 at {} tokens (weights {} MB, \
+             activations {} MB, logits {} MB) but about {} MB is available; lower \
+             max_seq_length, adapt fewer layers (num_layers), turn on grad_checkpoint, or use a \
+             quantized model",
+            e.total >> 20,
+            e.seq_len,
+            e.weights >> 20,
+            e.activations >> 20,
+            e.logits >> 20,
+            e.budget >> 20
+        ))),
+    }
+}
+
 /// Trains adapters on `model` with `data`, writing into `files.dir`. With `resume`, goes on from
 /// the newest checkpoint there (the configuration must be the one the run started with).
 /// `cancel` is polled before every step; on cancel a checkpoint is written first.
@@ -369,48 +455,15 @@ pub fn train(
     };
 
     // Memory: lower the batch size until the estimate fits, or refuse.
-    let seq_len = (0..data.train.len())
-        .map(|i| data.train.length(i))
-        .max()
-        .unwrap_or(1)
-        .min(config.max_seq_length);
-    let budget = memory::budget();
+    let seq_len = longest(data.train, config);
     let (estimate, batch_size_note) = match &resumed {
         // A resumed run keeps the batches it started with.
         Some((_, state)) => {
             let batch = state.batch_size.unwrap_or(config.batch_size);
-            let e = memory::estimate(&*lm, config, trainable, batch, seq_len, budget);
+            let e = memory::estimate(&*lm, config, trainable, batch, seq_len, memory::budget());
             (e, None)
         }
-        None => match memory::fit_batch(&*lm, config, trainable, seq_len, budget) {
-            Ok(e) if e.batch_size == config.batch_size => (e, None),
-            Ok(e) => {
-                let full =
-                    memory::estimate(&*lm, config, trainable, config.batch_size, seq_len, budget);
-                let note = format!(
-                    "batch size {} would need about {} MB, more than the {} MB available; using {}",
-                    config.batch_size,
-                    full.total >> 20,
-                    budget >> 20,
-                    e.batch_size
-                );
-                (e, Some(note))
-            }
-            Err(e) => {
-                return Err(EngineError::InvalidRequest(format!(
-                    "training needs about {} MB even with batch size 1 at {} tokens (weights {} \
-                     MB, activations {} MB, logits {} MB) but about {} MB is available; lower \
-                     max_seq_length, adapt fewer layers (num_layers), turn on grad_checkpoint, \
-                     or use a quantized model",
-                    e.total >> 20,
-                    e.seq_len,
-                    e.weights >> 20,
-                    e.activations >> 20,
-                    e.logits >> 20,
-                    e.budget >> 20
-                )))
-            }
-        },
+        None => fit_memory(lm, config, trainable, seq_len)?,
     };
     let mut run_config = config.clone();
     run_config.batch_size = estimate.batch_size;
