@@ -8,15 +8,15 @@ mod tests {
     use adapt_api::datasets::InspectReport;
     use adapt_api::{
         ApiError, CacheKey, Calibration, ChatId, ChatMessage, ChatOptions, ChatState,
-        GenerateParams, Generation, GenerationEvent, GenerationStats, ModelDetails, ModelInfo,
-        Overflow, RunDetails, RunRecord, SamplingParams, SavedChat, SavedConversation, StopReason,
-        TrainForm, TrainPlan, TrainProgress,
+        ConvertReport, GenerateParams, Generation, GenerationEvent, GenerationStats, ModelDetails,
+        ModelEntry, ModelInfo, Overflow, RunDetails, RunRecord, SamplingParams, SavedChat,
+        SavedConversation, StopReason, TrainForm, TrainPlan, TrainProgress, Variant,
     };
     use std::collections::BTreeMap;
 
     use ts_rs::{Config, TS};
 
-    use crate::commands::Opened;
+    use crate::commands::{Opened, PullUpdate};
 
     const FILE: &str = "../ui/src/lib/bindings.ts";
 
@@ -59,6 +59,10 @@ mod tests {
             TrainPlan,
             TrainProgress,
             Calibration,
+            ModelEntry,
+            Variant,
+            ConvertReport,
+            PullUpdate,
         );
         for decl in collector.seen.values() {
             out.push_str(&format!("\nexport {decl}\n"));

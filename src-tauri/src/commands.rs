@@ -12,16 +12,17 @@ use adapt_api::{
     TrainForm, TrainJob, TrainPlan, TrainProgress,
 };
 use adapt_api::{Calibration, CancelToken};
+use adapt_api::{ConvertReport, ModelEntry, PullProgress, Pulled, Variant};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
 
-/// What every command shares: the API, the stop flag of the reply in progress and the
-/// training runs this window started (by run id).
+/// What every command shares: the API, the stop flag of the reply in progress and the stop
+/// tokens of the jobs this window started (`run:ID` for training runs, `pull:ID` for pulls).
 pub struct Shared {
     adapt: Arc<Adapt>,
     stop: Arc<AtomicBool>,
-    training: Arc<Mutex<HashMap<i64, CancelToken>>>,
+    jobs: Arc<Mutex<HashMap<String, CancelToken>>>,
 }
 
 impl Shared {
@@ -29,7 +30,7 @@ impl Shared {
         Shared {
             adapt: Arc::new(adapt),
             stop: Arc::new(AtomicBool::new(false)),
-            training: Arc::default(),
+            jobs: Arc::default(),
         }
     }
 
@@ -37,31 +38,49 @@ impl Shared {
     /// saved ones' caches (the app is quitting).
     pub fn close_all(&self) -> Answer<()> {
         self.stop.store(true, Ordering::Relaxed);
-        for token in self.runs().values() {
+        for token in lock(&self.jobs).values() {
             token.cancel();
         }
         self.adapt.close_all_chats().map(|_| ())
     }
 
-    fn runs(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CancelToken>> {
-        self.training.lock().unwrap_or_else(|p| p.into_inner())
+    /// Keeps the stop token of job `key` until `wait` (which waits for its end) returns.
+    fn track(&self, key: String, token: CancelToken, wait: impl FnOnce() + Send + 'static) {
+        lock(&self.jobs).insert(key.clone(), token);
+        let jobs = self.jobs.clone();
+        std::thread::spawn(move || {
+            wait();
+            lock(&jobs).remove(&key);
+        });
     }
 
-    /// Keeps `job`'s stop token until it ends; returns its run id.
-    fn track(&self, job: TrainJob) -> i64 {
+    /// Stops job `key` if this window started it and it is still going.
+    fn cancel(&self, key: &str) -> Answer<()> {
+        match lock(&self.jobs).get(key) {
+            Some(token) => {
+                token.cancel();
+                Ok(())
+            }
+            None => Err(ApiError::new(
+                "app.not_running",
+                format!("{key} is not running in this window"),
+            )),
+        }
+    }
+
+    /// Keeps a training job's stop token; returns its run id.
+    fn track_run(&self, job: TrainJob) -> i64 {
         let run = job.run_id();
-        self.runs().insert(run, job.cancel_token());
-        let training = self.training.clone();
-        std::thread::spawn(move || {
-            // The run's outcome is in its record; the page reads it from there.
+        // The run's outcome is in its record; the page reads it from there.
+        self.track(format!("run:{run}"), job.cancel_token(), move || {
             let _ = job.wait();
-            training
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&run);
         });
         run
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 type Answer<T> = Result<T, ApiError>;
@@ -301,7 +320,7 @@ pub async fn start_training(
     let job = shared.adapt.start_training(request, move |p| {
         let _ = events.send(p.clone());
     })?;
-    Ok(shared.track(job))
+    Ok(shared.track_run(job))
 }
 
 /// Resumes a stopped run from its newest checkpoint.
@@ -314,20 +333,81 @@ pub async fn resume_training(
     let job = shared.adapt.resume_training(run, move |p| {
         let _ = events.send(p.clone());
     })?;
-    Ok(shared.track(job))
+    Ok(shared.track_run(job))
 }
 
 /// Stops a run this window started; it writes a checkpoint first.
 #[tauri::command]
 pub fn stop_training(shared: State<'_, Shared>, run: i64) -> Answer<()> {
-    match shared.runs().get(&run) {
-        Some(token) => {
-            token.cancel();
-            Ok(())
-        }
-        None => Err(ApiError::new(
-            "app.not_training",
-            format!("run {run} is not training in this window"),
-        )),
-    }
+    shared.cancel(&format!("run:{run}"))
+}
+
+/// Copies a GGUF file or model folder (say, dropped on the window) into the library.
+#[tauri::command]
+pub async fn import_model(shared: State<'_, Shared>, path: String) -> Answer<ModelEntry> {
+    on_worker(&shared, move |a| a.import_model(path.as_ref())).await
+}
+
+/// Deletes a model of the library (never one in the Hugging Face cache).
+#[tauri::command]
+pub async fn delete_model(shared: State<'_, Shared>, name: String) -> Answer<ModelEntry> {
+    on_worker(&shared, move |a| a.remove_model(&name)).await
+}
+
+/// Writes a converted, quantized or dequantized copy of a model into the library; each step
+/// streams through `events`.
+#[tauri::command]
+pub async fn make_variant(
+    shared: State<'_, Shared>,
+    path: String,
+    variant: Variant,
+    events: Channel<String>,
+) -> Answer<ConvertReport> {
+    on_worker(&shared, move |a| {
+        a.make_variant(path.as_ref(), variant, |step| {
+            let _ = events.send(step.to_string());
+        })
+    })
+    .await
+}
+
+/// What a pull streams: progress per file, then its end.
+#[derive(Clone, Serialize, ts_rs::TS)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum PullUpdate {
+    Progress(PullProgress),
+    Done(Pulled),
+    Failed(ApiError),
+}
+
+/// Starts pulling `spec` (`ORG/NAME[@REVISION]`, or one `file` of it) into the library;
+/// returns the job's id. Pulling again after a cancel resumes the partial files.
+#[tauri::command]
+pub async fn pull_model(
+    shared: State<'_, Shared>,
+    spec: String,
+    file: Option<String>,
+    events: Channel<PullUpdate>,
+) -> Answer<i64> {
+    let progress = events.clone();
+    let file = file.filter(|f| !f.trim().is_empty());
+    let job = shared
+        .adapt
+        .pull_model(spec.trim(), file.as_deref(), move |p| {
+            let _ = progress.send(PullUpdate::Progress(p.clone()));
+        })?;
+    let id = job.id();
+    shared.track(format!("pull:{id}"), job.cancel_token(), move || {
+        let _ = events.send(match job.wait() {
+            Ok(pulled) => PullUpdate::Done(pulled),
+            Err(e) => PullUpdate::Failed(e),
+        });
+    });
+    Ok(id)
+}
+
+/// Stops a pull; its partial files stay for the next pull of the same model.
+#[tauri::command]
+pub fn cancel_pull(shared: State<'_, Shared>, job: i64) -> Answer<()> {
+    shared.cancel(&format!("pull:{job}"))
 }

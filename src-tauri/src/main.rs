@@ -46,6 +46,11 @@ fn main() {
             commands::start_training,
             commands::resume_training,
             commands::stop_training,
+            commands::import_model,
+            commands::delete_model,
+            commands::make_variant,
+            commands::pull_model,
+            commands::cancel_pull,
         ])
         .build(tauri::generate_context!());
     let app = match app {

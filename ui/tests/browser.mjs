@@ -103,10 +103,35 @@ try {
   assert.equal(curve.split("L").length, 8, curve);
   await page.screenshot({ path: join(out, "train.png") });
 
-  // The other views.
-  await page.locator("[data-view=models]").click();
-  await page.getByTestId("model-row").first().waitFor();
+  // Models: a GGUF dropped on the window is imported; a pull reports per file, is cancelled
+  // and resumed; a copy is quantized; a model is deleted after a second click.
+  await page.evaluate(() =>
+    window.__TAURI_INTERNALS__.invoke("plugin:event|emit", {
+      event: "tauri://drag-drop",
+      payload: { paths: ["/downloads/tiny.Q8_0.gguf"], position: { x: 300, y: 200 } },
+    }),
+  );
+  await page.getByTestId("models-notice").getByText("Imported tiny.Q8_0.gguf.").waitFor();
+  assert.equal(await page.getByTestId("model-row").count(), 2);
+  assert.equal(await page.getByTestId("pull").isDisabled(), true);
+  await page.getByTestId("pull-spec").fill("HuggingFaceTB/SmolLM2-360M-Instruct");
+  await page.getByTestId("pull").click();
+  await page.getByTestId("pull-line").getByText(/^file 2 of 2 · model\.safetensors · \d+ MB of 270 MB/).waitFor();
+  await page.getByTestId("pull-cancel").click();
+  await page.getByTestId("pull-state").getByText("cancelled").waitFor();
+  await page.getByTestId("pull-resume").click();
+  await page.getByTestId("pull-state").getByText("done").waitFor();
+  assert.match(await page.getByTestId("pull-line").textContent(), /270 MB \(\d+ MB fetched now\)/);
+  await page.getByTestId("model-row").nth(2).waitFor();
+  await page.getByTestId("model-row").nth(2).getByText("Quantize 4-bit").click();
+  await page.getByTestId("models-notice").getByText(/Wrote 4-bit \(group 64\): 269 MB → 76 MB · mean KL 0\.0213/).waitFor();
+  assert.equal(await page.getByTestId("model-row").count(), 4);
   await page.screenshot({ path: join(out, "models.png") });
+  const imported = page.getByTestId("model-row").filter({ hasText: "tiny.Q8_0.gguf" });
+  await imported.getByTestId("delete-model").click();
+  await imported.getByText("Delete for good?").click();
+  await page.getByTestId("models-notice").getByText("Deleted tiny.Q8_0.gguf.").waitFor();
+  assert.equal(await page.getByTestId("model-row").count(), 3);
   await page.locator("[data-view=runs]").click();
   await page.getByTestId("run-dashboard").waitFor();
   assert.equal(await page.getByTestId("run-row").count(), 2);

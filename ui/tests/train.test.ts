@@ -93,3 +93,37 @@ describe("helpers", () => {
     expect(adapterRun(null)).toBeNull();
   });
 });
+
+import { isModelPath, isRepoSpec, pullLine, variantsFor } from "../src/lib/models";
+import type { ModelDetails } from "../src/lib/types";
+
+describe("models", () => {
+  const model = (over: Partial<ModelDetails>) => ({ runnable: true, format: "folder", quantization: null, ...over }) as ModelDetails;
+
+  it("offers the copies that make sense for each model", () => {
+    expect(variantsFor(model({ format: "gguf", quantization: "Q4_1" })).map((v) => v.variant)).toEqual([{ kind: "mlx" }]);
+    expect(variantsFor(model({})).map((v) => v.label)).toEqual(["Quantize 4-bit", "Quantize 8-bit"]);
+    expect(variantsFor(model({ quantization: "4-bit, group 64" })).map((v) => v.variant.kind)).toEqual(["dequantized"]);
+    expect(variantsFor(model({ runnable: false }))).toEqual([]);
+  });
+
+  it("tells a model drop from a dataset drop", () => {
+    expect(isModelPath("/m/SmolLM2.Q4_1.gguf")).toBe(true);
+    expect(isModelPath("/m/Qwen2.5-0.5B-Instruct")).toBe(true);
+    expect(isModelPath("/m/qwen/")).toBe(true);
+    expect(isModelPath("/d/train.jsonl")).toBe(false);
+    expect(isModelPath("/d/notes.txt")).toBe(false);
+  });
+
+  it("checks repository ids and describes a pull", () => {
+    expect(isRepoSpec("HuggingFaceTB/SmolLM2-135M-Instruct")).toBe(true);
+    expect(isRepoSpec("org/name@main")).toBe(true);
+    expect(isRepoSpec("just-a-name")).toBe(false);
+    expect(
+      pullLine({
+        file: "model.safetensors", file_index: 2, file_count: 5, file_done: 45e6, file_total: 270e6,
+        done: 50e6, total: 280e6, fetched: 40e6, bytes_per_second: 12e6, eta_seconds: 20, stage: "downloading",
+      }),
+    ).toBe("file 2 of 5 · model.safetensors · 45 MB of 270 MB · 12 MB/s · 20 s left");
+  });
+});

@@ -107,3 +107,70 @@ impl Adapt {
         answer.recv().map_err(|_| ApiError::engine_gone())?
     }
 }
+
+/// A new model in the library made from one already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub enum Variant {
+    /// A GGUF file as an MLX model folder.
+    Mlx,
+    /// A model folder quantized to `bits` (4 or 8) in groups of 64.
+    Quantized { bits: i32 },
+    /// A quantized model folder with float weights.
+    Dequantized,
+}
+
+impl Variant {
+    /// The new model's folder name, after the source's.
+    fn folder_name(self, source: &Path) -> String {
+        let stem = source
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        match self {
+            Variant::Mlx => format!("{stem}-mlx"),
+            Variant::Quantized { bits } => format!("{stem}-{bits}bit"),
+            Variant::Dequantized => format!("{stem}-float"),
+        }
+    }
+}
+
+impl Adapt {
+    /// Writes `variant` of the model at `src` into the models cache, beside the others, and
+    /// reports sizes (and, for quantization, the quality cost). Refuses when that model exists.
+    pub fn make_variant(
+        &self,
+        src: &Path,
+        variant: Variant,
+        on_step: impl FnMut(&str),
+    ) -> Result<ConvertReport, ApiError> {
+        let out = self.models_dir(None).join(variant.folder_name(src));
+        if out.exists() {
+            return Err(ApiError::new(
+                "convert.exists",
+                format!(
+                    "{} exists already: delete it in Models first to make it again",
+                    out.display()
+                ),
+            ));
+        }
+        match variant {
+            Variant::Mlx => self.convert_model(src, &out, on_step),
+            Variant::Quantized { bits } if [4, 8].contains(&bits) => {
+                let spec = adapt_engine::models::layers::QuantSpec {
+                    group_size: 64,
+                    bits,
+                };
+                self.quantize_model(src, &out, Target::Quantize(spec), true, on_step)
+            }
+            Variant::Quantized { bits } => Err(ApiError::new(
+                "quantize.unsupported",
+                format!("{bits}-bit is not offered: choose 4 or 8 bits"),
+            )),
+            Variant::Dequantized => {
+                self.quantize_model(src, &out, Target::Dequantize, false, on_step)
+            }
+        }
+    }
+}

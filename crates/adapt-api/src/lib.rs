@@ -14,6 +14,7 @@
 
 pub mod chats;
 mod convert;
+pub use convert::Variant;
 pub mod datasets;
 mod engine_thread;
 mod error;

@@ -46,6 +46,11 @@ impl PullJob {
         self.handle.cancel();
     }
 
+    /// A token that stops the download (from another thread).
+    pub fn cancel_token(&self) -> crate::jobs::CancelToken {
+        self.handle.cancel_token()
+    }
+
     /// Waits for the end: the pulled snapshot, or the job's error (`hub.cancelled` when it
     /// was cancelled).
     pub fn wait(self) -> Result<Pulled, ApiError> {

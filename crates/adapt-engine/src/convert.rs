@@ -24,6 +24,7 @@ use crate::save::Staging;
 
 /// What a conversion or quantization wrote.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ConvertReport {
     pub source: PathBuf,
     pub output: PathBuf,

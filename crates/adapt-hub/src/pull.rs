@@ -41,6 +41,7 @@ pub struct PullRequest {
 
 /// Where a pull is, reported per file and in total.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PullProgress {
     /// The file being fetched or verified.
     pub file: String,
@@ -65,6 +66,7 @@ pub struct PullProgress {
 /// What a pull is doing with the current file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Stage {
     Downloading,
     Verifying,
@@ -73,6 +75,7 @@ pub enum Stage {
 
 /// One file of a finished pull.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PulledFile {
     pub name: String,
     pub bytes: u64,
@@ -84,6 +87,7 @@ pub struct PulledFile {
 
 /// A finished pull.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Pulled {
     pub repo: String,
     pub revision: String,

@@ -10,6 +10,8 @@ export const app = $state({
   error: null as ApiError | null,
   /** The dataset file last dropped on the window. */
   dataset: null as string | null,
+  /** A model file or folder dropped on the window, to import. */
+  importModel: null as string | null,
   /** Bumped by the menu's New Chat. */
   newChat: 0,
   /** The run the Runs view shows (set when a run starts). */

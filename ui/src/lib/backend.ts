@@ -4,6 +4,10 @@
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type {
   ApiError,
+  ConvertReport,
+  ModelEntry,
+  PullUpdate,
+  Variant,
   Calibration,
   CsvOptions,
   TrainForm,
@@ -91,4 +95,11 @@ export const backend = {
   resumeTraining: (run: number, onProgress: (p: TrainProgress) => void) =>
     invoke<number>("resume_training", { run, events: channel(onProgress) }),
   stopTraining: (run: number) => invoke<void>("stop_training", { run }),
+  importModel: (path: string) => invoke<ModelEntry>("import_model", { path }),
+  deleteModel: (name: string) => invoke<ModelEntry>("delete_model", { name }),
+  makeVariant: (path: string, variant: Variant, onStep: (step: string) => void) =>
+    invoke<ConvertReport>("make_variant", { path, variant, events: channel(onStep) }),
+  pullModel: (spec: string, file: string | null, onUpdate: (u: PullUpdate) => void) =>
+    invoke<number>("pull_model", { spec, file, events: channel(onUpdate) }),
+  cancelPull: (job: number) => invoke<void>("cancel_pull", { job }),
 };

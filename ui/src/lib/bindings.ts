@@ -85,6 +85,17 @@ prefixes: number, };
 
 export type CheckpointRecord = { id: number, run_id: number, step: number, path: string, created_at: number, };
 
+export type ConvertReport = { source: string, output: string, 
+/**
+ * How the output stores its weights, e.g. "4-bit (group 32)".
+ */
+quantization: string, tensors: number, bytes_before: number, bytes_after: number, 
+/**
+ * Mean KL divergence (nats per token) of the output's next-token distribution from the
+ * source's on a fixed text; `None` where not measured.
+ */
+mean_kl: number | null, perplexity_before: number | null, perplexity_after: number | null, seconds: number, };
+
 export type CsvMapping = { 
 /**
  * The header's columns.
@@ -432,6 +443,44 @@ not_runnable: string | null, files: Array<ModelFileEntry>,
  */
 tensors: number, };
 
+export type ModelEntry = { 
+/**
+ * What commands take: `ORG/NAME` for Hub repositories, else the file or folder name.
+ */
+name: string, source: ModelSource, 
+/**
+ * What to load: the snapshot folder, the model folder, or the GGUF file.
+ */
+path: string, repo_id: string | null, 
+/**
+ * The commit of a Hub snapshot.
+ */
+revision: string | null, format: ModelFormat, architecture: string | null, parameters: number | null, 
+/**
+ * The dominant storage type: `bf16`, `f16`, `f32`, or a GGUF type such as `Q4_1`.
+ */
+dtype: string | null, 
+/**
+ * `4-bit, group 64` (MLX) or the GGUF quantized type; `None` for float weights.
+ */
+quantization: string | null, 
+/**
+ * Bytes of the weight files.
+ */
+weights_bytes: number, 
+/**
+ * Bytes of every file.
+ */
+bytes: number, shape: Shape | null, runnable: boolean, 
+/**
+ * Why the model cannot run, when it cannot.
+ */
+not_runnable: string | null, files: Array<ModelFileEntry>, 
+/**
+ * Tensor count.
+ */
+tensors: number, };
+
 export type ModelFileEntry = { name: string, bytes: number, };
 
 export type ModelFormat = "folder" | "gguf";
@@ -477,6 +526,58 @@ total_bytes: number,
  * Examples read so far.
  */
 examples: number, };
+
+export type PullProgress = { 
+/**
+ * The file being fetched or verified.
+ */
+file: string, 
+/**
+ * 1-based position of `file` among `file_count`.
+ */
+file_index: number, file_count: number, 
+/**
+ * Bytes of `file` on disk.
+ */
+file_done: number, file_total: number, 
+/**
+ * Bytes of all files on disk (including those present before this pull).
+ */
+done: number, total: number, 
+/**
+ * Bytes fetched by this pull so far.
+ */
+fetched: number, 
+/**
+ * Download speed over this pull (fetched bytes per second).
+ */
+bytes_per_second: number, 
+/**
+ * Seconds left at that speed, once it is known.
+ */
+eta_seconds: number | null, stage: Stage, };
+
+export type PullUpdate = { "kind": "progress", "detail": PullProgress } | { "kind": "done", "detail": Pulled } | { "kind": "failed", "detail": ApiError };
+
+export type Pulled = { repo: string, revision: string, commit: string, 
+/**
+ * The snapshot folder: load the model from here.
+ */
+snapshot: string, files: Array<PulledFile>, 
+/**
+ * Bytes fetched over the network by this pull.
+ */
+fetched: number, bytes: number, };
+
+export type PulledFile = { name: string, bytes: number, 
+/**
+ * Bytes fetched for it by this pull (0 when it was already there).
+ */
+fetched: number, 
+/**
+ * Where this pull started fetching it (the size of a partial download it resumed).
+ */
+resumed_from: number, };
 
 export type RunDetails = { run: RunRecord, metrics: Array<Metric>, checkpoints: Array<CheckpointRecord>, jobs: Array<JobRecord>, };
 
@@ -529,6 +630,8 @@ export type Shape = { layers: number, hidden: number, heads: number, kv_heads: n
  * The longest context the model was trained for, when stated.
  */
 context: number | null, };
+
+export type Stage = "downloading" | "verifying" | "done";
 
 export type Status = "queued" | "running" | "succeeded" | "failed" | "cancelled" | "interrupted";
 
@@ -625,6 +728,8 @@ peak_memory: number,
  * Seconds left at the current pace.
  */
 eta_seconds: number, };
+
+export type Variant = { "kind": "mlx" } | { "kind": "quantized", bits: number, } | { "kind": "dequantized" };
 
 export type Verdict = "fits" | "tight" | "too_big";
 

@@ -128,33 +128,104 @@ async function reply(c: MockChat, text: string, events: { onmessage: (e: Generat
   return { text: full, tokens: [], stop_reason: "end_of_sequence", stats: stats(prompt, reused, words.length) };
 }
 
-const handlers: Record<string, (a: Args) => unknown> = {
-  list_models: (): ModelDetails[] => [
-    {
-      name: "SmolLM2-135M-Instruct.Q4_1.gguf",
-      source: "library",
-      path: MODEL,
-      repo_id: null,
-      revision: null,
-      format: "gguf",
-      architecture: "llama",
-      parameters: 134_515_008,
-      dtype: "Q4_1",
-      quantization: "Q4_1",
-      weights_bytes: 98_000_000,
-      bytes: 98_362_432,
-      shape: { layers: 30, hidden: 576, heads: 9, kv_heads: 3, head_dim: 64, vocab: 49152, context: 8192 } as ModelDetails["shape"],
-      runnable: true,
-      not_runnable: null,
-      files: [{ name: "SmolLM2-135M-Instruct.Q4_1.gguf", bytes: 98_362_432 }],
-      tensors: 272,
-      fit: {
-        memory: { total: 24e9, available: 20e9 },
-        chat: { bytes: 700e6, verdict: "fits", parts: [], assumptions: ["f32 weights on the CPU backend"] },
-        train: { bytes: 1.5e9, verdict: "fits", parts: [], assumptions: ["LoRA rank 8, batch 4"] },
-      },
+function smollm2(): ModelDetails {
+  return {
+    name: "SmolLM2-135M-Instruct.Q4_1.gguf",
+    source: "library",
+    path: MODEL,
+    repo_id: null,
+    revision: null,
+    format: "gguf",
+    architecture: "llama",
+    parameters: 134_515_008,
+    dtype: "Q4_1",
+    quantization: "Q4_1",
+    weights_bytes: 98_000_000,
+    bytes: 98_362_432,
+    shape: { layers: 30, hidden: 576, heads: 9, kv_heads: 3, head_dim: 64, vocab: 49152, context: 8192 } as ModelDetails["shape"],
+    runnable: true,
+    not_runnable: null,
+    files: [{ name: "SmolLM2-135M-Instruct.Q4_1.gguf", bytes: 98_362_432 }],
+    tensors: 272,
+    fit: {
+      memory: { total: 24e9, available: 20e9 },
+      chat: { bytes: 700e6, verdict: "fits", parts: [], assumptions: ["f32 weights on the CPU backend"] },
+      train: { bytes: 1.5e9, verdict: "fits", parts: [], assumptions: ["LoRA rank 8, batch 4"] },
     },
-  ],
+  };
+}
+
+const library: ModelDetails[] = [];
+const pulling = new Map<number, { cancelled: boolean }>();
+let nextJob = 1;
+
+/** A mock pull of two files; cancelled pulls keep their bytes and resume from there. */
+const partial = new Map<string, number>();
+async function mockPull(job: number, spec: string, events: Emit) {
+  const files = [["config.json", 1_000], ["model.safetensors", 270_000_000]] as const;
+  const total = files.reduce((n, [, b]) => n + b, 0);
+  let done = partial.get(spec) ?? 0;
+  for (let step = 0; done < total; step++) {
+    await new Promise((r) => setTimeout(r, 40));
+    if (pulling.get(job)?.cancelled) {
+      partial.set(spec, done);
+      events.onmessage({ kind: "failed", detail: { code: "hub.cancelled", message: "the download was cancelled" } });
+      return;
+    }
+    done = Math.min(total, done + 27_000_000);
+    const index = done <= 1_000 ? 1 : 2;
+    events.onmessage({
+      kind: "progress",
+      detail: {
+        file: files[index - 1][0], file_index: index, file_count: 2, file_done: done - 1_000, file_total: files[1][1],
+        done, total, fetched: done, bytes_per_second: 27e6, eta_seconds: (total - done) / 27e6, stage: "downloading",
+      },
+    });
+  }
+  library.push({ ...smollm2(), name: spec, source: "library", path: `models-cache/${spec}`, format: "folder", quantization: null, dtype: "bf16" });
+  events.onmessage({
+    kind: "done",
+    detail: { repo: spec, revision: "main", commit: "0".repeat(40), snapshot: `models-cache/${spec}`, files: files.map(([name, bytes]) => ({ name, bytes, fetched: bytes, resumed_from: 0 })), fetched: total - (partial.get(spec) ?? 0), bytes: total },
+  });
+}
+
+const handlers: Record<string, (a: Args) => unknown> = {
+  list_models: (): ModelDetails[] => [smollm2(), ...library],
+  pull_model: (a) => {
+    if (!a.spec.includes("/")) throw { code: "hub.bad_spec", message: `'${a.spec}' is not ORG/NAME` };
+    const job = nextJob++;
+    pulling.set(job, { cancelled: false });
+    mockPull(job, a.spec, a.events);
+    return job;
+  },
+  cancel_pull: (a) => {
+    pulling.get(a.job)!.cancelled = true;
+    return null;
+  },
+  import_model: (a) => {
+    const name = a.path.split("/").pop();
+    if (!/\.gguf$/.test(name)) throw { code: "library.not_a_model", message: `${a.path}: no config.json and not a GGUF file` };
+    const entry = { ...smollm2(), name, path: `models-cache/${name}` };
+    library.push(entry);
+    return entry;
+  },
+  delete_model: (a) => {
+    const i = library.findIndex((m) => m.name === a.name);
+    if (i < 0) throw { code: "library.not_found", message: `no model named ${a.name}` };
+    return library.splice(i, 1)[0];
+  },
+  make_variant: async (a) => {
+    for (const step of ["reading the weights", "quantizing 211 tensors", "measuring the quality"]) {
+      a.events.onmessage(step);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    const name = `${a.path.split("/").pop()}-${a.variant.kind === "quantized" ? `${a.variant.bits}bit` : a.variant.kind}`;
+    library.push({ ...smollm2(), name, path: `models-cache/${name}`, format: "folder", quantization: "4-bit, group 64" });
+    return {
+      source: a.path, output: `models-cache/${name}`, quantization: "4-bit (group 64)", tensors: 211,
+      bytes_before: 269_000_000, bytes_after: 76_000_000, mean_kl: 0.0213, perplexity_before: 9.8, perplexity_after: 10.3, seconds: 4.2,
+    };
+  },
   load_model: () => info,
   new_chat: (a) => {
     const id = next++;

@@ -1,0 +1,101 @@
+//! What the app's Train and Models views ask of the API, on the real SmolLM2 and the sample
+//! dataset: a plan (memory at the batch size that fits) without training, a calibration that
+//! trains three steps and records no run, and a converted copy written into the library.
+
+use adapt_api::datasets::DataOptions;
+use adapt_api::{Adapt, AdaptConfig, TrainConfig, TrainForm, TrainProgress, Variant};
+use adapt_testsupport::{repo_root, smollm2_gguf};
+
+fn form() -> TrainForm {
+    TrainForm {
+        model: smollm2_gguf().display().to_string(),
+        dataset: repo_root()
+            .join("examples/blue-lantern.jsonl")
+            .display()
+            .to_string(),
+        csv: Default::default(),
+        valid_share: 0.2,
+        mask_prompt: true,
+        config: TrainConfig {
+            num_layers: 2,
+            batch_size: 4,
+            max_seq_length: 128,
+            ..TrainConfig::default()
+        },
+        name: None,
+    }
+}
+
+#[test]
+fn plans_calibrations_and_library_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapt = Adapt::start_with(AdaptConfig {
+        data_dir: Some(dir.path().join("data")),
+        ..AdaptConfig::default()
+    })
+    .unwrap();
+    adapt
+        .set_models_dir(Some(&dir.path().join("models")))
+        .unwrap();
+    let request = form().request(dir.path().join("cache"));
+    assert_eq!(
+        request.data_options.max_seq_length, 128,
+        "statistics use the run's length"
+    );
+    assert_eq!(
+        request.data_options.render.mask_prompt,
+        DataOptions::default().render.mask_prompt
+    );
+
+    let mut stages = Vec::new();
+    let plan = adapt
+        .plan_training(&request, |p| {
+            stages.push(match p {
+                TrainProgress::Preparing(_) => "preparing",
+                TrainProgress::Prepared { .. } => "prepared",
+                TrainProgress::Loading => "loading",
+                TrainProgress::Engine(_) => "engine",
+            })
+        })
+        .unwrap();
+    stages.dedup();
+    assert_eq!(stages.last(), Some(&"loading"));
+    assert!(stages.contains(&"prepared"));
+    // Twelve examples, a fifth held out.
+    assert!((9..=10).contains(&plan.examples), "{plan:?}");
+    assert!(plan.trainable_parameters > 0);
+    assert_eq!(plan.memory.batch_size, 4);
+    assert!(plan.seq_len > 20 && plan.seq_len <= 128, "{plan:?}");
+    assert!(plan.memory.total > plan.memory.weights && plan.memory.fits());
+
+    let calibration = adapt.calibrate_training(&request, |_| {}).unwrap();
+    assert_eq!(calibration.steps, 3);
+    assert!(calibration.measured > 0 && calibration.seconds_per_step > 0.0);
+    assert_eq!(calibration.plan.total, plan.memory.total);
+    assert!(
+        adapt.runs().unwrap().is_empty(),
+        "a calibration records no run"
+    );
+
+    let mut bad = form();
+    bad.config.learning_rate = -1.0;
+    let e = adapt
+        .plan_training(&bad.request(dir.path().join("cache")), |_| {})
+        .unwrap_err();
+    assert_eq!(e.code, "request.invalid", "{e:?}");
+    assert!(e.message.contains("learning_rate"), "{e:?}");
+
+    let report = adapt
+        .make_variant(&smollm2_gguf(), Variant::Mlx, |_| {})
+        .unwrap();
+    assert!(report.output.ends_with("SmolLM2-135M-Instruct.Q4_1-mlx"));
+    assert!(adapt.models().iter().any(|m| m.model.path == report.output));
+    let e = adapt
+        .make_variant(&smollm2_gguf(), Variant::Mlx, |_| {})
+        .unwrap_err();
+    assert_eq!(e.code, "convert.exists");
+    let e = adapt
+        .make_variant(&report.output, Variant::Quantized { bits: 3 }, |_| {})
+        .unwrap_err();
+    assert_eq!(e.code, "quantize.unsupported");
+}
