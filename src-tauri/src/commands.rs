@@ -273,6 +273,20 @@ pub async fn inspect_dataset(
     .await
 }
 
+/// The lines around `line` of a dataset file (an error's line, with `context` on each side).
+#[tauri::command]
+pub async fn dataset_lines(
+    shared: State<'_, Shared>,
+    path: String,
+    line: u64,
+    context: u64,
+) -> Answer<Vec<(u64, String)>> {
+    on_worker(&shared, move |_| {
+        datasets::lines_around(path.as_ref(), line, context.min(20))
+    })
+    .await
+}
+
 /// A run with its metrics (probe answers included) and checkpoints.
 #[tauri::command]
 pub async fn run_details(shared: State<'_, Shared>, id: i64) -> Answer<RunDetails> {

@@ -41,6 +41,7 @@ fn main() {
             commands::list_runs,
             commands::run_details,
             commands::inspect_dataset,
+            commands::dataset_lines,
             commands::plan_training,
             commands::calibrate_training,
             commands::start_training,

@@ -75,7 +75,28 @@ try {
   assert.match(await page.getByTestId("dataset-errors").textContent(), /fact\.jsonl:5, field 'messages\[0\]'/);
   assert.equal(await page.locator("[data-testid=histogram] .bar").count(), 9);
   assert.match(await page.locator(".trained").first().textContent(), /^The Blue Lantern's code is 7-4-1\./);
+  // An error's line, shown with the lines around it.
+  await page.getByTestId("show-line").click();
+  assert.match(await page.getByTestId("error-lines").locator(".at").textContent(), /^5\{"messages": \[\{"role": "user"\}\]\}/);
   await page.screenshot({ path: join(out, "datasets.png") });
+
+  // A CSV: the column mapping, a column to learn, then edited templates, rendered live.
+  await page.getByTestId("dataset-path").fill("/data/ships.csv");
+  await page.getByTestId("inspect").click();
+  await page.getByTestId("csv-mapping").waitFor();
+  assert.equal(await page.getByTestId("csv-learn").inputValue(), "Crew");
+  assert.equal(await page.locator(".trained").first().textContent(), "7<|im_end|>");
+  await page.getByTestId("csv-learn").selectOption("Home port");
+  await page.locator(".trained").first().getByText("Lyon<|im_end|>").waitFor();
+  assert.equal(await page.getByTestId("csv-prompt").inputValue(), 'Name: {{ row["Name"] }}\nCrew: {{ row["Crew"] }}');
+  await page.getByTestId("csv-prompt").fill('Ship {{ row["Name"] }}');
+  await page.getByTestId("csv-completion").fill('{{ row["Crew"] }} sailors');
+  await page.locator(".trained").first().getByText("7 sailors<|im_end|>").waitFor();
+  assert.match(await page.getByTestId("dataset-sample").first().textContent(), /user\nShip Blue Lantern/);
+  assert.equal(await page.getByTestId("csv-learn").inputValue(), "");
+  await page.getByTestId("csv-completion").fill("{{ crew");
+  await page.getByTestId("csv-error").getByText("does not render").waitFor();
+  await page.screenshot({ path: join(out, "datasets-csv.png") });
 
   // Train: the dropped file is the dataset; inline validation; presets; the memory estimate,
   // a calibration, then a run whose reports draw the loss curve as they stream.

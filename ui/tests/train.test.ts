@@ -127,3 +127,16 @@ describe("models", () => {
     ).toBe("file 2 of 5 · model.safetensors · 45 MB of 270 MB · 12 MB/s · 20 s left");
   });
 });
+
+import { learnColumn, learnedColumn, withTemplates } from "../src/lib/datasets";
+
+describe("CSV mapping", () => {
+  it("reads back the learned column and builds settings", () => {
+    expect(learnedColumn('{{ row["Home port"] }}')).toBe("Home port");
+    expect(learnedColumn('{{ row["A \\"quoted\\" name"] }}')).toBe('A "quoted" name');
+    expect(learnedColumn('{{ row["Crew"] }} sailors')).toBeNull();
+    expect(learnedColumn(null)).toBeNull();
+    expect(learnColumn("Crew").completion_column).toBe("Crew");
+    expect(withTemplates("Q: {{ q }}", "  ").completion_template).toBeNull();
+  });
+});

@@ -74,3 +74,64 @@ pub fn prepare(
 pub fn bench(model: &TextModel, rows: usize, dir: &Path) -> Result<BenchReport, ApiError> {
     Ok(adapt_data::sample::bench(model, rows, dir)?)
 }
+
+/// Longest text of one line [`lines_around`] returns, in characters.
+const SHOWN_LINE_CHARS: usize = 4000;
+
+/// Lines `line - context ..= line + context` of the text file `path` (1-based numbers), each
+/// cut to a few thousand characters: what the app shows for an error at `line`.
+pub fn lines_around(path: &Path, line: u64, context: u64) -> Result<Vec<(u64, String)>, ApiError> {
+    use std::io::{BufRead, BufReader};
+    let read_error = |e: std::io::Error| {
+        ApiError::new("data.io", format!("{}: cannot read: {e}", path.display()))
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let first = line.saturating_sub(context).max(1);
+    let mut shown = Vec::new();
+    let mut bytes = Vec::new();
+    let mut reader = BufReader::new(file);
+    for n in 1..=line + context {
+        bytes.clear();
+        if reader.read_until(b'\n', &mut bytes).map_err(read_error)? == 0 {
+            break;
+        }
+        if n >= first {
+            let text = String::from_utf8_lossy(&bytes);
+            let text = text.trim_end_matches(['\n', '\r']);
+            let mut cut: String = text.chars().take(SHOWN_LINE_CHARS).collect();
+            if cut.len() < text.len() {
+                cut.push('…');
+            }
+            shown.push((n, cut));
+        }
+    }
+    if shown.last().is_none_or(|(n, _)| *n < line) {
+        return Err(ApiError::new(
+            "data.no_line",
+            format!("{} has no line {line}", path.display()),
+        ));
+    }
+    Ok(shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_around_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.jsonl");
+        std::fs::write(&path, "a\r\nb\n{\"x\": 1}\nd").unwrap();
+        let shown = lines_around(&path, 3, 1).unwrap();
+        assert_eq!(
+            shown,
+            vec![(2, "b".into()), (3, "{\"x\": 1}".into()), (4, "d".into())]
+        );
+        assert_eq!(lines_around(&path, 1, 1).unwrap()[0], (1, "a".into()));
+        assert_eq!(lines_around(&path, 9, 1).unwrap_err().code, "data.no_line");
+        std::fs::write(&path, "é".repeat(5000)).unwrap();
+        let long = &lines_around(&path, 1, 0).unwrap()[0].1;
+        assert_eq!(long.chars().count(), SHOWN_LINE_CHARS + 1);
+    }
+}

@@ -265,6 +265,32 @@ pub enum DataError {
 
 impl DataError {
     /// A stable, machine-readable code for the kind of problem.
+    /// Where in the input the problem is, when it concerns a place in a file.
+    pub fn at(&self) -> Option<&At> {
+        match self {
+            DataError::EmptyFile { at, .. }
+            | DataError::InvalidUtf8 { at, .. }
+            | DataError::LineTooLong { at, .. }
+            | DataError::MalformedJson { at, .. }
+            | DataError::WrongType { at, .. }
+            | DataError::MissingKey { at, .. }
+            | DataError::EmptyContent { at, .. }
+            | DataError::UnknownRole { at, .. }
+            | DataError::NoAssistantTurn { at, .. }
+            | DataError::MixedFormats { at, .. }
+            | DataError::UnknownFormat { at, .. }
+            | DataError::CsvFieldCount { at, .. }
+            | DataError::CsvMalformed { at, .. }
+            | DataError::CsvHeader { at, .. }
+            | DataError::CsvUnknownColumn { at, .. }
+            | DataError::CsvTemplate { at, .. }
+            | DataError::ChatTemplate { at, .. }
+            | DataError::MaskAlignment { at, .. }
+            | DataError::Tokenize { at, .. } => Some(at),
+            _ => None,
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             DataError::Io { .. } => "data.io",

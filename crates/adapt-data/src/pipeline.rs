@@ -53,6 +53,9 @@ pub struct ErrorEntry {
     pub code: String,
     /// Message naming file, line and field.
     pub message: String,
+    /// 1-based line where the example starts, when the problem is at one.
+    #[serde(default)]
+    pub line: Option<u64>,
 }
 
 impl From<&DataError> for ErrorEntry {
@@ -60,6 +63,7 @@ impl From<&DataError> for ErrorEntry {
         ErrorEntry {
             code: e.code().to_string(),
             message: e.to_string(),
+            line: e.at().map(|at| at.line).filter(|&l| l > 0),
         }
     }
 }

@@ -1,6 +1,6 @@
 // State the views share: the loaded model, the current view and the last error.
 
-import type { ApiError, ModelInfo } from "./types";
+import type { ApiError, CsvOptions, ModelInfo } from "./types";
 
 export type View = "chat" | "models" | "datasets" | "train" | "runs";
 
@@ -10,6 +10,8 @@ export const app = $state({
   error: null as ApiError | null,
   /** The dataset file last dropped on the window. */
   dataset: null as string | null,
+  /** How the CSV file `path` maps to examples, as set in the Datasets view (Train uses it). */
+  csv: null as { path: string; options: CsvOptions } | null,
   /** A model file or folder dropped on the window, to import. */
   importModel: null as string | null,
   /** Bumped by the menu's New Chat. */

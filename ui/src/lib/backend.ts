@@ -86,6 +86,8 @@ export const backend = {
     maxSeqLength: number | null = null,
     csv: CsvOptions | null = null,
   ) => invoke<InspectReport>("inspect_dataset", { path, model, maxSeqLength, csv }),
+  datasetLines: (path: string, line: number, context: number) =>
+    invoke<[number, string][]>("dataset_lines", { path, line, context }),
   planTraining: (form: TrainForm, onProgress: (p: TrainProgress) => void) =>
     invoke<TrainPlan>("plan_training", { form, events: channel(onProgress) }),
   calibrateTraining: (form: TrainForm, onProgress: (p: TrainProgress) => void) =>

@@ -164,7 +164,11 @@ code: string,
 /**
  * Message naming file, line and field.
  */
-message: string, };
+message: string, 
+/**
+ * 1-based line where the example starts, when the problem is at one.
+ */
+line: number | null, };
 
 export type Estimate = { bytes: number, verdict: Verdict, 
 /**

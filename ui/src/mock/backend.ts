@@ -155,6 +155,43 @@ function smollm2(): ModelDetails {
   };
 }
 
+/** A CSV of ships rendered through the chosen mapping (`{{ row["Column"] }}` only). */
+const SHIPS = { columns: ["Name", "Home port", "Crew"], rows: [["Blue Lantern", "Lyon", "7"], ["Grey Gull", "Brest", "12"]] };
+const variable = (c: string) => `{{ row[${JSON.stringify(c)}] }}`;
+
+function inspectCsv(a: Args) {
+  const csv = a.csv ?? {};
+  const target: string | null = csv.completion_column ?? (csv.prompt_template ? null : "Crew");
+  const prompt: string =
+    csv.prompt_template ?? SHIPS.columns.filter((c) => c !== target).map((c) => `${c}: ${variable(c)}`).join("\n");
+  const completion: string | null = csv.prompt_template ? csv.completion_template : variable(target!);
+  const render = (t: string, row: string[]) => {
+    if (/\{\{(?![^}]*\}\})/.test(t) || /\{\{ *[a-z]+ *\}\}/.test(t))
+      throw { code: "data.csv_template", message: `${a.path}: the template does not render: ${t}` };
+    return t.replace(/\{\{ row\[("[^"]*")\] \}\}/g, (_, c) => row[SHIPS.columns.indexOf(JSON.parse(c))] ?? "");
+  };
+  const samples = SHIPS.rows.map((row, i) => {
+    const p = render(prompt, row);
+    const c = completion === null ? null : render(completion, row);
+    return {
+      line: i + 2,
+      example: c === null ? { text: p } : { prompt: p, completion: c },
+      marked: c === null ? `«${p}»` : `<|im_start|>user\n${p}<|im_end|>\n<|im_start|>assistant\n«${c}<|im_end|>»\n`,
+      tokens: 30,
+      trained: 4,
+    };
+  });
+  return {
+    file: {
+      path: a.path, kind: "csv", format: completion === null ? "text" : "completions",
+      csv: { columns: SHIPS.columns, delimiter: ",", prompt, completion },
+      examples: 2, invalid: 0, errors: [], duplicates: 0, warnings: [],
+    },
+    stats: null,
+    samples,
+  };
+}
+
 const library: ModelDetails[] = [];
 const pulling = new Map<number, { cancelled: boolean }>();
 let nextJob = 1;
@@ -277,7 +314,9 @@ const handlers: Record<string, (a: Args) => unknown> = {
     chats.delete(a.chat);
     return null;
   },
-  inspect_dataset: (a) => ({
+  dataset_lines: (a) =>
+    [3, 4, 5, 6, 7].map((n) => [n, n === a.line ? '{"messages": [{"role": "user"}]}' : `{"messages": [{"role": "user", "content": "Question ${n}"}, {"role": "assistant", "content": "Answer ${n}"}]}`]),
+  inspect_dataset: (a) => (a.path.endsWith(".csv") ? inspectCsv(a) : {
     file: {
       path: a.path,
       kind: "jsonl",
@@ -285,7 +324,7 @@ const handlers: Record<string, (a: Args) => unknown> = {
       csv: null,
       examples: 29,
       invalid: 1,
-      errors: [{ code: "data.missing_key", message: `${a.path}:5, field 'messages[0]': missing key 'content'` }],
+      errors: [{ code: "data.missing_key", message: `${a.path}:5, field 'messages[0]': missing key 'content'`, line: 5 }],
       duplicates: 0,
       warnings: [],
     },
