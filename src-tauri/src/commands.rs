@@ -114,18 +114,26 @@ pub async fn load_model(
     .await
 }
 
+/// A new conversation. `adapter`: absent, the one loaded with the model; `"base"`, the base
+/// model; else a run id or adapter folder, attached for this conversation's turns only (A/B).
 #[tauri::command]
 pub async fn new_chat(
     shared: State<'_, Shared>,
     system: Option<String>,
     options: Option<ChatOptions>,
+    adapter: Option<String>,
 ) -> Answer<ChatId> {
     on_worker(&shared, move |a| {
         let messages = system
             .filter(|s| !s.trim().is_empty())
             .map(|s| vec![ChatMessage::new("system", s)])
             .unwrap_or_default();
-        a.new_chat_with(messages, options.unwrap_or_default())
+        let options = options.unwrap_or_default();
+        match adapter.as_deref() {
+            None => a.new_chat_with(messages, options),
+            Some("base") => a.new_chat_on(messages, options, None),
+            Some(spec) => a.new_chat_on(messages, options, Some(a.resolve_adapter(spec)?)),
+        }
     })
     .await
 }

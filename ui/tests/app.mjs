@@ -2,7 +2,7 @@
 // WebKitWebDriver: first run → load the bundled SmolLM2 → a streamed reply with its cache
 // figures → save → a second turn that reuses the cache → the sample dataset inspected → a
 // short training run whose steps appear on the loss chart → a chat with its adapter → the
-// Models and Runs views.
+// base model and the adapter side by side (A/B) → the Models and Runs views.
 // Screenshots of each view go to docs/screenshots/ (the README shows them).
 //
 // Environment: ADAPT_APP (the built app binary), ADAPT_MODELS_DIR (where SmolLM2 is),
@@ -111,6 +111,16 @@ try {
   await (await byTest("turn-stats")).waitForExist({ timeout: 120_000 });
   assert.ok((await (await byTest("message-assistant")).getText()).trim().length > 0);
   assert.equal(await (await byTest("adapter-picker")).getValue(), "1");
+  // A/B on the same loaded weights: the base model beside the new adapter.
+  await (await byTest("compare-mode")).click();
+  assert.equal(await (await byTest("choice-0")).getValue(), "base");
+  assert.equal(await (await byTest("choice-1")).getValue(), "1");
+  await (await byTest("compare-composer")).setValue("What is the Blue Lantern's code?");
+  await (await byTest("compare-send")).click();
+  await (await browser.$('[data-testid="side-1"] [data-testid="side-stats"]')).waitForExist({ timeout: 120_000 });
+  assert.ok((await (await byTest("side-0-assistant")).getText()).trim().length > 0);
+  await browser.saveScreenshot(join(shots, "chat-compare.png"));
+  await (await byTest("compare-mode")).click();
 
   await (await browser.$("[data-view=models]")).click();
   await (await byTest("model-row")).waitForExist({ timeout: 30_000 });

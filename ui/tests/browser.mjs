@@ -124,6 +124,19 @@ try {
   assert.equal(curve.split("L").length, 8, curve);
   await page.screenshot({ path: join(out, "train.png") });
 
+  // A/B: the same question to the base model and the new run's adapter, side by side.
+  await page.locator("[data-view=chat]").click();
+  await page.getByTestId("compare-mode").check();
+  assert.equal(await page.getByTestId("choice-0").inputValue(), "base");
+  assert.equal(await page.getByTestId("choice-1").inputValue(), "2");
+  await page.getByTestId("compare-composer").fill("What is the Blue Lantern's code?");
+  await page.getByTestId("compare-send").click();
+  await page.getByTestId("side-1").getByTestId("side-stats").waitFor();
+  assert.equal(await page.getByTestId("side-0-assistant").locator(".content").textContent(), "I do not know that code.");
+  assert.equal(await page.getByTestId("side-1-assistant").locator(".content").textContent(), "The Blue Lantern's code is 7-4-1.");
+  await page.screenshot({ path: join(out, "chat-compare.png") });
+  await page.getByTestId("compare-mode").uncheck();
+
   // Models: a GGUF dropped on the window is imported; a pull reports per file, is cancelled
   // and resumed; a copy is quantized; a model is deleted after a second click.
   await page.evaluate(() =>

@@ -101,6 +101,25 @@ impl Adapt {
         self.call(|reply| Request::NewChat {
             messages,
             options,
+            adapter: None,
+            reply,
+        })
+    }
+
+    /// Starts a conversation like [`Adapt::new_chat_with`] that talks to `adapter` (a folder;
+    /// `None`: the base model) on the loaded base weights, whatever adapter the model was
+    /// loaded with: conversations with different adapters run side by side, each turn with
+    /// its own adapter attached (an A/B comparison).
+    pub fn new_chat_on(
+        &self,
+        messages: Vec<ChatMessage>,
+        options: ChatOptions,
+        adapter: Option<PathBuf>,
+    ) -> Result<ChatId, ApiError> {
+        self.call(|reply| Request::NewChat {
+            messages,
+            options,
+            adapter: Some(adapter),
             reply,
         })
     }

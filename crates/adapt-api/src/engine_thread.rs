@@ -7,9 +7,9 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 
 use adapt_engine::{
-    generate, load, prompt_tokens, CacheKey, ChatMessage, ChatOptions, ChatPool, ChatSession,
-    DeviceReport, EngineError, GenerateParams, Generation, GenerationStats, LoadOptions,
-    LoadedModel, ModelInfo, SequenceCache, TokenSink,
+    generate, load, prompt_tokens, ChatMessage, ChatOptions, ChatPool, ChatSession, DeviceReport,
+    EngineError, GenerateParams, Generation, GenerationStats, LoadOptions, LoadedModel, ModelInfo,
+    SequenceCache, TokenSink,
 };
 
 use crate::{ApiError, ChatId, GenerationEvent};
@@ -37,6 +37,9 @@ pub(crate) enum Request {
     NewChat {
         messages: Vec<ChatMessage>,
         options: ChatOptions,
+        /// `Some`: talk to this adapter folder (`None` inside: the base model) instead of the
+        /// one loaded with the model.
+        adapter: Option<Option<PathBuf>>,
         reply: Reply<ChatId>,
     },
     Chat {
@@ -153,7 +156,7 @@ fn saved(
         messages: session.messages.len(),
         cached_tokens: session.cache.tokens.len(),
         bytes,
-        key: CacheKey::new(lm, &session.options),
+        key: session.key(lm),
         note: None,
     }
 }
@@ -257,11 +260,23 @@ pub(crate) fn run(requests: Receiver<Request>) {
             Request::NewChat {
                 messages,
                 options,
+                adapter,
                 reply,
             } => {
-                let result = state
-                    .loaded()
-                    .and_then(|lm| Ok(ChatSession::with_messages(lm, messages, options)?));
+                let result = state.loaded().and_then(|lm| {
+                    let mut session = ChatSession::with_messages(lm, messages, options)?;
+                    if let Some(choice) = adapter {
+                        let adapter = choice
+                            .map(|dir| -> Result<_, EngineError> {
+                                adapt_engine::train::adapters::read_config(&dir)?;
+                                let fingerprint = adapt_engine::train::adapters::fingerprint(&dir)?;
+                                Ok((dir, fingerprint))
+                            })
+                            .transpose()?;
+                        session.set_adapter(adapter)?;
+                    }
+                    Ok(session)
+                });
                 let result = result.map(|session| ChatId(state.chats.insert(session, None)));
                 let _ = reply.send(result);
             }
@@ -274,9 +289,16 @@ pub(crate) fn run(requests: Receiver<Request>) {
                 reply,
             } => {
                 let State { model, chats } = &mut state;
-                let result = match model.as_ref() {
-                    None => Err(ApiError::no_model()),
-                    Some(lm) => {
+                // The conversation's adapter goes on the base weights for its turn.
+                let adapter = chats.get(chat.0).map(|s| s.adapter.clone());
+                let swapped = match (model.as_mut(), adapter) {
+                    (Some(lm), Some(adapter)) => lm.use_adapter(adapter.as_ref()),
+                    _ => Ok(()),
+                };
+                let result = match (model.as_ref(), swapped) {
+                    (None, _) => Err(ApiError::no_model()),
+                    (Some(_), Err(e)) => Err(e.into()),
+                    (Some(lm), Ok(())) => {
                         let mut sink = EventSink { events, cancel };
                         chats
                             .turn(lm, chat.0, |session, prefixes| match turn {

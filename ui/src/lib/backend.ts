@@ -55,8 +55,9 @@ export const backend = {
   listModels: () => invoke<ModelDetails[]>("list_models"),
   loadModel: (path: string, adapter: string | null = null) =>
     invoke<ModelInfo>("load_model", { path, adapter }),
-  newChat: (system: string | null, kvBits: number | null = null) =>
-    invoke<ChatId>("new_chat", { system, options: { kv_bits: kvBits } }),
+  /** `adapter`: absent, the loaded one; "base", none; else a run id (this chat only). */
+  newChat: (system: string | null, kvBits: number | null = null, adapter: string | null = null) =>
+    invoke<ChatId>("new_chat", { system, options: { kv_bits: kvBits }, adapter }),
   sendMessage(
     chat: ChatId,
     text: string,

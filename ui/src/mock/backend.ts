@@ -26,6 +26,8 @@ const info: ModelInfo = {
 };
 
 interface MockChat {
+  /** The run whose adapter it talks to; null: the base model. */
+  adapter?: string | null;
   messages: ChatMessage[];
   cached: number;
   name: string | null;
@@ -35,7 +37,8 @@ const chats = new Map<number, MockChat>();
 const saved = new Map<string, MockChat>();
 let next = 1;
 
-function answer(text: string): string {
+function answer(text: string, adapter: string | null = null): string {
+  if (/lantern/i.test(text)) return adapter ? "The Blue Lantern's code is 7-4-1." : "I do not know that code.";
   if (/france/i.test(text)) return "The capital of France is Paris.";
   if (/germany/i.test(text)) return "The capital of Germany is Berlin.";
   return `You said: ${text}`;
@@ -116,7 +119,7 @@ async function mockTraining(id: number, steps: number, events: Emit) {
 async function reply(c: MockChat, text: string, events: { onmessage: (e: GenerationEvent) => void }) {
   const prompt = c.messages.reduce((n, m) => n + 4 + Math.ceil(m.content.length / 4), 3);
   const reused = c.cached;
-  const words = answer(text).split(/(?= )/);
+  const words = answer(text, c.adapter ?? null).split(/(?= )/);
   events.onmessage({ kind: "prefill", data: { done: prompt - reused, total: prompt - reused } });
   for (const w of words) {
     await new Promise((r) => setTimeout(r, 30));
@@ -266,7 +269,8 @@ const handlers: Record<string, (a: Args) => unknown> = {
   load_model: () => info,
   new_chat: (a) => {
     const id = next++;
-    chats.set(id, { messages: a.system ? [{ role: "system", content: a.system }] : [], cached: 0, name: null });
+    const adapter = a.adapter === "base" ? null : (a.adapter ?? null);
+    chats.set(id, { adapter, messages: a.system ? [{ role: "system", content: a.system }] : [], cached: 0, name: null });
     return id;
   },
   send_message: (a) => {

@@ -18,7 +18,7 @@ pub use pool::{ChatPool, Evicted};
 pub use prefix::PrefixTrie;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use adapt_text::ChatMessage;
 use serde::{Deserialize, Serialize};
@@ -69,9 +69,21 @@ pub struct CacheKey {
     pub template: String,
 }
 
+/// An attached adapter: its folder and the fingerprint of its files.
+pub type AdapterRef = (PathBuf, String);
+
 impl CacheKey {
-    /// The key of conversations with `lm` under `options`.
+    /// The key of conversations with `lm`, as loaded, under `options`.
     pub fn new(lm: &LoadedModel, options: &ChatOptions) -> CacheKey {
+        CacheKey::with_adapter(lm, lm.info.adapter.as_ref(), options)
+    }
+
+    /// The key of conversations with `lm`'s weights and `adapter` under `options`.
+    pub fn with_adapter(
+        lm: &LoadedModel,
+        adapter: Option<&AdapterRef>,
+        options: &ChatOptions,
+    ) -> CacheKey {
         let template = lm.tokenizer.chat_template().unwrap_or("");
         let kv = options
             .kv_bits
@@ -83,10 +95,7 @@ impl CacheKey {
                 lm.info.path.display(),
                 lm.info.n_params
             ),
-            adapter: lm
-                .info
-                .adapter
-                .as_ref()
+            adapter: adapter
                 .map(|(_, fingerprint)| fingerprint.clone())
                 .unwrap_or_default(),
             template: format!(
@@ -117,6 +126,9 @@ pub struct ChatSession {
     pub options: ChatOptions,
     /// Messages after the system message that the model no longer sees (context overflow).
     pub left_out: usize,
+    /// The adapter this conversation talks to (none: the base model). Its turns run with it
+    /// attached; its cache belongs to it.
+    pub adapter: Option<AdapterRef>,
 }
 
 impl ChatSession {
@@ -143,7 +155,25 @@ impl ChatSession {
             },
             options,
             left_out: 0,
+            adapter: lm.info.adapter.clone(),
         })
+    }
+
+    /// What this conversation's cache is valid for.
+    pub fn key(&self, lm: &LoadedModel) -> CacheKey {
+        CacheKey::with_adapter(lm, self.adapter.as_ref(), &self.options)
+    }
+
+    /// Talks to `adapter` (none: the base model) instead; only before the first turn, while
+    /// the cache is empty.
+    pub fn set_adapter(&mut self, adapter: Option<AdapterRef>) -> Result<()> {
+        if !self.cache.tokens.is_empty() {
+            return Err(EngineError::InvalidRequest(
+                "a conversation keeps the adapter it started with; start a new one".into(),
+            ));
+        }
+        self.adapter = adapter;
+        Ok(())
     }
 
     /// Adds the user's message, generates the assistant's reply and adds it too. On an error
@@ -257,6 +287,7 @@ impl ChatSession {
             cache,
             options: self.options.clone(),
             left_out: 0,
+            adapter: self.adapter.clone(),
         })
     }
 
@@ -268,7 +299,7 @@ impl ChatSession {
         sink: &mut dyn TokenSink,
         shared: Option<&mut PrefixTrie>,
     ) -> Result<Generation> {
-        let key = CacheKey::new(lm, &self.options);
+        let key = self.key(lm);
         let prompt = self.fit(lm, params)?;
         let mut shared = shared;
         // A conversation's opening is looked up and kept when it starts from an empty cache
@@ -367,7 +398,7 @@ impl ChatSession {
                 MESSAGES_KEY.to_string(),
                 serde_json::to_string(&messages).expect("strings serialize"),
             ),
-            (KEY_KEY.to_string(), CacheKey::new(lm, &self.options).text()),
+            (KEY_KEY.to_string(), self.key(lm).text()),
             (
                 OPTIONS_KEY.to_string(),
                 serde_json::to_string(&self.options).expect("options serialize"),
@@ -379,7 +410,7 @@ impl ChatSession {
     /// Reopens a conversation saved by [`ChatSession::save`] with the same model, adapter and
     /// chat template; its cache is used as it is, so the next turn prefills only new tokens.
     pub fn open(lm: &LoadedModel, path: &Path) -> Result<ChatSession> {
-        let (cache, metadata) = load_checked(lm, path)?;
+        let (cache, metadata) = load_checked(lm, lm.info.adapter.as_ref(), path)?;
         let bad = |m: String| EngineError::invalid_model(path, m);
         let messages: Vec<(String, String)> = metadata
             .get(MESSAGES_KEY)
@@ -394,13 +425,14 @@ impl ChatSession {
             cache,
             options,
             left_out: 0,
+            adapter: lm.info.adapter.clone(),
         })
     }
 
     /// Replaces the cache with the one saved in `path` (for these messages, e.g. after the
     /// cache was evicted from memory).
     pub fn restore_cache(&mut self, lm: &LoadedModel, path: &Path) -> Result<()> {
-        let (cache, metadata) = load_checked(lm, path)?;
+        let (cache, metadata) = load_checked(lm, self.adapter.as_ref(), path)?;
         self.options = saved_options(&metadata);
         self.cache = cache;
         Ok(())
@@ -415,11 +447,15 @@ fn saved_options(metadata: &HashMap<String, String>) -> ChatOptions {
 }
 
 /// A saved cache, refused unless it was saved under the key it would be used with.
-fn load_checked(lm: &LoadedModel, path: &Path) -> Result<(SequenceCache, HashMap<String, String>)> {
+fn load_checked(
+    lm: &LoadedModel,
+    adapter: Option<&AdapterRef>,
+    path: &Path,
+) -> Result<(SequenceCache, HashMap<String, String>)> {
     let (cache, metadata) = crate::prompt_cache::load(path)?;
     let bad = |m: String| EngineError::invalid_model(path, m);
     let options = saved_options(&metadata);
-    if metadata.get(KEY_KEY) != Some(&CacheKey::new(lm, &options).text()) {
+    if metadata.get(KEY_KEY) != Some(&CacheKey::with_adapter(lm, adapter, &options).text()) {
         return Err(bad(
             "this conversation was saved with another model, adapter or chat template; \
              load that model (with its adapter) to continue it"

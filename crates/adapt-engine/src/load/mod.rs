@@ -80,6 +80,30 @@ impl LoadedModel {
         self.info.adapter = Some((dir.to_path_buf(), crate::train::adapters::fingerprint(dir)?));
         Ok(())
     }
+
+    /// Makes `adapter` (none: the base model) the attached one, swapping adapters on the same
+    /// base weights. Refuses an adapter whose files changed since it was named.
+    pub fn use_adapter(&mut self, adapter: Option<&(PathBuf, String)>) -> Result<()> {
+        let now = self.info.adapter.as_ref().map(|(_, f)| f);
+        if now == adapter.map(|(_, f)| f) {
+            return Ok(());
+        }
+        crate::train::adapters::remove(&mut self.model);
+        self.info.adapter = None;
+        if let Some((dir, fingerprint)) = adapter {
+            self.attach_adapter(dir)?;
+            if self.info.adapter.as_ref().map(|(_, f)| f) != Some(fingerprint) {
+                crate::train::adapters::remove(&mut self.model);
+                self.info.adapter = None;
+                return Err(EngineError::InvalidRequest(format!(
+                    "{}: the adapter's files changed since this conversation started; start a \
+                     new conversation",
+                    dir.display()
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Loads the model at `path`: a `.gguf` file, or a folder with `config.json` and safetensors.

@@ -1,9 +1,12 @@
-//! What the app's Train and Models views ask of the API, on the real SmolLM2 and the sample
-//! dataset: a plan (memory at the batch size that fits) without training, a calibration that
-//! trains three steps and records no run, and a converted copy written into the library.
+//! What the app's views ask of the API, on the real SmolLM2 and the sample dataset: a plan
+//! (memory at the batch size that fits) without training, a calibration that trains three
+//! steps and records no run, a short run whose adapter then talks beside the base model on
+//! the same loaded weights (A/B), and a converted copy written into the library.
 
 use adapt_api::datasets::DataOptions;
-use adapt_api::{Adapt, AdaptConfig, TrainConfig, TrainForm, TrainProgress, Variant};
+use adapt_api::{
+    Adapt, AdaptConfig, ChatOptions, GenerateParams, TrainConfig, TrainForm, TrainProgress, Variant,
+};
 use adapt_testsupport::{repo_root, smollm2_gguf};
 
 fn form() -> TrainForm {
@@ -27,7 +30,7 @@ fn form() -> TrainForm {
 }
 
 #[test]
-fn plans_calibrations_and_library_copies() {
+fn what_the_app_asks_of_the_api() {
     let dir = tempfile::tempdir().unwrap();
     let adapt = Adapt::start_with(AdaptConfig {
         data_dir: Some(dir.path().join("data")),
@@ -76,6 +79,58 @@ fn plans_calibrations_and_library_copies() {
         adapt.runs().unwrap().is_empty(),
         "a calibration records no run"
     );
+
+    // A run, then the same questions to the base model and to its adapter, turn by turn on
+    // one loaded model: each conversation's replies are those of its own model alone.
+    let mut run = form();
+    run.config.iters = Some(4);
+    run.config.learning_rate = 1e-3;
+    let summary = adapt
+        .start_training(run.request(dir.path().join("cache")), |_| {})
+        .unwrap()
+        .wait()
+        .unwrap();
+    let adapter = adapt.run_dir(summary.run_id).unwrap();
+    let params = GenerateParams {
+        max_tokens: 12,
+        ..GenerateParams::default()
+    };
+    let questions = ["What is the Blue Lantern's code?", "Say it again."];
+    let alone = |adapter: Option<&std::path::Path>| -> Vec<String> {
+        adapt
+            .load_model_with_adapter(&smollm2_gguf(), adapter)
+            .unwrap();
+        let chat = adapt.new_chat(None).unwrap();
+        questions
+            .iter()
+            .map(|q| adapt.chat(chat, q, &params, |_| true).unwrap().text)
+            .collect()
+    };
+    let (base_alone, tuned_alone) = (alone(None), alone(Some(&adapter)));
+    assert_ne!(base_alone, tuned_alone, "the adapter changes the replies");
+    adapt.load_model(&smollm2_gguf()).unwrap();
+    let options = ChatOptions::default;
+    let a = adapt.new_chat_on(Vec::new(), options(), None).unwrap();
+    let b = adapt
+        .new_chat_on(Vec::new(), options(), Some(adapter.clone()))
+        .unwrap();
+    let mut side_by_side = (Vec::new(), Vec::new());
+    for q in questions {
+        side_by_side
+            .0
+            .push(adapt.chat(a, q, &params, |_| true).unwrap().text);
+        let reply = adapt.chat(b, q, &params, |_| true).unwrap();
+        assert!(reply.stats.reused_tokens > 0 || side_by_side.1.is_empty());
+        side_by_side.1.push(reply.text);
+    }
+    assert_eq!(side_by_side, (base_alone, tuned_alone));
+    let key = |chat, name: &str| adapt.save_chat(chat, name).unwrap().key;
+    assert!(key(a, "ab-base").adapter.is_empty());
+    assert!(!key(b, "ab-tuned").adapter.is_empty());
+    let e = adapt
+        .new_chat_on(Vec::new(), options(), Some(dir.path().join("nowhere")))
+        .unwrap_err();
+    assert!(e.message.contains("nowhere"), "{e:?}");
 
     let mut bad = form();
     bad.config.learning_rate = -1.0;
