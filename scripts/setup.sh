@@ -135,6 +135,16 @@ runtime = \"$mlxlib\"
 [target.x86_64-unknown-linux-gnu]
 rustflags = [\"-C\", \"link-arg=-Wl,-rpath,$mlxlib\"]
 rustdocflags = [\"-C\", \"link-arg=-Wl,-rpath,$mlxlib\"]"
+    # The desktop app's .deb carries the runtime (the Tauri CLI merges tauri.linux.conf.json
+    # into the config on Linux): libmlx.so under /usr/lib/adapt/mlx/lib (the
+    # app's second rpath, see src-tauri/build.rs) and, where its own rpath looks, the BLAS /
+    # LAPACK it was linked against (OpenBLAS's, which the package depends on).
+    local files="" lib
+    files="\"/usr/lib/adapt/mlx/lib/libmlx.so\": \"$mlxlib/libmlx.so\""
+    for lib in "$rt"/wheel/mlx_cpu.libs/libblas-*.so.* "$rt"/wheel/mlx_cpu.libs/liblapack-*.so.*; do
+        files="$files, \"/usr/lib/adapt/mlx_cpu.libs/$(basename "$lib")\": \"$lib\""
+    done
+    write_if_changed "$ROOT/src-tauri/tauri.linux.conf.json" "{ \"bundle\": { \"linux\": { \"deb\": { \"files\": { $files } } } } }"
 }
 
 setup_macos() {

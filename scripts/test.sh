@@ -35,7 +35,7 @@ echo "== ui: every view with a mocked backend in Chromium (Playwright)"
 (cd ui && npm run --silent build:mock && node tests/browser.mjs)
 echo "== app: build (debug) with its .deb, then the real window under Xvfb (WebDriver)"
 ui/node_modules/.bin/tauri build --debug --bundles deb --ci
-ls "$TARGET"/debug/bundle/deb/*.deb
+for deb in "$TARGET"/debug/bundle/deb/*.deb; do scripts/check-deb.sh "$deb"; done
 # A data folder of its own: the run it trains is run #1.
 ADAPT_DATA_DIR="$ADAPT_DATA_DIR/app" ADAPT_APP="$TARGET/debug/adapt-app" \
     ADAPT_MODELS_DIR="$ROOT/models-cache" xvfb-run -a -s "-screen 0 1280x800x24" node ui/tests/app.mjs
