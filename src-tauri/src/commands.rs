@@ -256,15 +256,7 @@ pub async fn inspect_dataset(
     csv: Option<CsvOptions>,
 ) -> Answer<InspectReport> {
     on_worker(&shared, move |_| {
-        let path = std::path::PathBuf::from(path);
-        let known = ["csv", "tsv", "jsonl", "json"];
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if !path.is_file() || !known.contains(&ext.to_ascii_lowercase().as_str()) {
-            return Err(ApiError::new(
-                "app.not_a_dataset",
-                format!("{} is not a CSV, TSV or JSONL file", path.display()),
-            ));
-        }
+        let path = dataset_file(path)?;
         let model = model
             .map(|m| datasets::load_text_model(m.as_ref()))
             .transpose()?;
@@ -281,6 +273,21 @@ pub async fn inspect_dataset(
     .await
 }
 
+/// `path` if it names a CSV / TSV / JSONL file: the page reads no other files (paths may come
+/// from a drop on the window, which page code can fake).
+fn dataset_file(path: String) -> Answer<std::path::PathBuf> {
+    let path = std::path::PathBuf::from(path);
+    let known = ["csv", "tsv", "jsonl", "json"];
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if !path.is_file() || !known.contains(&ext.to_ascii_lowercase().as_str()) {
+        return Err(ApiError::new(
+            "app.not_a_dataset",
+            format!("{} is not a CSV, TSV or JSONL file", path.display()),
+        ));
+    }
+    Ok(path)
+}
+
 /// The lines around `line` of a dataset file (an error's line, with `context` on each side).
 #[tauri::command]
 pub async fn dataset_lines(
@@ -290,7 +297,7 @@ pub async fn dataset_lines(
     context: u64,
 ) -> Answer<Vec<(u64, String)>> {
     on_worker(&shared, move |_| {
-        datasets::lines_around(path.as_ref(), line, context.min(20))
+        datasets::lines_around(&dataset_file(path)?, line, context.min(20))
     })
     .await
 }

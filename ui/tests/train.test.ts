@@ -5,6 +5,7 @@ import {
   duration,
   initialForm,
   matchingPreset,
+  stepsLeft,
   toRequest,
   totalSteps,
   validate,
@@ -80,6 +81,12 @@ describe("the request", () => {
 });
 
 describe("helpers", () => {
+  it("says how long a running run has left", () => {
+    expect(stepsLeft(40, 100, 0.5)).toBe(" of 100 · about 2 min 0 s left");
+    expect(stepsLeft(40, null, 0.5)).toBe("");
+    expect(stepsLeft(40, 100, null)).toBe("");
+  });
+
   it("formats durations", () => {
     expect(duration(42.4)).toBe("42 s");
     expect(duration(200)).toBe("3 min 20 s");

@@ -206,3 +206,9 @@ export function duration(seconds: number): string {
   if (m < 60) return `${m} min ${s % 60} s`;
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
+
+/** " of N · about T left" for a running run at `step` of `total` steps at its latest pace. */
+export function stepsLeft(step: number, total: number | null, stepsPerSecond: number | null): string {
+  if (!total || !stepsPerSecond || stepsPerSecond <= 0) return "";
+  return ` of ${total} · about ${duration(Math.max(0, total - step) / stepsPerSecond)} left`;
+}

@@ -383,6 +383,7 @@ const handlers: Record<string, (a: Args) => unknown> = {
   list_runs: () => [...started, run],
   run_details: (a) => ({
     run: started.find((x) => x.id === a.id) ?? run,
+    jobs: [],
     metrics: Array.from({ length: 20 }, (_, i) => {
       const step = i + 1;
       const evaluated = step % 5 === 0;
