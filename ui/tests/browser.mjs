@@ -75,6 +75,7 @@ try {
   assert.match(await page.getByTestId("dataset-errors").textContent(), /fact\.jsonl:5, field 'messages\[0\]'/);
   assert.equal(await page.locator("[data-testid=histogram] .bar").count(), 9);
   assert.match(await page.locator(".trained").first().textContent(), /^The Blue Lantern's code is 7-4-1\./);
+  assert.match(await page.getByTestId("dataset-preview").locator("tbody tr").first().textContent(), /^1user: What is the Blue Lantern's code\?The Blue Lantern's code is 7-4-1\.$/);
   // An error's line, shown with the lines around it.
   await page.getByTestId("show-line").click();
   assert.match(await page.getByTestId("error-lines").locator(".at").textContent(), /^5\{"messages": \[\{"role": "user"\}\]\}/);
@@ -123,12 +124,24 @@ try {
   const curve = await page.getByTestId("training").locator('path[data-series="train"]').getAttribute("d");
   assert.equal(curve.split("L").length, 8, curve);
   await page.screenshot({ path: join(out, "train.png") });
+  // Stop keeps the run where it was; Resume goes on from there to the end.
+  await page.getByTestId("train-iters").fill("40");
+  await page.getByTestId("start-training").click();
+  await page.getByTestId("train-progress").getByText(/^step [3-9] of 40/).waitFor();
+  await page.getByTestId("stop-training").click();
+  await page.getByTestId("train-status").getByText("cancelled").waitFor({ timeout: 10_000 });
+  const stoppedAt = Number(/step (\d+) of 40/.exec(await page.getByTestId("train-progress").textContent())[1]);
+  assert.ok(stoppedAt < 40, `stopped at ${stoppedAt}`);
+  await page.getByTestId("resume-training").click();
+  await page.getByTestId("train-status").getByText("succeeded").waitFor({ timeout: 20_000 });
+  const resumed = await page.getByTestId("training").locator('path[data-series="train"]').getAttribute("d");
+  assert.equal(resumed.split("L").length, 40, "one point per step across the stop");
 
   // A/B: the same question to the base model and the new run's adapter, side by side.
   await page.locator("[data-view=chat]").click();
   await page.getByTestId("compare-mode").check();
   assert.equal(await page.getByTestId("choice-0").inputValue(), "base");
-  assert.equal(await page.getByTestId("choice-1").inputValue(), "2");
+  assert.equal(await page.getByTestId("choice-1").inputValue(), "3");
   await page.getByTestId("compare-composer").fill("What is the Blue Lantern's code?");
   await page.getByTestId("compare-send").click();
   await page.getByTestId("side-1").getByTestId("side-stats").waitFor();
@@ -168,8 +181,8 @@ try {
   assert.equal(await page.getByTestId("model-row").count(), 3);
   await page.locator("[data-view=runs]").click();
   await page.getByTestId("run-dashboard").waitFor();
-  assert.equal(await page.getByTestId("run-row").count(), 2);
-  await page.getByTestId("run-row").nth(1).click();
+  assert.equal(await page.getByTestId("run-row").count(), 3);
+  await page.getByTestId("run-row").nth(2).click();
   await page.getByTestId("run-dashboard").getByText("#1 smollm2-facts").waitFor();
   // Loss curves with the best validation step marked, and the probe answers.
   assert.equal(await page.getByTestId("run-dashboard").locator('path[data-series="train"]').count(), 1);

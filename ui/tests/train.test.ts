@@ -135,7 +135,7 @@ describe("models", () => {
   });
 });
 
-import { learnColumn, learnedColumn, withTemplates } from "../src/lib/datasets";
+import { learnColumn, learnedColumn, previewRow, withTemplates } from "../src/lib/datasets";
 
 describe("CSV mapping", () => {
   it("reads back the learned column and builds settings", () => {
@@ -145,5 +145,16 @@ describe("CSV mapping", () => {
     expect(learnedColumn(null)).toBeNull();
     expect(learnColumn("Crew").completion_column).toBe("Crew");
     expect(withTemplates("Q: {{ q }}", "  ").completion_template).toBeNull();
+  });
+});
+
+describe("preview rows", () => {
+  it("split each format into what the model reads and what it learns", () => {
+    expect(
+      previewRow({ messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi" }, { role: "assistant", content: "Hello." }] }),
+    ).toEqual({ input: "system: Be brief.\nuser: Hi", output: "Hello." });
+    expect(previewRow({ prompt: "2+2=", completion: "4" })).toEqual({ input: "2+2=", output: "4" });
+    expect(previewRow({ text: "Once upon a time" })).toEqual({ input: "", output: "Once upon a time" });
+    expect(previewRow({ messages: [{ role: "user", content: "Hi" }] })).toEqual({ input: "user: Hi", output: "" });
   });
 });

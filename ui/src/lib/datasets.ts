@@ -1,6 +1,6 @@
 // Dataset report helpers: pure, unit-tested.
 
-import type { CsvOptions } from "./types";
+import type { CsvOptions, JsonValue } from "./types";
 
 /** Text with trained runs between « and » (the backend's marking), split into runs. */
 export function markedRuns(marked: string): { text: string; trained: boolean }[] {
@@ -49,4 +49,25 @@ export function withTemplates(prompt: string, completion: string): CsvOptions {
 export function learnedColumn(completion: string | null): string | null {
   const m = completion ? /^\{\{ row\[("(?:[^"\\]|\\.)*")\] \}\}$/.exec(completion.trim()) : null;
   return m ? (JSON.parse(m[1]) as string) : null;
+}
+
+/** An example as one row of the preview table: what the model reads and what it learns. */
+export function previewRow(example: JsonValue): { input: string; output: string } {
+  const e = (example ?? {}) as Record<string, JsonValue>;
+  const text = (v: JsonValue | undefined) => (typeof v === "string" ? v : JSON.stringify(v ?? ""));
+  if (Array.isArray(e.messages)) {
+    const messages = e.messages as { role?: JsonValue; content?: JsonValue }[];
+    const last = messages.length - 1;
+    const answer = last >= 0 && messages[last].role === "assistant" ? last : -1;
+    return {
+      input: messages
+        .filter((_, i) => i !== answer)
+        .map((m) => `${text(m.role)}: ${text(m.content)}`)
+        .join("\n"),
+      output: answer >= 0 ? text(messages[answer].content) : "",
+    };
+  }
+  if ("prompt" in e) return { input: text(e.prompt), output: text(e.completion) };
+  if ("text" in e) return { input: "", output: text(e.text) };
+  return { input: JSON.stringify(example), output: "" };
 }

@@ -95,13 +95,23 @@ const memory = (batch: number, seq: number) => {
 type Emit = { onmessage: (e: unknown) => void };
 
 /** A short mock run: data, model, a report per step, an evaluation at the end. */
-async function mockTraining(id: number, steps: number, events: Emit) {
+/** Where each mock run stopped, for a resume. */
+const reached = new Map<number, { step: number; total: number }>();
+
+/** A short mock run: data, model, a report per step, an evaluation at the end. A stop (its
+ *  status set to cancelled) ends it after the step under way; a resume goes on from there. */
+async function mockTraining(id: number, steps: number, events: Emit, from = 0) {
   events.onmessage({ stage: "preparing", detail: { bytes: 100, total_bytes: 100, examples: 12 } });
   events.onmessage({ stage: "prepared", detail: { train: 11, valid: 1, cached: false } });
   events.onmessage({ stage: "loading" });
-  events.onmessage({ stage: "engine", detail: { type: "started", total_steps: steps, resumed_from: null, trainable_parameters: 921_600, batches_per_epoch: 6, memory: memory(2, 64), batch_size_note: null } });
-  for (let step = 1; step <= steps; step++) {
+  events.onmessage({ stage: "engine", detail: { type: "started", total_steps: steps, resumed_from: from || null, trainable_parameters: 921_600, batches_per_epoch: 6, memory: memory(2, 64), batch_size_note: null } });
+  const r = started.find((x) => x.id === id);
+  for (let step = from + 1; step <= steps; step++) {
     await new Promise((r) => setTimeout(r, 60));
+    if (r?.status !== "running") {
+      reached.set(id, { step: step - 1, total: steps });
+      return;
+    }
     events.onmessage({
       stage: "engine",
       detail: {
@@ -112,7 +122,6 @@ async function mockTraining(id: number, steps: number, events: Emit) {
     });
   }
   events.onmessage({ stage: "engine", detail: { type: "evaluated", step: steps, val_loss: 0.9, improved: true, probes: [] } });
-  const r = started.find((x) => x.id === id);
   if (r && r.status === "running") r.status = "succeeded";
 }
 
@@ -369,9 +378,10 @@ const handlers: Record<string, (a: Args) => unknown> = {
   },
   resume_training: (a) => {
     const r = started.find((x) => x.id === a.run);
-    if (!r) throw { code: "train.no_checkpoint", message: `run ${a.run} has no complete checkpoint` };
+    const at = reached.get(a.run);
+    if (!r || !at) throw { code: "train.no_checkpoint", message: `run ${a.run} has no complete checkpoint` };
     r.status = "running";
-    mockTraining(r.id, 8, a.events);
+    mockTraining(r.id, at.total, a.events, at.step);
     return r.id;
   },
   stop_training: (a) => {
