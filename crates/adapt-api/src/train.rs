@@ -166,6 +166,59 @@ pub(crate) struct TrainWork {
 }
 
 impl TrainWork {
+    /// The engine's work for `req` on its prepared data, writing into `dir`.
+    fn new(
+        req: &TrainRequest,
+        report: &PrepareReport,
+        dir: PathBuf,
+        resume: bool,
+    ) -> Result<TrainWork, ApiError> {
+        let split = |s: Split| {
+            report
+                .splits
+                .iter()
+                .find(|x| x.split == s && x.examples > 0)
+        };
+        let Some(train) = split(Split::Train) else {
+            return Err(ApiError::new(
+                "train.no_data",
+                "the training split is empty",
+            ));
+        };
+        Ok(TrainWork {
+            model: req.model.clone(),
+            train: train.path.clone(),
+            valid: split(Split::Valid).map(|v| v.path.clone()),
+            config: req.config.clone(),
+            dir,
+            resume,
+        })
+    }
+
+    /// Has the engine thread train, handing each of its events to `on_event` as it comes.
+    fn run_on(
+        self,
+        engine: &Sender<Request>,
+        cancel: CancelToken,
+        mut on_event: impl FnMut(TrainEvent),
+    ) -> Result<TrainOutcome, ApiError> {
+        let (events_tx, events) = mpsc::channel();
+        let (reply, answer) = mpsc::channel();
+        engine
+            .send(Request::Train {
+                work: Box::new(self),
+                events: events_tx,
+                cancel,
+                reply,
+            })
+            .map_err(|_| ApiError::engine_gone())?;
+        // The engine drops its event sender when it is done, which ends this loop.
+        for event in events {
+            on_event(event);
+        }
+        answer.recv().map_err(|_| ApiError::engine_gone())?
+    }
+
     /// Loads the model as it trains: a quantized model as it is stored (QLoRA), as in
     /// mlx-lm, on every backend.
     fn load_model(&self) -> Result<LoadedModel, ApiError> {
@@ -266,37 +319,6 @@ fn prepare_data(
     Ok(report)
 }
 
-impl TrainWork {
-    /// The engine's work for `req` on its prepared data, writing into `dir`.
-    fn new(
-        req: &TrainRequest,
-        report: &PrepareReport,
-        dir: PathBuf,
-        resume: bool,
-    ) -> Result<TrainWork, ApiError> {
-        let split = |s: Split| {
-            report
-                .splits
-                .iter()
-                .find(|x| x.split == s && x.examples > 0)
-        };
-        let Some(train) = split(Split::Train) else {
-            return Err(ApiError::new(
-                "train.no_data",
-                "the training split is empty",
-            ));
-        };
-        Ok(TrainWork {
-            model: req.model.clone(),
-            train: train.path.clone(),
-            valid: split(Split::Valid).map(|v| v.path.clone()),
-            config: req.config.clone(),
-            dir,
-            resume,
-        })
-    }
-}
-
 /// What a few real steps measured, beside the estimate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -364,18 +386,8 @@ impl Adapt {
         c.probes.clear();
         c.early_stopping_patience = None;
         on_progress(&TrainProgress::Loading);
-        let (events_tx, events) = mpsc::channel();
-        let (reply, answer) = mpsc::channel();
-        self.sender()?
-            .send(Request::Train {
-                work: Box::new(work),
-                events: events_tx,
-                cancel: CancelToken::default(),
-                reply,
-            })
-            .map_err(|_| ApiError::engine_gone())?;
         let (mut plan, mut measured, mut speed) = (None, 0, 0.0);
-        for event in events {
+        let outcome = work.run_on(self.sender()?, CancelToken::default(), |event| {
             match &event {
                 TrainEvent::Started { memory, .. } => plan = Some(memory.clone()),
                 TrainEvent::Calibrated { measured: m, .. } => measured = *m,
@@ -383,8 +395,7 @@ impl Adapt {
                 _ => {}
             }
             on_progress(&TrainProgress::Engine(event));
-        }
-        let outcome = answer.recv().map_err(|_| ApiError::engine_gone())??;
+        })?;
         let plan = plan
             .ok_or_else(|| ApiError::new("train.calibrate", "the calibration run did not start"))?;
         Ok(Calibration {
@@ -505,23 +516,12 @@ impl Adapt {
                 }
                 let work = TrainWork::new(req, &report, dir.clone(), resume)?;
                 on_progress(&TrainProgress::Loading);
-                let (events_tx, events) = mpsc::channel();
-                let (reply, answer) = mpsc::channel();
-                sender
-                    .send(Request::Train {
-                        work: Box::new(work),
-                        events: events_tx,
-                        cancel: ctx.cancel_token(),
-                        reply,
-                    })
-                    .map_err(|_| ApiError::engine_gone())?;
                 let mut recorder = Recorder::default();
-                for event in events {
+                work.run_on(&sender, ctx.cancel_token(), |event| {
                     // A busy store only delays what other processes see.
                     let _ = recorder.record(ctx, run_id, &event);
                     on_progress(&TrainProgress::Engine(event));
-                }
-                answer.recv().map_err(|_| ApiError::engine_gone())?
+                })
             };
             let ended = work();
             let mut store = ctx.store();
