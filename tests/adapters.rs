@@ -6,7 +6,6 @@
 //! slow tests).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
 use adapt_data::cache::CacheWriter;
@@ -62,23 +61,9 @@ fn python() -> Option<String> {
     p
 }
 
-fn script() -> PathBuf {
-    adapt_testsupport::repo_root().join("scripts/reference/adapter_logits.py")
-}
-
 /// Runs `adapter_logits.py args…` and returns its standard output.
 fn reference(python: &str, args: &[&std::ffi::OsStr]) -> Vec<u8> {
-    let out = Command::new(python)
-        .arg(script())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    adapt_testsupport::run_reference(python, "adapter_logits.py", args)
 }
 
 fn mlx_lm_logits(python: &str, model: &Path, adapter: &Path) -> Array {

@@ -5,7 +5,6 @@
 //! ours token for token.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
 use adapt_engine::convert::gguf_to_folder;
@@ -176,21 +175,13 @@ fn reference_greedy(
     max_tokens: usize,
     dense_f32: bool,
 ) -> Vec<(Vec<u32>, Vec<u32>)> {
-    let script = adapt_testsupport::repo_root().join("scripts/reference/greedy.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args(dense_f32.then_some("--dense-f32"))
-        .arg(dir)
-        .arg(max_tokens.to_string())
-        .args(PROMPTS)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "greedy.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    args.extend(dense_f32.then(|| "--dense-f32".into()));
+    args.push(dir.into());
+    args.push(max_tokens.to_string().into());
+    args.extend(PROMPTS.iter().map(Into::into));
+    let stdout = adapt_testsupport::run_reference(python, "greedy.py", args);
+    let json: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let ids = |v: &serde_json::Value| -> Vec<u32> {
         v.as_array()
             .unwrap()
@@ -307,22 +298,13 @@ fn mlx_lm_continues_a_prompt_cache_we_saved_exactly_as_we_do() {
     .unwrap();
     assert_eq!(ours.stats.prefilled_tokens, 1);
 
-    let script = adapt_testsupport::repo_root().join("scripts/reference/continue_cache.py");
-    let out = Command::new(&python)
-        .arg(script)
-        .args(format.dequantize.then_some("--dense-f32"))
-        .arg(&dir)
-        .arg(&file)
-        .arg(last[0].to_string())
-        .arg(MAX_TOKENS.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "continue_cache.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    args.extend(format.dequantize.then(|| "--dense-f32".into()));
+    args.extend([dir.as_os_str().into(), file.as_os_str().into()]);
+    args.push(last[0].to_string().into());
+    args.push(MAX_TOKENS.to_string().into());
+    let stdout = adapt_testsupport::run_reference(&python, "continue_cache.py", args);
+    let theirs: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     assert_eq!(theirs["offset"], history.len());
     let mut their_ids: Vec<u32> = theirs["ids"]
         .as_array()

@@ -143,18 +143,8 @@ fn fixture_model(dir: &std::path::Path) -> adapt_engine::Model {
 /// Runs `save_cache.py args…` in the reference environment and returns the logits it prints
 /// (`[1, vocab]`).
 fn reference_logits(python: &str, args: &[&std::ffi::OsStr]) -> Array {
-    let root = adapt_testsupport::repo_root();
-    let out = std::process::Command::new(python)
-        .arg(root.join("scripts/reference/save_cache.py"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout = adapt_testsupport::run_reference(python, "save_cache.py", args);
+    let json: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let logits: Vec<f32> = json["logits"]
         .as_array()
         .unwrap()

@@ -40,3 +40,24 @@ pub fn repo_root() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or(dir)
 }
+
+/// Runs `scripts/reference/<script>` with `args` under `python` (the reference environment,
+/// `ADAPT_REFERENCE_PYTHON`) and returns its standard output; panics with its standard error
+/// when it fails.
+pub fn run_reference<S: AsRef<std::ffi::OsStr>>(
+    python: &str,
+    script: &str,
+    args: impl IntoIterator<Item = S>,
+) -> Vec<u8> {
+    let out = std::process::Command::new(python)
+        .arg(repo_root().join("scripts/reference").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
