@@ -21,3 +21,8 @@ export const app = $state({
   /** The run training in this window and what it last reported. */
   training: null as { run: number; status: string } | null,
 });
+
+/** The CSV mapping chosen in Datasets for the file `path`, if any. */
+export function csvFor(path: string): CsvOptions | null {
+  return app.csv?.path === path.trim() ? app.csv.options : null;
+}
