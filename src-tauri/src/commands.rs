@@ -85,6 +85,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 type Answer<T> = Result<T, ApiError>;
 
+/// A callback that forwards each event to the page through `events` (a closed page drops it).
+fn relay<T: Clone + tauri::ipc::IpcResponse>(events: Channel<T>) -> impl FnMut(&T) {
+    move |e| {
+        let _ = events.send(e.clone());
+    }
+}
+
 /// Runs `work` with the API on a blocking worker thread.
 async fn on_worker<T: Send + 'static>(
     shared: &State<'_, Shared>,
@@ -316,9 +323,7 @@ pub async fn plan_training(
     events: Channel<TrainProgress>,
 ) -> Answer<TrainPlan> {
     on_worker(&shared, move |a| {
-        a.plan_training(&form.request(datasets::default_cache_root()), |p| {
-            let _ = events.send(p.clone());
-        })
+        a.plan_training(&form.request(datasets::default_cache_root()), relay(events))
     })
     .await
 }
@@ -331,9 +336,7 @@ pub async fn calibrate_training(
     events: Channel<TrainProgress>,
 ) -> Answer<Calibration> {
     on_worker(&shared, move |a| {
-        a.calibrate_training(&form.request(datasets::default_cache_root()), |p| {
-            let _ = events.send(p.clone());
-        })
+        a.calibrate_training(&form.request(datasets::default_cache_root()), relay(events))
     })
     .await
 }
@@ -346,9 +349,7 @@ pub async fn start_training(
     events: Channel<TrainProgress>,
 ) -> Answer<i64> {
     let request = form.request(datasets::default_cache_root());
-    let job = shared.adapt.start_training(request, move |p| {
-        let _ = events.send(p.clone());
-    })?;
+    let job = shared.adapt.start_training(request, relay(events))?;
     Ok(shared.track_run(job))
 }
 
@@ -359,9 +360,7 @@ pub async fn resume_training(
     run: i64,
     events: Channel<TrainProgress>,
 ) -> Answer<i64> {
-    let job = shared.adapt.resume_training(run, move |p| {
-        let _ = events.send(p.clone());
-    })?;
+    let job = shared.adapt.resume_training(run, relay(events))?;
     Ok(shared.track_run(job))
 }
 
