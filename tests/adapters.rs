@@ -11,12 +11,12 @@ use std::sync::Mutex;
 use adapt_data::cache::CacheWriter;
 use adapt_data::render::Tokenized;
 use adapt_data::TokenCache;
+use adapt_engine::adapters::{self, fuse_folder};
 use adapt_engine::load::folder;
 use adapt_engine::mlx_rs::Array;
 use adapt_engine::mlx_rs::Dtype;
 use adapt_engine::testing::max_abs_diff;
-use adapt_engine::train::fuse::fuse_folder;
-use adapt_engine::train::{adapters, train, FineTuneType, Hooks, RunFiles, TrainConfig, TrainData};
+use adapt_engine::train::{train, FineTuneType, Hooks, RunFiles, TrainConfig, TrainData};
 use adapt_engine::{Model, WeightFormat};
 
 static MLX: Mutex<()> = Mutex::new(());

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::Result;
-use crate::load::gguf;
+use crate::load::{gguf, layout};
 use crate::models::layers::QuantSpec;
 use crate::models::{ModelArgs, RopeScaling};
 use crate::save::Staging;
@@ -54,19 +54,7 @@ pub fn gguf_to_folder(
     let bytes_before = std::fs::metadata(src).map(|m| m.len()).unwrap_or(0);
 
     progress("restoring the Hugging Face layout of the query and key rows");
-    for l in 0..args.num_hidden_layers {
-        for (proj, heads) in [
-            ("q_proj", args.num_attention_heads),
-            ("k_proj", args.num_key_value_heads),
-        ] {
-            for part in ["weight", "scales", "biases", "bias"] {
-                let name = format!("model.layers.{l}.self_attn.{proj}.{part}");
-                if let Some(a) = arrays.remove(&name) {
-                    arrays.insert(name, reorder_qk_rows(&a, heads, false)?);
-                }
-            }
-        }
-    }
+    layout::to_hf_rows(&mut arrays, &args)?;
     // Tensors a Hugging Face Llama does not have (none are read by the engine either).
     arrays.retain(|name, _| name.starts_with("model.") || name.starts_with("lm_head."));
     let (default, overrides) = quantization(&arrays);
@@ -108,17 +96,6 @@ pub fn gguf_to_folder(
         perplexity_after: None,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// Reorders the leading axis of a query / key tensor between GGUF's interleaved row order
-/// (`[heads, half, 2]`) and Hugging Face's (`[heads, 2, half]`).
-pub(crate) fn reorder_qk_rows(a: &Array, heads: i32, to_gguf: bool) -> Result<Array> {
-    let shape = a.shape().to_vec();
-    let half = shape[0] / heads / 2;
-    let inner = if to_gguf { [2, half] } else { [half, 2] };
-    let mut split = vec![heads, inner[0], inner[1]];
-    split.extend_from_slice(&shape[1..]);
-    Ok(a.reshape(&split)?.swap_axes(1, 2)?.reshape(&shape)?)
 }
 
 /// The most common quantization of the quantized modules, and the modules that differ.

@@ -22,9 +22,14 @@ pub enum EngineError {
     #[error(
         "{}: architecture '{architecture}' is not supported; supported: {}",
         path.display(),
-        crate::models::SUPPORTED_ARCHITECTURES.join(", ")
+        supported.join(", ")
     )]
-    UnsupportedArchitecture { path: PathBuf, architecture: String },
+    UnsupportedArchitecture {
+        path: PathBuf,
+        architecture: String,
+        /// The architectures that are.
+        supported: &'static [&'static str],
+    },
 
     /// Writing a model folder failed.
     #[error("cannot write {}: {message}; check free space and permissions", path.display())]

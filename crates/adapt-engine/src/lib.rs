@@ -9,6 +9,7 @@
 //! MLX is not thread-safe: everything in this crate must be used from the one thread that owns
 //! the engine (the API crate's engine thread).
 
+pub mod adapters;
 pub mod cache;
 pub mod chat;
 pub mod chat_bench;

@@ -9,12 +9,12 @@ use std::sync::Mutex;
 use adapt_data::cache::CacheWriter;
 use adapt_data::render::Tokenized;
 use adapt_data::TokenCache;
+use adapt_engine::adapters;
 use adapt_engine::mlx_rs::Array;
 use adapt_engine::models::{QuantConfig, Weights};
 use adapt_engine::testing::{max_abs_diff, random_model, random_weights, tiny_llama_args, F32};
 use adapt_engine::train::{
-    adapters, memory, train, FineTuneType, Hooks, RunFiles, TrainConfig, TrainData, TrainEvent,
-    TrainStop,
+    memory, train, FineTuneType, Hooks, RunFiles, TrainConfig, TrainData, TrainEvent, TrainStop,
 };
 use adapt_engine::Model;
 

@@ -13,9 +13,8 @@ use adapt_text::Tokenizer;
 use mlx_rs::{Array, Dtype};
 use serde_json::Value;
 
-use super::{
-    assemble, file_stem, float_dtype, short_dtype, storage_label, LoadOptions, LoadedModel,
-};
+use super::loaded::{assemble, file_stem, LoadOptions, LoadedModel};
+use super::storage::{float_dtype, short_dtype, storage_label};
 use crate::device::Backend;
 use crate::error::{EngineError, Result};
 use crate::models::layers::QuantSpec;

@@ -10,7 +10,7 @@ use adapt_gguf::{GgmlType, GgufFile};
 use adapt_text::Tokenizer;
 use mlx_rs::Array;
 
-use super::{assemble, file_stem, LoadOptions, LoadedModel};
+use super::loaded::{assemble, file_stem, LoadOptions, LoadedModel};
 use crate::device::Backend;
 use crate::error::{EngineError, Result};
 use crate::models::{Model, ModelArgs, QuantConfig, RopeScaling, WeightFormat, Weights};
@@ -87,6 +87,7 @@ fn gguf_args(gguf: &GgufFile) -> Result<ModelArgs> {
         return Err(EngineError::UnsupportedArchitecture {
             path: path.to_path_buf(),
             architecture: arch,
+            supported: GGUF_ARCHITECTURES,
         });
     }
     let key = |k: &str| format!("{arch}.{k}");

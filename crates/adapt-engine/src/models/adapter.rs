@@ -1,4 +1,4 @@
-//! Low-rank adapters over a [`Linear`] layer: LoRA adds `scale · (x A) B` to the layer's output;
+//! Low-rank adapters over a linear layer (any [`Base`]): LoRA adds `scale · (x A) B` to the layer's output;
 //! DoRA also rescales each output row to a learned magnitude `m`. A dense or quantized base
 //! layer is used as it is (QLoRA is LoRA over a quantized base), so model code never knows an
 //! adapter is there. Shapes and names follow mlx-lm: `lora_a` `[in, r]`, `lora_b` `[r, out]`,
@@ -10,9 +10,17 @@ use mlx_rs::module::Param;
 use mlx_rs::stop_gradient;
 use mlx_rs::{Array, Dtype};
 
-use super::layers::Linear;
-
 type Result<T> = std::result::Result<T, Exception>;
+
+/// What an adapter needs of the linear layer it sits on.
+pub trait Base {
+    /// The layer's output without the adapter.
+    fn base_forward(&self, x: &Array) -> Result<Array>;
+    /// The layer's weight `[out, in]` as a dense matrix.
+    fn dense_weight(&self) -> Result<Array>;
+    /// The layer's bias, if it has one.
+    fn bias(&self) -> Option<&Array>;
+}
 
 /// A LoRA or DoRA adapter's weights and settings.
 #[derive(Debug, Clone, ModuleParameters)]
@@ -34,7 +42,7 @@ pub struct Adapter {
 
 impl Adapter {
     /// `layer(x)` plus the adapter's update.
-    pub fn forward(&self, layer: &Linear, x: &Array) -> Result<Array> {
+    pub fn forward(&self, layer: &impl Base, x: &Array) -> Result<Array> {
         let input = if self.training && self.dropout > 0.0 {
             let keep = 1.0 - self.dropout;
             let mask = mlx_rs::random::bernoulli(&Array::from_f32(keep), x.shape(), None)?;
@@ -56,7 +64,7 @@ impl Adapter {
         let y = x.matmul(w.t())?.add(z)?;
         let norm = stop_gradient(&row_norms(&self.adapted(&w)?)?)?;
         let out = y.multiply(m.divide(norm)?.as_dtype(x.dtype())?)?;
-        match layer.bias.as_ref() {
+        match layer.bias() {
             Some(b) => out.add(b),
             None => Ok(out),
         }

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::args::ModelArgs;
 use super::rope::RopeScaling;
-use super::ModelArgs;
 use crate::error::{EngineError, Result};
 
 /// A parsed `config.json` with typed, error-reporting getters.

@@ -13,9 +13,10 @@ use mlx_rs::Array;
 
 use mlx_rs::module::ModuleParameters;
 
+use super::args::ModelArgs;
 use super::checkpoint::checkpointed;
 use super::layers::{Activation, Attention, Linear, Mlp, RmsNorm};
-use super::{ModelArgs, Weights};
+use super::weights::Weights;
 use crate::cache::KvCache;
 use crate::error::Result;
 

@@ -1,10 +1,10 @@
 //! Gemma 2: sandwich norms stored as `w - 1`, GELU, embeddings scaled by √hidden, scores
 //! scaled by `query_pre_attn_scalar` and soft-capped, soft-capped logits, tied head.
 
+use super::args::ModelArgs;
 use super::config::Config;
 use super::decoder::Layout;
 use super::layers::Activation;
-use super::ModelArgs;
 use crate::error::Result;
 
 pub const LAYOUT: Layout = Layout {

@@ -2,10 +2,10 @@
 //! sliding-window layers (their own RoPE base) between every `sliding_window_pattern`-th
 //! global layer.
 
+use super::args::ModelArgs;
 use super::config::Config;
 use super::decoder::Layout;
 use super::layers::Activation;
-use super::ModelArgs;
 use crate::error::Result;
 
 pub const LAYOUT: Layout = Layout {

@@ -12,7 +12,7 @@ use mlx_rs::ops::indexing::IndexOp;
 use mlx_rs::ops::{dequantize, quantized_matmul, softmax_axis, split_at_indices, tanh};
 use mlx_rs::{Array, Dtype};
 
-use super::adapter::Adapter;
+use super::adapter::{Adapter, Base};
 use crate::cache::KvCache;
 
 type Result<T> = std::result::Result<T, Exception>;
@@ -138,6 +138,20 @@ impl Linear {
             }
             _ => Ok((*self.weight).clone()),
         }
+    }
+}
+
+impl Base for Linear {
+    fn base_forward(&self, x: &Array) -> Result<Array> {
+        Linear::base_forward(self, x)
+    }
+
+    fn dense_weight(&self) -> Result<Array> {
+        Linear::dense_weight(self)
+    }
+
+    fn bias(&self) -> Option<&Array> {
+        self.bias.value.as_ref()
     }
 }
 

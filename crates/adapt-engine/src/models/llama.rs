@@ -1,9 +1,9 @@
 //! Llama 2 / 3, Mistral and SmolLM: the plain pre-norm decoder with grouped-query attention,
 //! SwiGLU and optional RoPE scaling (linear, llama3, yarn).
 
+use super::args::ModelArgs;
 use super::config::Config;
 use super::decoder::Layout;
-use super::ModelArgs;
 use crate::error::Result;
 
 pub const LAYOUT: Layout = Layout::LLAMA;

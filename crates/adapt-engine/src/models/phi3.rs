@@ -1,9 +1,9 @@
 //! Phi-3: the Llama decoder with fused projections (`qkv_proj`, `gate_up_proj`), partial
 //! rotary embeddings and LongRoPE scaling.
 
+use super::args::ModelArgs;
 use super::config::Config;
 use super::decoder::Layout;
-use super::ModelArgs;
 use crate::error::Result;
 
 pub const LAYOUT: Layout = Layout {

@@ -1,8 +1,8 @@
 //! Qwen2 / Qwen2.5: the Llama decoder with biases on the query, key and value projections.
 
+use super::args::ModelArgs;
 use super::config::Config;
 use super::decoder::Layout;
-use super::ModelArgs;
 use crate::error::Result;
 
 pub const LAYOUT: Layout = Layout::LLAMA;

@@ -1,8 +1,8 @@
 //! Qwen3: the Llama decoder with an RMS norm over each query and key head before RoPE.
 
+use super::args::ModelArgs;
 use super::config::Config;
 use super::decoder::Layout;
-use super::ModelArgs;
 use crate::error::Result;
 
 pub const LAYOUT: Layout = Layout {

@@ -36,6 +36,23 @@ pub struct TrainState {
     pub batch_size: Option<usize>,
 }
 
+impl TrainState {
+    /// The state of a run before its first step.
+    pub fn fresh(seed: u64, batch_size: usize) -> TrainState {
+        TrainState {
+            step: 0,
+            position: Position::default(),
+            trained_tokens: 0,
+            seed,
+            best_val_loss: None,
+            best_step: None,
+            evals_since_best: 0,
+            seconds: 0.0,
+            batch_size: Some(batch_size),
+        }
+    }
+}
+
 /// The folder of step `step`'s checkpoint in `dir`.
 pub fn step_dir(dir: &Path, step: u64) -> PathBuf {
     dir.join(format!("step-{step:07}"))

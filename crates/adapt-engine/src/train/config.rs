@@ -3,61 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::schedule::{LrSchedule, Schedule, ScheduleIntent};
+use crate::adapters::config::{AdapterConfig, FineTuneType, LoraParameters};
 use crate::error::{EngineError, Result};
-
-/// LoRA or DoRA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub enum FineTuneType {
-    #[default]
-    Lora,
-    Dora,
-}
-
-/// The adapter's shape: mlx-lm's `lora_parameters`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct LoraParameters {
-    pub rank: i32,
-    pub scale: f32,
-    pub dropout: f32,
-    /// Projections to adapt, relative to a block (`self_attn.q_proj`, or just `q_proj`);
-    /// `None`: every projection of the block.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keys: Option<Vec<String>>,
-}
-
-impl Default for LoraParameters {
-    fn default() -> Self {
-        LoraParameters {
-            rank: 8,
-            scale: 20.0,
-            dropout: 0.0,
-            keys: None,
-        }
-    }
-}
-
-/// Which adapters, where: what `adapter_config.json` records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AdapterConfig {
-    pub fine_tune_type: FineTuneType,
-    /// Adapted blocks, counted from the last (`-1`: all).
-    pub num_layers: i32,
-    pub lora_parameters: LoraParameters,
-}
-
-impl Default for AdapterConfig {
-    fn default() -> Self {
-        AdapterConfig {
-            fine_tune_type: FineTuneType::Lora,
-            num_layers: 16,
-            lora_parameters: LoraParameters::default(),
-        }
-    }
-}
 
 /// The optimizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -70,19 +18,18 @@ pub enum OptimizerKind {
     Sgd,
 }
 
-/// A learning-rate schedule in mlx-lm's form: `{name, arguments, warmup, warmup_init}`.
-/// Supported names: `cosine_decay` (`[init, decay_steps, end?]`), `linear_schedule`
-/// (`[init, end, steps]`), `constant` (`[lr]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The shortest `max_seq_length` a run accepts.
+pub const MIN_SEQ_LENGTH: usize = 16;
+
+/// A setting that cannot be used as it is: its name and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct LrSchedule {
-    pub name: String,
-    pub arguments: Vec<f64>,
-    #[serde(default)]
-    pub warmup: u64,
-    #[serde(default)]
-    pub warmup_init: f64,
+pub struct FieldProblem {
+    /// The setting's name as the request spells it (`lora_parameters.rank`, `valid_share`).
+    pub field: String,
+    pub message: String,
+    /// Advice rather than a refusal: the run can start anyway.
+    pub warning: bool,
 }
 
 /// Everything a training run needs besides the model and the data.
@@ -97,7 +44,11 @@ pub struct TrainConfig {
     /// Per-optimizer options as mlx-lm spells them (`{"adamw": {"weight_decay": 0.01}}`).
     pub optimizer_config: serde_json::Value,
     pub learning_rate: f64,
+    /// The schedule spelled out in mlx-lm's form (decay steps included), as config files give
+    /// it; wins over `schedule`.
     pub lr_schedule: Option<LrSchedule>,
+    /// The schedule as an intent, sized once the run's step count is known.
+    pub schedule: Option<ScheduleIntent>,
     pub batch_size: usize,
     /// Optimizer steps; `None` with `epochs` set trains for that many epochs.
     pub iters: Option<u64>,
@@ -134,6 +85,7 @@ impl Default for TrainConfig {
             optimizer_config: serde_json::Value::Null,
             learning_rate: 1e-5,
             lr_schedule: None,
+            schedule: None,
             batch_size: 4,
             iters: None,
             epochs: None,
@@ -202,49 +154,103 @@ impl TrainConfig {
         Ok(config)
     }
 
-    /// Checks ranges; the message names the key.
+    /// Checks ranges; the message names the key (the first problem [`TrainConfig::problems`]
+    /// finds).
     pub fn validate(&self, source: &str) -> Result<()> {
-        let bad = |key: &str, why: &str| {
-            Err(EngineError::InvalidRequest(format!(
-                "{source}: '{key}' {why}"
-            )))
+        match self.problems().into_iter().find(|p| !p.warning) {
+            Some(p) => Err(EngineError::InvalidRequest(format!(
+                "{source}: '{}' {}",
+                p.field, p.message
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Every setting out of range, keyed by its name (`lora_parameters.rank`).
+    pub fn problems(&self) -> Vec<FieldProblem> {
+        let mut out = Vec::new();
+        let mut say = |field: &str, message: &str, warning: bool| {
+            out.push(FieldProblem {
+                field: field.into(),
+                message: message.into(),
+                warning,
+            })
         };
         let p = &self.lora_parameters;
-        if p.rank < 1 {
-            return bad("lora_parameters.rank", "must be at least 1");
-        }
-        if !(0.0..1.0).contains(&p.dropout) {
-            return bad("lora_parameters.dropout", "must be in [0, 1)");
-        }
-        if self.batch_size == 0 {
-            return bad("batch_size", "must be at least 1");
-        }
-        if self.max_seq_length < 2 {
-            return bad("max_seq_length", "must be at least 2");
-        }
-        if self.grad_accumulation_steps == 0 {
-            return bad("grad_accumulation_steps", "must be at least 1");
-        }
-        if self.steps_per_report == 0 || self.steps_per_eval == 0 || self.save_every == 0 {
-            return bad(
-                "steps_per_report / steps_per_eval / save_every",
-                "must be at least 1",
+        if p.rank < 1 || p.rank > 1024 {
+            say(
+                "lora_parameters.rank",
+                "must be a whole number from 1 to 1024",
+                false,
             );
         }
-        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
-            return bad("learning_rate", "must be positive");
+        if p.scale.is_nan() || p.scale <= 0.0 {
+            say(
+                "lora_parameters.scale",
+                "must be above 0 (mlx-lm's default is 20)",
+                false,
+            );
+        }
+        if !(0.0..1.0).contains(&p.dropout) {
+            say("lora_parameters.dropout", "must be in [0, 1)", false);
         }
         if self.num_layers == 0 || self.num_layers < -1 {
-            return bad("num_layers", "must be -1 (all) or at least 1");
+            say("num_layers", "must be -1 (all) or at least 1", false);
         }
-        if self.iters == Some(0) || self.epochs == Some(0) {
-            return bad("iters / epochs", "must be at least 1");
+        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 || self.learning_rate >= 1.0 {
+            say("learning_rate", "must be between 0 and 1, e.g. 1e-4", false);
+        } else if self.learning_rate > 1e-2 {
+            say(
+                "learning_rate",
+                "is high: above 1e-2 LoRA training usually diverges",
+                true,
+            );
+        }
+        if self.batch_size == 0 {
+            say("batch_size", "must be at least 1", false);
+        }
+        if self.iters == Some(0) {
+            say("iters", "must be at least 1", false);
+        }
+        if self.epochs == Some(0) {
+            say("epochs", "must be at least 1", false);
+        }
+        if self.max_seq_length < MIN_SEQ_LENGTH {
+            say("max_seq_length", "must be at least 16 tokens", false);
+        }
+        if self.grad_accumulation_steps == 0 {
+            say("grad_accumulation_steps", "must be at least 1", false);
+        }
+        for (field, value) in [
+            ("steps_per_report", self.steps_per_report),
+            ("steps_per_eval", self.steps_per_eval),
+            ("save_every", self.save_every),
+        ] {
+            if value == 0 {
+                say(field, "must be at least 1", false);
+            }
+        }
+        if self.val_batches == 0 || self.val_batches < -1 {
+            say("val_batches", "must be -1 (all) or at least 1", false);
+        }
+        if self.early_stopping_patience == Some(0) {
+            say(
+                "early_stopping_patience",
+                "must be at least 1 (or off)",
+                false,
+            );
         }
         if let Some(s) = &self.lr_schedule {
-            super::schedule::Schedule::new(self.learning_rate, Some(s))
-                .map_err(|e| EngineError::InvalidRequest(format!("{source}: {e}")))?;
+            if let Err(e) = Schedule::new(self.learning_rate, Some(s)) {
+                say("lr_schedule", &e, false);
+            }
         }
-        Ok(())
+        if let Some(i) = &self.schedule {
+            if !(0.0..=1.0).contains(&i.min_ratio()) {
+                say("schedule.min_ratio", "must be from 0 to 1", false);
+            }
+        }
+        out
     }
 
     /// The adapter part, as `adapter_config.json` records it.

@@ -1,10 +1,14 @@
 //! Memory before training: what the weights, adapters, optimizer state and activations of one
 //! step will take, against what the machine can give; a batch size that fits, or a refusal
-//! that says what to change.
+//! that says what to change. [`plan`] is a run's plan without training: trainable parameters
+//! and the memory of a step at the batch size that fits.
 
+use adapt_data::TokenCache;
 use serde::Serialize;
 
 use super::config::{OptimizerKind, TrainConfig};
+use crate::adapters;
+use crate::error::{EngineError, Result};
 use crate::models::Model;
 
 /// An estimate of one training step's peak memory, in bytes.
@@ -116,5 +120,86 @@ pub fn fit_batch(
             return Err(e);
         }
         batch = batch.div_ceil(2);
+    }
+}
+
+/// What a run would take before it starts: its trainable parameters and memory.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TrainPlan {
+    pub trainable_parameters: usize,
+    /// Examples in the training split.
+    pub examples: usize,
+    /// The longest example, capped at `max_seq_length` (what the estimate assumes).
+    pub seq_len: usize,
+    /// The estimate at the batch size that fits (`memory.batch_size`).
+    pub memory: MemoryEstimate,
+    /// Set when the configured batch size would not fit.
+    pub batch_size_note: Option<String>,
+}
+
+/// Plans a run of `config` on `train` without training: attaches the adapters to count what
+/// trains, estimates the memory of one step, then takes the adapters off again. Refuses, as
+/// `train` would, when not even a batch of one fits.
+pub fn plan(lm: &mut Model, train: &TokenCache, config: &TrainConfig) -> Result<TrainPlan> {
+    config.validate("training configuration")?;
+    adapters::remove(lm);
+    let trainable = adapters::attach(lm, &config.adapter(), config.seed)?;
+    let seq_len = longest(train, config);
+    let fitted = fit_memory(lm, config, trainable, seq_len);
+    adapters::remove(lm);
+    let (memory, batch_size_note) = fitted?;
+    Ok(TrainPlan {
+        trainable_parameters: trainable,
+        examples: train.len(),
+        seq_len,
+        memory,
+        batch_size_note,
+    })
+}
+
+/// The longest training example, capped at the configured length.
+pub(crate) fn longest(train: &TokenCache, config: &TrainConfig) -> usize {
+    (0..train.len())
+        .map(|i| train.length(i))
+        .max()
+        .unwrap_or(1)
+        .min(config.max_seq_length)
+}
+
+/// The estimate at the largest batch size up to the configured one that fits (with a note when
+/// it is lower), or an error that says what to change.
+pub(crate) fn fit_memory(
+    lm: &Model,
+    config: &TrainConfig,
+    trainable: usize,
+    seq_len: usize,
+) -> Result<(MemoryEstimate, Option<String>)> {
+    let budget = budget();
+    match fit_batch(lm, config, trainable, seq_len, budget) {
+        Ok(e) if e.batch_size == config.batch_size => Ok((e, None)),
+        Ok(e) => {
+            let full = estimate(lm, config, trainable, config.batch_size, seq_len, budget);
+            let note = format!(
+                "batch size {} would need about {} MB, more than the {} MB available; using {}",
+                config.batch_size,
+                full.total >> 20,
+                budget >> 20,
+                e.batch_size
+            );
+            Ok((e, Some(note)))
+        }
+        Err(e) => Err(EngineError::InvalidRequest(format!(
+            "training needs about {} MB even with batch size 1 at {} tokens (weights {} MB, \
+             activations {} MB, logits {} MB) but about {} MB is available; lower \
+             max_seq_length, adapt fewer layers (num_layers), turn on grad_checkpoint, or use a \
+             quantized model",
+            e.total >> 20,
+            e.seq_len,
+            e.weights >> 20,
+            e.activations >> 20,
+            e.logits >> 20,
+            e.budget >> 20
+        ))),
     }
 }

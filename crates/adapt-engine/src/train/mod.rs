@@ -1,20 +1,31 @@
-//! Fine-tuning: LoRA and DoRA adapters over dense or quantized layers ([`adapters`]), the
-//! training loop ([`trainer`]), its settings in mlx-lm's vocabulary ([`config`]), learning-rate
-//! schedules ([`schedule`]), checkpoints that resume exactly ([`checkpoint`]) and the memory
-//! estimate that picks a batch size ([`memory`]).
+//! Fine-tuning adapters ([`crate::adapters`]) on a model.
+//!
+//! [`config`] holds the settings in mlx-lm's vocabulary (plus Adapt's own) and validates
+//! them field by field; [`schedule`] turns a spelled-out schedule or an intent into a rate per
+//! step; [`memory`] estimates a step's peak memory, fits the batch size and plans a run;
+//! [`session`] is one run in progress — start or resume, `step`, `evaluate`, `checkpoint`,
+//! `finish` — over [`loss`] and [`optimizer`]; [`trainer`] steps a session to the end and
+//! tells its [`events`]; [`checkpoint`] and [`files`] are what a run leaves on disk;
+//! [`probe`] answers probe prompts with the adapter as it is.
 
-pub mod adapters;
 pub mod checkpoint;
 pub mod config;
-pub mod fuse;
+pub mod events;
+pub mod files;
+pub mod loss;
 pub mod memory;
+pub mod optimizer;
+pub mod probe;
 pub mod schedule;
+pub mod session;
 pub mod trainer;
 
-pub use config::{
-    AdapterConfig, FineTuneType, LoraParameters, LrSchedule, OptimizerKind, TrainConfig,
-};
-pub use trainer::{
-    greedy_prober, plan, train, Hooks, ProbeAnswer, Prober, RunFiles, TrainData, TrainEvent,
-    TrainOutcome, TrainPlan, TrainReport, TrainStop,
-};
+pub use crate::adapters::{AdapterConfig, FineTuneType, LoraParameters};
+pub use config::{FieldProblem, OptimizerKind, TrainConfig, MIN_SEQ_LENGTH};
+pub use events::{ProbeAnswer, TrainEvent, TrainOutcome, TrainReport, TrainStop};
+pub use files::{run_state, RunFiles};
+pub use memory::{plan, MemoryEstimate, TrainPlan};
+pub use probe::{greedy_prober, Prober};
+pub use schedule::{LrSchedule, ScheduleIntent};
+pub use session::{Evaluation, Session, StepResult, TrainData};
+pub use trainer::{train, Hooks};

@@ -1,7 +1,8 @@
-//! Fusing an adapter folder into a model, written as a new model folder: each adapted
+//! Fusing adapters into their base: in memory ([`fuse`], every attached adapter folded into its
+//! layer) or from an adapter folder into a new model folder ([`fuse_folder`]): each adapted
 //! projection becomes `W + scale · Bᵀ Aᵀ` (DoRA: each row then rescaled to its magnitude `m`).
-//! A quantized projection is dequantized, fused and quantized again with its own settings,
-//! or the whole model is written dense with `dequantize`. A GGUF base is converted first.
+//! A quantized projection is dequantized, fused and quantized again with its own settings, or
+//! everything is written dense with `dequantize`. A GGUF base is converted first.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,13 +13,45 @@ use mlx_rs::Array;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::adapters::{read_config, ADAPTERS_FILE};
-use super::config::FineTuneType;
+use super::config::{AdapterConfig, FineTuneType};
+use super::files::{read_config, ADAPTERS_FILE};
 use crate::convert::gguf_to_folder;
 use crate::error::{EngineError, Result};
 use crate::load::{float_dtype, folder};
 use crate::models::adapter::fold;
+use crate::models::layers::Linear;
+use crate::models::Model;
 use crate::quantize::{dequantized, write_folder};
+
+/// Folds every attached adapter into its base layer and removes it. A quantized base is
+/// dequantized, fused and quantized again with its own settings (or left dense with
+/// `dequantize`).
+pub fn fuse(model: &mut Model, dequantize: bool) -> Result<usize> {
+    let mut fused = 0;
+    for block in model.net_mut().model.layers.iter_mut() {
+        for (_, linear) in block.linears_mut() {
+            let Some(adapter) = linear.adapter.take() else {
+                continue;
+            };
+            let merged = fold(
+                &linear.dense_weight()?,
+                &adapter.lora_a,
+                &adapter.lora_b,
+                adapter.m.value.as_ref(),
+                adapter.scale,
+            )?;
+            *linear = match linear.quant.filter(|_| !dequantize) {
+                Some(q) => {
+                    let (wq, s, b) = mlx_rs::ops::quantize(&merged, q.group_size, q.bits)?;
+                    Linear::quantized(wq, s, b, linear.bias.value.clone(), q)
+                }
+                None => Linear::dense(merged, linear.bias.value.clone()),
+            };
+            fused += 1;
+        }
+    }
+    Ok(fused)
+}
 
 /// What a fuse wrote.
 #[derive(Debug, Clone, Serialize)]
@@ -93,7 +126,7 @@ pub fn fuse_folder(
 
 fn fuse_into(
     src: &Path,
-    config: &super::config::AdapterConfig,
+    config: &AdapterConfig,
     weights: HashMap<String, Array>,
     file: &Path,
     out: &Path,

@@ -1,0 +1,97 @@
+//! What a training run streams and how it ends: [`TrainEvent`] (started, calibrated, a
+//! report, an evaluation, a checkpoint) and [`TrainOutcome`].
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::memory::MemoryEstimate;
+
+/// Figures of one report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TrainReport {
+    pub step: u64,
+    pub total_steps: u64,
+    /// Epochs done, fractional.
+    pub epoch: f64,
+    /// Mean training loss since the last report.
+    pub train_loss: f64,
+    pub learning_rate: f64,
+    pub tokens_per_second: f64,
+    pub iterations_per_second: f64,
+    pub trained_tokens: u64,
+    /// Bytes.
+    pub peak_memory: u64,
+    /// Seconds left at the current pace.
+    pub eta_seconds: f64,
+}
+
+/// A probe prompt's answer at an evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ProbeAnswer {
+    pub prompt: String,
+    pub answer: String,
+}
+
+/// What a run streams.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub enum TrainEvent {
+    Started {
+        total_steps: u64,
+        resumed_from: Option<u64>,
+        trainable_parameters: usize,
+        batches_per_epoch: usize,
+        memory: MemoryEstimate,
+        /// Set when the batch size was lowered to fit in memory.
+        batch_size_note: Option<String>,
+    },
+    /// Measured peak after the first steps, next to the estimate.
+    Calibrated {
+        estimated: u64,
+        measured: u64,
+    },
+    Report(TrainReport),
+    Evaluated {
+        step: u64,
+        val_loss: f64,
+        improved: bool,
+        probes: Vec<ProbeAnswer>,
+    },
+    Checkpoint {
+        step: u64,
+        path: PathBuf,
+    },
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub enum TrainStop {
+    Finished,
+    EarlyStopped,
+    Cancelled,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TrainOutcome {
+    pub stop: TrainStop,
+    pub steps: u64,
+    pub total_steps: u64,
+    pub final_train_loss: Option<f64>,
+    pub best_val_loss: Option<f64>,
+    pub best_step: Option<u64>,
+    /// The adapter folder (`adapters.safetensors` is the best or the last adapter).
+    pub adapter_dir: PathBuf,
+    pub trained_tokens: u64,
+    pub seconds: f64,
+    pub peak_memory: u64,
+    /// Losses of every step, for tests and plots.
+    pub losses: Vec<f64>,
+}

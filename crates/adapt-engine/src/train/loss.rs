@@ -1,0 +1,78 @@
+//! The loss: masked cross-entropy over the trained tokens of a batch, and the validation loss
+//! over a split.
+
+use adapt_data::{Batch, Batcher, Position};
+use mlx_rs::error::Exception;
+use mlx_rs::{Array, Dtype};
+
+use crate::cache::KvCache;
+use crate::error::Result;
+use crate::models::decoder::Decoder;
+use crate::models::Model;
+
+/// Batch → `(inputs, targets, mask)`: each position predicts the next token; the mask is the
+/// batch's loss mask shifted onto the predicted tokens.
+pub(crate) fn batch_arrays(batch: &Batch) -> Result<(Array, Array, Array)> {
+    let (rows, width) = (batch.rows as i32, batch.width as i32);
+    let ids: Vec<i32> = batch.tokens.iter().map(|&t| t as i32).collect();
+    let ids = Array::from_slice(&ids, &[rows, width]);
+    let mask: Vec<f32> = batch.mask.iter().map(|&m| f32::from(m)).collect();
+    let mask = Array::from_slice(&mask, &[rows, width]);
+    use mlx_rs::ops::indexing::IndexOp;
+    Ok((
+        ids.index((.., ..width - 1)),
+        ids.index((.., 1..)),
+        mask.index((.., 1..)),
+    ))
+}
+
+/// Mean cross-entropy over the masked positions, and their count.
+pub fn masked_loss(
+    net: &Decoder,
+    inputs: &Array,
+    targets: &Array,
+    mask: &Array,
+) -> std::result::Result<Vec<Array>, Exception> {
+    let mut caches: Vec<KvCache> = net
+        .model
+        .layers
+        .iter()
+        .map(|_| KvCache::discarding())
+        .collect();
+    let logits = net.head(&net.hidden(inputs, &mut caches)?)?;
+    let logits = logits.as_dtype(Dtype::Float32)?;
+    let lse = logits.logsumexp_axis(-1, false)?;
+    let picked = logits
+        .take_along_axis(targets.expand_dims(-1)?, -1)?
+        .squeeze_axes(&[-1])?;
+    let ce = lse.subtract(&picked)?.multiply(mask)?;
+    let ntoks = mask.sum(None)?;
+    Ok(vec![
+        ce.sum(None)?
+            .divide(mlx_rs::ops::maximum(&ntoks, Array::from_f32(1.0))?)?,
+        ntoks,
+    ])
+}
+
+/// Mean validation loss over the first `batches` batches (`-1`: all), weighted by tokens.
+pub(crate) fn evaluate(lm: &Model, valid: &Batcher<'_>, batches: i64) -> Result<f64> {
+    let n = if batches < 0 {
+        valid.batches_per_epoch()
+    } else {
+        (batches as usize).min(valid.batches_per_epoch())
+    };
+    let (mut sum, mut toks) = (0.0f64, 0.0f64);
+    for step in 0..n {
+        let batch = valid.batch_at(Position {
+            epoch: 0,
+            step: step as u64,
+        });
+        let (x, y, m) = batch_arrays(&batch)?;
+        let v = masked_loss(lm.net(), &x, &y, &m)?;
+        mlx_rs::transforms::eval(&v)?;
+        let t = v[1].item_cast::<f32>() as f64;
+        sum += v[0].item_cast::<f32>() as f64 * t;
+        toks += t;
+    }
+    Ok(sum / toks.max(1.0))
+}

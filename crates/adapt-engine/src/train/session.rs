@@ -1,0 +1,523 @@
+//! A training session: one run's adapters on a model, its batches, optimizer, schedule and
+//! state, advanced one optimizer step at a time.
+//!
+//! [`Session::start`] attaches the adapters (fresh, or a checkpoint's when resuming), fits the
+//! batch size to memory and sizes the schedule; then [`Session::step`] trains one optimizer
+//! step (accumulated micro-batches, clipping, the update), [`Session::evaluate`] measures the
+//! validation loss (keeping the best adapter), [`Session::checkpoint`] writes everything a
+//! resume needs, and [`Session::finish`] writes the run's adapter and says how it ended. A
+//! caller that stops between steps and starts again with `resume` takes exactly the steps an
+//! uninterrupted run would have.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use adapt_data::{BatchConfig, Batcher, TokenCache};
+use mlx_rs::error::Exception;
+use mlx_rs::module::{FlattenedModuleParam, ModuleParameters};
+use mlx_rs::optimizers::clip_grad_norm;
+use mlx_rs::Array;
+
+use super::checkpoint::{self, replace_file, TrainState, OPTIMIZER_FILE};
+use super::config::TrainConfig;
+use super::events::{TrainOutcome, TrainReport, TrainStop};
+use super::files::RunFiles;
+use super::loss::{batch_arrays, evaluate, masked_loss};
+use super::memory::{self, fit_memory, longest, MemoryEstimate};
+use super::optimizer::Opt;
+use super::schedule::Schedule;
+use crate::adapters::{self, ADAPTERS_FILE};
+use crate::error::{EngineError, Result};
+use crate::models::decoder::Decoder;
+use crate::models::Model;
+
+/// The split caches a run trains and validates on.
+pub struct TrainData<'a> {
+    pub train: &'a TokenCache,
+    pub valid: Option<&'a TokenCache>,
+    /// Token id written into padding (never trained on).
+    pub pad_id: u32,
+}
+
+/// What one optimizer step did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepResult {
+    /// The step's number (1 for the first).
+    pub step: u64,
+    /// Mean loss over the step's trained tokens.
+    pub loss: f64,
+    /// Trained (loss-bearing) tokens in the step.
+    pub tokens: u64,
+    pub learning_rate: f64,
+    /// MLX's peak memory after the step, in bytes.
+    pub peak_memory: u64,
+}
+
+/// What an evaluation found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    pub step: u64,
+    pub val_loss: f64,
+    /// Better than every earlier evaluation (its adapter is now the best one).
+    pub improved: bool,
+    /// Evaluations since the last improvement reached the early-stopping patience.
+    pub patience_spent: bool,
+}
+
+/// A run in progress on one model.
+pub struct Session<'a> {
+    lm: &'a mut Model,
+    config: TrainConfig,
+    files: RunFiles,
+    train: Batcher<'a>,
+    valid: Option<Batcher<'a>>,
+    opt: Opt,
+    schedule: Schedule,
+    state: TrainState,
+    total_steps: u64,
+    batches_per_epoch: u64,
+    trainable: usize,
+    estimate: MemoryEstimate,
+    batch_size_note: Option<String>,
+    resumed_from: Option<u64>,
+    started: Instant,
+    seconds_before: f64,
+    losses: Vec<f64>,
+    last_loss: Option<f64>,
+    /// MLX's peak counter is reset by generation (probes), so the session keeps its own.
+    peak: u64,
+    /// Reports: loss sum, steps, tokens since the last one, and when it was.
+    window: (f64, u64, u64, Instant),
+}
+
+impl<'a> Session<'a> {
+    /// Attaches adapters to `lm` and prepares a run of `config` on `data` in `files.dir`; with
+    /// `resume`, from the newest checkpoint there (the configuration must be the one the run
+    /// started with).
+    pub fn start(
+        lm: &'a mut Model,
+        data: &TrainData<'a>,
+        config: &TrainConfig,
+        files: RunFiles,
+        resume: bool,
+    ) -> Result<Session<'a>> {
+        config.validate("training configuration")?;
+        std::fs::create_dir_all(files.checkpoints()).map_err(|e| EngineError::Write {
+            path: files.checkpoints(),
+            message: e.to_string(),
+        })?;
+        adapters::remove(lm);
+        let trainable = adapters::attach(lm, &config.adapter(), config.seed)?;
+        let resumed = match resume {
+            true => Some(resume_point(lm, &files)?),
+            false => {
+                write_adapter_config(config, &files)?;
+                None
+            }
+        };
+        // Memory: lower the batch size until the estimate fits, or refuse. A resumed run keeps
+        // the batches it started with.
+        let seq_len = longest(data.train, config);
+        let (estimate, batch_size_note) = match &resumed {
+            Some((_, state)) => {
+                let batch = state.batch_size.unwrap_or(config.batch_size);
+                let budget = memory::budget();
+                let e = memory::estimate(lm, config, trainable, batch, seq_len, budget);
+                (e, None)
+            }
+            None => fit_memory(lm, config, trainable, seq_len)?,
+        };
+        let batch_config = BatchConfig {
+            batch_size: estimate.batch_size,
+            max_seq_length: config.max_seq_length,
+            seed: config.seed,
+            pad_id: data.pad_id,
+        };
+        let train = Batcher::new(data.train, batch_config.clone())
+            .map_err(|e| EngineError::InvalidRequest(format!("training split: {e}")))?;
+        let valid = match data.valid {
+            Some(v) if !v.is_empty() => Some(
+                Batcher::new(v, batch_config)
+                    .map_err(|e| EngineError::InvalidRequest(format!("validation split: {e}")))?,
+            ),
+            _ => None,
+        };
+        let batches_per_epoch = train.batches_per_epoch() as u64;
+        let total_steps = total_steps(config, batches_per_epoch);
+        let schedule = Schedule::for_run(
+            config.learning_rate,
+            config.lr_schedule.as_ref(),
+            config.schedule.as_ref(),
+            total_steps,
+        )
+        .map_err(EngineError::InvalidRequest)?;
+        let mut opt = Opt::new(config);
+        let state = match &resumed {
+            Some((dir, state)) => {
+                let file = dir.join(OPTIMIZER_FILE);
+                let arrays = Array::load_safetensors(&file)
+                    .map_err(|e| EngineError::InvalidRequest(format!("{}: {e}", file.display())))?;
+                opt.load_state(arrays)?;
+                state.clone()
+            }
+            None => TrainState::fresh(config.seed, estimate.batch_size),
+        };
+        adapters::set_training(lm, true);
+        lm.net_mut().grad_checkpoint = config.grad_checkpoint;
+        mlx_rs::memory::reset_peak_memory()?;
+        Ok(Session {
+            lm,
+            config: config.clone(),
+            files,
+            train,
+            valid,
+            opt,
+            schedule,
+            seconds_before: state.seconds,
+            resumed_from: resumed.as_ref().map(|(_, s)| s.step),
+            state,
+            total_steps,
+            batches_per_epoch,
+            trainable,
+            estimate,
+            batch_size_note,
+            started: Instant::now(),
+            losses: Vec::new(),
+            last_loss: None,
+            peak: 0,
+            window: (0.0, 0, 0, Instant::now()),
+        })
+    }
+
+    /// Optimizer steps the run takes in all.
+    pub fn total_steps(&self) -> u64 {
+        self.total_steps
+    }
+
+    /// Where the run stands (steps taken, data position, best validation loss, …).
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    /// Whether every step has been taken.
+    pub fn done(&self) -> bool {
+        self.state.step >= self.total_steps
+    }
+
+    /// The step a resumed session started from.
+    pub fn resumed_from(&self) -> Option<u64> {
+        self.resumed_from
+    }
+
+    pub fn trainable_parameters(&self) -> usize {
+        self.trainable
+    }
+
+    pub fn batches_per_epoch(&self) -> u64 {
+        self.batches_per_epoch
+    }
+
+    /// The memory estimate at the batch size the run uses.
+    pub fn memory(&self) -> &MemoryEstimate {
+        &self.estimate
+    }
+
+    /// Set when the batch size was lowered to fit in memory.
+    pub fn batch_size_note(&self) -> Option<&str> {
+        self.batch_size_note.as_deref()
+    }
+
+    /// The model with its adapters as they are now (for probes).
+    pub fn model(&self) -> &Model {
+        self.lm
+    }
+
+    /// Trains one optimizer step: `grad_accumulation_steps` micro-batches, their gradients
+    /// averaged, clipped and applied.
+    pub fn step(&mut self) -> Result<StepResult> {
+        mlx_rs::random::seed(step_seed(self.config.seed, self.state.step))?;
+        let lr = self.schedule.at(self.state.step);
+        self.opt.set_lr(lr as f32);
+        let (grads, loss, tokens) = self.gradients()?;
+        let grads = self.clipped(grads)?;
+        self.opt.update(self.lm.net_mut(), &grads)?;
+        let trainable: Vec<Array> = self
+            .lm
+            .net()
+            .trainable_parameters()
+            .flatten()
+            .values()
+            .map(|a| (*a).clone())
+            .collect();
+        let opt_state = self.opt.state()?;
+        mlx_rs::transforms::eval(trainable.iter().chain(opt_state.iter().map(|(_, a)| a)))?;
+        if !loss.is_finite() {
+            return Err(EngineError::InvalidRequest(format!(
+                "the training loss became {loss} at step {}; lower learning_rate or set \
+                 max_grad_norm",
+                self.state.step + 1
+            )));
+        }
+        self.state.step += 1;
+        self.state.trained_tokens += tokens;
+        self.state.seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
+        self.losses.push(loss);
+        self.last_loss = Some(loss);
+        self.window.0 += loss;
+        self.window.1 += 1;
+        self.window.2 += tokens;
+        let peak_memory = mlx_rs::memory::peak_memory()? as u64;
+        self.peak = self.peak.max(peak_memory);
+        Ok(StepResult {
+            step: self.state.step,
+            loss,
+            tokens,
+            learning_rate: lr,
+            peak_memory,
+        })
+    }
+
+    /// The accumulated gradients of one step, its mean loss and its trained tokens.
+    fn gradients(&mut self) -> Result<(FlattenedModuleParam, f64, u64)> {
+        let mut value_and_grad =
+            mlx_rs::nn::value_and_grad(|net: &mut Decoder, (x, y, m): (&Array, &Array, &Array)| {
+                masked_loss(net, x, y, m)
+            });
+        let mut grads: Option<FlattenedModuleParam> = None;
+        let (mut loss_sum, mut tokens) = (0.0f64, 0u64);
+        for _ in 0..self.config.grad_accumulation_steps {
+            let batch = self.train.next_batch(&mut self.state.position);
+            let (x, y, m) = batch_arrays(&batch)?;
+            let (values, g) = value_and_grad(self.lm.net_mut(), (&x, &y, &m))?;
+            mlx_rs::transforms::eval(values.iter().chain(g.values()))?;
+            let n = values[1].item_cast::<f32>() as u64;
+            loss_sum += values[0].item_cast::<f32>() as f64 * n as f64;
+            tokens += n;
+            grads = Some(match grads {
+                None => g,
+                Some(acc) => acc
+                    .into_iter()
+                    .map(|(k, a)| Ok((k.clone(), a.add(&g[&k])?)))
+                    .collect::<std::result::Result<_, Exception>>()?,
+            });
+        }
+        let mut grads = grads.unwrap_or_default();
+        if self.config.grad_accumulation_steps > 1 {
+            let n = Array::from_f32(self.config.grad_accumulation_steps as f32);
+            for g in grads.values_mut() {
+                *g = g.divide(&n)?;
+            }
+        }
+        Ok((grads, loss_sum / tokens.max(1) as f64, tokens))
+    }
+
+    fn clipped(&self, grads: FlattenedModuleParam) -> Result<FlattenedModuleParam> {
+        let Some(max) = self.config.max_grad_norm else {
+            return Ok(grads);
+        };
+        let (clipped, _) = clip_grad_norm(&grads, max)?;
+        Ok(clipped
+            .into_iter()
+            .map(|(k, v)| (k, v.into_owned()))
+            .collect())
+    }
+
+    /// A report is due after this step (every `steps_per_report` steps, and the last).
+    pub fn report_due(&self) -> bool {
+        self.state.step.is_multiple_of(self.config.steps_per_report) || self.done()
+    }
+
+    /// The figures since the last report (which this one becomes).
+    pub fn report(&mut self, learning_rate: f64, peak_memory: u64) -> TrainReport {
+        let secs = self.window.3.elapsed().as_secs_f64().max(1e-9);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let done_here = self.state.step - self.resumed_from.unwrap_or(0);
+        let (loss, steps, tokens, _) = self.window;
+        self.window = (0.0, 0, 0, Instant::now());
+        TrainReport {
+            step: self.state.step,
+            total_steps: self.total_steps,
+            epoch: self.state.position.epoch as f64
+                + self.state.position.step as f64 / self.batches_per_epoch.max(1) as f64,
+            train_loss: loss / steps.max(1) as f64,
+            learning_rate,
+            tokens_per_second: tokens as f64 / secs,
+            iterations_per_second: steps as f64 / secs,
+            trained_tokens: self.state.trained_tokens,
+            peak_memory,
+            eta_seconds: elapsed / done_here.max(1) as f64
+                * (self.total_steps - self.state.step) as f64,
+        }
+    }
+
+    /// An evaluation is due after this step (every `steps_per_eval` steps, and the last),
+    /// when there is a validation split.
+    pub fn evaluation_due(&self) -> bool {
+        self.valid.is_some()
+            && (self.state.step.is_multiple_of(self.config.steps_per_eval) || self.done())
+    }
+
+    /// The validation loss now; a better one than before makes this adapter the best.
+    /// `probe` runs with dropout off, before training resumes.
+    pub fn evaluate<T>(
+        &mut self,
+        probe: impl FnOnce(&Model) -> Result<T>,
+    ) -> Result<(Evaluation, T)> {
+        let Some(valid) = &self.valid else {
+            return Err(EngineError::InvalidRequest(
+                "no validation split to evaluate on".into(),
+            ));
+        };
+        adapters::set_training(self.lm, false);
+        let measured = evaluate(self.lm, valid, self.config.val_batches)
+            .and_then(|loss| Ok((loss, probe(self.lm)?)));
+        adapters::set_training(self.lm, true);
+        let (val_loss, probed) = measured?;
+        let state = &mut self.state;
+        let improved = state.best_val_loss.is_none_or(|b| val_loss < b);
+        if improved {
+            state.best_val_loss = Some(val_loss);
+            state.best_step = Some(state.step);
+            state.evals_since_best = 0;
+            replace_file(&self.files.best(), |p| adapters::save_weights(self.lm, p))?;
+        } else {
+            state.evals_since_best += 1;
+        }
+        // Evaluation time does not count against training speed.
+        self.window.3 = Instant::now();
+        let patience_spent = self
+            .config
+            .early_stopping_patience
+            .is_some_and(|p| state.evals_since_best >= p);
+        let evaluation = Evaluation {
+            step: state.step,
+            val_loss,
+            improved,
+            patience_spent,
+        };
+        Ok((evaluation, probed))
+    }
+
+    /// A checkpoint is due after this step (every `save_every` steps, and the last).
+    pub fn checkpoint_due(&self) -> bool {
+        self.state.step.is_multiple_of(self.config.save_every) || self.done()
+    }
+
+    /// Writes a checkpoint of this step (adapter, optimizer state, `state.json`); returns its
+    /// folder.
+    pub fn checkpoint(&mut self) -> Result<PathBuf> {
+        self.state.seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
+        let opt_state = self.opt.state()?;
+        let lm = &*self.lm;
+        checkpoint::write(&self.files.checkpoints(), &self.state, |dir| {
+            adapters::save_weights(lm, &dir.join(ADAPTERS_FILE))?;
+            let refs: Vec<(&str, &Array)> =
+                opt_state.iter().map(|(k, v)| (k.as_ref(), v)).collect();
+            Array::save_safetensors(refs, None, dir.join(OPTIMIZER_FILE)).map_err(|e| {
+                EngineError::Write {
+                    path: dir.join(OPTIMIZER_FILE),
+                    message: e.to_string(),
+                }
+            })
+        })
+    }
+
+    /// Ends the session: a stopped run keeps a checkpoint of its last step (`on_checkpoint`
+    /// hears of it); any other writes the run's adapter — the best one when validation ran
+    /// and `keep_best` is on, else the last.
+    pub fn finish(
+        mut self,
+        stop: TrainStop,
+        on_checkpoint: impl FnOnce(u64, PathBuf),
+    ) -> Result<TrainOutcome> {
+        adapters::set_training(self.lm, false);
+        self.lm.net_mut().grad_checkpoint = false;
+        self.state.seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
+        if stop == TrainStop::Cancelled && self.state.step > self.resumed_from.unwrap_or(0) {
+            let path = self.checkpoint()?;
+            on_checkpoint(self.state.step, path);
+        }
+        if stop != TrainStop::Cancelled {
+            self.write_adapter()?;
+        }
+        Ok(TrainOutcome {
+            stop,
+            steps: self.state.step,
+            total_steps: self.total_steps,
+            final_train_loss: self.last_loss,
+            best_val_loss: self.state.best_val_loss,
+            best_step: self.state.best_step,
+            adapter_dir: self.files.dir.clone(),
+            trained_tokens: self.state.trained_tokens,
+            seconds: self.state.seconds,
+            peak_memory: self.peak,
+            losses: std::mem::take(&mut self.losses),
+        })
+    }
+
+    fn write_adapter(&self) -> Result<()> {
+        let best = self.files.best();
+        if self.config.keep_best && best.exists() {
+            replace_file(&self.files.adapters(), |p| {
+                std::fs::copy(&best, p)
+                    .map(|_| ())
+                    .map_err(|e| EngineError::Write {
+                        path: p.to_path_buf(),
+                        message: e.to_string(),
+                    })
+            })
+        } else {
+            replace_file(&self.files.adapters(), |p| {
+                adapters::save_weights(self.lm, p)
+            })
+        }
+    }
+}
+
+/// The newest complete checkpoint of the run in `files`, its adapter loaded onto `lm`.
+fn resume_point(lm: &mut Model, files: &RunFiles) -> Result<(PathBuf, TrainState)> {
+    let Some((dir, state)) = checkpoint::latest(&files.checkpoints())? else {
+        return Err(EngineError::InvalidRequest(format!(
+            "{}: no complete checkpoint to resume from",
+            files.checkpoints().display()
+        )));
+    };
+    adapters::load_weights(lm, &dir.join(ADAPTERS_FILE))?;
+    Ok((dir, state))
+}
+
+/// Writes the run's `adapter_config.json`: the configuration, with mlx-lm's
+/// `lora_parameters` as the adapter records them.
+fn write_adapter_config(config: &TrainConfig, files: &RunFiles) -> Result<()> {
+    let mut json = serde_json::to_value(config).unwrap_or_default();
+    if let Some(map) = json.as_object_mut() {
+        map.insert(
+            "lora_parameters".into(),
+            serde_json::to_value(&config.adapter().lora_parameters).unwrap_or_default(),
+        );
+    }
+    let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+    replace_file(&files.config(), |p| {
+        std::fs::write(p, &text).map_err(|e| EngineError::Write {
+            path: p.to_path_buf(),
+            message: e.to_string(),
+        })
+    })
+}
+
+/// Optimizer steps of a run of `config` over `batches_per_epoch` batches an epoch.
+pub fn total_steps(config: &TrainConfig, batches_per_epoch: u64) -> u64 {
+    let steps_per_epoch = batches_per_epoch.div_ceil(config.grad_accumulation_steps);
+    match (config.iters, config.epochs) {
+        (Some(iters), _) => iters,
+        (None, Some(epochs)) => epochs * steps_per_epoch,
+        (None, None) => 1000,
+    }
+}
+
+/// The random seed of step `step` (dropout keys), the same on a resumed run.
+fn step_seed(seed: u64, step: u64) -> u64 {
+    let mut x = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 31;
+    x.wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ (x >> 29)
+}
