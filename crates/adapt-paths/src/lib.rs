@@ -6,6 +6,9 @@
 //! - [`models_dir`]: the models cache — a flag, else `ADAPT_MODELS_DIR`, else the person's
 //!   setting, else `models-cache/` of a development checkout (the current directory), else
 //!   `<data dir>/models`.
+//! - [`dataset_cache`]: prepared (tokenized) datasets — `ADAPT_CACHE_DIR/datasets`, else
+//!   `$XDG_CACHE_HOME/adapt/datasets`, else `~/.cache/adapt/datasets` (macOS
+//!   `~/Library/Caches/Adapt/datasets`).
 //! - [`hub`]: the Hugging Face hub cache (`HF_HUB_CACHE`, `HF_HOME/hub`,
 //!   `~/.cache/huggingface/hub`) and the models already in it, read in place, never copied.
 //!
@@ -35,6 +38,7 @@ impl Env {
         let names = [
             "ADAPT_DATA_DIR",
             "ADAPT_MODELS_DIR",
+            "ADAPT_CACHE_DIR",
             "HOME",
             "XDG_DATA_HOME",
             "XDG_CACHE_HOME",
@@ -174,6 +178,22 @@ pub fn models_dir(
         .map(|p| env.absolute(p))
         .or_else(|| Some(env.cwd.join("models-cache")).filter(|p| p.is_dir()))
         .unwrap_or_else(|| data.default_models())
+}
+
+/// Where prepared datasets are cached: `ADAPT_CACHE_DIR/datasets`, else the platform's
+/// per-user cache folder (`~/Library/Caches/Adapt` on macOS; `$XDG_CACHE_HOME/adapt` or
+/// `~/.cache/adapt` elsewhere) + `datasets`.
+pub fn dataset_cache(env: &Env) -> Result<PathBuf, PathsError> {
+    let root = if let Some(dir) = env.var("ADAPT_CACHE_DIR") {
+        env.absolute(dir)
+    } else if env.os == "macos" {
+        env.home()?.join("Library/Caches/Adapt")
+    } else if let Some(cache) = env.var("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
+        cache.join("adapt")
+    } else {
+        env.home()?.join(".cache/adapt")
+    };
+    Ok(root.join("datasets"))
 }
 
 #[cfg(test)]

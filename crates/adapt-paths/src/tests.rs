@@ -110,3 +110,26 @@ fn the_models_cache_is_flag_then_env_then_setting_then_checkout_then_data() {
         cwd.path().join("m")
     );
 }
+
+#[test]
+fn dataset_cache_follows_the_cache_variables() {
+    let cwd = Path::new("/work");
+    let at = |os: &str, vars: &[(&str, &str)]| dataset_cache(&Env::with(os, cwd, vars));
+    assert_eq!(
+        at("linux", &[("HOME", "/home/a"), ("ADAPT_CACHE_DIR", "c")]).unwrap(),
+        Path::new("/work/c/datasets")
+    );
+    assert_eq!(
+        at("linux", &[("HOME", "/home/a"), ("XDG_CACHE_HOME", "/x")]).unwrap(),
+        Path::new("/x/adapt/datasets")
+    );
+    assert_eq!(
+        at("linux", &[("HOME", "/home/a")]).unwrap(),
+        Path::new("/home/a/.cache/adapt/datasets")
+    );
+    assert_eq!(
+        at("macos", &[("HOME", "/Users/a")]).unwrap(),
+        Path::new("/Users/a/Library/Caches/Adapt/datasets")
+    );
+    assert_eq!(at("linux", &[]).unwrap_err(), PathsError::NoHome);
+}
