@@ -23,6 +23,7 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
 fn adapt_in(dir: &std::path::Path) -> Adapt {
     Adapt::start_with(AdaptConfig {
         data_dir: Some(dir.to_path_buf()),
+        dataset_cache: Some(dir.join("dataset-cache")),
         ..AdaptConfig::default()
     })
     .unwrap()
@@ -369,7 +370,7 @@ fn qlora_teaches_a_made_up_fact() {
     let before = answer(&adapt, question);
     assert!(!before.contains("7-4-1"), "the base model knew: {before}");
 
-    let mut config = adapt_api::train::TrainConfig {
+    let mut config = adapt_api::TrainConfig {
         iters: Some(20),
         learning_rate: 1e-4,
         steps_per_report: 5,
@@ -391,7 +392,6 @@ fn qlora_teaches_a_made_up_fact() {
             },
         },
         data_options: Default::default(),
-        cache_root: dir.path().join("cache"),
         config,
         name: None,
     };

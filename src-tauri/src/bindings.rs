@@ -8,15 +8,16 @@ mod tests {
     use adapt_api::datasets::InspectReport;
     use adapt_api::{
         ApiError, CacheKey, Calibration, ChatId, ChatMessage, ChatOptions, ChatState,
-        ConvertReport, GenerateParams, Generation, GenerationEvent, GenerationStats, ModelDetails,
-        ModelEntry, ModelInfo, Overflow, RunDetails, RunRecord, SamplingParams, SavedChat,
-        SavedConversation, StopReason, TrainForm, TrainPlan, TrainProgress, Variant,
+        ConvertReport, ErrorCode, GenerateParams, Generation, GenerationEvent, GenerationStats,
+        ModelDetails, ModelEntry, ModelInfo, Overflow, PullEvent, RunDetails, RunRecord,
+        SamplingParams, SavedChat, SavedConversation, StopReason, TrainCheck, TrainForm, TrainPlan,
+        TrainPreset, TrainProgress, Variant,
     };
     use std::collections::BTreeMap;
 
     use ts_rs::{Config, TS};
 
-    use crate::commands::{Opened, PullUpdate};
+    use crate::commands::Opened;
 
     const FILE: &str = "../ui/src/lib/bindings.ts";
 
@@ -35,6 +36,7 @@ mod tests {
         }
         with_dependencies!(
             ApiError,
+            ErrorCode,
             ChatId,
             ChatMessage,
             ChatOptions,
@@ -56,13 +58,15 @@ mod tests {
             RunDetails,
             InspectReport,
             TrainForm,
+            TrainPreset,
+            TrainCheck,
             TrainPlan,
             TrainProgress,
             Calibration,
             ModelEntry,
             Variant,
             ConvertReport,
-            PullUpdate,
+            PullEvent,
         );
         for decl in collector.seen.values() {
             out.push_str(&format!("\nexport {decl}\n"));

@@ -1,86 +1,40 @@
 //! The commands the page invokes, each a few lines over `adapt-api`. Errors reach the page as
 //! the API's `{code, message}`. Every command runs its blocking API call on a worker thread.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use adapt_api::datasets::{self, CsvOptions, DataOptions, InspectReport};
 use adapt_api::{
-    Adapt, ApiError, ChatId, ChatMessage, ChatOptions, ChatState, GenerateParams, Generation,
-    GenerationEvent, ModelDetails, ModelInfo, RunDetails, RunRecord, SavedChat, SavedConversation,
-    TrainForm, TrainJob, TrainPlan, TrainProgress,
+    Adapt, ApiError, ChatId, ChatMessage, ChatOptions, ChatState, ErrorCode, GenerateParams,
+    Generation, GenerationEvent, ModelDetails, ModelInfo, RunDetails, RunRecord, SavedChat,
+    SavedConversation, TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress,
 };
-use adapt_api::{Calibration, CancelToken};
-use adapt_api::{ConvertReport, ModelEntry, PullProgress, Pulled, Variant};
+use adapt_api::{Calibration, ConvertReport, ModelEntry, PullEvent, Variant};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
 
-/// What every command shares: the API, the stop flag of the reply in progress and the stop
-/// tokens of the jobs this window started (`run:ID` for training runs, `pull:ID` for pulls).
+/// What every command shares: the API.
 pub struct Shared {
     adapt: Arc<Adapt>,
-    stop: Arc<AtomicBool>,
-    jobs: Arc<Mutex<HashMap<String, CancelToken>>>,
 }
+
+/// How long quitting waits for training runs to write their checkpoints.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl Shared {
     pub fn new(adapt: Adapt) -> Shared {
         Shared {
             adapt: Arc::new(adapt),
-            stop: Arc::new(AtomicBool::new(false)),
-            jobs: Arc::default(),
         }
     }
 
-    /// Stops training runs (each writes a checkpoint) and closes every conversation, writing
-    /// saved ones' caches (the app is quitting).
+    /// Stops training runs and pulls (runs write a checkpoint first) and closes every
+    /// conversation, writing saved ones' caches (the app is quitting).
     pub fn close_all(&self) -> Answer<()> {
-        self.stop.store(true, Ordering::Relaxed);
-        for token in lock(&self.jobs).values() {
-            token.cancel();
-        }
+        self.adapt.stop_all_jobs(STOP_WAIT);
         self.adapt.close_all_chats().map(|_| ())
     }
-
-    /// Keeps the stop token of job `key` until `wait` (which waits for its end) returns.
-    fn track(&self, key: String, token: CancelToken, wait: impl FnOnce() + Send + 'static) {
-        lock(&self.jobs).insert(key.clone(), token);
-        let jobs = self.jobs.clone();
-        std::thread::spawn(move || {
-            wait();
-            lock(&jobs).remove(&key);
-        });
-    }
-
-    /// Stops job `key` if this window started it and it is still going.
-    fn cancel(&self, key: &str) -> Answer<()> {
-        match lock(&self.jobs).get(key) {
-            Some(token) => {
-                token.cancel();
-                Ok(())
-            }
-            None => Err(ApiError::new(
-                "app.not_running",
-                format!("{key} is not running in this window"),
-            )),
-        }
-    }
-
-    /// Keeps a training job's stop token; returns its run id.
-    fn track_run(&self, job: TrainJob) -> i64 {
-        let run = job.run_id();
-        // The run's outcome is in its record; the page reads it from there.
-        self.track(format!("run:{run}"), job.cancel_token(), move || {
-            let _ = job.wait();
-        });
-        run
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 type Answer<T> = Result<T, ApiError>;
@@ -100,7 +54,7 @@ async fn on_worker<T: Send + 'static>(
     let adapt = shared.adapt.clone();
     tauri::async_runtime::spawn_blocking(move || work(&adapt))
         .await
-        .map_err(|e| ApiError::new("app.worker", format!("the request stopped: {e}")))?
+        .map_err(|e| ApiError::new(ErrorCode::AppWorker, format!("the request stopped: {e}")))?
 }
 
 #[tauri::command]
@@ -174,7 +128,7 @@ pub async fn regenerate(
     .await
 }
 
-/// Runs a reply on a worker, forwarding its events to `events` until `stop_generation`.
+/// Runs a reply on a worker, forwarding its events to `events`; `stop_generation` ends it.
 async fn reply(
     shared: &State<'_, Shared>,
     params: Option<GenerateParams>,
@@ -187,21 +141,21 @@ async fn reply(
         + Send
         + 'static,
 ) -> Answer<Generation> {
-    let stop = shared.stop.clone();
-    stop.store(false, Ordering::Relaxed);
     on_worker(shared, move |a| {
+        // A closed page drops the channel; the reply goes on to its end in the conversation.
         let mut forward = |e| {
             let _ = events.send(e);
-            !stop.load(Ordering::Relaxed)
+            true
         };
         run(a, &params.unwrap_or_default(), &mut forward)
     })
     .await
 }
 
+/// Stops the reply conversation `chat` is streaming (each reply has its own stop).
 #[tauri::command]
-pub fn stop_generation(shared: State<'_, Shared>) {
-    shared.stop.store(true, Ordering::Relaxed);
+pub fn stop_generation(shared: State<'_, Shared>, chat: ChatId) {
+    shared.adapt.stop_reply(chat);
 }
 
 #[tauri::command]
@@ -284,11 +238,11 @@ pub async fn inspect_dataset(
 /// from a drop on the window, which page code can fake).
 fn dataset_file(path: String) -> Answer<std::path::PathBuf> {
     let path = std::path::PathBuf::from(path);
-    let known = ["csv", "tsv", "jsonl", "json"];
+    let known = ["csv", "tsv", "jsonl"];
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     if !path.is_file() || !known.contains(&ext.to_ascii_lowercase().as_str()) {
         return Err(ApiError::new(
-            "app.not_a_dataset",
+            ErrorCode::AppNotADataset,
             format!("{} is not a CSV, TSV or JSONL file", path.display()),
         ));
     }
@@ -315,6 +269,18 @@ pub async fn run_details(shared: State<'_, Shared>, id: i64) -> Answer<RunDetail
     on_worker(&shared, move |a| a.run(id)).await
 }
 
+/// The presets the Train view offers (the defaults live in the API).
+#[tauri::command]
+pub fn training_presets() -> Vec<TrainPreset> {
+    adapt_api::training_presets()
+}
+
+/// The form's problems by field and the steps a run of it would take.
+#[tauri::command]
+pub async fn check_training(shared: State<'_, Shared>, form: TrainForm) -> Answer<TrainCheck> {
+    on_worker(&shared, move |a| Ok(a.check_training(&form))).await
+}
+
 /// What training `form` would take (memory at the batch size that fits), without training.
 #[tauri::command]
 pub async fn plan_training(
@@ -323,7 +289,7 @@ pub async fn plan_training(
     events: Channel<TrainProgress>,
 ) -> Answer<TrainPlan> {
     on_worker(&shared, move |a| {
-        a.plan_training(&form.request(datasets::default_cache_root()), relay(events))
+        a.plan_training(&form.request(), relay(events))
     })
     .await
 }
@@ -336,24 +302,24 @@ pub async fn calibrate_training(
     events: Channel<TrainProgress>,
 ) -> Answer<Calibration> {
     on_worker(&shared, move |a| {
-        a.calibrate_training(&form.request(datasets::default_cache_root()), relay(events))
+        a.calibrate_training(&form.request(), relay(events))
     })
     .await
 }
 
-/// Starts a training run; its progress streams through `events`. Returns the run's id.
+/// Starts a training run; its progress streams through `events`, ending with how it ended.
+/// Returns the run's id.
 #[tauri::command]
 pub async fn start_training(
     shared: State<'_, Shared>,
     form: TrainForm,
     events: Channel<TrainProgress>,
 ) -> Answer<i64> {
-    let request = form.request(datasets::default_cache_root());
-    let job = shared.adapt.start_training(request, relay(events))?;
-    Ok(shared.track_run(job))
+    let job = shared.adapt.start_training(form.request(), relay(events))?;
+    Ok(job.run_id())
 }
 
-/// Resumes a stopped run from its newest checkpoint.
+/// Resumes a stopped run from its newest checkpoint; its progress streams like a new run's.
 #[tauri::command]
 pub async fn resume_training(
     shared: State<'_, Shared>,
@@ -361,13 +327,13 @@ pub async fn resume_training(
     events: Channel<TrainProgress>,
 ) -> Answer<i64> {
     let job = shared.adapt.resume_training(run, relay(events))?;
-    Ok(shared.track_run(job))
+    Ok(job.run_id())
 }
 
-/// Stops a run this window started; it writes a checkpoint first.
+/// Stops a run (whichever window or process started it); it writes a checkpoint first.
 #[tauri::command]
 pub fn stop_training(shared: State<'_, Shared>, run: i64) -> Answer<()> {
-    shared.cancel(&format!("run:{run}"))
+    shared.adapt.stop_run(run)
 }
 
 /// Copies a GGUF file or model folder (say, dropped on the window) into the library.
@@ -399,43 +365,25 @@ pub async fn make_variant(
     .await
 }
 
-/// What a pull streams: progress per file, then its end.
-#[derive(Clone, Serialize, ts_rs::TS)]
-#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
-pub enum PullUpdate {
-    Progress(PullProgress),
-    Done(Pulled),
-    Failed(ApiError),
-}
-
 /// Starts pulling `spec` (`ORG/NAME[@REVISION]`, or one `file` of it) into the library;
-/// returns the job's id. Pulling again after a cancel resumes the partial files.
+/// its progress streams through `events`, ending with how it ended. Returns the job's id.
+/// Pulling again after a cancel resumes the partial files.
 #[tauri::command]
 pub async fn pull_model(
     shared: State<'_, Shared>,
     spec: String,
     file: Option<String>,
-    events: Channel<PullUpdate>,
+    events: Channel<PullEvent>,
 ) -> Answer<i64> {
-    let progress = events.clone();
     let file = file.filter(|f| !f.trim().is_empty());
     let job = shared
         .adapt
-        .pull_model(spec.trim(), file.as_deref(), move |p| {
-            let _ = progress.send(PullUpdate::Progress(p.clone()));
-        })?;
-    let id = job.id();
-    shared.track(format!("pull:{id}"), job.cancel_token(), move || {
-        let _ = events.send(match job.wait() {
-            Ok(pulled) => PullUpdate::Done(pulled),
-            Err(e) => PullUpdate::Failed(e),
-        });
-    });
-    Ok(id)
+        .pull_model(spec.trim(), file.as_deref(), relay(events))?;
+    Ok(job.id())
 }
 
 /// Stops a pull; its partial files stay for the next pull of the same model.
 #[tauri::command]
 pub fn cancel_pull(shared: State<'_, Shared>, job: i64) -> Answer<()> {
-    shared.cancel(&format!("pull:{job}"))
+    shared.adapt.cancel_job(job).map(|_| ())
 }

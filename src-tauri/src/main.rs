@@ -42,6 +42,8 @@ fn main() {
             commands::run_details,
             commands::inspect_dataset,
             commands::dataset_lines,
+            commands::training_presets,
+            commands::check_training,
             commands::plan_training,
             commands::calibrate_training,
             commands::start_training,

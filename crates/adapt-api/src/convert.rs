@@ -1,43 +1,16 @@
 //! Converting and quantizing models: GGUF → MLX folder, folder → re-quantized or dequantized
-//! folder. The work runs on the engine thread (it uses MLX) and reports its steps as it goes.
+//! folder, an adapter fused into its base, and copies of a model made into the library. The
+//! work runs on the engine thread (it uses MLX) and reports its steps as it goes.
 
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::path::Path;
 
+use adapt_engine::adapters::fuse_folder;
+pub use adapt_engine::adapters::FuseReport;
 use adapt_engine::convert::{gguf_to_folder, ConvertReport};
 use adapt_engine::quantize::{quantize_folder, Target};
 
-use crate::engine_thread::Request;
-use crate::{Adapt, ApiError};
-
-/// What the engine thread is asked to write.
-pub(crate) enum ConvertWork {
-    Gguf {
-        src: PathBuf,
-        out: PathBuf,
-    },
-    Quantize {
-        src: PathBuf,
-        out: PathBuf,
-        target: Target,
-        measure: bool,
-    },
-}
-
-impl ConvertWork {
-    /// Runs on the engine thread.
-    pub(crate) fn run(self, progress: &mut dyn FnMut(&str)) -> Result<ConvertReport, ApiError> {
-        Ok(match self {
-            ConvertWork::Gguf { src, out } => gguf_to_folder(&src, &out, progress)?,
-            ConvertWork::Quantize {
-                src,
-                out,
-                target,
-                measure,
-            } => quantize_folder(&src, &out, target, measure, progress)?,
-        })
-    }
-}
+use crate::adapt::Adapt;
+use crate::error::{ApiError, ErrorCode};
 
 impl Adapt {
     /// Converts the GGUF file `src` into the MLX model folder `out`; `on_step` hears each step.
@@ -47,11 +20,8 @@ impl Adapt {
         out: &Path,
         on_step: impl FnMut(&str),
     ) -> Result<ConvertReport, ApiError> {
-        let work = ConvertWork::Gguf {
-            src: src.to_path_buf(),
-            out: out.to_path_buf(),
-        };
-        self.convert(work, on_step)
+        let (src, out) = (src.to_path_buf(), out.to_path_buf());
+        self.with_steps(move |step| Ok(gguf_to_folder(&src, &out, step)?), on_step)
     }
 
     /// Writes the model folder `src` into `out` quantized (or dequantized) as `target` says;
@@ -64,47 +34,39 @@ impl Adapt {
         measure: bool,
         on_step: impl FnMut(&str),
     ) -> Result<ConvertReport, ApiError> {
-        let work = ConvertWork::Quantize {
-            src: src.to_path_buf(),
-            out: out.to_path_buf(),
-            target,
-            measure,
-        };
-        self.convert(work, on_step)
-    }
-
-    fn convert(
-        &self,
-        work: ConvertWork,
-        on_step: impl FnMut(&str),
-    ) -> Result<ConvertReport, ApiError> {
+        let (src, out) = (src.to_path_buf(), out.to_path_buf());
         self.with_steps(
-            |progress, reply| Request::Convert {
-                work,
-                progress,
-                reply,
-            },
+            move |step| Ok(quantize_folder(&src, &out, target, measure, step)?),
             on_step,
         )
     }
 
-    /// Sends the request `make` builds and relays the engine's step messages to `on_step`
-    /// until it answers.
-    pub(crate) fn with_steps<T>(
+    /// Fuses the adapter folder `adapter` into the model `src`, writing the model folder `out`.
+    pub fn fuse_adapter(
         &self,
-        make: impl FnOnce(mpsc::Sender<String>, mpsc::Sender<Result<T, ApiError>>) -> Request,
+        src: &Path,
+        adapter: &Path,
+        out: &Path,
+        dequantize: bool,
+        on_step: impl FnMut(&str),
+    ) -> Result<FuseReport, ApiError> {
+        let (src, adapter, out) = (src.to_path_buf(), adapter.to_path_buf(), out.to_path_buf());
+        self.with_steps(
+            move |step| Ok(fuse_folder(&src, &adapter, &out, dequantize, step)?),
+            on_step,
+        )
+    }
+
+    /// Runs `work` on the engine thread, relaying the steps it reports to `on_step`.
+    pub(crate) fn with_steps<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut dyn FnMut(&str)) -> Result<T, ApiError> + Send + 'static,
         mut on_step: impl FnMut(&str),
     ) -> Result<T, ApiError> {
-        let (progress, steps) = mpsc::channel();
-        let (reply, answer) = mpsc::channel();
-        self.sender()?
-            .send(make(progress, reply))
-            .map_err(|_| ApiError::engine_gone())?;
-        // The engine drops the progress sender when it is done, which ends this loop.
-        for step in steps {
-            on_step(&step);
-        }
-        answer.recv().map_err(|_| ApiError::engine_gone())?
+        self.engine.relay(
+            move |_, emit: &mut dyn FnMut(String)| work(&mut |s: &str| emit(s.to_string())),
+            |step: String| on_step(&step),
+        )
     }
 }
 
@@ -148,7 +110,7 @@ impl Adapt {
         let out = self.models_dir(None).join(variant.folder_name(src));
         if out.exists() {
             return Err(ApiError::new(
-                "convert.exists",
+                ErrorCode::ConvertExists,
                 format!(
                     "{} exists already: delete it in Models first to make it again",
                     out.display()
@@ -165,7 +127,7 @@ impl Adapt {
                 self.quantize_model(src, &out, Target::Quantize(spec), true, on_step)
             }
             Variant::Quantized { bits } => Err(ApiError::new(
-                "quantize.unsupported",
+                ErrorCode::QuantizeUnsupported,
                 format!("{bits}-bit is not offered: choose 4 or 8 bits"),
             )),
             Variant::Dequantized => {

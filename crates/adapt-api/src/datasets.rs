@@ -11,27 +11,16 @@ pub use adapt_data::{
     SplitRatios, TextModel, TokenCache,
 };
 
-use crate::ApiError;
-
-impl From<adapt_data::DataError> for ApiError {
-    fn from(e: adapt_data::DataError) -> Self {
-        ApiError::new(e.code(), e.to_string())
-    }
-}
+use crate::error::{ApiError, ErrorCode};
 
 /// The tokenizer and chat template of the model at `model` (a GGUF file or a model folder).
 pub fn load_text_model(model: &Path) -> Result<TextModel, ApiError> {
     Ok(TextModel::from_model(model)?)
 }
 
-/// Where prepared datasets are kept: `ADAPT_CACHE_DIR/datasets`, else
-/// `~/.cache/adapt/datasets`.
-pub fn default_cache_root() -> PathBuf {
-    let base = std::env::var_os("ADAPT_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/adapt")))
-        .unwrap_or_else(|| PathBuf::from(".adapt-cache"));
-    base.join("datasets")
+/// Where prepared datasets are kept (see `adapt_paths::dataset_cache`).
+pub fn default_cache_root() -> Result<PathBuf, ApiError> {
+    Ok(adapt_paths::dataset_cache(&adapt_paths::Env::current())?)
 }
 
 /// Format, counts, errors, token statistics (with a model) and the first `samples` examples of
@@ -83,7 +72,10 @@ const SHOWN_LINE_CHARS: usize = 4000;
 pub fn lines_around(path: &Path, line: u64, context: u64) -> Result<Vec<(u64, String)>, ApiError> {
     use std::io::{BufRead, BufReader};
     let read_error = |e: std::io::Error| {
-        ApiError::new("data.io", format!("{}: cannot read: {e}", path.display()))
+        ApiError::new(
+            ErrorCode::DataIo,
+            format!("{}: cannot read: {e}", path.display()),
+        )
     };
     let file = std::fs::File::open(path).map_err(read_error)?;
     let first = line.saturating_sub(context).max(1);
@@ -107,7 +99,7 @@ pub fn lines_around(path: &Path, line: u64, context: u64) -> Result<Vec<(u64, St
     }
     if shown.last().is_none_or(|(n, _)| *n < line) {
         return Err(ApiError::new(
-            "data.no_line",
+            ErrorCode::DataNoLine,
             format!("{} has no line {line}", path.display()),
         ));
     }

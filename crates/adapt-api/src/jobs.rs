@@ -25,7 +25,7 @@ pub use adapt_store::{CancelOutcome, JobRecord, Status as JobStatus};
 use adapt_store::{NewJob, Store};
 use serde::Serialize;
 
-use crate::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The store shared by the API's threads (one connection; transactions are short).
 pub(crate) type SharedStore = Arc<Mutex<Store>>;
@@ -225,7 +225,9 @@ impl JobRunner {
                         _ => return,
                     }
                 })
-                .map_err(|e| ApiError::new("api.thread", format!("cannot start jobs: {e}")))?
+                .map_err(|e| {
+                    ApiError::new(ErrorCode::ApiThread, format!("cannot start jobs: {e}"))
+                })?
         };
         Ok(JobRunner {
             store,
@@ -238,13 +240,15 @@ impl JobRunner {
 
     /// Queues a job of `kind` with `params` (JSON; enough to run it again) and runs `work`
     /// on a new thread. `work` returning `Err` fails the job with that error; returning
-    /// after a cancel request (`Ok` or `Err`) cancels it.
+    /// after a cancel request (`Ok` or `Err`) cancels it. Once the end is recorded, `on_end`
+    /// hears it (on the job's thread), then the [`JobEvent::Finished`] event is sent.
     pub fn spawn(
         &self,
         kind: JobKind,
         params: &str,
         run_id: Option<i64>,
         work: impl FnOnce(&JobContext) -> Result<(), ApiError> + Send + 'static,
+        on_end: impl FnOnce(i64, JobStatus, Option<&ApiError>) + Send + 'static,
     ) -> Result<JobHandle, ApiError> {
         let id = lock(&self.store)
             .create_job(&NewJob {
@@ -265,8 +269,10 @@ impl JobRunner {
         let live = self.live.clone();
         let thread = std::thread::Builder::new()
             .name(format!("adapt-job-{id}"))
-            .spawn(move || run_job(ctx, live, work))
-            .map_err(|e| ApiError::new("api.thread", format!("cannot start job {id}: {e}")))?;
+            .spawn(move || run_job(ctx, live, work, on_end))
+            .map_err(|e| {
+                ApiError::new(ErrorCode::ApiThread, format!("cannot start job {id}: {e}"))
+            })?;
         Ok(JobHandle {
             id,
             cancel,
@@ -284,6 +290,19 @@ impl JobRunner {
             token.cancel();
         }
         Ok(outcome)
+    }
+
+    /// Stops every job of this process (a shell quitting) and waits up to `wait` for them to
+    /// end — a training run writes its checkpoint first. Returns how many were still running.
+    pub fn stop_all(&self, wait: Duration) -> usize {
+        for token in live_jobs(&self.live).values() {
+            token.cancel();
+        }
+        let started = Instant::now();
+        while !live_jobs(&self.live).is_empty() && started.elapsed() < wait {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        live_jobs(&self.live).len()
     }
 
     /// Marks jobs whose process died as interrupted; returns them.
@@ -326,6 +345,7 @@ fn run_job(
     ctx: JobContext,
     live: Arc<Mutex<HashMap<i64, CancelToken>>>,
     work: impl FnOnce(&JobContext) -> Result<(), ApiError>,
+    on_end: impl FnOnce(i64, JobStatus, Option<&ApiError>),
 ) {
     let id = ctx.id;
     live_jobs(&live).insert(id, ctx.cancel.clone());
@@ -339,7 +359,7 @@ fn run_job(
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             Err(ApiError::new(
-                "job.panicked",
+                ErrorCode::JobPanicked,
                 format!("job {id} stopped on an internal error: {what}"),
             ))
         })
@@ -359,6 +379,7 @@ fn run_job(
         // The end could not be recorded: say so rather than pretend.
         Err(e) => Some(ApiError::from(e)),
     };
+    on_end(id, status, error.as_ref());
     let _ = ctx.events.send(JobEvent::Finished {
         job: id,
         status,

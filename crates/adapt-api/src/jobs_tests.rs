@@ -21,6 +21,7 @@ fn adapt(dir: &Path) -> Adapt {
     Adapt::start_with(AdaptConfig {
         data_dir: Some(dir.to_path_buf()),
         job_timing: fast(),
+        ..AdaptConfig::default()
     })
     .unwrap()
 }
@@ -33,7 +34,7 @@ fn until_cancelled(ctx: &JobContext) -> Result<(), ApiError> {
         step += 1;
         ctx.progress(step, None, "working")?;
         if started.elapsed() > Duration::from_secs(20) {
-            return Err(ApiError::new("test.timeout", "never cancelled"));
+            return Err(ApiError::new(ErrorCode::ApiInternal, "never cancelled"));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -85,7 +86,7 @@ fn failures_and_panics_fail_the_job_with_a_code() {
     let adapt = adapt(dir.path());
     let failed = adapt
         .spawn_job(JobKind::Download, "", None, |_| {
-            Err(ApiError::new("hub.offline", "no network"))
+            Err(ApiError::new(ErrorCode::HubOffline, "no network"))
         })
         .unwrap()
         .wait()

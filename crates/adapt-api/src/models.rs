@@ -6,15 +6,16 @@
 //! folder is what the engine loads. A pull that was killed leaves `.incomplete` files there,
 //! and pulling the same repository again resumes them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use adapt_hub::{HubClient, PullProgress, PullRequest, Pulled, RepoSpec};
 use adapt_library::{fit, Fit, FitOptions, Library, Memory, ModelEntry};
 use serde::Serialize;
 
-use crate::jobs::{JobEvent, JobHandle, JobKind, JobStatus};
-use crate::{Adapt, ApiError};
+use crate::adapt::Adapt;
+use crate::error::{ApiError, ErrorCode};
+use crate::jobs::{JobContext, JobEvent, JobHandle, JobKind, JobStatus};
 
 /// A model with its memory fit on this machine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,6 +24,27 @@ pub struct ModelDetails {
     #[serde(flatten)]
     pub model: ModelEntry,
     pub fit: Fit,
+}
+
+/// What a pull streams: progress per file, then how it ended (its last event).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub enum PullEvent {
+    Progress(PullProgress),
+    Ended(PullEnd),
+}
+
+/// How a pull ended: the pulled snapshot, or why not (a cancelled pull keeps its partial
+/// files for the next pull of the same model).
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct PullEnd {
+    pub job: i64,
+    /// `succeeded`, `failed` or `cancelled`.
+    pub status: JobStatus,
+    pub pulled: Option<Pulled>,
+    pub error: Option<ApiError>,
 }
 
 /// A running pull: a download job whose end is the pulled snapshot.
@@ -61,30 +83,20 @@ impl PullJob {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .take()
-                .ok_or_else(|| ApiError::new("api.internal", "the pull ended without a result")),
+                .ok_or_else(|| {
+                    ApiError::new(ErrorCode::ApiInternal, "the pull ended without a result")
+                }),
             JobStatus::Cancelled => Err(ApiError::new(
-                "hub.cancelled",
+                ErrorCode::HubCancelled,
                 adapt_hub::HubError::Cancelled.to_string(),
             )),
-            _ => Err(ApiError::new(
-                record.error_code.unwrap_or_else(|| "job.failed".into()),
+            _ => Err(ApiError::coded(
+                record.error_code.as_deref().unwrap_or("job.failed"),
                 record
                     .error_message
                     .unwrap_or_else(|| format!("job {} ended as {}", record.id, record.status)),
             )),
         }
-    }
-}
-
-impl From<adapt_hub::HubError> for ApiError {
-    fn from(e: adapt_hub::HubError) -> Self {
-        ApiError::new(e.code(), e.to_string())
-    }
-}
-
-impl From<adapt_library::LibraryError> for ApiError {
-    fn from(e: adapt_library::LibraryError) -> Self {
-        ApiError::new(e.code(), e.to_string())
     }
 }
 
@@ -140,12 +152,12 @@ impl Adapt {
 
     /// Starts pulling `spec` (`ORG/NAME[@REVISION]`; `file`: one file alone, e.g. a GGUF)
     /// from the Hub (`HF_ENDPOINT`, `HF_TOKEN`) into the models cache, as a download job.
-    /// `on_progress` runs on the job's thread for every progress report.
+    /// `on_event` runs on the job's thread for every progress report, and last for its end.
     pub fn pull_model(
         &self,
         spec: &str,
         file: Option<&str>,
-        mut on_progress: impl FnMut(&PullProgress) + Send + 'static,
+        on_event: impl FnMut(&PullEvent) + Send + 'static,
     ) -> Result<PullJob, ApiError> {
         let request = PullRequest {
             spec: RepoSpec::parse(spec)?,
@@ -159,8 +171,11 @@ impl Adapt {
         .to_string();
         let cache = self.library().hub_dir();
         let pulled: Arc<Mutex<Option<Pulled>>> = Arc::default();
-        let result = pulled.clone();
-        let handle = self.spawn_job(JobKind::Download, &params, None, move |ctx| {
+        let (result, ended) = (pulled.clone(), pulled.clone());
+        let on_event = Arc::new(Mutex::new(on_event));
+        let on_end = on_event.clone();
+        let tell = move |e: &PullEvent| (on_event.lock().unwrap_or_else(|p| p.into_inner()))(e);
+        let work = move |ctx: &JobContext| {
             let client = HubClient::from_env();
             let done = client.pull(
                 &request,
@@ -169,13 +184,62 @@ impl Adapt {
                     let message = format!("{} ({}/{})", p.file, p.file_index, p.file_count);
                     // A busy store only delays what other processes see.
                     let _ = ctx.progress(p.done, Some(p.total), &message);
-                    on_progress(p);
+                    tell(&PullEvent::Progress(p.clone()));
                 },
                 &|| ctx.is_cancelled(),
             )?;
             *result.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
             Ok(())
-        })?;
+        };
+        let handle = self.spawn_job_then(
+            JobKind::Download,
+            &params,
+            None,
+            work,
+            move |job, status, error| {
+                let end = PullEnd {
+                    job,
+                    status,
+                    pulled: ended.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                    error: error.cloned(),
+                };
+                (on_end.lock().unwrap_or_else(|p| p.into_inner()))(&PullEvent::Ended(end));
+            },
+        )?;
         Ok(PullJob { handle, pulled })
     }
+}
+
+/// A model file found on disk, described from its header only (nothing is loaded).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelFile {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Architecture from the header, or why the header could not be read.
+    pub architecture: Result<String, String>,
+}
+
+/// The `.gguf` files in `dir` (not recursive), sorted by name.
+pub fn find_models(dir: &Path) -> Vec<ModelFile> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<ModelFile> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
+        .map(|path| {
+            let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+            let architecture = adapt_gguf::GgufFile::open(&path)
+                .map(|g| g.architecture().unwrap_or("unknown").to_string())
+                .map_err(|e| e.to_string());
+            ModelFile {
+                path,
+                bytes,
+                architecture,
+            }
+        })
+        .collect();
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
 }

@@ -1,46 +1,41 @@
-//! The use cases over the store and the data directory: runs and their metrics, jobs (list,
-//! cancel, resumable, spawn), the models cache and the Hugging Face hub cache.
-//!
-//! [`Records`] is what [`Adapt`] holds: the resolved data directory, one shared store
-//! connection and the [`JobRunner`]. Opening them can fail (no home directory, a damaged
+//! [`Records`]: what `Adapt` keeps besides the engine — the resolved data directory, one
+//! shared store connection, the [`JobRunner`], the dataset cache, and the saved name of each
+//! open conversation saved by name. Opening them can fail (no home directory, a damaged
 //! database); that error is kept and returned by the methods that need them, so the engine
 //! still works.
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use adapt_paths::hub::{hub_cache, hub_models, HubModel};
 use adapt_paths::{DataDir, Env};
-use adapt_store::{CancelOutcome, CheckpointRecord, JobRecord, Metric, RunRecord, Status, Store};
-use serde::Serialize;
+use adapt_store::Store;
 
-use crate::jobs::{lock, JobContext, JobHandle, JobKind, JobRunner, JobTiming, SharedStore};
-use crate::{Adapt, ApiError};
-
-/// The setting that holds the models cache chosen by the person.
-const MODELS_DIR_SETTING: &str = "models_dir";
+use crate::engine_thread::ChatId;
+use crate::error::ApiError;
+use crate::jobs::{lock, JobRunner, JobTiming, SharedStore};
 
 /// How [`Adapt::start_with`] sets up the store and jobs.
 #[derive(Debug, Clone, Default)]
 pub struct AdaptConfig {
     /// The data directory; `None`: `ADAPT_DATA_DIR`, else the platform's per-user folder.
     pub data_dir: Option<PathBuf>,
+    /// Where prepared datasets are cached; `None`: `ADAPT_CACHE_DIR`, else the platform's
+    /// per-user cache folder.
+    pub dataset_cache: Option<PathBuf>,
     pub job_timing: JobTiming,
 }
 
-/// A run with its metrics and checkpoints.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct RunDetails {
-    pub run: RunRecord,
-    pub metrics: Vec<Metric>,
-    pub checkpoints: Vec<CheckpointRecord>,
-    pub jobs: Vec<JobRecord>,
-}
-
 pub(crate) struct Records {
-    env: Env,
+    pub env: Env,
     opened: Result<Opened, ApiError>,
+    /// Where prepared datasets are cached (or why there is no such place).
+    pub dataset_cache: Result<PathBuf, ApiError>,
+    /// Open conversations saved by name: the name and the store's conversation id.
+    named_chats: Mutex<HashMap<ChatId, (String, i64)>>,
+    /// The stop flag of each reply being streamed, by conversation.
+    replies: Mutex<HashMap<ChatId, Arc<AtomicBool>>>,
 }
 
 struct Opened {
@@ -65,146 +60,44 @@ impl Records {
             // If the database stays busy now, the next listing of jobs tries again.
             let _ = opened.jobs.interrupt_dead();
         }
-        Ok(Records { env, opened })
+        let dataset_cache = match config.dataset_cache {
+            Some(dir) => Ok(dir),
+            None => adapt_paths::dataset_cache(&env).map_err(ApiError::from),
+        };
+        Ok(Records {
+            env,
+            opened,
+            dataset_cache,
+            named_chats: Mutex::default(),
+            replies: Mutex::default(),
+        })
     }
 
     fn get(&self) -> Result<&Opened, ApiError> {
         self.opened.as_ref().map_err(Clone::clone)
     }
-}
 
-impl Adapt {
     /// The data directory in use.
     pub fn data_dir(&self) -> Result<&DataDir, ApiError> {
-        Ok(&self.records.get()?.data)
+        Ok(&self.get()?.data)
     }
 
-    pub(crate) fn store(&self) -> Result<MutexGuard<'_, Store>, ApiError> {
-        Ok(lock(&self.records.get()?.store))
+    /// The store, locked for this thread.
+    pub fn store(&self) -> Result<MutexGuard<'_, Store>, ApiError> {
+        Ok(lock(&self.get()?.store))
     }
 
-    fn job_runner(&self) -> Result<&JobRunner, ApiError> {
-        Ok(&self.records.get()?.jobs)
+    pub fn job_runner(&self) -> Result<&JobRunner, ApiError> {
+        Ok(&self.get()?.jobs)
     }
 
-    /// Every training run, newest first.
-    pub fn runs(&self) -> Result<Vec<RunRecord>, ApiError> {
-        Ok(self.store()?.runs()?)
+    /// The open conversations saved by name.
+    pub fn named_chats(&self) -> MutexGuard<'_, HashMap<ChatId, (String, i64)>> {
+        self.named_chats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One run with its metrics, checkpoints and jobs.
-    pub fn run(&self, id: i64) -> Result<RunDetails, ApiError> {
-        let store = self.store()?;
-        let run = store
-            .run(id)
-            .map_err(|e| not_found(e, "run", id, "adapt runs list"))?;
-        let jobs = store
-            .jobs()?
-            .into_iter()
-            .filter(|j| j.run_id == Some(id))
-            .collect();
-        Ok(RunDetails {
-            metrics: store.metrics(id, None)?,
-            checkpoints: store.checkpoints(id)?,
-            jobs,
-            run,
-        })
-    }
-
-    /// Every job, newest first, after marking those whose process died as interrupted.
-    pub fn jobs(&self) -> Result<Vec<JobRecord>, ApiError> {
-        self.job_runner()?.interrupt_dead()?;
-        Ok(self.store()?.jobs()?)
-    }
-
-    pub fn job(&self, id: i64) -> Result<JobRecord, ApiError> {
-        self.job_runner()?.interrupt_dead()?;
-        self.store()?
-            .job(id)
-            .map_err(|e| not_found(e, "job", id, "adapt jobs list"))
-    }
-
-    /// Jobs that were running when their process died, which can be resumed.
-    pub fn resumable_jobs(&self) -> Result<Vec<JobRecord>, ApiError> {
-        Ok(self
-            .jobs()?
-            .into_iter()
-            .filter(|j| j.status == Status::Interrupted)
-            .collect())
-    }
-
-    /// Stops job `id`, whichever process runs it.
-    pub fn cancel_job(&self, id: i64) -> Result<CancelOutcome, ApiError> {
-        self.job_runner()?
-            .cancel(id)
-            .map_err(|e| match e.code.as_str() {
-                "store.not_found" => ApiError::new(
-                    "job.not_found",
-                    format!("there is no job {id}; `adapt jobs list` shows the jobs"),
-                ),
-                _ => e,
-            })
-    }
-
-    /// Runs `work` as a job (see [`JobRunner::spawn`]); the use cases that do long work
-    /// (training, downloads, dataset preparation, conversion) start theirs here.
-    pub fn spawn_job(
-        &self,
-        kind: JobKind,
-        params: &str,
-        run_id: Option<i64>,
-        work: impl FnOnce(&JobContext) -> Result<(), ApiError> + Send + 'static,
-    ) -> Result<JobHandle, ApiError> {
-        self.job_runner()?.spawn(kind, params, run_id, work)
-    }
-
-    /// The models cache: `flag`, else `ADAPT_MODELS_DIR`, else the saved setting, else
-    /// `models-cache/` in the current directory, else `<data dir>/models`.
-    pub fn models_dir(&self, flag: Option<&Path>) -> PathBuf {
-        let env = &self.records.env;
-        match self.records.get() {
-            Ok(opened) => {
-                let setting = lock(&opened.store)
-                    .setting(MODELS_DIR_SETTING)
-                    .ok()
-                    .flatten()
-                    .map(PathBuf::from);
-                adapt_paths::models_dir(env, &opened.data, flag, setting.as_deref())
-            }
-            // Without a data directory: the flag, the variable, or the checkout's folder.
-            Err(_) => flag
-                .map(Path::to_path_buf)
-                .or_else(|| env.var("ADAPT_MODELS_DIR"))
-                .unwrap_or_else(|| env.cwd.join("models-cache")),
-        }
-    }
-
-    /// Saves `dir` as the models cache (`None` forgets the choice).
-    pub fn set_models_dir(&self, dir: Option<&Path>) -> Result<(), ApiError> {
-        let mut store = self.store()?;
-        match dir {
-            Some(dir) => store.set_setting(MODELS_DIR_SETTING, &dir.to_string_lossy())?,
-            None => {
-                store.remove_setting(MODELS_DIR_SETTING)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Where the Hugging Face hub cache is, and the models in it (read in place).
-    pub fn hub_models(&self) -> (Option<PathBuf>, Vec<HubModel>) {
-        let hub = hub_cache(&self.records.env);
-        let models = hub.as_deref().map(hub_models).unwrap_or_default();
-        (hub, models)
-    }
-}
-
-fn not_found(e: adapt_store::StoreError, what: &str, id: i64, list: &str) -> ApiError {
-    match e {
-        adapt_store::StoreError::NotFound { .. } => ApiError::new(
-            format!("{what}.not_found"),
-            format!("there is no {what} {id}; `{list}` shows them"),
-        ),
-        e => e.into(),
+    /// The replies being streamed: each one's stop flag.
+    pub fn replies(&self) -> MutexGuard<'_, HashMap<ChatId, Arc<AtomicBool>>> {
+        self.replies.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

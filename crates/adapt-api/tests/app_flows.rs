@@ -19,6 +19,7 @@ fn form() -> TrainForm {
         csv: Default::default(),
         valid_share: 0.2,
         mask_prompt: true,
+        qlora: false,
         config: TrainConfig {
             num_layers: 2,
             batch_size: 4,
@@ -34,13 +35,33 @@ fn what_the_app_asks_of_the_api() {
     let dir = tempfile::tempdir().unwrap();
     let adapt = Adapt::start_with(AdaptConfig {
         data_dir: Some(dir.path().join("data")),
+        dataset_cache: Some(dir.path().join("cache")),
         ..AdaptConfig::default()
     })
     .unwrap();
     adapt
         .set_models_dir(Some(&dir.path().join("models")))
         .unwrap();
-    let request = form().request(dir.path().join("cache"));
+    // What the form shows while it is edited: no problems, and the steps a run takes.
+    let check = adapt.check_training(&form());
+    assert!(check.problems.is_empty(), "{:?}", check.problems);
+    let (examples, train) = (check.examples.unwrap(), check.train_examples.unwrap());
+    assert!(
+        train > 0 && train < examples,
+        "{examples} examples, {train} trained on"
+    );
+    assert_eq!(
+        check.total_steps,
+        Some(1000),
+        "no epochs or steps: mlx-lm's 1000"
+    );
+    let mut one_epoch = form();
+    one_epoch.config.epochs = Some(2);
+    assert_eq!(
+        adapt.check_training(&one_epoch).total_steps,
+        Some(2 * train.div_ceil(4))
+    );
+    let request = form().request();
     assert_eq!(
         request.data_options.max_seq_length, 128,
         "statistics use the run's length"
@@ -58,6 +79,7 @@ fn what_the_app_asks_of_the_api() {
                 TrainProgress::Prepared { .. } => "prepared",
                 TrainProgress::Loading => "loading",
                 TrainProgress::Engine(_) => "engine",
+                TrainProgress::Ended(_) => "ended",
             })
         })
         .unwrap();
@@ -85,11 +107,59 @@ fn what_the_app_asks_of_the_api() {
     let mut run = form();
     run.config.iters = Some(4);
     run.config.learning_rate = 1e-3;
+    let (tx, events) = std::sync::mpsc::channel();
     let summary = adapt
-        .start_training(run.request(dir.path().join("cache")), |_| {})
+        .start_training(run.request(), move |p| {
+            let _ = tx.send(p.clone());
+        })
         .unwrap()
         .wait()
         .unwrap();
+    // The job's stream ends with how it ended, outcome included, and nothing after it.
+    let events: Vec<TrainProgress> = events.iter().collect();
+    match events.last() {
+        Some(TrainProgress::Ended(end)) => {
+            assert_eq!(end.run_id, summary.run_id);
+            assert_eq!(end.status, adapt_api::JobStatus::Succeeded);
+            assert_eq!(end.outcome.as_ref().map(|o| o.steps), Some(4));
+            assert!(end.error.is_none());
+        }
+        other => panic!("the last event is {other:?}"),
+    }
+    let e = adapt.stop_run(summary.run_id).unwrap_err();
+    assert_eq!(e.code, adapt_api::ErrorCode::TrainNotRunning);
+
+    // A run stopped by its id after its first report: a checkpoint, then the end.
+    let mut long = form();
+    long.config.iters = Some(200);
+    long.config.steps_per_report = 1;
+    let (tx, events) = std::sync::mpsc::channel();
+    let job = adapt
+        .start_training(long.request(), move |p| {
+            let _ = tx.send(p.clone());
+        })
+        .unwrap();
+    for p in events.iter() {
+        if matches!(p, TrainProgress::Engine(adapt_api::TrainEvent::Report(_))) {
+            adapt.stop_run(job.run_id()).unwrap();
+            break;
+        }
+    }
+    let rest: Vec<TrainProgress> = events.iter().collect();
+    let stopped = job.wait().unwrap();
+    assert_eq!(stopped.outcome.stop, adapt_api::TrainStop::Cancelled);
+    assert!(stopped.outcome.steps < 200);
+    match rest.last() {
+        Some(TrainProgress::Ended(end)) => {
+            assert_eq!(end.status, adapt_api::JobStatus::Cancelled);
+            assert!(end.outcome.is_some());
+        }
+        other => panic!("the last event is {other:?}"),
+    }
+    assert!(rest.iter().any(|p| matches!(
+        p,
+        TrainProgress::Engine(adapt_api::TrainEvent::Checkpoint { .. })
+    )));
     let adapter = adapt.run_dir(summary.run_id).unwrap();
     let params = GenerateParams {
         max_tokens: 12,
@@ -134,11 +204,29 @@ fn what_the_app_asks_of_the_api() {
 
     let mut bad = form();
     bad.config.learning_rate = -1.0;
-    let e = adapt
-        .plan_training(&bad.request(dir.path().join("cache")), |_| {})
-        .unwrap_err();
+    bad.config.lora_parameters.rank = 0;
+    let fields = |problems: &[adapt_api::FieldProblem]| -> Vec<String> {
+        problems.iter().map(|p| p.field.clone()).collect()
+    };
+    assert_eq!(
+        fields(&adapt.check_training(&bad).problems),
+        ["config.lora_parameters.rank", "config.learning_rate"]
+    );
+    let e = adapt.plan_training(&bad.request(), |_| {}).unwrap_err();
     assert_eq!(e.code, "request.invalid", "{e:?}");
     assert!(e.message.contains("learning_rate"), "{e:?}");
+    assert_eq!(
+        fields(&e.fields),
+        ["config.lora_parameters.rank", "config.learning_rate"]
+    );
+    let mut qlora = form();
+    qlora.qlora = true;
+    qlora.dataset = "notes.txt".into();
+    assert_eq!(
+        fields(&adapt.check_training(&qlora).problems),
+        ["dataset"],
+        "the GGUF's Q4_1 weights are quantized, so QLoRA is fine"
+    );
 
     let report = adapt
         .make_variant(&smollm2_gguf(), Variant::Mlx, |_| {})

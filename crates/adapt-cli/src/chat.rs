@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use adapt_api::{Adapt, ApiError, ChatId, ChatOptions, SavedChat};
+use adapt_api::{Adapt, ApiError, ChatId, ChatOptions, ErrorCode, SavedChat};
 use anyhow::Result;
 use clap::Args;
 
@@ -271,8 +271,8 @@ impl Session<'_> {
 
 fn usage(what: &str) -> ApiError {
     if what.starts_with('a') {
-        ApiError::new("cli.usage", format!("expected {what}\n{HELP}"))
+        ApiError::new(ErrorCode::CliUsage, format!("expected {what}\n{HELP}"))
     } else {
-        ApiError::new("cli.usage", format!("usage: {what}"))
+        ApiError::new(ErrorCode::CliUsage, format!("usage: {what}"))
     }
 }

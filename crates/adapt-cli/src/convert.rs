@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use adapt_api::{Adapt, ApiError, ConvertReport, QuantSpec, QuantizeTarget};
+use adapt_api::{Adapt, ApiError, ConvertReport, ErrorCode, QuantSpec, QuantizeTarget};
 use anyhow::Result;
 use clap::Args;
 
@@ -63,7 +63,7 @@ pub fn quantize(args: &QuantizeArgs) -> Result<()> {
              64 or 128",
             args.bits, args.group_size
         );
-        return Err(ApiError::new("quantize.unsupported", message).into());
+        return Err(ApiError::new(ErrorCode::QuantizeUnsupported, message).into());
     }
     let adapt = Adapt::start()?;
     let target = if args.dequantize {

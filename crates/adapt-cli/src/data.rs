@@ -265,8 +265,11 @@ fn print_stats(s: &LengthStats) {
     }
 }
 
-fn cache_root(arg: &Option<PathBuf>) -> PathBuf {
-    arg.clone().unwrap_or_else(datasets::default_cache_root)
+fn cache_root(arg: &Option<PathBuf>) -> Result<PathBuf> {
+    match arg {
+        Some(dir) => Ok(dir.clone()),
+        None => Ok(datasets::default_cache_root()?),
+    }
 }
 
 /// A progress bar on stderr (redrawn in place on a terminal; one line at the end otherwise).
@@ -324,7 +327,7 @@ fn prepare(args: &PrepareArgs) -> Result<()> {
         &inputs,
         &opts,
         &model,
-        &cache_root(&args.cache_dir),
+        &cache_root(&args.cache_dir)?,
         &mut |p| bar.update(p),
     );
     bar.finish();

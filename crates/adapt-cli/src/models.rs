@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use adapt_api::{
-    Adapt, Estimate, FitOptions, JobEvent, ModelDetails, ModelSource, PullProgress, PullStage,
+    Adapt, Estimate, FitOptions, JobEvent, ModelDetails, ModelSource, PullEvent, PullProgress,
+    PullStage,
 };
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -199,8 +200,10 @@ fn pull(adapt: &Adapt, repo: &str, file: Option<&str>) -> Result<()> {
     let bars = Arc::new(Mutex::new(Bars::new()));
     let reporter = bars.clone();
     eprintln!("Pulling {repo} …");
-    let job = adapt.pull_model(repo, file, move |p| {
-        reporter.lock().unwrap_or_else(|e| e.into_inner()).update(p);
+    let job = adapt.pull_model(repo, file, move |e| {
+        if let PullEvent::Progress(p) = e {
+            reporter.lock().unwrap_or_else(|e| e.into_inner()).update(p);
+        }
     })?;
     let ctrl_c = CtrlC::install();
     ctrl_c.arm();

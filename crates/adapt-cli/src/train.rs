@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use adapt_api::datasets::{self, PrepareInputs, SplitRatios};
-use adapt_api::train::{
-    read_config_file, FineTuneType, LrSchedule, OptimizerKind, TrainConfig, TrainEvent, TrainStop,
+use adapt_api::datasets::{PrepareInputs, SplitRatios};
+use adapt_api::{
+    read_config_file, FineTuneType, OptimizerKind, ScheduleIntent, TrainConfig, TrainEvent,
+    TrainStop,
 };
 use adapt_api::{Adapt, TrainProgress, TrainRequest};
 use anyhow::{anyhow, Result};
@@ -67,9 +68,12 @@ pub struct TrainArgs {
     /// Linear warmup steps before the schedule.
     #[arg(long)]
     warmup: Option<u64>,
-    /// Cosine decay of the learning rate to zero over the run.
+    /// Cosine decay of the learning rate over the run (after the warmup).
     #[arg(long)]
     cosine: bool,
+    /// With --cosine: the lowest learning rate, as a share of --learning-rate.
+    #[arg(long, default_value_t = 0.0, requires = "cosine")]
+    min_lr_ratio: f64,
     /// [default: 4]
     #[arg(long)]
     batch_size: Option<usize>,
@@ -184,29 +188,16 @@ impl TrainArgs {
             c.keep_best = false;
         }
         c.probes.extend(self.probe.iter().cloned());
-        if self.cosine && c.epochs.is_some() {
-            return Err(anyhow!(
-                "--cosine decays over a number of steps: give --iters instead of --epochs, or an \
-                 lr_schedule in --config"
-            ));
-        }
         if self.cosine || self.warmup.is_some() {
-            let steps = c.iters.unwrap_or(1000) as f64;
+            // An intent: the run sizes the decay once it knows its step count.
             let warmup = self.warmup.unwrap_or(0);
-            c.lr_schedule = Some(LrSchedule {
-                name: if self.cosine {
-                    "cosine_decay"
-                } else {
-                    "constant"
-                }
-                .into(),
-                arguments: if self.cosine {
-                    vec![c.learning_rate, (steps - warmup as f64).max(1.0)]
-                } else {
-                    vec![c.learning_rate]
+            c.lr_schedule = None;
+            c.schedule = Some(match self.cosine {
+                true => ScheduleIntent::Cosine {
+                    warmup,
+                    min_ratio: self.min_lr_ratio,
                 },
-                warmup,
-                warmup_init: 0.0,
+                false => ScheduleIntent::Constant { warmup },
             });
         }
         c.validate("flags").map_err(adapt_api::ApiError::from)?;
@@ -249,7 +240,6 @@ pub fn train(args: &TrainArgs) -> Result<()> {
                     },
                 },
                 data_options,
-                cache_root: datasets::default_cache_root(),
                 config,
                 name: args.name.clone(),
             };
@@ -354,6 +344,8 @@ impl View {
             )),
             TrainProgress::Loading => self.line("Loading the model …"),
             TrainProgress::Engine(e) => self.engine(e),
+            // The summary comes from the job's result, printed after it ends.
+            TrainProgress::Ended(_) => {}
         }
     }
 

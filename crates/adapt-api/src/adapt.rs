@@ -1,0 +1,123 @@
+//! [`Adapt`]: the handle every shell holds — the engine thread and the records (data
+//! directory, store, jobs) — and the use cases of the loaded model itself: the device, loading
+//! a model (with an adapter), and one-shot generation.
+
+use std::path::{Path, PathBuf};
+
+use adapt_engine::{
+    generate, load, prompt_tokens, ChatMessage, DeviceReport, EngineError, GenerateParams,
+    Generation, LoadOptions, ModelInfo, SequenceCache,
+};
+use adapt_paths::DataDir;
+use adapt_store::Store;
+
+use crate::budgets;
+use crate::engine_thread::{Engine, GenerationEvent};
+use crate::error::ApiError;
+use crate::records::{AdaptConfig, Records};
+
+/// Handle to a running engine. Dropping it stops the engine thread.
+pub struct Adapt {
+    pub(crate) engine: Engine,
+    /// The data directory, store and job runner; an error here only fails the methods that
+    /// need them, so generation works even where the data directory cannot be written.
+    pub(crate) records: Records,
+}
+
+impl Adapt {
+    /// Starts the engine thread and opens the store in the default data directory.
+    pub fn start() -> Result<Adapt, ApiError> {
+        Adapt::start_with(AdaptConfig::default())
+    }
+
+    /// Starts the engine thread and opens the store as `config` says; jobs whose process
+    /// died are marked interrupted (see [`Adapt::resumable_jobs`]).
+    pub fn start_with(config: AdaptConfig) -> Result<Adapt, ApiError> {
+        let records = Records::open(config)?;
+        let engine = Engine::start()?;
+        let budgets = budgets::read(&records);
+        budgets::apply_memory(&engine, budgets.memory)?;
+        Ok(Adapt { engine, records })
+    }
+
+    /// Backend, memory and MLX version.
+    pub fn device(&self) -> Result<DeviceReport, ApiError> {
+        self.engine
+            .call(|_| DeviceReport::current().map_err(ApiError::from))
+    }
+
+    /// Loads the model at `path`, replacing any loaded one (and its conversations).
+    pub fn load_model(&self, path: &Path) -> Result<ModelInfo, ApiError> {
+        self.load_model_with_adapter(path, None)
+    }
+
+    /// Loads the model at `path` with the adapter folder `adapter` (ours or mlx-lm's)
+    /// attached, replacing any loaded model.
+    pub fn load_model_with_adapter(
+        &self,
+        path: &Path,
+        adapter: Option<&Path>,
+    ) -> Result<ModelInfo, ApiError> {
+        let path = path.to_path_buf();
+        let adapter = adapter.map(Path::to_path_buf);
+        self.engine.call(move |state| {
+            state.model = None;
+            state.chats.clear();
+            let mut lm = load(&path, &LoadOptions::default())?;
+            if let Some(dir) = &adapter {
+                lm.attach_adapter(dir)?;
+            }
+            let info = lm.info.clone();
+            state.model = Some(lm);
+            Ok(info)
+        })
+    }
+
+    /// Generates a reply to `prompt`: rendered with the model's chat template unless `raw`.
+    pub fn generate(
+        &self,
+        prompt: &str,
+        raw: bool,
+        params: &GenerateParams,
+        on_event: impl FnMut(GenerationEvent) -> bool,
+    ) -> Result<Generation, ApiError> {
+        let prompt = prompt.to_string();
+        let params = params.clone();
+        self.engine.stream(
+            move |state, sink| {
+                let lm = state.loaded()?;
+                let ids = if raw {
+                    lm.tokenizer
+                        .encode(&prompt, true)
+                        .map_err(EngineError::from)?
+                } else {
+                    prompt_tokens(lm, &[ChatMessage::new("user", prompt)])?
+                };
+                let mut cache = SequenceCache::new(&lm.model);
+                Ok(generate(
+                    &lm.model,
+                    &lm.tokenizer,
+                    &mut cache,
+                    &ids,
+                    &params,
+                    sink,
+                )?)
+            },
+            on_event,
+        )
+    }
+
+    /// The data directory in use.
+    pub fn data_dir(&self) -> Result<&DataDir, ApiError> {
+        self.records.data_dir()
+    }
+
+    /// Where prepared datasets are cached.
+    pub fn dataset_cache(&self) -> Result<PathBuf, ApiError> {
+        self.records.dataset_cache.clone()
+    }
+
+    pub(crate) fn store(&self) -> Result<std::sync::MutexGuard<'_, Store>, ApiError> {
+        self.records.store()
+    }
+}
