@@ -5,8 +5,8 @@ use adapt_api::GenerationStats;
 use anyhow::Result;
 use clap::Args;
 
+use crate::args::ModelArg;
 use crate::output::{self, human_bytes};
-use crate::ModelArg;
 
 #[derive(Args)]
 pub struct BenchArgs {

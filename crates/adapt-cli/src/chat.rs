@@ -8,8 +8,8 @@ use adapt_api::{Adapt, ApiError, ChatId, ChatOptions, ErrorCode, SavedChat};
 use anyhow::Result;
 use clap::Args;
 
+use crate::args::{ModelArg, SamplingArgs};
 use crate::output;
-use crate::{ModelArg, SamplingArgs};
 
 #[derive(Args)]
 pub struct ChatArgs {

@@ -9,8 +9,8 @@ use adapt_api::datasets::{self, DataOptions, Format, InspectReport, LengthStats,
 use anyhow::{anyhow, Result};
 use clap::{Args, Subcommand};
 
+use crate::args::ModelArg;
 use crate::output::{human_bytes, human_count};
-use crate::ModelArg;
 
 #[derive(Args)]
 pub struct DataArgs {

@@ -4,10 +4,8 @@ use adapt_api::{find_models, Adapt};
 use anyhow::Result;
 use clap::Args;
 
+use crate::args::BUNDLED_MODEL;
 use crate::output::human_bytes;
-
-/// The model that set-up installs into the models cache.
-pub const BUNDLED_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 #[derive(Args)]
 pub struct DoctorArgs {

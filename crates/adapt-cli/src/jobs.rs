@@ -6,7 +6,7 @@ use adapt_api::{Adapt, JobRecord, JobStatus};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
-use crate::runs::utc;
+use crate::output::utc;
 
 #[derive(Args)]
 pub struct JobsArgs {

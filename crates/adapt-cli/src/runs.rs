@@ -5,7 +5,7 @@ use adapt_api::{Adapt, RunRecord};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
-use crate::output::human_bytes;
+use crate::output::{human_bytes, utc};
 
 #[derive(Args)]
 pub struct RunsArgs {
@@ -118,36 +118,4 @@ fn show(adapt: &Adapt, id: i64, json: bool) -> Result<()> {
         println!("Job         {}  {}  {}", j.id, j.kind, j.status);
     }
     Ok(())
-}
-
-/// `YYYY-MM-DD HH:MM:SS` in UTC from milliseconds since the epoch.
-pub fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
-        assert_eq!(super::utc(951_782_400_000), "2000-02-29 00:00:00");
-        assert_eq!(super::utc(1_767_225_599_000), "2025-12-31 23:59:59");
-    }
 }

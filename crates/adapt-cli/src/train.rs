@@ -16,9 +16,9 @@ use anyhow::{anyhow, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::args::ModelArg;
 use crate::data::ReadArgs;
 use crate::output::{human_bytes, human_count, CtrlC};
-use crate::ModelArg;
 
 #[derive(Args)]
 pub struct TrainArgs {

@@ -8,7 +8,7 @@
 //! numbers.
 
 use std::collections::BTreeMap;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use minijinja::{Environment, UndefinedBehavior, Value};
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{At, DataError};
 use crate::example::{Example, Format, Keys};
-use crate::import::{digest, Counted, Row};
+use crate::row::{digest, Row};
 
 /// CSV / TSV settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,8 +110,8 @@ impl CsvMapping {
 }
 
 /// Reads a CSV file record by record and renders each through the mapping.
-pub(crate) struct CsvReader {
-    reader: csv::Reader<BufReader<Counted>>,
+pub(crate) struct CsvReader<R> {
+    reader: csv::Reader<BufReader<R>>,
     path: PathBuf,
     mapping: CsvMapping,
     env: Environment<'static>,
@@ -120,14 +120,17 @@ pub(crate) struct CsvReader {
     limit: usize,
 }
 
-impl CsvReader {
+impl<R: Read> CsvReader<R> {
+    /// Reads the header of `input` and sets the mapping up; records longer than `limit` bytes
+    /// are refused.
     pub(crate) fn new(
-        mut input: BufReader<Counted>,
+        mut input: BufReader<R>,
         path: &Path,
         opts: &CsvOptions,
         keys: &Keys,
         tsv: bool,
-    ) -> Result<CsvReader, DataError> {
+        limit: usize,
+    ) -> Result<CsvReader<R>, DataError> {
         use std::io::BufRead;
         let header_at = At::new(path, 1);
         let head = input.fill_buf().map_err(|source| DataError::Io {
@@ -221,17 +224,12 @@ impl CsvReader {
             env,
             record: csv::ByteRecord::new(),
             count: 0,
-            limit: opts_limit(),
+            limit,
         })
     }
 
     pub(crate) fn mapping(&self) -> &CsvMapping {
         &self.mapping
-    }
-
-    /// Sets the longest accepted record, in bytes.
-    pub(crate) fn set_limit(&mut self, limit: usize) {
-        self.limit = limit;
     }
 
     pub(crate) fn next(&mut self) -> Option<Result<Row, DataError>> {
@@ -326,10 +324,6 @@ impl CsvReader {
             digest: digest(&[record.as_slice()]),
         })
     }
-}
-
-fn opts_limit() -> usize {
-    crate::import::DEFAULT_MAX_LINE_BYTES
 }
 
 fn csv_error(e: csv::Error, path: &Path, line: u64) -> DataError {

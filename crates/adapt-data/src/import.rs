@@ -2,9 +2,7 @@
 //! time, so memory stays flat however large the file is. Per-row problems come back as errors
 //! naming the line (and CSV record) and field; problems with the whole file stop the stream.
 
-use std::collections::hash_map::DefaultHasher;
 use std::fs::File;
-use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,9 +11,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::csvmap::{CsvMapping, CsvOptions};
+use crate::csvmap::{CsvMapping, CsvOptions, CsvReader};
 use crate::error::{At, DataError};
-use crate::example::{self, type_name, Example, Format, Keys};
+use crate::example::{self, type_name, Format, Keys};
+use crate::row::digest;
+pub use crate::row::Row;
 
 /// Lines longer than this are refused by default (bytes).
 pub const DEFAULT_MAX_LINE_BYTES: usize = 8 << 20;
@@ -56,17 +56,6 @@ pub enum FileKind {
     Csv,
 }
 
-/// One valid example and where it came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// 1-based line where it starts.
-    pub line: u64,
-    /// The example.
-    pub example: Example,
-    /// A hash of its content, to find duplicates.
-    pub digest: u64,
-}
-
 /// A streaming reader of one file's examples.
 pub struct Importer {
     path: PathBuf,
@@ -91,7 +80,7 @@ impl Read for Counted {
 
 enum Inner {
     Jsonl(Box<JsonlReader>),
-    Csv(Box<crate::csvmap::CsvReader>),
+    Csv(Box<CsvReader<Counted>>),
 }
 
 impl Importer {
@@ -141,9 +130,8 @@ impl Importer {
             })),
             FileKind::Csv => {
                 let tsv = matches!(ext.as_deref(), Some("tsv" | "tab"));
-                let mut csv =
-                    crate::csvmap::CsvReader::new(reader, path, &opts.csv, &opts.keys, tsv)?;
-                csv.set_limit(opts.max_line_bytes);
+                let limit = opts.max_line_bytes;
+                let csv = CsvReader::new(reader, path, &opts.csv, &opts.keys, tsv, limit)?;
                 Inner::Csv(Box::new(csv))
             }
         };
@@ -203,15 +191,6 @@ fn skip_bom(reader: &mut impl BufRead) -> std::io::Result<()> {
         reader.consume(3);
     }
     Ok(())
-}
-
-/// A content hash for duplicate detection.
-pub(crate) fn digest(parts: &[&[u8]]) -> u64 {
-    let mut h = DefaultHasher::new();
-    for p in parts {
-        p.hash(&mut h);
-    }
-    h.finish()
 }
 
 /// Reads lines of at most `limit` bytes without ever holding a longer one in memory.

@@ -11,57 +11,29 @@
 //! the prompt before each reply is tokenized as generation tokenizes it (on its own, ending
 //! with the template's assistant cue): the trained tokens are the ones the model would
 //! generate, never a BPE merge across the prompt / reply boundary.
+//!
+//! [`TextModel`] composes the parts: `segment` (the options and results), `chat` (template
+//! rendering into segments), `frame` (the completion frame with slots) and `splice` (that
+//! frame pre-tokenized around its special tokens).
 
 use std::path::Path;
 
 use adapt_text::{ChatTemplate, Tokenizer};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::{At, DataError};
 use crate::example::Example;
 
+mod chat;
+mod frame;
+mod segment;
 mod splice;
-use splice::{has_slot_marks, Splice};
 
-/// How examples become tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RenderOptions {
-    /// Train only on assistant turns / completions (on), or on every token (off).
-    pub mask_prompt: bool,
-    /// Render completions as a user / assistant chat with the model's template (when it has
-    /// one); otherwise prompt and completion are concatenated.
-    pub completions_as_chat: bool,
-}
-
-impl Default for RenderOptions {
-    fn default() -> RenderOptions {
-        RenderOptions {
-            mask_prompt: true,
-            completions_as_chat: true,
-        }
-    }
-}
-
-/// A piece of rendered text, trained or not.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Segment {
-    /// The text.
-    pub text: String,
-    /// Whether the loss covers it.
-    pub trained: bool,
-}
-
-/// Token ids and, for each, whether the loss covers it: `mask[j]` says whether predicting
-/// `tokens[j]` from the tokens before it counts (so a leading BOS is never trained).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tokenized {
-    /// Token ids.
-    pub tokens: Vec<u32>,
-    /// `true` where the token is trained.
-    pub mask: Vec<bool>,
-}
+use chat::{chat_segments, plain_chat};
+use frame::{completion_frame, completion_messages, fill, has_slot_marks};
+use segment::seg;
+pub use segment::{RenderOptions, Segment, Tokenized};
+use splice::{Splice, SPLICE_PROBES};
 
 /// A model's tokenizer and chat template, with an identity for cache keys.
 pub struct TextModel {
@@ -75,62 +47,6 @@ pub struct TextModel {
     /// The completion frame pre-tokenized around its special tokens (see [`Splice`]), when
     /// that reproduces whole-segment tokenization on the probes checked at load.
     splice: Option<Splice>,
-}
-
-const PROMPT_SLOT: &str = "\u{E000}prompt\u{E001}";
-const COMPLETION_SLOT: &str = "\u{E000}completion\u{E001}";
-
-fn completion_messages(prompt: &str, completion: &str) -> [Value; 2] {
-    [
-        json!({"role": "user", "content": prompt}),
-        json!({"role": "assistant", "content": completion}),
-    ]
-}
-
-fn fill(frame: &[Segment], prompt: &str, completion: &str) -> Vec<Segment> {
-    frame
-        .iter()
-        .map(|s| Segment {
-            text: s
-                .text
-                .replace(PROMPT_SLOT, prompt)
-                .replace(COMPLETION_SLOT, completion),
-            trained: s.trained,
-        })
-        .collect()
-}
-
-/// The placeholder frame of `template`, if filling it reproduces real renderings exactly.
-fn completion_frame(template: &ChatTemplate) -> Option<Vec<Segment>> {
-    let at = At::new("", 0);
-    let frame = chat_segments(
-        template,
-        &completion_messages(PROMPT_SLOT, COMPLETION_SLOT),
-        None,
-        &at,
-    )
-    .ok()?;
-    let slots = |slot: &str| {
-        frame
-            .iter()
-            .map(|s| s.text.matches(slot).count())
-            .sum::<usize>()
-    };
-    if slots(PROMPT_SLOT) != 1 || slots(COMPLETION_SLOT) != 1 {
-        return None;
-    }
-    let samples = [
-        ("Hi", "Hello!"),
-        ("  padded\n", "\n{{ x }} <b>&</b>  "),
-        ("a", "b\nc"),
-    ];
-    for (p, c) in samples {
-        let real = chat_segments(template, &completion_messages(p, c), None, &at).ok()?;
-        if real != fill(&frame, p, c) {
-            return None;
-        }
-    }
-    Some(frame)
 }
 
 impl std::fmt::Debug for TextModel {
@@ -207,8 +123,41 @@ impl TextModel {
         model.splice = model
             .completion_frame
             .as_deref()
-            .and_then(|frame| Splice::new(&model, frame));
+            .and_then(|frame| Splice::new(&model.tokenizer, frame))
+            .filter(|splice| model.splice_matches(splice));
         Ok(model)
+    }
+
+    /// Whether `splice` gives the ids and mask of [`TextModel::tokenize_unspliced`] on every
+    /// probe pair it accepts, with the prompt masked and not.
+    fn splice_matches(&self, splice: &Splice) -> bool {
+        let at = At::new("", 0);
+        for (p, c) in SPLICE_PROBES {
+            if !(splice.accepts(p) && splice.accepts(c)) {
+                continue;
+            }
+            let example = Example::Completion {
+                prompt: (*p).to_string(),
+                completion: (*c).to_string(),
+            };
+            for mask_prompt in [true, false] {
+                let opts = RenderOptions {
+                    mask_prompt,
+                    completions_as_chat: true,
+                };
+                let Ok(plain) = self.tokenize_unspliced(&example, &opts, &at) else {
+                    return false;
+                };
+                let Ok(mut fast) = splice.tokenize(&self.tokenizer, p, c, &opts, &at) else {
+                    return false;
+                };
+                self.end_with_eos(&mut fast, true);
+                if fast != plain {
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// The tokenizer.
@@ -283,7 +232,7 @@ impl TextModel {
             (example, &self.splice, opts.completions_as_chat)
         {
             if splice.accepts(prompt) && splice.accepts(completion) {
-                let mut out = splice.tokenize(self, prompt, completion, opts, at)?;
+                let mut out = splice.tokenize(&self.tokenizer, prompt, completion, opts, at)?;
                 self.end_with_eos(&mut out, true);
                 return Ok(out);
             }
@@ -360,115 +309,6 @@ impl TextModel {
             }
         }
     }
-}
-
-fn seg(text: &str, trained: bool) -> Segment {
-    Segment {
-        text: text.to_string(),
-        trained,
-    }
-}
-
-/// Without a template: `role: content` lines, assistant contents trained.
-fn plain_chat(messages: &[Value]) -> Vec<Segment> {
-    let mut out = Vec::new();
-    for m in messages {
-        let role = m["role"].as_str().unwrap_or_default();
-        let content = m["content"].as_str().unwrap_or_default();
-        out.push(seg(&format!("{role}: "), false));
-        out.push(seg(content, role == "assistant"));
-        out.push(seg("\n", false));
-    }
-    out
-}
-
-fn chat_segments(
-    template: &ChatTemplate,
-    messages: &[Value],
-    tools: Option<&Value>,
-    at: &At,
-) -> Result<Vec<Segment>, DataError> {
-    let render = |msgs: &[Value], gen: bool| -> Result<String, DataError> {
-        let mut extra = json!({ "messages": msgs });
-        if let Some(t) = tools {
-            extra["tools"] = t.clone();
-        }
-        template
-            .render_with(&[], gen, &extra)
-            .map_err(|e| DataError::ChatTemplate {
-                at: at.clone(),
-                message: e.to_string(),
-            })
-    };
-    let full = render(messages, false)?;
-    let align = |message: String| DataError::MaskAlignment {
-        at: at.clone(),
-        message,
-    };
-    let mut spans: Vec<(usize, usize)> = Vec::new();
-    for (i, m) in messages.iter().enumerate() {
-        if m["role"] != "assistant" {
-            continue;
-        }
-        let floor = spans.last().map_or(0, |s| s.1);
-        let content = m["content"].as_str().unwrap_or_default();
-        let before = render(&messages[..i], true)?;
-        let start = if full.starts_with(&before) && before.len() >= floor {
-            before.len()
-        } else {
-            let plain = render(&messages[..i], false)?;
-            let from = if full.starts_with(&plain) {
-                plain.len().max(floor)
-            } else {
-                floor
-            };
-            match full[from..].find(content) {
-                Some(k) if !content.is_empty() => from + k,
-                _ => {
-                    return Err(align(format!(
-                        "the template does not render messages[{i}]'s prefix as a prefix"
-                    )))
-                }
-            }
-        };
-        let after = if i + 1 == messages.len() {
-            full.clone()
-        } else {
-            render(&messages[..=i], false)?
-        };
-        let mut end = if full.starts_with(&after) && after.len() >= start {
-            after.len()
-        } else {
-            match full[start..].find(content) {
-                Some(k) => start + k + content.len(),
-                None => {
-                    return Err(align(format!(
-                        "messages[{i}]'s content does not appear in the rendered chat"
-                    )))
-                }
-            }
-        };
-        while end > start && full.as_bytes()[end - 1].is_ascii_whitespace() {
-            end -= 1;
-        }
-        if end > start {
-            spans.push((start, end));
-        }
-    }
-    if spans.is_empty() {
-        return Err(align(
-            "no assistant turn is visible in the rendered chat".into(),
-        ));
-    }
-    let mut out = Vec::with_capacity(spans.len() * 2 + 1);
-    let mut pos = 0;
-    for (s, e) in spans {
-        out.push(seg(&full[pos..s], false));
-        out.push(seg(&full[s..e], true));
-        pos = e;
-    }
-    out.push(seg(&full[pos..], false));
-    Ok(out)
 }
 
 /// Lower-case hex of `bytes`.

@@ -22,6 +22,7 @@
 
 mod error;
 mod reader;
+mod tensor;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 mod types;
@@ -33,41 +34,9 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 pub use error::GgufError;
+pub use tensor::TensorInfo;
 pub use types::GgmlType;
 pub use value::{GgufArray, GgufValue};
-
-/// One entry of the tensor table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TensorInfo {
-    /// The tensor's name, e.g. `blk.0.attn_q.weight`.
-    pub name: String,
-    /// Dimensions in ggml order: `dims[0]` is the fastest-moving (row length).
-    pub dims: Vec<u64>,
-    /// The element type.
-    pub ggml_type: GgmlType,
-    /// Offset of the tensor's data from [`GgufFile::data_offset`].
-    pub offset: u64,
-}
-
-impl TensorInfo {
-    /// Number of elements (1 for a scalar); `u64::MAX` if it would overflow (never after `open`).
-    pub fn n_elements(&self) -> u64 {
-        self.dims
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .unwrap_or(u64::MAX)
-    }
-
-    /// Bytes of tensor data; `None` for an unknown ggml type (or a shape that does not fit the
-    /// type's blocks, which `open` rejects).
-    pub fn byte_size(&self) -> Option<u64> {
-        let block = self.ggml_type.block_size()?;
-        if self.dims.first().copied().unwrap_or(1) % block != 0 {
-            return None;
-        }
-        self.ggml_type.bytes_for(self.n_elements())
-    }
-}
 
 /// An opened GGUF file: its metadata and tensor table, in file order.
 #[derive(Debug, Clone)]

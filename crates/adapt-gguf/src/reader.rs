@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::tensor::TensorInfo;
 use crate::value::{GgufArray, GgufValue};
-use crate::{GgmlType, GgufError, TensorInfo};
+use crate::{GgmlType, GgufError};
 
 /// The alignment of the data section when `general.alignment` is absent.
 pub(crate) const DEFAULT_ALIGNMENT: u64 = 32;

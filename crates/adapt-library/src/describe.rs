@@ -213,26 +213,9 @@ fn safetensors_header(path: &Path) -> Result<Vec<Tensor>, String> {
 }
 
 fn describe_folder(dir: &Path, supported: &[String]) -> Result<Description, LibraryError> {
-    let config_path = dir.join("config.json");
-    let config: serde_json::Value = match std::fs::read(&config_path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| LibraryError::NotAModel {
-            path: dir.to_path_buf(),
-            detail: format!("config.json is not valid JSON ({e})"),
-        })?,
-        Err(_) => {
-            return Err(LibraryError::NotAModel {
-                path: dir.to_path_buf(),
-                detail: "a model folder has a config.json (and safetensors weights)".into(),
-            })
-        }
-    };
+    let config = read_config(dir)?;
     // Multimodal configs keep the language model's settings in `text_config`.
     let text = config.get("text_config").unwrap_or(&config);
-    let num = |k: &str| {
-        text.get(k)
-            .and_then(|v| v.as_u64())
-            .or_else(|| config.get(k)?.as_u64())
-    };
     let architecture = text
         .get("model_type")
         .or_else(|| config.get("model_type"))
@@ -241,8 +224,6 @@ fn describe_folder(dir: &Path, supported: &[String]) -> Result<Description, Libr
     let quant = config
         .get("quantization")
         .or_else(|| config.get("quantization_config"));
-    let bits = quant.and_then(|q| q.get("bits")?.as_u64());
-    let group = quant.and_then(|q| q.get("group_size")?.as_u64());
 
     let files = list_files(dir);
     let weights: Vec<&ModelFileEntry> = files
@@ -254,22 +235,86 @@ fn describe_folder(dir: &Path, supported: &[String]) -> Result<Description, Libr
     if weights.is_empty() {
         why.push("the folder has no .safetensors weights".into());
     }
-    if let Ok(index) = std::fs::read(dir.join("model.safetensors.index.json")) {
-        let index: serde_json::Value = serde_json::from_slice(&index).unwrap_or_default();
-        let mut missing: Vec<&str> = index["weight_map"]
-            .as_object()
-            .map(|m| m.values().filter_map(|v| v.as_str()).collect())
-            .unwrap_or_default();
-        missing.retain(|shard| !weights.iter().any(|w| w.name == *shard));
-        missing.sort_unstable();
-        missing.dedup();
-        if !missing.is_empty() {
-            why.push(format!("shards {} are missing", missing.join(", ")));
-        }
-    }
+    why.extend(missing_shards(dir, &weights));
+    let tensors = read_tensors(dir, &weights, &mut why);
+    let counts = count_parameters(&tensors, quant);
+    let dtype = counts.dtype.or_else(|| {
+        config
+            .get("torch_dtype")
+            .and_then(|v| v.as_str())
+            .map(|d| d.replace("float", "f"))
+    });
+    Ok(Description {
+        format: Format::Folder,
+        architecture,
+        parameters: (!tensors.is_empty()).then_some(counts.parameters),
+        dtype,
+        quantization: quantization_label(quant, counts.quantized),
+        weights_bytes: weights.iter().map(|w| w.bytes).sum(),
+        bytes: files.iter().map(|f| f.bytes).sum(),
+        shape: config_shape(&config),
+        runnable: why.is_empty(),
+        not_runnable: (!why.is_empty()).then(|| why.join("; ")),
+        tensors: tensors.len(),
+        files,
+    })
+}
 
+/// The folder's `config.json`; without one (or with one that is not JSON) the folder is not a
+/// model.
+fn read_config(dir: &Path) -> Result<serde_json::Value, LibraryError> {
+    match std::fs::read(dir.join("config.json")) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| LibraryError::NotAModel {
+            path: dir.to_path_buf(),
+            detail: format!("config.json is not valid JSON ({e})"),
+        }),
+        Err(_) => Err(LibraryError::NotAModel {
+            path: dir.to_path_buf(),
+            detail: "a model folder has a config.json (and safetensors weights)".into(),
+        }),
+    }
+}
+
+/// The model's shape from `config.json` (or its `text_config`), when it states the sizes.
+fn config_shape(config: &serde_json::Value) -> Option<Shape> {
+    let text = config.get("text_config").unwrap_or(config);
+    let num = |k: &str| {
+        text.get(k)
+            .and_then(|v| v.as_u64())
+            .or_else(|| config.get(k)?.as_u64())
+    };
+    let hidden = num("hidden_size")?;
+    let heads = num("num_attention_heads")?;
+    Some(Shape {
+        layers: num("num_hidden_layers")?,
+        hidden,
+        heads,
+        kv_heads: num("num_key_value_heads").unwrap_or(heads),
+        head_dim: num("head_dim").unwrap_or(hidden / heads.max(1)),
+        vocab: num("vocab_size").unwrap_or(0),
+        context: num("max_position_embeddings"),
+    })
+}
+
+/// The shards `model.safetensors.index.json` names that are not among `weights`, as a reason
+/// the model cannot run.
+fn missing_shards(dir: &Path, weights: &[&ModelFileEntry]) -> Option<String> {
+    let index = std::fs::read(dir.join("model.safetensors.index.json")).ok()?;
+    let index: serde_json::Value = serde_json::from_slice(&index).unwrap_or_default();
+    let mut missing: Vec<&str> = index["weight_map"]
+        .as_object()
+        .map(|m| m.values().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    missing.retain(|shard| !weights.iter().any(|w| w.name == *shard));
+    missing.sort_unstable();
+    missing.dedup();
+    (!missing.is_empty()).then(|| format!("shards {} are missing", missing.join(", ")))
+}
+
+/// The tensors of every weight file's header; a file that cannot be read adds a reason to `why`.
+fn read_tensors(dir: &Path, weights: &[&ModelFileEntry], why: &mut Vec<String>) -> Vec<Tensor> {
     let mut tensors = Vec::new();
-    for w in &weights {
+    for w in weights {
         match safetensors_header(&dir.join(&w.name)) {
             Ok(t) => tensors.extend(t),
             Err(e) => why.push(format!(
@@ -278,11 +323,28 @@ fn describe_folder(dir: &Path, supported: &[String]) -> Result<Description, Libr
             )),
         }
     }
+    tensors
+}
+
+/// What the tensors of a folder add up to.
+struct ParameterCount {
+    /// Parameters, counting each packed quantized value (not the scales and biases).
+    parameters: u64,
+    /// The storage type of most unquantized parameters.
+    dtype: Option<String>,
+    /// Whether some weights are packed quantized values.
+    quantized: bool,
+}
+
+/// Counts the parameters of `tensors`; `quant` is the config's quantization (global bits,
+/// possibly overridden per layer).
+fn count_parameters(tensors: &[Tensor], quant: Option<&serde_json::Value>) -> ParameterCount {
+    let bits = quant.and_then(|q| q.get("bits")?.as_u64());
     let names: std::collections::HashSet<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
     let mut parameters = 0u64;
     let mut by_dtype: BTreeMap<String, u64> = BTreeMap::new();
     let mut quantized = false;
-    for t in &tensors {
+    for t in tensors {
         let elements: u64 = t.shape.iter().product();
         let prefix = t
             .name
@@ -317,48 +379,27 @@ fn describe_folder(dir: &Path, supported: &[String]) -> Result<Description, Libr
     let dtype = by_dtype
         .iter()
         .max_by_key(|(_, n)| **n)
-        .map(|(d, _)| d.clone())
-        .or_else(|| {
-            config
-                .get("torch_dtype")
-                .and_then(|v| v.as_str())
-                .map(|d| d.replace("float", "f"))
-        });
-    let quantization = match (bits, quantized || quant.is_some()) {
+        .map(|(d, _)| d.clone());
+    ParameterCount {
+        parameters,
+        dtype,
+        quantized,
+    }
+}
+
+/// `4-bit, group 64`, or `quantized` when the bits are not stated; `None` for float weights
+/// (no quantization in the config and no `packed` weights found).
+fn quantization_label(quant: Option<&serde_json::Value>, packed: bool) -> Option<String> {
+    let bits = quant.and_then(|q| q.get("bits")?.as_u64());
+    let group = quant.and_then(|q| q.get("group_size")?.as_u64());
+    match (bits, packed || quant.is_some()) {
         (Some(b), true) => Some(match group {
             Some(g) => format!("{b}-bit, group {g}"),
             None => format!("{b}-bit"),
         }),
         (None, true) => Some("quantized".into()),
         _ => None,
-    };
-    let shape = (|| {
-        let hidden = num("hidden_size")?;
-        let heads = num("num_attention_heads")?;
-        Some(Shape {
-            layers: num("num_hidden_layers")?,
-            hidden,
-            heads,
-            kv_heads: num("num_key_value_heads").unwrap_or(heads),
-            head_dim: num("head_dim").unwrap_or(hidden / heads.max(1)),
-            vocab: num("vocab_size").unwrap_or(0),
-            context: num("max_position_embeddings"),
-        })
-    })();
-    Ok(Description {
-        format: Format::Folder,
-        architecture,
-        parameters: (!tensors.is_empty()).then_some(parameters),
-        dtype,
-        quantization,
-        weights_bytes: weights.iter().map(|w| w.bytes).sum(),
-        bytes: files.iter().map(|f| f.bytes).sum(),
-        shape,
-        runnable: why.is_empty(),
-        not_runnable: (!why.is_empty()).then(|| why.join("; ")),
-        tensors: tensors.len(),
-        files,
-    })
+    }
 }
 
 /// Every file under `dir` (following links, as hub snapshots are links), by relative name.

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::{now_ms, path_text, Result, Store, StoreError};
+use crate::store::{now_ms, path_text, Store};
+use crate::{Result, StoreError};
 
 pub(crate) const V1: &str = "
 CREATE TABLE adapters (
@@ -111,7 +112,7 @@ mod tests {
 
     #[test]
     fn an_adapter_outlives_its_run() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         let run = store.create_run(&NewRun::default()).unwrap().id;
         let a = store
             .add_adapter(&NewAdapter {

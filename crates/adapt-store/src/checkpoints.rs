@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::{from_sql_u64, now_ms, path_text, to_sql_u64, Result, Store};
+use crate::store::{from_sql_u64, now_ms, path_text, to_sql_u64, Store};
+use crate::Result;
 
 pub(crate) const V1: &str = "
 CREATE TABLE checkpoints (
@@ -83,7 +84,7 @@ mod tests {
 
     #[test]
     fn the_latest_checkpoint_is_the_highest_step() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         let run = store.create_run(&NewRun::default()).unwrap().id;
         assert_eq!(store.latest_checkpoint(run).unwrap(), None);
         store.add_checkpoint(run, 200, "/r/200".as_ref()).unwrap();

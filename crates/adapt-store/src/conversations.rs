@@ -4,7 +4,8 @@
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::{now_ms, Result, Store, StoreError};
+use crate::store::{now_ms, Store};
+use crate::{Result, StoreError};
 
 pub(crate) const V1: &str = "
 CREATE TABLE conversations (
@@ -133,7 +134,7 @@ impl Store {
 mod tests {
     #[test]
     fn conversations_are_created_renamed_and_deleted() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         let c = store
             .create_conversation("New chat", Some("Be brief."), None, None)
             .unwrap();

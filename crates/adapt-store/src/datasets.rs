@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::{from_sql_u64, now_ms, path_text, to_sql_u64, Result, Store, StoreError};
+use crate::store::{from_sql_u64, now_ms, path_text, to_sql_u64, Store};
+use crate::{Result, StoreError};
 
 pub(crate) const V1: &str = "
 CREATE TABLE datasets (
@@ -110,7 +111,7 @@ mod tests {
 
     #[test]
     fn datasets_are_added_listed_and_removed() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         let a = store
             .add_dataset(&NewDataset {
                 name: "tickets".into(),

@@ -9,7 +9,8 @@ use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::runs::status_column;
-use crate::{from_sql_u64, now_ms, to_sql_u64, Result, Status, Store, StoreError};
+use crate::store::{from_sql_u64, now_ms, to_sql_u64, Store};
+use crate::{Result, Status, StoreError};
 
 pub(crate) const V1: &str = "
 CREATE TABLE jobs (

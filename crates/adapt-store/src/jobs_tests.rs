@@ -15,7 +15,7 @@ fn queued(store: &mut Store, run_id: Option<i64>) -> JobRecord {
 
 #[test]
 fn a_job_is_queued_started_advanced_and_finished() {
-    let (_dir, mut store) = crate::test_store();
+    let (_dir, mut store) = crate::migrations::test_store();
     let job = queued(&mut store, None);
     assert_eq!(job.status, Status::Queued);
     let running = store.start_job(job.id).unwrap();
@@ -39,7 +39,7 @@ fn a_job_is_queued_started_advanced_and_finished() {
 
 #[test]
 fn finishing_needs_a_final_status() {
-    let (_dir, mut store) = crate::test_store();
+    let (_dir, mut store) = crate::migrations::test_store();
     let job = queued(&mut store, None);
     let err = store.finish_job(job.id, Status::Running, None).unwrap_err();
     assert_eq!(err.code(), "store.invalid");
@@ -49,7 +49,7 @@ fn finishing_needs_a_final_status() {
 
 #[test]
 fn cancel_asks_a_running_job_and_ends_a_queued_one() {
-    let (_dir, mut store) = crate::test_store();
+    let (_dir, mut store) = crate::migrations::test_store();
     let waiting = queued(&mut store, None);
     let running = queued(&mut store, None);
     store.start_job(running.id).unwrap();
@@ -85,7 +85,7 @@ fn cancel_asks_a_running_job_and_ends_a_queued_one() {
 
 #[test]
 fn only_stale_running_jobs_are_interrupted_with_their_runs() {
-    let (_dir, mut store) = crate::test_store();
+    let (_dir, mut store) = crate::migrations::test_store();
     let run = store.create_run(&NewRun::default()).unwrap().id;
     store.set_run_status(run, Status::Running, None).unwrap();
     let dead = queued(&mut store, Some(run));
@@ -109,7 +109,7 @@ fn only_stale_running_jobs_are_interrupted_with_their_runs() {
 
 #[test]
 fn a_finished_job_finishes_its_run() {
-    let (_dir, mut store) = crate::test_store();
+    let (_dir, mut store) = crate::migrations::test_store();
     let run = store.create_run(&NewRun::default()).unwrap().id;
     store.set_run_status(run, Status::Running, None).unwrap();
     let job = queued(&mut store, Some(run));

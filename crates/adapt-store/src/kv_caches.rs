@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::{from_sql_u64, now_ms, path_text, to_sql_u64, Result, Store, StoreError};
+use crate::store::{from_sql_u64, now_ms, path_text, to_sql_u64, Store};
+use crate::{Result, StoreError};
 
 pub(crate) const V1: &str = "
 CREATE TABLE kv_caches (
@@ -169,7 +170,7 @@ mod tests {
 
     #[test]
     fn caches_are_found_only_by_their_whole_key() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         let c = store.create_conversation("c", None, None, None).unwrap().id;
         let base = store
             .put_kv_cache(&key(""), Some(c), "/c/1.safetensors".as_ref(), 120, 4096)

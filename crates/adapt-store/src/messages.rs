@@ -3,7 +3,8 @@
 use rusqlite::{params, Row};
 use serde::Serialize;
 
-use crate::{from_sql_u64, now_ms, to_sql_u64, Result, Store, StoreError};
+use crate::store::{from_sql_u64, now_ms, to_sql_u64, Store};
+use crate::{Result, StoreError};
 
 pub(crate) const V1: &str = "
 CREATE TABLE messages (
@@ -125,7 +126,7 @@ impl Store {
 mod tests {
     #[test]
     fn messages_are_numbered_in_order_and_go_with_their_conversation() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         let c = store.create_conversation("c", None, None, None).unwrap().id;
         store.append_message(c, "user", "Hi").unwrap();
         store.append_message(c, "assistant", "Hello!").unwrap();
@@ -151,7 +152,7 @@ mod tests {
 
     #[test]
     fn a_message_for_a_missing_conversation_is_refused() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         let err = store.append_message(5, "user", "hi").unwrap_err();
         assert_eq!(err.code(), "store.not_found");
     }

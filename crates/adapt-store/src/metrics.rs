@@ -6,7 +6,8 @@
 use rusqlite::{params, Row};
 use serde::Serialize;
 
-use crate::{from_sql_u64, now_ms, to_sql_u64, Result, Store};
+use crate::store::{from_sql_u64, now_ms, to_sql_u64, Store};
+use crate::Result;
 
 pub(crate) const V1: &str = "
 CREATE TABLE run_metrics (
@@ -141,7 +142,7 @@ mod tests {
 
     #[test]
     fn metrics_come_back_in_step_order_and_after_a_step() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         let run = store.create_run(&NewRun::default()).unwrap().id;
         assert_eq!(store.last_metric_step(run).unwrap(), None);
         store.add_metrics(run, &[metric(2), metric(1)]).unwrap();
@@ -154,7 +155,7 @@ mod tests {
 
     #[test]
     fn a_repeated_step_replaces_the_old_row() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         let run = store.create_run(&NewRun::default()).unwrap().id;
         store.add_metrics(run, &[metric(1)]).unwrap();
         let again = Metric {
@@ -169,7 +170,7 @@ mod tests {
 
     #[test]
     fn metrics_of_a_missing_run_are_refused_and_deleting_a_run_drops_them() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         let err = store.add_metrics(99, &[metric(1)]).unwrap_err();
         assert_eq!(err.code(), "store.constraint");
         let run = store.create_run(&NewRun::default()).unwrap().id;

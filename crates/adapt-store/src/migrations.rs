@@ -10,12 +10,18 @@
 //! To change the schema: add `V2` (SQL) to the table's module, append
 //! `Migration { version: 2, steps: &[that::V2] }` here, and add a version-1 seed to
 //! `tests/migrations.rs`; the tests then check upgrades from every earlier version.
+//!
+//! [`Store::open`] lives here too: opening a database means connecting to it and running
+//! these migrations.
+
+use std::path::Path;
 
 use rusqlite::TransactionBehavior;
 
+use crate::store::Store;
 use crate::{
     adapters, checkpoints, conversations, datasets, jobs, kv_caches, messages, metrics, models,
-    runs, settings, Result, Store, StoreError,
+    runs, settings, Result, StoreError,
 };
 
 /// One schema version: the SQL that takes the previous version to this one.
@@ -51,8 +57,33 @@ pub const MIGRATIONS: &[Migration] = &[
 /// The newest schema version this build knows.
 pub const LATEST: u32 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
+impl Store {
+    /// Opens the database at `path` (creating it and its directory if needed) and migrates it
+    /// to the latest schema.
+    pub fn open(path: &Path) -> Result<Store> {
+        Store::open_at(path, LATEST)
+    }
+
+    /// Opens the database and migrates it to schema `version` only. For tests of upgrades
+    /// from earlier versions; the product always uses [`Store::open`].
+    #[doc(hidden)]
+    pub fn open_at(path: &Path, version: u32) -> Result<Store> {
+        let mut store = Store::connect(path)?;
+        migrate(&mut store, version)?;
+        Ok(store)
+    }
+}
+
+/// A store in a fresh temporary directory, for the table modules' tests.
+#[cfg(test)]
+pub(crate) fn test_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("adapt.db")).unwrap();
+    (dir, store)
+}
+
 /// Brings the database to schema `target` (at most [`LATEST`]).
-pub(crate) fn migrate(store: &mut Store, target: u32) -> Result<()> {
+fn migrate(store: &mut Store, target: u32) -> Result<()> {
     if target > LATEST {
         return Err(StoreError::Invalid(format!(
             "schema version {target} does not exist (the latest is {LATEST})"
@@ -157,7 +188,7 @@ mod tests {
 
     #[test]
     fn opening_twice_migrates_once() {
-        let (dir, store) = crate::test_store();
+        let (dir, store) = test_store();
         assert_eq!(store.schema_version().unwrap(), LATEST);
         let again = Store::open(&dir.path().join("adapt.db")).unwrap();
         assert_eq!(again.schema_dump().unwrap(), store.schema_dump().unwrap());

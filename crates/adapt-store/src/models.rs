@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::{from_sql_u64, now_ms, path_text, to_sql_u64, Result, Store, StoreError};
+use crate::store::{from_sql_u64, now_ms, path_text, to_sql_u64, Store};
+use crate::{Result, StoreError};
 
 pub(crate) const V1: &str = "
 CREATE TABLE models (
@@ -128,7 +129,7 @@ mod tests {
 
     #[test]
     fn adding_the_same_path_twice_updates_one_row() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         let new = NewModel {
             name: "SmolLM2".into(),
             path: "/m/smol.gguf".into(),

@@ -4,7 +4,8 @@
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::{now_ms, Result, Store, StoreError};
+use crate::store::{now_ms, Store};
+use crate::{Result, StoreError};
 
 pub(crate) const V1: &str = "
 CREATE TABLE runs (
@@ -210,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_run_moves_through_its_statuses() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         let run = store
             .create_run(&NewRun {
                 name: "first".into(),
@@ -237,7 +238,7 @@ mod tests {
 
     #[test]
     fn missing_runs_are_not_found() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         assert_eq!(store.run(7).unwrap_err().code(), "store.not_found");
         let err = store.set_run_status(7, Status::Running, None).unwrap_err();
         assert_eq!(err.code(), "store.not_found");
@@ -254,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_run_that_references_a_missing_model_is_refused() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         let err = store
             .create_run(&NewRun {
                 name: "x".into(),

@@ -2,7 +2,8 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::{Result, Store};
+use crate::store::Store;
+use crate::Result;
 
 pub(crate) const V1: &str = "
 CREATE TABLE settings (
@@ -43,7 +44,7 @@ impl Store {
 mod tests {
     #[test]
     fn settings_are_set_replaced_and_removed() {
-        let (_dir, mut store) = crate::test_store();
+        let (_dir, mut store) = crate::migrations::test_store();
         assert_eq!(store.setting("models_dir").unwrap(), None);
         store.set_setting("models_dir", "/a").unwrap();
         store.set_setting("models_dir", "/b").unwrap();

@@ -1,4 +1,4 @@
-//! Rebuilding a tokenizer from llama.cpp's GGUF metadata.
+//! Rebuilding a tokenizer from llama.cpp's GGUF metadata: [`Tokenizer::from_gguf`].
 //!
 //! * `tokenizer.ggml.model = "gpt2"`: byte-level BPE from `tokenizer.ggml.tokens` and
 //!   `tokenizer.ggml.merges`; the pre-tokenizer is chosen from `tokenizer.ggml.pre` as llama.cpp
@@ -83,7 +83,17 @@ const PRE_TOKENIZERS: &[(&str, PreKind)] = &[
     ("llama4", PreKind::Regex(GPT4O_SPLIT)),
 ];
 
-pub(crate) fn build(g: &GgufFile) -> Result<Tokenizer, TextError> {
+impl Tokenizer {
+    /// Builds the tokenizer described by a GGUF file's `tokenizer.*` metadata.
+    ///
+    /// Supports `tokenizer.ggml.model` = `gpt2` (byte-level BPE, with the pre-tokenizer named by
+    /// `tokenizer.ggml.pre`) and, best-effort, `llama` (SentencePiece BPE with byte fallback).
+    pub fn from_gguf(gguf: &GgufFile) -> Result<Tokenizer, TextError> {
+        build(gguf)
+    }
+}
+
+fn build(g: &GgufFile) -> Result<Tokenizer, TextError> {
     let path = || g.path().to_path_buf();
     let model = g
         .get_str("tokenizer.ggml.model")

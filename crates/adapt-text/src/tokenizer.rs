@@ -1,8 +1,9 @@
 //! [`Tokenizer`]: text ⇄ token ids, built from a GGUF file or from Hugging Face files.
 //!
 //! The flow:
-//! 1. **Load.** [`Tokenizer::from_gguf`] rebuilds the tokenizer that llama.cpp describes in GGUF
-//!    metadata (vocabulary, merges, token types, special ids, pre-tokenizer name);
+//! 1. **Load.** [`Tokenizer::from_gguf`] (in the `gguf` module) rebuilds the tokenizer that
+//!    llama.cpp describes in GGUF metadata (vocabulary, merges, token types, special ids,
+//!    pre-tokenizer name);
 //!    [`Tokenizer::from_files`] loads a Hugging Face `tokenizer.json` plus the optional
 //!    `tokenizer_config.json` (special tokens, `add_bos_token`, chat template) and the sibling
 //!    `config.json`, `generation_config.json` and `chat_template.jinja` when present. Both end
@@ -63,14 +64,6 @@ pub(crate) struct Parts {
 }
 
 impl Tokenizer {
-    /// Builds the tokenizer described by a GGUF file's `tokenizer.*` metadata.
-    ///
-    /// Supports `tokenizer.ggml.model` = `gpt2` (byte-level BPE, with the pre-tokenizer named by
-    /// `tokenizer.ggml.pre`) and, best-effort, `llama` (SentencePiece BPE with byte fallback).
-    pub fn from_gguf(gguf: &adapt_gguf::GgufFile) -> Result<Tokenizer, TextError> {
-        crate::gguf::build(gguf)
-    }
-
     /// Loads a Hugging Face `tokenizer.json`, with `tokenizer_config.json` if given.
     ///
     /// Also reads, when they sit next to `tokenizer.json`: `chat_template.jinja` (which takes

@@ -1,10 +1,14 @@
 //! The completion frame spliced around its special tokens: the tokenizer splits text at special
 //! tokens first and tokenizes each run between them on its own, so a rendered completion's ids
 //! are the ids of its runs joined. Runs without the prompt or completion are tokenized once at
-//! load; per example only the runs holding its text are. [`Splice::new`] switches this on only
-//! when it reproduces the plain path exactly on probe pairs.
+//! load; per example only the runs holding its text are. The text model keeps a splice only
+//! when it reproduces the plain path exactly on [`SPLICE_PROBES`].
 
-use super::*;
+use adapt_text::Tokenizer;
+
+use super::frame::{COMPLETION_SLOT, PROMPT_SLOT};
+use super::segment::{RenderOptions, Segment, Tokenized};
+use crate::error::{At, DataError};
 
 /// Which example text fills a slot of the completion frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +54,7 @@ pub(super) struct Splice {
 }
 
 /// Probe (prompt, completion) pairs on which the splice must match whole-segment tokenization.
-const SPLICE_PROBES: &[(&str, &str)] = &[
+pub(super) const SPLICE_PROBES: &[(&str, &str)] = &[
     ("Hi", "Hello!"),
     ("", ""),
     (" ", " "),
@@ -65,8 +69,9 @@ const SPLICE_PROBES: &[(&str, &str)] = &[
 ];
 
 impl Splice {
-    pub(super) fn new(model: &TextModel, frame: &[Segment]) -> Option<Splice> {
-        let tk = model.tokenizer();
+    /// The splice of `frame`, or `None` when a special token starts with a slot mark's
+    /// character or a run cannot be tokenized.
+    pub(super) fn new(tk: &Tokenizer, frame: &[Segment]) -> Option<Splice> {
         let mut specials: Vec<(String, u32)> = (0..tk.vocab_size() as u32)
             .filter(|&id| tk.is_special(id))
             .filter_map(|id| tk.id_to_token(id).map(|t| (t, id)))
@@ -91,7 +96,7 @@ impl Splice {
             while !rest.is_empty() {
                 match specials.iter().find(|(t, _)| rest.starts_with(t.as_str())) {
                     Some((t, id)) => {
-                        parts.push(Splice::run(model, &std::mem::take(&mut run))?);
+                        parts.push(Splice::run(tk, &std::mem::take(&mut run))?);
                         parts.push(Part::Ids(vec![*id]));
                         rest = &rest[t.len()..];
                     }
@@ -102,43 +107,20 @@ impl Splice {
                     }
                 }
             }
-            parts.push(Splice::run(model, &run)?);
+            parts.push(Splice::run(tk, &run)?);
             parts.retain(|p| !matches!(p, Part::Ids(ids) if ids.is_empty()));
             segments.push((parts, seg.trained));
         }
-        let splice = Splice { segments, starts };
-        let at = At::new("", 0);
-        for (p, c) in SPLICE_PROBES {
-            if !(splice.accepts(p) && splice.accepts(c)) {
-                continue;
-            }
-            let example = Example::Completion {
-                prompt: (*p).to_string(),
-                completion: (*c).to_string(),
-            };
-            for mask_prompt in [true, false] {
-                let opts = RenderOptions {
-                    mask_prompt,
-                    completions_as_chat: true,
-                };
-                let plain = model.tokenize_unspliced(&example, &opts, &at).ok()?;
-                let mut fast = splice.tokenize(model, p, c, &opts, &at).ok()?;
-                model.end_with_eos(&mut fast, true);
-                if fast != plain {
-                    return None;
-                }
-            }
-        }
-        Some(splice)
+        Some(Splice { segments, starts })
     }
 
     /// A run of frame text between special tokens: its ids, or its pieces if it holds a slot.
-    fn run(model: &TextModel, text: &str) -> Option<Part> {
+    fn run(tk: &Tokenizer, text: &str) -> Option<Part> {
         if !text.contains(PROMPT_SLOT) && !text.contains(COMPLETION_SLOT) {
             if text.is_empty() {
                 return Some(Part::Ids(Vec::new()));
             }
-            return model.tokenizer().encode(text, false).ok().map(Part::Ids);
+            return tk.encode(text, false).ok().map(Part::Ids);
         }
         let mut pieces = Vec::new();
         let mut rest = text;
@@ -171,7 +153,7 @@ impl Splice {
     /// The ids and mask of the filled frame (before any EOS is added).
     pub(super) fn tokenize(
         &self,
-        model: &TextModel,
+        tk: &Tokenizer,
         prompt: &str,
         completion: &str,
         opts: &RenderOptions,
@@ -196,11 +178,9 @@ impl Splice {
                         if text.is_empty() {
                             continue;
                         }
-                        let ids = model.tokenizer().encode(&text, false).map_err(|e| {
-                            DataError::Tokenize {
-                                at: at.clone(),
-                                message: e.to_string(),
-                            }
+                        let ids = tk.encode(&text, false).map_err(|e| DataError::Tokenize {
+                            at: at.clone(),
+                            message: e.to_string(),
                         })?;
                         out.mask.extend(std::iter::repeat_n(trained, ids.len()));
                         out.tokens.extend(ids);
@@ -213,8 +193,4 @@ impl Splice {
         }
         Ok(out)
     }
-}
-
-pub(super) fn has_slot_marks(text: &str) -> bool {
-    text.contains('\u{E000}')
 }
