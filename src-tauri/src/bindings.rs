@@ -7,11 +7,11 @@
 mod tests {
     use adapt_api::datasets::InspectReport;
     use adapt_api::{
-        ApiError, CacheKey, Calibration, ChatId, ChatMessage, ChatOptions, ChatState,
-        ConvertReport, ErrorCode, GenerateParams, Generation, GenerationEvent, GenerationStats,
-        ModelDetails, ModelEntry, ModelInfo, Overflow, PullEvent, RunDetails, RunRecord,
-        SamplingParams, SavedChat, SavedConversation, StopReason, TrainCheck, TrainForm, TrainPlan,
-        TrainPreset, TrainProgress, Variant,
+        AdapterRecord, ApiError, CacheKey, Calibration, ChatId, ChatMessage, ChatOptions,
+        ChatState, ConvertReport, DatasetRecord, ErrorCode, GenerateParams, Generation,
+        GenerationEvent, GenerationStats, ModelDetails, ModelEntry, ModelInfo, Overflow, PullEvent,
+        RunDetails, RunRecord, SamplingParams, SavedChat, SavedConversation, StopReason,
+        TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress, Variant,
     };
     use std::collections::BTreeMap;
 
@@ -56,6 +56,8 @@ mod tests {
             ModelDetails,
             RunRecord,
             RunDetails,
+            DatasetRecord,
+            AdapterRecord,
             InspectReport,
             TrainForm,
             TrainPreset,

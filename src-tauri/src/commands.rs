@@ -9,7 +9,9 @@ use adapt_api::{
     Generation, GenerationEvent, ModelDetails, ModelInfo, RunDetails, RunRecord, SavedChat,
     SavedConversation, TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress,
 };
-use adapt_api::{Calibration, ConvertReport, ModelEntry, PullEvent, Variant};
+use adapt_api::{
+    AdapterRecord, Calibration, ConvertReport, DatasetRecord, ModelEntry, PullEvent, Variant,
+};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -199,6 +201,18 @@ pub async fn close_chat(shared: State<'_, Shared>, chat: ChatId) -> Answer<Optio
     on_worker(&shared, move |a| a.close_chat(chat)).await
 }
 
+/// The datasets looked at or trained on, the most recent first.
+#[tauri::command]
+pub async fn list_datasets(shared: State<'_, Shared>) -> Answer<Vec<DatasetRecord>> {
+    on_worker(&shared, |a| a.datasets()).await
+}
+
+/// The adapters training runs left, newest first.
+#[tauri::command]
+pub async fn list_adapters(shared: State<'_, Shared>) -> Answer<Vec<AdapterRecord>> {
+    on_worker(&shared, |a| a.adapters()).await
+}
+
 #[tauri::command]
 pub async fn list_runs(shared: State<'_, Shared>) -> Answer<Vec<RunRecord>> {
     on_worker(&shared, |a| a.runs()).await
@@ -216,7 +230,7 @@ pub async fn inspect_dataset(
     max_seq_length: Option<u32>,
     csv: Option<CsvOptions>,
 ) -> Answer<InspectReport> {
-    on_worker(&shared, move |_| {
+    on_worker(&shared, move |a| {
         let path = dataset_file(path)?;
         let model = model
             .map(|m| datasets::load_text_model(m.as_ref()))
@@ -229,7 +243,7 @@ pub async fn inspect_dataset(
             opts.max_seq_length = n;
         }
         opts.import.csv = csv.unwrap_or_default();
-        datasets::inspect(&path, &opts, model.as_ref(), 5, &mut |_| {})
+        a.inspect_dataset(&path, &opts, model.as_ref(), 5, &mut |_| {})
     })
     .await
 }

@@ -38,6 +38,8 @@ fn main() {
             commands::list_chats,
             commands::fork_chat,
             commands::close_chat,
+            commands::list_datasets,
+            commands::list_adapters,
             commands::list_runs,
             commands::run_details,
             commands::inspect_dataset,

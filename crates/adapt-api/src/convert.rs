@@ -11,6 +11,9 @@ use adapt_engine::quantize::{quantize_folder, Target};
 
 use crate::adapt::Adapt;
 use crate::error::{ApiError, ErrorCode};
+use crate::models::record_model;
+use crate::train_form::supported;
+use adapt_library::describe;
 
 impl Adapt {
     /// Converts the GGUF file `src` into the MLX model folder `out`; `on_step` hears each step.
@@ -117,7 +120,7 @@ impl Adapt {
                 ),
             ));
         }
-        match variant {
+        let report = match variant {
             Variant::Mlx => self.convert_model(src, &out, on_step),
             Variant::Quantized { bits } if [4, 8].contains(&bits) => {
                 let spec = adapt_engine::models::layers::QuantSpec {
@@ -133,6 +136,10 @@ impl Adapt {
             Variant::Dequantized => {
                 self.quantize_model(src, &out, Target::Dequantize, false, on_step)
             }
-        }
+        }?;
+        let name = variant.folder_name(src);
+        let description = describe(&out, &supported())?;
+        record_model(&mut *self.store()?, &name, &out, &description, "converted")?;
+        Ok(report)
     }
 }

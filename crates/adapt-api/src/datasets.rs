@@ -11,7 +11,9 @@ pub use adapt_data::{
     SplitRatios, TextModel, TokenCache,
 };
 
+use crate::adapt::Adapt;
 use crate::error::{ApiError, ErrorCode};
+pub use adapt_store::DatasetRecord;
 
 /// The tokenizer and chat template of the model at `model` (a GGUF file or a model folder).
 pub fn load_text_model(model: &Path) -> Result<TextModel, ApiError> {
@@ -21,6 +23,41 @@ pub fn load_text_model(model: &Path) -> Result<TextModel, ApiError> {
 /// Where prepared datasets are kept (see `adapt_paths::dataset_cache`).
 pub fn default_cache_root() -> Result<PathBuf, ApiError> {
     Ok(adapt_paths::dataset_cache(&adapt_paths::Env::current())?)
+}
+
+impl Adapt {
+    /// [`inspect`], and the file recorded among the datasets (the most recently seen first).
+    pub fn inspect_dataset(
+        &self,
+        path: &Path,
+        opts: &DataOptions,
+        model: Option<&TextModel>,
+        samples: usize,
+        on_progress: &mut dyn FnMut(Progress),
+    ) -> Result<InspectReport, ApiError> {
+        let report = inspect(path, opts, model, samples, on_progress)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let format = report
+            .file
+            .format
+            .map(|f| format!("{f:?}").to_lowercase())
+            .unwrap_or_else(|| format!("{:?}", report.file.kind).to_lowercase());
+        self.store()?.add_dataset(&adapt_store::NewDataset {
+            name,
+            path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+            format,
+            n_examples: Some(report.file.examples),
+        })?;
+        Ok(report)
+    }
+
+    /// The datasets seen (inspected or trained on), the most recent first.
+    pub fn datasets(&self) -> Result<Vec<DatasetRecord>, ApiError> {
+        Ok(self.store()?.datasets()?)
+    }
 }
 
 /// Format, counts, errors, token statistics (with a model) and the first `samples` examples of

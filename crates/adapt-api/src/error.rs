@@ -51,7 +51,6 @@ error_codes! {
     ApiNoSavedChat = "api.no_saved_chat",
     ApiThread = "api.thread",
     AppNotADataset = "app.not_a_dataset",
-    AppNotRunning = "app.not_running",
     AppWorker = "app.worker",
     CliUsage = "cli.usage",
     ConvertExists = "convert.exists",

@@ -54,7 +54,7 @@ pub use adapt_library::{
 };
 pub use adapt_paths::hub::HubModel;
 pub use adapt_paths::DataDir;
-pub use adapt_store::{CheckpointRecord, Metric, RunRecord};
+pub use adapt_store::{AdapterRecord, CheckpointRecord, DatasetRecord, Metric, RunRecord};
 pub use budgets::{CacheBudgets, DEFAULT_DISK_BUDGET, DEFAULT_MEMORY_BUDGET};
 pub use chats::ChatState;
 pub use convert::{FuseReport, Variant};

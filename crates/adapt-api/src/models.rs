@@ -10,12 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use adapt_hub::{HubClient, PullProgress, PullRequest, Pulled, RepoSpec};
-use adapt_library::{fit, Fit, FitOptions, Library, Memory, ModelEntry};
+use adapt_library::{describe, fit, Description, Fit, FitOptions, Library, Memory, ModelEntry};
 use serde::Serialize;
 
 use crate::adapt::Adapt;
 use crate::error::{ApiError, ErrorCode};
 use crate::jobs::{JobContext, JobEvent, JobHandle, JobKind, JobStatus};
+use crate::train_form::supported;
 
 /// A model with its memory fit on this machine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -140,14 +141,31 @@ impl Adapt {
         })
     }
 
-    /// Copies a model folder or GGUF file into the models cache.
+    /// Copies a model folder or GGUF file into the models cache, and records it with the
+    /// files it wrote.
     pub fn import_model(&self, path: &Path) -> Result<ModelEntry, ApiError> {
-        Ok(self.library().import(path)?)
+        let entry = self.library().import(path)?;
+        record_model(
+            &mut *self.store()?,
+            &entry.name,
+            &entry.path,
+            &entry.description,
+            "imported",
+        )?;
+        Ok(entry)
     }
 
-    /// Deletes a model of ours; models in the Hugging Face cache are refused.
+    /// Deletes a model of ours (and its record); models in the Hugging Face cache are refused.
     pub fn remove_model(&self, name: &str) -> Result<ModelEntry, ApiError> {
-        Ok(self.library().remove(name)?)
+        let entry = self.library().remove(name)?;
+        let mut store = self.store()?;
+        let root = model_root(&entry.path);
+        for record in store.models()? {
+            if record.path == entry.path || record.path == root {
+                store.remove_model(record.id)?;
+            }
+        }
+        Ok(entry)
     }
 
     /// Starts pulling `spec` (`ORG/NAME[@REVISION]`; `file`: one file alone, e.g. a GGUF)
@@ -188,6 +206,11 @@ impl Adapt {
                 },
                 &|| ctx.is_cancelled(),
             )?;
+            // The repository's folder in the hub layout holds every file the pull wrote.
+            let repo = done.snapshot.parent().and_then(Path::parent);
+            if let (Some(repo), Ok(d)) = (repo, describe(&done.snapshot, &supported())) {
+                record_model(&mut *ctx.store(), &request.spec.repo, repo, &d, "pulled")?;
+            }
             *result.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
             Ok(())
         };
@@ -242,4 +265,60 @@ pub fn find_models(dir: &Path) -> Vec<ModelFile> {
         .collect();
     found.sort_by(|a, b| a.path.cmp(&b.path));
     found
+}
+
+/// Records a model Adapt put into the library at `root` (a file, or a folder whose every file
+/// Adapt wrote) as `origin`, with those files.
+pub(crate) fn record_model(
+    store: &mut adapt_store::Store,
+    name: &str,
+    root: &Path,
+    description: &Description,
+    origin: &str,
+) -> Result<(), ApiError> {
+    let files = if root.is_dir() {
+        files_under(root, root)
+    } else {
+        vec![".".to_string()]
+    };
+    store.add_model(&adapt_store::NewModel {
+        name: name.to_string(),
+        path: root.to_path_buf(),
+        format: format!("{:?}", description.format).to_lowercase(),
+        architecture: description.architecture.clone(),
+        bytes: description.bytes,
+        origin: origin.into(),
+        files,
+    })?;
+    Ok(())
+}
+
+/// The files under `dir` (links not followed), relative to `root`, sorted.
+fn files_under(root: &Path, dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => out.extend(files_under(root, &path)),
+            Ok(_) => out.extend(
+                path.strip_prefix(root)
+                    .ok()
+                    .map(|p| p.to_string_lossy().into_owned()),
+            ),
+            Err(_) => {}
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The folder a model's files were recorded under: a pulled snapshot's repository folder, else
+/// the path itself.
+fn model_root(path: &Path) -> PathBuf {
+    match path.parent().and_then(Path::parent) {
+        Some(repo) if path.parent().and_then(Path::file_name) == Some("snapshots".as_ref()) => {
+            repo.to_path_buf()
+        }
+        _ => path.to_path_buf(),
+    }
 }

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use adapt_paths::hub::{hub_cache, hub_models, HubModel};
-use adapt_store::{CancelOutcome, CheckpointRecord, JobRecord, Metric, RunRecord, Status};
+use adapt_store::{
+    AdapterRecord, CancelOutcome, CheckpointRecord, JobRecord, Metric, RunRecord, Status,
+};
 use serde::Serialize;
 
 use crate::adapt::Adapt;
@@ -47,6 +49,18 @@ impl Adapt {
             jobs,
             run,
         })
+    }
+
+    /// The adapters training runs left (their folders still there), newest first.
+    pub fn adapters(&self) -> Result<Vec<AdapterRecord>, ApiError> {
+        let mut adapters: Vec<AdapterRecord> = self
+            .store()?
+            .adapters()?
+            .into_iter()
+            .filter(|a| a.path.join("adapter_config.json").is_file())
+            .collect();
+        adapters.sort_by_key(|a| std::cmp::Reverse(a.id));
+        Ok(adapters)
     }
 
     /// Every job, newest first, after marking those whose process died as interrupted.

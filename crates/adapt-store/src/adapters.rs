@@ -30,6 +30,7 @@ pub struct NewAdapter {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AdapterRecord {
     pub id: i64,
     pub name: String,

@@ -1,5 +1,5 @@
-//! `datasets`: the files a person imported to train on (CSV or JSONL), their format and how
-//! many examples they hold.
+//! `datasets`: the files a person looked at or trained on (CSV or JSONL), their format and how
+//! many examples they hold; one row per path, the most recently seen first.
 
 use std::path::PathBuf;
 
@@ -20,6 +20,12 @@ CREATE TABLE datasets (
 );
 ";
 
+/// One row per path (the newest kept), so seeing a file again updates its row.
+pub(crate) const V3: &str = "
+DELETE FROM datasets WHERE id NOT IN (SELECT MAX(id) FROM datasets GROUP BY path);
+CREATE UNIQUE INDEX datasets_path ON datasets(path);
+";
+
 #[derive(Debug, Clone, Default)]
 pub struct NewDataset {
     pub name: String,
@@ -30,6 +36,7 @@ pub struct NewDataset {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DatasetRecord {
     pub id: i64,
     pub name: String,
@@ -53,10 +60,13 @@ fn record(row: &Row<'_>) -> rusqlite::Result<DatasetRecord> {
 }
 
 impl Store {
+    /// Adds `dataset`, or updates the row of its path (which then counts as the newest).
     pub fn add_dataset(&mut self, dataset: &NewDataset) -> Result<DatasetRecord> {
         self.conn.execute(
             "INSERT INTO datasets (name, path, format, n_examples, added_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+             VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT(path) DO UPDATE SET name = excluded.name, format = excluded.format, \
+             n_examples = excluded.n_examples, added_at = excluded.added_at",
             params![
                 dataset.name,
                 path_text(&dataset.path),
@@ -65,7 +75,12 @@ impl Store {
                 now_ms()
             ],
         )?;
-        self.dataset(self.conn.last_insert_rowid())
+        let id: i64 = self.conn.query_row(
+            "SELECT id FROM datasets WHERE path = ?1",
+            [path_text(&dataset.path)],
+            |row| row.get(0),
+        )?;
+        self.dataset(id)
     }
 
     pub fn dataset(&self, id: i64) -> Result<DatasetRecord> {
@@ -82,11 +97,11 @@ impl Store {
             })
     }
 
-    /// Every dataset, newest first.
+    /// Every dataset, the most recently seen first.
     pub fn datasets(&self) -> Result<Vec<DatasetRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {COLUMNS} FROM datasets ORDER BY id DESC"))?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM datasets ORDER BY added_at DESC, id DESC"
+        ))?;
         let rows = stmt.query_map([], record)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -122,6 +137,20 @@ mod tests {
             .unwrap();
         assert_eq!(a.n_examples, Some(1200));
         assert_eq!(store.datasets().unwrap(), vec![a.clone()]);
+        // Seeing the same file again updates its row.
+        let again = store
+            .add_dataset(&NewDataset {
+                n_examples: Some(1300),
+                ..NewDataset {
+                    name: "tickets".into(),
+                    path: "/d/tickets.jsonl".into(),
+                    format: "chat".into(),
+                    n_examples: None,
+                }
+            })
+            .unwrap();
+        assert_eq!((again.id, again.n_examples), (a.id, Some(1300)));
+        assert_eq!(store.datasets().unwrap(), vec![again.clone()]);
         store.remove_dataset(a.id).unwrap();
         assert_eq!(store.dataset(a.id).unwrap_err().code(), "store.not_found");
     }

@@ -52,6 +52,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         steps: &[metrics::V2],
     },
+    Migration {
+        version: 3,
+        steps: &[models::V3, datasets::V3],
+    },
 ];
 
 /// The newest schema version this build knows.

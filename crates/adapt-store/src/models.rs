@@ -1,6 +1,7 @@
-//! `models`: the model library — each model a file or folder on disk (GGUF, a Hugging Face
-//! folder, an MLX folder), with what its header says. Adding a path that is already known
-//! updates that row.
+//! `models`: the models Adapt put in its library — each a file or folder on disk (GGUF, a
+//! Hugging Face folder, an MLX folder) with what its header says, how it came (imported,
+//! pulled, converted) and the files Adapt wrote for it, the only ones it may delete. Adding a
+//! path that is already known updates that row.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,13 @@ CREATE TABLE models (
 );
 ";
 
+/// How Adapt came to hold a model, and the files it wrote for it (JSON, paths relative to the
+/// model's path: `["."]` for a file, the folder's files for a folder).
+pub(crate) const V3: &str = "
+ALTER TABLE models ADD COLUMN origin TEXT NOT NULL DEFAULT 'imported';
+ALTER TABLE models ADD COLUMN files TEXT NOT NULL DEFAULT '[]';
+";
+
 /// A model to add to the library.
 #[derive(Debug, Clone, Default)]
 pub struct NewModel {
@@ -31,6 +39,10 @@ pub struct NewModel {
     pub format: String,
     pub architecture: Option<String>,
     pub bytes: u64,
+    /// `imported`, `pulled` or `converted`.
+    pub origin: String,
+    /// The files Adapt wrote, relative to `path` (`.` for the path itself).
+    pub files: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -42,9 +54,11 @@ pub struct ModelRecord {
     pub architecture: Option<String>,
     pub bytes: u64,
     pub added_at: i64,
+    pub origin: String,
+    pub files: Vec<String>,
 }
 
-const COLUMNS: &str = "id, name, path, format, architecture, bytes, added_at";
+const COLUMNS: &str = "id, name, path, format, architecture, bytes, added_at, origin, files";
 
 fn record(row: &Row<'_>) -> rusqlite::Result<ModelRecord> {
     Ok(ModelRecord {
@@ -55,6 +69,8 @@ fn record(row: &Row<'_>) -> rusqlite::Result<ModelRecord> {
         architecture: row.get(4)?,
         bytes: from_sql_u64(row.get(5)?),
         added_at: row.get(6)?,
+        origin: row.get(7)?,
+        files: serde_json::from_str(&row.get::<_, String>(8)?).unwrap_or_default(),
     })
 }
 
@@ -63,17 +79,20 @@ impl Store {
     pub fn add_model(&mut self, model: &NewModel) -> Result<ModelRecord> {
         let path = path_text(&model.path);
         self.conn.execute(
-            "INSERT INTO models (name, path, format, architecture, bytes, added_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+            "INSERT INTO models (name, path, format, architecture, bytes, added_at, origin, files) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
              ON CONFLICT(path) DO UPDATE SET name = excluded.name, format = excluded.format, \
-             architecture = excluded.architecture, bytes = excluded.bytes",
+             architecture = excluded.architecture, bytes = excluded.bytes, \
+             origin = excluded.origin, files = excluded.files",
             params![
                 model.name,
                 path,
                 model.format,
                 model.architecture,
                 to_sql_u64(model.bytes),
-                now_ms()
+                now_ms(),
+                model.origin,
+                serde_json::to_string(&model.files).unwrap_or_else(|_| "[]".into()),
             ],
         )?;
         self.model_at(&model.path)?
@@ -136,6 +155,8 @@ mod tests {
             format: "gguf".into(),
             architecture: Some("llama".into()),
             bytes: 100,
+            origin: "imported".into(),
+            files: vec![".".into()],
         };
         let first = store.add_model(&new).unwrap();
         let second = store
@@ -146,6 +167,10 @@ mod tests {
             .unwrap();
         assert_eq!(first.id, second.id);
         assert_eq!(second.bytes, 200);
+        assert_eq!(
+            (second.origin.as_str(), second.files.clone()),
+            ("imported", vec![".".to_string()])
+        );
         assert_eq!(store.models().unwrap(), vec![second.clone()]);
         assert_eq!(store.model(first.id).unwrap(), second);
         store.remove_model(first.id).unwrap();

@@ -45,10 +45,10 @@ const SEEDS: &[Seed] = &[
         INSERT INTO settings (key, value) VALUES ('models_dir', '/models');
     ",
         check: |store| {
-            assert_eq!(
-                store.model(1).unwrap().architecture.as_deref(),
-                Some("llama")
-            );
+            let model = store.model(1).unwrap();
+            assert_eq!(model.architecture.as_deref(), Some("llama"));
+            // Models added before version 3 count as imported, with no files of Adapt's.
+            assert_eq!((model.origin.as_str(), model.files.len()), ("imported", 0));
             assert_eq!(store.dataset(1).unwrap().n_examples, Some(10));
             let run = store.run(1).unwrap();
             assert_eq!(
@@ -78,6 +78,9 @@ const SEEDS: &[Seed] = &[
                                  iterations_per_second, trained_tokens, probes)
             VALUES (2, 10, 1.0, 1.5, 1.7, 0.0001, 300.0, 1000, 2, 2.5, 4096,
                     '[{\"prompt\":\"q\",\"answer\":\"a\"}]');
+        INSERT INTO datasets (id, name, path, format, n_examples, added_at)
+            VALUES (2, 'older', '/d/twice.jsonl', 'chat', 3, 2),
+                   (3, 'newer', '/d/twice.jsonl', 'chat', 4, 3);
     ",
         check: |store| {
             let m = &store.metrics(2, None).unwrap()[0];
@@ -86,6 +89,28 @@ const SEEDS: &[Seed] = &[
                 (Some(4096), Some(2.5))
             );
             assert!(m.probes.as_deref().unwrap().contains("answer"));
+            // Version 3 keeps one row per dataset path: the newest.
+            let twice: Vec<_> = store
+                .datasets()
+                .unwrap()
+                .into_iter()
+                .filter(|d| d.path.ends_with("twice.jsonl"))
+                .collect();
+            assert_eq!(twice.len(), 1);
+            assert_eq!((twice[0].id, twice[0].n_examples), (3, Some(4)));
+        },
+    },
+    Seed {
+        version: 3,
+        sql: "
+        INSERT INTO models (id, name, path, format, architecture, bytes, added_at, origin, files)
+            VALUES (3, 'pulled', '/m/hub/snap', 'hf', 'llama', 5, 3, 'pulled',
+                    '[\"config.json\",\"model.safetensors\"]');
+    ",
+        check: |store| {
+            let m = store.model(3).unwrap();
+            assert_eq!(m.origin, "pulled");
+            assert_eq!(m.files, ["config.json", "model.safetensors"]);
         },
     },
 ];

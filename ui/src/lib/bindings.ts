@@ -1,15 +1,21 @@
 // Generated from the Rust types by src-tauri/src/bindings.rs (ts-rs): do not edit.
 // After changing those types: ADAPT_UPDATE_BINDINGS=1 cargo test -p adapt-app bindings
 
+export type AdapterRecord = { id: number, name: string, path: string, run_id: number | null, base_model_id: number | null, created_at: number, };
+
 export type ApiError = { 
 /**
  * Stable, machine-readable code such as `model.not_found`.
  */
-code: string, 
+code: ErrorCode, 
 /**
  * What went wrong and what to do about it.
  */
-message: string, };
+message: string, 
+/**
+ * For a request whose settings are wrong: each problem by field (empty otherwise).
+ */
+fields: Array<FieldProblem>, };
 
 export type CacheKey = { model: string, 
 /**
@@ -134,6 +140,8 @@ completion_column: string | null, };
 
 export type DataFormat = "chat" | "completions" | "text";
 
+export type DatasetRecord = { id: number, name: string, path: string, format: string, n_examples: number | null, added_at: number, };
+
 export type DatasetSample = { 
 /**
  * Source line.
@@ -156,6 +164,8 @@ tokens: number | null,
  */
 trained: number | null, };
 
+export type ErrorCode = "api.bad_name" | "api.engine_stopped" | "api.internal" | "api.io" | "api.no_chat" | "api.no_model" | "api.no_saved_chat" | "api.thread" | "app.not_a_dataset" | "app.worker" | "cli.usage" | "convert.exists" | "data.bad_option" | "data.cache_corrupt" | "data.chat_template" | "data.csv_field_count" | "data.csv_header" | "data.csv_malformed" | "data.csv_template" | "data.csv_unknown_column" | "data.duplicate" | "data.empty_content" | "data.empty_file" | "data.invalid" | "data.io" | "data.line_too_long" | "data.malformed_json" | "data.mask_alignment" | "data.missing_key" | "data.mixed_formats" | "data.no_assistant_turn" | "data.no_examples" | "data.no_line" | "data.tokenize" | "data.unknown_format" | "data.unknown_role" | "data.wrong_type" | "engine.mlx" | "engine.panicked" | "gguf.bad_magic" | "gguf.io" | "gguf.malformed" | "gguf.truncated" | "gguf.unsupported_version" | "hub.bad_repo_id" | "hub.bad_response" | "hub.cancelled" | "hub.checksum_mismatch" | "hub.disk_full" | "hub.forbidden" | "hub.gated" | "hub.interrupted" | "hub.io" | "hub.no_such_file" | "hub.not_found" | "hub.nothing_to_pull" | "hub.offline" | "hub.server" | "hub.unauthorized" | "job.failed" | "job.not_found" | "job.panicked" | "library.already_in_library" | "library.exists" | "library.io" | "library.not_a_model" | "library.not_found" | "library.not_owned" | "model.invalid" | "model.not_found" | "model.unsupported_architecture" | "model.write_failed" | "paths.no_home" | "quantize.unsupported" | "request.invalid" | "run.not_found" | "store.busy" | "store.constraint" | "store.create_dir" | "store.invalid" | "store.migration" | "store.not_a_database" | "store.not_found" | "store.open" | "store.sqlite" | "store.too_new" | "text.bad_json" | "text.bad_tokenizer_data" | "text.bad_tokenizer_json" | "text.decode" | "text.encode" | "text.io" | "text.missing_metadata" | "text.template_raised" | "text.template_render" | "text.template_syntax" | "text.unsupported_pre_tokenizer" | "text.unsupported_tokenizer" | "text.write" | "train.bad_config" | "train.bad_run" | "train.calibrate" | "train.cancelled" | "train.data_changed" | "train.finished" | "train.no_adapter" | "train.no_checkpoint" | "train.no_data" | "train.not_running";
+
 export type ErrorEntry = { 
 /**
  * Stable code.
@@ -175,6 +185,16 @@ export type Estimate = { bytes: number, verdict: Verdict,
  * (what, bytes), adding up to `bytes`.
  */
 parts: Array<[string, number]>, assumptions: Array<string>, };
+
+export type FieldProblem = { 
+/**
+ * The setting's name as the request spells it (`lora_parameters.rank`, `valid_share`).
+ */
+field: string, message: string, 
+/**
+ * Advice rather than a refusal: the run can start anyway.
+ */
+warning: boolean, };
 
 export type FileKind = "jsonl" | "csv";
 
@@ -531,6 +551,14 @@ total_bytes: number,
  */
 examples: number, };
 
+export type PullEnd = { job: number, 
+/**
+ * `succeeded`, `failed` or `cancelled`.
+ */
+status: Status, pulled: Pulled | null, error: ApiError | null, };
+
+export type PullEvent = { "kind": "progress", "detail": PullProgress } | { "kind": "ended", "detail": PullEnd };
+
 export type PullProgress = { 
 /**
  * The file being fetched or verified.
@@ -560,8 +588,6 @@ bytes_per_second: number,
  * Seconds left at that speed, once it is known.
  */
 eta_seconds: number | null, stage: Stage, };
-
-export type PullUpdate = { "kind": "progress", "detail": PullProgress } | { "kind": "done", "detail": Pulled } | { "kind": "failed", "detail": ApiError };
 
 export type Pulled = { repo: string, revision: string, commit: string, 
 /**
@@ -629,6 +655,8 @@ export type SavedConversation = { name: string, messages: number, updated_at: nu
  */
 cache: [number, number] | null, };
 
+export type ScheduleIntent = { "kind": "constant", warmup: number, } | { "kind": "cosine", warmup: number, min_ratio: number, } | { "kind": "linear", warmup: number, min_ratio: number, };
+
 export type Shape = { layers: number, hidden: number, heads: number, kv_heads: number, head_dim: number, vocab: number, 
 /**
  * The longest context the model was trained for, when stated.
@@ -641,11 +669,38 @@ export type Status = "queued" | "running" | "succeeded" | "failed" | "cancelled"
 
 export type StopReason = "end_of_sequence" | "stop_string" | "max_tokens" | "context_full" | "cancelled";
 
+export type TrainCheck = { 
+/**
+ * Every problem, by field (`config.learning_rate`, `valid_share`, `dataset`, …).
+ */
+problems: Array<FieldProblem>, 
+/**
+ * Examples in the dataset file (when it could be read).
+ */
+examples: number | null, 
+/**
+ * Of those, the ones trained on (the rest are held out).
+ */
+train_examples: number | null, 
+/**
+ * Optimizer steps the run would take, when the data is known.
+ */
+total_steps: number | null, };
+
 export type TrainConfig = { fine_tune_type: FineTuneType, num_layers: number, lora_parameters: LoraParameters, optimizer: OptimizerKind, 
 /**
  * Per-optimizer options as mlx-lm spells them (`{"adamw": {"weight_decay": 0.01}}`).
  */
-optimizer_config: JsonValue, learning_rate: number, lr_schedule: LrSchedule | null, batch_size: number, 
+optimizer_config: JsonValue, learning_rate: number, 
+/**
+ * The schedule spelled out in mlx-lm's form (decay steps included), as config files give
+ * it; wins over `schedule`.
+ */
+lr_schedule: LrSchedule | null, 
+/**
+ * The schedule as an intent, sized once the run's step count is known.
+ */
+schedule: ScheduleIntent | null, batch_size: number, 
 /**
  * Optimizer steps; `None` with `epochs` set trains for that many epochs.
  */
@@ -675,6 +730,16 @@ probes: Array<string>,
  */
 probe_max_tokens: number, };
 
+export type TrainEnd = { run_id: number, 
+/**
+ * `succeeded`, `failed` or `cancelled`.
+ */
+status: Status, 
+/**
+ * How the run ended (a cancelled run's, too, when it had started training).
+ */
+outcome: TrainOutcome | null, error: ApiError | null, };
+
 export type TrainEvent = { "type": "started", total_steps: number, resumed_from: number | null, trainable_parameters: number, batches_per_epoch: number, memory: MemoryEstimate, 
 /**
  * Set when the batch size was lowered to fit in memory.
@@ -687,13 +752,27 @@ export type TrainForm = { model: string, dataset: string,
  */
 csv: CsvOptions, 
 /**
- * Share of the examples held out for validation, 0..1.
+ * Share of the examples held out for validation, 0..0.5.
  */
 valid_share: number, 
 /**
  * Train only on the answers (on) or on every token.
  */
-mask_prompt: boolean, config: TrainConfig, name: string | null, };
+mask_prompt: boolean, 
+/**
+ * QLoRA: the model must be quantized (it trains as stored).
+ */
+qlora: boolean, config: TrainConfig, name: string | null, };
+
+export type TrainOutcome = { stop: TrainStop, steps: number, total_steps: number, final_train_loss: number | null, best_val_loss: number | null, best_step: number | null, 
+/**
+ * The adapter folder (`adapters.safetensors` is the best or the last adapter).
+ */
+adapter_dir: string, trained_tokens: number, seconds: number, peak_memory: number, 
+/**
+ * Losses of every step, for tests and plots.
+ */
+losses: Array<number>, };
 
 export type TrainPlan = { trainable_parameters: number, 
 /**
@@ -713,7 +792,13 @@ memory: MemoryEstimate,
  */
 batch_size_note: string | null, };
 
-export type TrainProgress = { "stage": "preparing", "detail": Progress } | { "stage": "prepared", "detail": { train: number, valid: number, cached: boolean, } } | { "stage": "loading" } | { "stage": "engine", "detail": TrainEvent };
+export type TrainPreset = { name: string, label: string, hint: string, 
+/**
+ * The form with the preset's settings (no model or dataset chosen).
+ */
+form: TrainForm, };
+
+export type TrainProgress = { "stage": "preparing", "detail": Progress } | { "stage": "prepared", "detail": { train: number, valid: number, cached: boolean, } } | { "stage": "loading" } | { "stage": "engine", "detail": TrainEvent } | { "stage": "ended", "detail": TrainEnd };
 
 export type TrainReport = { step: number, total_steps: number, 
 /**
@@ -732,6 +817,8 @@ peak_memory: number,
  * Seconds left at the current pace.
  */
 eta_seconds: number, };
+
+export type TrainStop = "finished" | "early_stopped" | "cancelled";
 
 export type Variant = { "kind": "mlx" } | { "kind": "quantized", bits: number, } | { "kind": "dequantized" };
 
