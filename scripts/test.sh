@@ -16,6 +16,8 @@ echo "== ui: type check and build"
 APP_FEATURES=(--features adapt-app/custom-protocol)
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== structure: no module cycles, no long functions"
+python3 scripts/check-structure.py
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked "${APP_FEATURES[@]}" -- -D warnings
 echo "== cargo test"

@@ -209,7 +209,7 @@ impl Adapt {
             // The repository's folder in the hub layout holds every file the pull wrote.
             let repo = done.snapshot.parent().and_then(Path::parent);
             if let (Some(repo), Ok(d)) = (repo, describe(&done.snapshot, &supported())) {
-                record_model(&mut *ctx.store(), &request.spec.repo, repo, &d, "pulled")?;
+                record_model(&mut ctx.store(), &request.spec.repo, repo, &d, "pulled")?;
             }
             *result.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
             Ok(())

@@ -2,9 +2,9 @@
 //!
 //! [`config`] says what an adapter is; [`attach`] puts fresh ones on a model (everything else
 //! frozen) and takes them off; [`files`] saves and loads adapter folders (`adapters.safetensors`
-//! + `adapter_config.json`) and fingerprints them; [`swap`] attaches a folder to a loaded model
-//! or swaps it for another; [`fuse`] folds adapters into their base, in memory or into a new
-//! model folder. The layer itself is [`crate::models::adapter::Adapter`]: model code never
+//! and `adapter_config.json`) and fingerprints them; [`swap`] attaches a folder to a loaded
+//! model or swaps it for another; [`fuse`] folds adapters into their base, in memory or into a
+//! new model folder. The layer itself is [`crate::models::adapter::Adapter`]: model code never
 //! knows it is there.
 
 pub mod attach;

@@ -133,7 +133,7 @@ impl<'a> Session<'a> {
             seed: config.seed,
             pad_id: data.pad_id,
         };
-        let train = Batcher::new(data.train, batch_config.clone())
+        let train = Batcher::new(data.train, batch_config)
             .map_err(|e| EngineError::InvalidRequest(format!("training split: {e}")))?;
         let valid = match data.valid {
             Some(v) if !v.is_empty() => Some(
