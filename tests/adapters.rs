@@ -52,13 +52,7 @@ fn logits(model: &Model) -> Array {
 }
 
 fn python() -> Option<String> {
-    let p = std::env::var("ADAPT_REFERENCE_PYTHON").ok();
-    if p.is_none() {
-        eprintln!(
-            "skipped the mlx-lm half: ADAPT_REFERENCE_PYTHON is not set (scripts/test.sh sets it)"
-        );
-    }
-    p
+    adapt_testsupport::reference_python("the mlx-lm half of the adapter cross-checks")
 }
 
 /// Runs `adapter_logits.py args…` and returns its standard output.

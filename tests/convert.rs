@@ -198,8 +198,9 @@ fn reference_greedy(
 
 #[test]
 fn mlx_lm_greedy_continuations_of_our_folders_equal_ours() {
-    let Ok(python) = std::env::var("ADAPT_REFERENCE_PYTHON") else {
-        eprintln!("skipped: ADAPT_REFERENCE_PYTHON is not set (scripts/test.sh sets it)");
+    let Some(python) = adapt_testsupport::reference_python(
+        "mlx_lm_greedy_continuations_of_our_folders_equal_ours",
+    ) else {
         return;
     };
     let _mlx = lock();
@@ -249,8 +250,9 @@ fn mlx_lm_greedy_continuations_of_our_folders_equal_ours() {
 
 #[test]
 fn mlx_lm_continues_a_prompt_cache_we_saved_exactly_as_we_do() {
-    let Ok(python) = std::env::var("ADAPT_REFERENCE_PYTHON") else {
-        eprintln!("skipped: ADAPT_REFERENCE_PYTHON is not set (scripts/test.sh sets it)");
+    let Some(python) = adapt_testsupport::reference_python(
+        "mlx_lm_continues_a_prompt_cache_we_saved_exactly_as_we_do",
+    ) else {
         return;
     };
     let _mlx = lock();

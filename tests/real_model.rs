@@ -346,8 +346,7 @@ fn answer(adapt: &Adapt, question: &str) -> String {
 /// then answers it through `generate`, and its metrics and checkpoint are recorded.
 #[test]
 fn qlora_teaches_a_made_up_fact() {
-    if std::env::var_os("ADAPT_SLOW_TESTS").is_none() {
-        eprintln!("skipped: set ADAPT_SLOW_TESTS=1 (CI does) to train on the real model");
+    if !adapt_testsupport::slow_tests("qlora_teaches_a_made_up_fact") {
         return;
     }
     let _mlx = lock();

@@ -38,8 +38,7 @@ fn complete_checkpoints(run_dir: &Path) -> Vec<u64> {
 
 #[test]
 fn a_killed_run_resumes_from_its_last_checkpoint() {
-    if std::env::var_os("ADAPT_SLOW_TESTS").is_none() {
-        eprintln!("skipped: set ADAPT_SLOW_TESTS=1 (CI does) to train on the real model");
+    if !adapt_testsupport::slow_tests("a_killed_run_resumes_from_its_last_checkpoint") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

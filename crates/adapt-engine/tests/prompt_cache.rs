@@ -54,8 +54,9 @@ fn a_file_that_is_not_a_prompt_cache_is_a_clear_error() {
 /// logits. Needs the reference environment (`ADAPT_REFERENCE_PYTHON`).
 #[test]
 fn a_cache_mlx_lm_saved_continues_in_adapt() {
-    let Ok(python) = std::env::var("ADAPT_REFERENCE_PYTHON") else {
-        eprintln!("skipped: ADAPT_REFERENCE_PYTHON is not set (scripts/test.sh sets it)");
+    let Some(python) =
+        adapt_testsupport::reference_python("a_cache_mlx_lm_saved_continues_in_adapt")
+    else {
         return;
     };
     let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
@@ -91,8 +92,9 @@ fn a_cache_mlx_lm_saved_continues_in_adapt() {
 /// logits. Needs the reference environment (`ADAPT_REFERENCE_PYTHON`).
 #[test]
 fn a_cache_adapt_saved_continues_in_mlx_lm() {
-    let Ok(python) = std::env::var("ADAPT_REFERENCE_PYTHON") else {
-        eprintln!("skipped: ADAPT_REFERENCE_PYTHON is not set (scripts/test.sh sets it)");
+    let Some(python) =
+        adapt_testsupport::reference_python("a_cache_adapt_saved_continues_in_mlx_lm")
+    else {
         return;
     };
     let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());

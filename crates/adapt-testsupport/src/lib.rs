@@ -41,6 +41,41 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or(dir)
 }
 
+/// The one gate of slow tests (training on the real model, cross-checks against the reference):
+/// they run when `ADAPT_SLOW_TESTS=1`, which `scripts/test.sh` (the README's test command and
+/// CI's) sets. Without it a test says it did not run and returns `false` — except under
+/// `CI=true`, where a slow test that would not run fails: CI never passes by skipping.
+pub fn slow_tests(test: &str) -> bool {
+    if std::env::var("ADAPT_SLOW_TESTS").as_deref() == Ok("1") {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test} is a slow test and CI=true, but ADAPT_SLOW_TESTS is not 1: run scripts/test.sh \
+         (it sets the gate and the reference environment)"
+    );
+    eprintln!(
+        "{test}: not run — a slow test (ADAPT_SLOW_TESTS=1 runs it, as scripts/test.sh does)"
+    );
+    false
+}
+
+/// The reference environment's Python (mlx-lm) for a slow test, or `None` when slow tests do
+/// not run (see [`slow_tests`]). With the gate open, a missing environment fails the test:
+/// `ADAPT_REFERENCE_PYTHON` is set by `scripts/test.sh` from `scripts/reference/env.sh`.
+pub fn reference_python(test: &str) -> Option<String> {
+    if !slow_tests(test) {
+        return None;
+    }
+    let python = std::env::var("ADAPT_REFERENCE_PYTHON").unwrap_or_default();
+    assert!(
+        !python.is_empty() && std::path::Path::new(&python).exists(),
+        "{test} needs the reference environment, but ADAPT_REFERENCE_PYTHON is {python:?}: \
+         run scripts/test.sh, or set it to the output of scripts/reference/env.sh"
+    );
+    Some(python)
+}
+
 /// Runs `scripts/reference/<script>` with `args` under `python` (the reference environment,
 /// `ADAPT_REFERENCE_PYTHON`) and returns its standard output; panics with its standard error
 /// when it fails.
