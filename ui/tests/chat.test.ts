@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyEvent, humanBytes, statsLine, turnsUpTo, validName } from "../src/lib/chat";
+import { applyEvent, finishReply, humanBytes, statsLine, turnsUpTo, validName } from "../src/lib/chat";
 import type { GenerationStats } from "../src/lib/types";
 
 const stats: GenerationStats = {
@@ -84,5 +84,16 @@ describe("dataset helpers", () => {
     expect(isDatasetPath("/data/model.gguf")).toBe(false);
     expect(bucketLabel({ lo: 0, hi: 256 })).toBe("1–256");
     expect(bucketLabel({ lo: 2048, hi: null })).toBe("> 2048");
+  });
+});
+
+describe("a finished reply", () => {
+  it("takes the generation's text and figures, and says when it was stopped", () => {
+    const turns = [{ role: "user", content: "Hi" }, { role: "assistant", content: "Hel", streaming: true }];
+    const done = finishReply(turns, { text: "Hello.", tokens: [], stop_reason: "end_of_sequence", stats });
+    expect(done[1]).toEqual({ role: "assistant", content: "Hello.", stats, streaming: false, stopped: false });
+    const stopped = finishReply(turns, { text: "Hel", tokens: [], stop_reason: "cancelled", stats });
+    expect(stopped[1].stopped).toBe(true);
+    expect(done[0]).toBe(turns[0]);
   });
 });

@@ -1,17 +1,22 @@
 // The backend's commands, typed. Every call goes through Tauri's IPC (mocked in tests and in
-// the browser build); errors arrive as {code, message}.
+// the browser build); errors arrive as the API's {code, message, fields}.
 
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type {
+  AdapterRecord,
   ApiError,
   ConvertReport,
+  DatasetRecord,
   ModelEntry,
-  PullUpdate,
+  Opened,
+  PullEvent,
   Variant,
   Calibration,
   CsvOptions,
+  TrainCheck,
   TrainForm,
   TrainPlan,
+  TrainPreset,
   TrainProgress,
   ChatId,
   ChatState,
@@ -32,9 +37,14 @@ export interface SamplingSettings {
   max_tokens: number;
 }
 
+/** `e` as the API's error. Anything else (a request the app could not even read) is an
+ *  invalid request carrying its text. */
 export function asApiError(e: unknown): ApiError {
-  if (e && typeof e === "object" && "code" in e && "message" in e) return e as ApiError;
-  return { code: "app.unknown", message: String(e) };
+  if (e && typeof e === "object" && "code" in e && "message" in e) {
+    const err = e as ApiError;
+    return { ...err, fields: err.fields ?? [] };
+  }
+  return { code: "request.invalid", message: String(e), fields: [] };
 }
 
 function params(s: SamplingSettings) {
@@ -55,7 +65,8 @@ export const backend = {
   listModels: () => invoke<ModelDetails[]>("list_models"),
   loadModel: (path: string, adapter: string | null = null) =>
     invoke<ModelInfo>("load_model", { path, adapter }),
-  /** `adapter`: absent, the loaded one; "base", none; else a run id (this chat only). */
+  /** `adapter`: absent, the loaded one; "base", none; else a run id or adapter folder (this
+   *  chat only). */
   newChat: (system: string | null, kvBits: number | null = null, adapter: string | null = null) =>
     invoke<ChatId>("new_chat", { system, options: { kv_bits: kvBits }, adapter }),
   sendMessage(
@@ -71,14 +82,16 @@ export const backend = {
     const events = channel(onEvent);
     return invoke<Generation>("regenerate", { chat, params: params(settings), events });
   },
-  stopGeneration: () => invoke<void>("stop_generation"),
+  /** Stops the reply conversation `chat` is writing (each reply has its own stop). */
+  stopGeneration: (chat: ChatId) => invoke<void>("stop_generation", { chat }),
   chatState: (chat: ChatId) => invoke<ChatState>("chat_state", { chat }),
   saveChat: (chat: ChatId, name: string) => invoke<SavedChat>("save_chat", { chat, name }),
-  openChat: (name: string) =>
-    invoke<{ chat: ChatId; saved: SavedChat }>("open_chat", { name }),
+  openChat: (name: string) => invoke<Opened>("open_chat", { name }),
   listChats: () => invoke<SavedConversation[]>("list_chats"),
   forkChat: (chat: ChatId, turns: number) => invoke<ChatId>("fork_chat", { chat, turns }),
   closeChat: (chat: ChatId) => invoke<SavedChat | null>("close_chat", { chat }),
+  listDatasets: () => invoke<DatasetRecord[]>("list_datasets"),
+  listAdapters: () => invoke<AdapterRecord[]>("list_adapters"),
   listRuns: () => invoke<RunRecord[]>("list_runs"),
   runDetails: (id: number) => invoke<RunDetails>("run_details", { id }),
   inspectDataset: (
@@ -89,20 +102,25 @@ export const backend = {
   ) => invoke<InspectReport>("inspect_dataset", { path, model, maxSeqLength, csv }),
   datasetLines: (path: string, line: number, context: number) =>
     invoke<[number, string][]>("dataset_lines", { path, line, context }),
+  trainingPresets: () => invoke<TrainPreset[]>("training_presets"),
+  checkTraining: (form: TrainForm) => invoke<TrainCheck>("check_training", { form }),
   planTraining: (form: TrainForm, onProgress: (p: TrainProgress) => void) =>
     invoke<TrainPlan>("plan_training", { form, events: channel(onProgress) }),
   calibrateTraining: (form: TrainForm, onProgress: (p: TrainProgress) => void) =>
     invoke<Calibration>("calibrate_training", { form, events: channel(onProgress) }),
+  /** Starts a run; its stream ends with an `ended` event. Returns the run's id. */
   startTraining: (form: TrainForm, onProgress: (p: TrainProgress) => void) =>
     invoke<number>("start_training", { form, events: channel(onProgress) }),
   resumeTraining: (run: number, onProgress: (p: TrainProgress) => void) =>
     invoke<number>("resume_training", { run, events: channel(onProgress) }),
+  /** Stops a run, whichever window or process started it (it writes a checkpoint first). */
   stopTraining: (run: number) => invoke<void>("stop_training", { run }),
   importModel: (path: string) => invoke<ModelEntry>("import_model", { path }),
   deleteModel: (name: string) => invoke<ModelEntry>("delete_model", { name }),
   makeVariant: (path: string, variant: Variant, onStep: (step: string) => void) =>
     invoke<ConvertReport>("make_variant", { path, variant, events: channel(onStep) }),
-  pullModel: (spec: string, file: string | null, onUpdate: (u: PullUpdate) => void) =>
-    invoke<number>("pull_model", { spec, file, events: channel(onUpdate) }),
+  /** Starts a pull; its stream ends with an `ended` event. Returns the job's id. */
+  pullModel: (spec: string, file: string | null, onEvent: (e: PullEvent) => void) =>
+    invoke<number>("pull_model", { spec, file, events: channel(onEvent) }),
   cancelPull: (job: number) => invoke<void>("cancel_pull", { job }),
 };

@@ -1,11 +1,13 @@
 // Chat logic the views share, kept free of the DOM and the backend so it is unit-tested.
 
-import type { ChatMessage, GenerationEvent, GenerationStats } from "./types";
+import type { AdapterRecord, ChatMessage, Generation, GenerationEvent, GenerationStats } from "./types";
 
 /** A message as the chat pane shows it: with its reply's figures once they are known. */
 export interface Turn extends ChatMessage {
   stats?: GenerationStats;
   streaming?: boolean;
+  /** The reply was stopped before its end. */
+  stopped?: boolean;
 }
 
 export function humanBytes(n: number): string {
@@ -40,6 +42,19 @@ export function applyEvent(turns: Turn[], event: GenerationEvent): Turn[] {
   return [...turns.slice(0, -1), { ...last, content: last.content + event.data }];
 }
 
+/** The streamed reply (the last turn) finished as `generation` says. */
+export function finishReply(turns: Turn[], generation: Generation): Turn[] {
+  const last = turns[turns.length - 1];
+  const reply: Turn = {
+    ...last,
+    content: generation.text,
+    stats: generation.stats,
+    streaming: false,
+    stopped: generation.stop_reason === "cancelled",
+  };
+  return [...turns.slice(0, -1), reply];
+}
+
 /** How many turns (replies) a fork at message `index` keeps: every reply up to it. */
 export function turnsUpTo(messages: ChatMessage[], index: number): number {
   return messages.slice(0, index + 1).filter((m) => m.role === "assistant").length;
@@ -55,4 +70,25 @@ export function adapterRun(adapter: [string, string] | null): number | null {
   if (!adapter) return null;
   const m = /[\\/]runs[\\/](\d+)[\\/]?$/.exec(adapter[0]);
   return m ? Number(m[1]) : null;
+}
+
+/** What the page passes to pick `a` (as `load_model` and `new_chat` take it): its run's id, or
+ *  its folder when no run made it. */
+export function adapterValue(a: AdapterRecord): string {
+  return a.run_id !== null ? String(a.run_id) : a.path;
+}
+
+/** How the pickers name `a`. */
+export function adapterLabel(a: AdapterRecord): string {
+  return a.run_id !== null ? `#${a.run_id} ${a.name}` : a.name;
+}
+
+/** The picker's value for the attached adapter (folder and fingerprint); "" for none. */
+export function attachedValue(adapters: AdapterRecord[], attached: [string, string] | null): string {
+  if (!attached) return "";
+  const trim = (p: string) => p.replace(/[\\/]+$/, "");
+  const known = adapters.find((a) => trim(a.path) === trim(attached[0]));
+  if (known) return adapterValue(known);
+  const run = adapterRun(attached);
+  return run !== null ? String(run) : attached[0];
 }
