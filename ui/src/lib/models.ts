@@ -2,7 +2,7 @@
 
 import { humanBytes } from "./chat";
 import { isDatasetPath } from "./datasets";
-import type { ModelDetails, PullProgress, Variant } from "./types";
+import type { ModelDetails, PullEnd, PullProgress, Variant } from "./types";
 import { duration } from "./train";
 
 /** The copies of `m` the library can make: GGUF → MLX folder; a folder quantized or back. */
@@ -39,4 +39,22 @@ export function isModelPath(path: string): boolean {
 /** `ORG/NAME` or `ORG/NAME@REVISION`. */
 export function isRepoSpec(spec: string): boolean {
   return /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[\w./-]+)?$/.test(spec.trim());
+}
+
+/** A pull row's state. */
+export type PullState = "running" | "cancelled" | "failed" | "done";
+
+/** How a pull's row reads once its stream says how it ended. */
+export function pullEnded(end: PullEnd): { state: PullState; line: string | null; error: string | null } {
+  if (end.status === "succeeded" && end.pulled) {
+    const p = end.pulled;
+    return {
+      state: "done",
+      line: `${p.files.length} files, ${humanBytes(p.bytes)} (${humanBytes(p.fetched)} fetched now)`,
+      error: null,
+    };
+  }
+  if (end.status === "cancelled") return { state: "cancelled", line: null, error: null };
+  const e = end.error;
+  return { state: "failed", line: null, error: e ? `[${e.code}] ${e.message}` : `the pull ended: ${end.status}` };
 }
