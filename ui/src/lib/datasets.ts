@@ -1,6 +1,6 @@
 // Dataset report helpers: pure, unit-tested.
 
-import type { CsvOptions, JsonValue } from "./types";
+import type { CsvOptions, ErrorCode, JsonValue } from "./types";
 
 /** Text with trained runs between « and » (the backend's marking), split into runs. */
 export function markedRuns(marked: string): { text: string; trained: boolean }[] {
@@ -20,9 +20,18 @@ export function markedRuns(marked: string): { text: string; trained: boolean }[]
   return runs;
 }
 
-/** Whether a dropped path is a file the Datasets view reads. */
+/** Whether a dropped path is a file the Datasets view reads (the backend reads CSV, TSV and
+ *  JSONL files). */
 export function isDatasetPath(path: string): boolean {
-  return /\.(csv|tsv|jsonl|json)$/i.test(path);
+  return /\.(csv|tsv|jsonl)$/i.test(path);
+}
+
+/** The errors of a CSV mapping's templates (shown beside the template editor). */
+const TEMPLATE_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["data.csv_template", "data.csv_unknown_column"]);
+
+/** Whether `code` says a CSV mapping's template or column is wrong. */
+export function isTemplateError(code: ErrorCode): boolean {
+  return TEMPLATE_ERRORS.has(code);
 }
 
 /** The label of a histogram bar. */
