@@ -1,82 +1,156 @@
 import { describe, expect, it } from "vitest";
 import {
-  PRESETS,
   applyPreset,
+  blocks,
   duration,
-  initialForm,
+  formProblems,
+  fromTrainForm,
+  inputProblems,
   matchingPreset,
+  otherProblems,
+  problemsAt,
   stepsLeft,
-  toRequest,
-  totalSteps,
-  validate,
+  toTrainForm,
+  withLength,
+  withReports,
+  withSchedule,
   type FormState,
 } from "../src/lib/train";
-import { adapterRun } from "../src/lib/chat";
+import { adapterLabel, adapterRun, adapterValue, attachedValue } from "../src/lib/chat";
+import { PRESETS } from "../src/mock/presets";
+
+const [quick, standard, thorough] = PRESETS;
 
 const ready = (over: Partial<FormState> = {}): FormState => ({
-  ...initialForm(),
+  ...fromTrainForm(quick.form),
   model: "models/SmolLM2.gguf",
   dataset: "examples/blue-lantern.jsonl",
   ...over,
 });
 
 describe("presets", () => {
-  it("start from Quick and are recognised after a change back", () => {
+  it("are recognised, and again after a change back", () => {
     const form = ready();
-    expect(matchingPreset(form)).toBe("quick");
-    const thorough = applyPreset(form, "thorough");
-    expect(matchingPreset(thorough)).toBe("thorough");
-    expect(thorough.model).toBe(form.model);
-    expect(thorough.numLayers).toBe(-1);
-    expect(matchingPreset({ ...thorough, rank: 12 })).toBeNull();
+    expect(matchingPreset(form, PRESETS)).toBe("quick");
+    const t = applyPreset(form, thorough);
+    expect(matchingPreset(t, PRESETS)).toBe("thorough");
+    expect(t.model).toBe(form.model);
+    expect(t.dataset).toBe(form.dataset);
+    expect(t.numLayers).toBe(-1);
+    expect(t.schedule).toBe("cosine");
+    expect(matchingPreset({ ...t, rank: 12 }, PRESETS)).toBeNull();
+    expect(matchingPreset({ ...t, rank: 32 }, PRESETS)).toBe("thorough");
   });
 
-  it("each pass validation", () => {
-    for (const name of Object.keys(PRESETS) as (keyof typeof PRESETS)[]) {
-      expect(validate(applyPreset(ready(), name), false)).toEqual({});
+  it("keep the method, probes and masking", () => {
+    const form = ready({ method: "dora", probes: "a?", maskPrompt: false });
+    const s = applyPreset(form, standard);
+    expect([s.method, s.probes, s.maskPrompt]).toEqual(["dora", "a?", false]);
+    expect(matchingPreset(s, PRESETS)).toBe("standard");
+  });
+
+  it("ignore settings that do not apply (steps while counting epochs, a constant rate's floor)", () => {
+    const form = ready({ iters: 123 });
+    expect(matchingPreset(form, PRESETS)).toBe("quick");
+    const decayed = withSchedule(form, "cosine", PRESETS);
+    expect(decayed.minRatio).toBe(0.1);
+    expect(matchingPreset(decayed, PRESETS)).toBeNull();
+    expect(matchingPreset(withSchedule(decayed, "constant", PRESETS), PRESETS)).toBe("quick");
+  });
+
+  it("round-trip through the request unchanged", () => {
+    for (const p of PRESETS) {
+      const form = toTrainForm(fromTrainForm(p.form), p.form);
+      expect(form.config).toEqual({ ...p.form.config, schedule: form.config.schedule });
+      expect(matchingPreset(fromTrainForm(form), PRESETS)).toBe(p.name);
     }
   });
 });
 
-describe("validation", () => {
-  it("names each field that cannot be sent", () => {
-    const p = validate(
-      ready({ model: "", dataset: "notes.txt", rank: 0, dropout: 1, learningRate: 0.5, batchSize: 1.5, numLayers: 0 }),
-      null,
-    );
-    expect(Object.keys(p).sort()).toEqual(
-      ["batchSize", "dataset", "dropout", "learningRate", "model", "numLayers", "rank"].sort(),
-    );
-    expect(p.dataset).toMatch(/CSV, TSV or JSONL/);
-  });
-
-  it("asks for a quantized model for QLoRA and held-out data for early stopping", () => {
-    expect(validate(ready({ method: "qlora" }), false).method).toMatch(/quantize/);
-    expect(validate(ready({ method: "qlora" }), true).method).toBeUndefined();
-    expect(validate(ready({ patience: 3, validShare: 0 }), null).patience).toMatch(/validation/);
-  });
-});
-
 describe("the request", () => {
-  it("counts steps from the examples left after the held-out share", () => {
-    const form = ready({ epochs: 2, batchSize: 4, validShare: 0.1 });
-    expect(totalSteps(form, 12)).toBe(2 * Math.ceil(11 / 4));
-    expect(totalSteps(form, null)).toBeNull();
-    expect(totalSteps({ ...form, lengthBy: "iters", iters: 30 }, null)).toBe(30);
-  });
-
-  it("carries the form's settings in mlx-lm's terms", () => {
-    const form = ready({ method: "dora", schedule: "cosine", warmup: 2, lengthBy: "iters", iters: 40, probes: " a \n\n b " });
-    const r = toRequest(form, 12);
+  it("carries the form's settings as the API's TrainForm", () => {
+    const form = ready({ method: "dora", rank: 4, lengthBy: "iters", iters: 40, probes: " a \n\n b ", name: "  " });
+    const r = toTrainForm(withSchedule({ ...form, warmup: 2 }, "cosine", PRESETS), quick.form);
     expect(r.config.fine_tune_type).toBe("dora");
+    expect(r.qlora).toBe(false);
+    expect(r.config.lora_parameters).toEqual({ rank: 4, scale: 20, dropout: 0, keys: null });
     expect(r.config.iters).toBe(40);
     expect(r.config.epochs).toBeNull();
-    expect(r.config.lr_schedule).toEqual({ name: "cosine_decay", arguments: [1e-4, 38, 1e-5], warmup: 2, warmup_init: 0 });
+    expect(r.config.schedule).toEqual({ kind: "cosine", warmup: 2, min_ratio: 0.1 });
+    expect(r.config.lr_schedule).toBeNull();
     expect(r.config.probes).toEqual(["a", "b"]);
     expect(r.config.early_stopping_patience).toBeNull();
     expect(r.name).toBeNull();
-    expect(toRequest(ready({ schedule: "constant", warmup: 0 }), 12).config.lr_schedule).toBeNull();
-    expect(toRequest(ready({ validShare: 0 }), 12).config.keep_best).toBe(false);
+    // What the form does not show comes from the preset it started from.
+    expect(r.config.val_batches).toBe(quick.form.config.val_batches);
+    expect(r.config.optimizer).toBe(quick.form.config.optimizer);
+  });
+
+  it("sends QLoRA as LoRA on the model as stored, a constant rate as an intent, 0 patience as off", () => {
+    const r = toTrainForm(ready({ method: "qlora", patience: 0 }), quick.form);
+    expect(r.qlora).toBe(true);
+    expect(r.config.fine_tune_type).toBe("lora");
+    expect(r.config.schedule).toEqual({ kind: "constant", warmup: 0 });
+    expect(r.config.early_stopping_patience).toBeNull();
+    expect(toTrainForm(ready({ patience: 2 }), quick.form).config.early_stopping_patience).toBe(2);
+  });
+
+  it("takes the CSV mapping chosen in Datasets", () => {
+    const csv = { delimiter: null, prompt_template: "Q", completion_template: "A", completion_column: null };
+    expect(toTrainForm(ready(), quick.form, csv).csv).toBe(csv);
+    expect(toTrainForm(ready(), quick.form).csv).toEqual(quick.form.csv);
+  });
+
+  it("names inputs that cannot be read and sends the preset's value in their place", () => {
+    const form = ready({ rank: null as unknown as number, batchSize: 2.5, saveEvery: -3, learningRate: NaN });
+    const p = inputProblems(form);
+    expect(p.map((x) => x.field).sort()).toEqual(
+      ["config.batch_size", "config.learning_rate", "config.lora_parameters.rank", "config.save_every"].sort(),
+    );
+    expect(problemsAt(p, "config.batch_size")[0].message).toMatch(/whole/);
+    const r = toTrainForm(form, quick.form);
+    expect(r.config.lora_parameters.rank).toBe(quick.form.config.lora_parameters.rank);
+    expect(r.config.batch_size).toBe(quick.form.config.batch_size);
+    // Values that read fine are the API's to judge (rank 0 is sent, not refused here).
+    expect(inputProblems(ready({ rank: 0, numLayers: -1 }))).toEqual([]);
+    expect(inputProblems(ready({ lengthBy: "iters", iters: null }))[0].field).toBe("config.iters");
+    expect(inputProblems(ready({ schedule: "linear", minRatio: null }))[0].field).toBe("config.schedule.min_ratio");
+  });
+
+  it("switches between epochs and steps, steps starting from the run's step count", () => {
+    const steps = withLength(ready(), "iters", 27, PRESETS);
+    expect([steps.lengthBy, steps.iters]).toEqual(["iters", 27]);
+    expect(toTrainForm(steps, quick.form).config.epochs).toBeNull();
+    expect(withLength({ ...steps, iters: 5 }, "iters", 27, PRESETS).iters).toBe(5);
+    const back = withLength(steps, "epochs", 27, PRESETS);
+    expect(toTrainForm(back, quick.form).config).toMatchObject({ iters: null, epochs: 1 });
+  });
+
+  it("reports often enough to draw a short run", () => {
+    const f = quick.form;
+    expect(withReports(f, 8).config.steps_per_report).toBe(1);
+    expect(withReports(f, 100).config.steps_per_report).toBe(5);
+    expect(withReports(f, 10_000).config.steps_per_report).toBe(f.config.steps_per_report);
+    expect(withReports(f, null)).toBe(f);
+  });
+});
+
+describe("problems", () => {
+  it("show unreadable inputs first, the API's for the other fields, then a refusal's", () => {
+    const input = [{ field: "config.batch_size", message: "Enter a whole number.", warning: false }];
+    const checked = [
+      { field: "config.batch_size", message: "must be at least 1", warning: false },
+      { field: "config.learning_rate", message: "is high", warning: true },
+    ];
+    const refused = [
+      { field: "config.learning_rate", message: "is high", warning: true },
+      { field: "config.val_batches", message: "must be -1 (all) or at least 1", warning: false },
+    ];
+    const all = formProblems(input, checked, refused);
+    expect(all.map((p) => p.message)).toEqual(["Enter a whole number.", "is high", "must be -1 (all) or at least 1"]);
+    expect(otherProblems(all).map((p) => p.field)).toEqual(["config.val_batches"]);
+    expect(blocks(all)).toBe(true);
+    expect(blocks(problemsAt(all, "config.learning_rate"))).toBe(false);
   });
 });
 
@@ -93,6 +167,18 @@ describe("helpers", () => {
     expect(duration(7300)).toBe("2 h 1 min");
   });
 
+  it("names adapters and finds the attached one", () => {
+    const run = { id: 3, name: "facts", path: "/data/runs/7", run_id: 7, base_model_id: null, created_at: 0 };
+    const own = { id: 4, name: "mine", path: "/adapters/mine", run_id: null, base_model_id: null, created_at: 0 };
+    expect([adapterValue(run), adapterLabel(run)]).toEqual(["7", "#7 facts"]);
+    expect([adapterValue(own), adapterLabel(own)]).toEqual(["/adapters/mine", "mine"]);
+    expect(attachedValue([run, own], ["/adapters/mine/", "f"])).toBe("/adapters/mine");
+    expect(attachedValue([run, own], ["/data/runs/7", "f"])).toBe("7");
+    expect(attachedValue([], ["/data/runs/9", "f"])).toBe("9");
+    expect(attachedValue([run], ["/elsewhere/x", "f"])).toBe("/elsewhere/x");
+    expect(attachedValue([run], null)).toBe("");
+  });
+
   it("finds the run of an attached adapter folder", () => {
     expect(adapterRun(["data/runs/12", "f"])).toBe(12);
     expect(adapterRun(["C:\\adapt\\runs\\3\\", "f"])).toBe(3);
@@ -101,7 +187,7 @@ describe("helpers", () => {
   });
 });
 
-import { isModelPath, isRepoSpec, pullLine, variantsFor } from "../src/lib/models";
+import { isModelPath, isRepoSpec, pullEnded, pullLine, variantsFor } from "../src/lib/models";
 import type { ModelDetails } from "../src/lib/types";
 
 describe("models", () => {
@@ -133,9 +219,37 @@ describe("models", () => {
       }),
     ).toBe("file 2 of 5 · model.safetensors · 45 MB of 270 MB · 12 MB/s · 20 s left");
   });
+
+  it("says how a pull ended", () => {
+    const pulled = {
+      repo: "o/n", revision: "main", commit: "c", snapshot: "s", fetched: 40e6, bytes: 270e6,
+      files: [{ name: "a", bytes: 1, fetched: 1, resumed_from: 0 }, { name: "b", bytes: 2, fetched: 2, resumed_from: 0 }],
+    };
+    expect(pullEnded({ job: 1, status: "succeeded", pulled, error: null })).toEqual({
+      state: "done", line: "2 files, 270 MB (40 MB fetched now)", error: null,
+    });
+    expect(pullEnded({ job: 1, status: "cancelled", pulled: null, error: null }).state).toBe("cancelled");
+    const failed = pullEnded({ job: 1, status: "failed", pulled: null, error: { code: "hub.offline", message: "no network", fields: [] } });
+    expect(failed).toEqual({ state: "failed", line: null, error: "[hub.offline] no network" });
+  });
 });
 
-import { learnColumn, learnedColumn, previewRow, withTemplates } from "../src/lib/datasets";
+import { isDatasetPath, isTemplateError, learnColumn, learnedColumn, previewRow, withTemplates } from "../src/lib/datasets";
+
+describe("dataset files", () => {
+  it("are the files the backend reads", () => {
+    expect(isDatasetPath("/d/train.JSONL")).toBe(true);
+    expect(isDatasetPath("/d/rows.tsv")).toBe(true);
+    expect(isDatasetPath("/d/rows.json")).toBe(false);
+  });
+
+  it("tell a template's error from the file's", () => {
+    expect(isTemplateError("data.csv_template")).toBe(true);
+    expect(isTemplateError("data.csv_unknown_column")).toBe(true);
+    expect(isTemplateError("data.csv_header")).toBe(false);
+    expect(isTemplateError("data.io")).toBe(false);
+  });
+});
 
 describe("CSV mapping", () => {
   it("reads back the learned column and builds settings", () => {

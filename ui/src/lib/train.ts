@@ -1,13 +1,14 @@
-// The Train view's form: presets, inline validation and the request it sends. Kept free of
-// Svelte so Vitest covers it.
+// The Train view's form: what the person edits, mapped to and from the API's `TrainForm`, and
+// which of the API's presets it matches. The defaults, the presets and the validation are the
+// API's (`training_presets`, `check_training`); this file only maps. Kept free of Svelte so
+// Vitest covers it.
 
-import type { LrSchedule, TrainConfig, TrainForm } from "./types";
+import type { CsvOptions, FieldProblem, ScheduleIntent, TrainForm, TrainPreset } from "./types";
 
 export type Method = "lora" | "dora" | "qlora";
-export type Schedule = "constant" | "cosine" | "linear";
-export type PresetName = "quick" | "standard" | "thorough";
+export type Schedule = ScheduleIntent["kind"];
 
-/** What the person edits. */
+/** What the person edits. Number inputs hold `null` while empty. */
 export interface FormState {
   model: string;
   dataset: string;
@@ -21,9 +22,11 @@ export interface FormState {
   learningRate: number;
   schedule: Schedule;
   warmup: number;
+  /** The lowest rate as a share of the peak (decaying schedules only). */
+  minRatio: number | null;
   lengthBy: "epochs" | "iters";
-  epochs: number;
-  iters: number;
+  epochs: number | null;
+  iters: number | null;
   batchSize: number;
   maxSeqLength: number;
   gradCheckpoint: boolean;
@@ -38,163 +41,251 @@ export interface FormState {
   maskPrompt: boolean;
 }
 
-type Knobs = Omit<FormState, "model" | "dataset" | "name" | "method" | "probes" | "maskPrompt">;
+/** Each setting's name in the request, as the API's problems name it. */
+export const FIELD = {
+  model: "model",
+  dataset: "dataset",
+  validShare: "valid_share",
+  rank: "config.lora_parameters.rank",
+  scale: "config.lora_parameters.scale",
+  dropout: "config.lora_parameters.dropout",
+  numLayers: "config.num_layers",
+  learningRate: "config.learning_rate",
+  warmup: "config.schedule.warmup",
+  minRatio: "config.schedule.min_ratio",
+  epochs: "config.epochs",
+  iters: "config.iters",
+  batchSize: "config.batch_size",
+  maxSeqLength: "config.max_seq_length",
+  saveEvery: "config.save_every",
+  stepsPerEval: "config.steps_per_eval",
+  patience: "config.early_stopping_patience",
+} as const;
 
-export const PRESETS: Record<PresetName, { label: string; hint: string; knobs: Knobs }> = {
-  quick: {
-    label: "Quick",
-    hint: "a first look in minutes: few layers, one epoch",
-    knobs: {
-      rank: 8, scale: 20, dropout: 0, numLayers: 8, learningRate: 1e-4, schedule: "constant",
-      warmup: 0, lengthBy: "epochs", epochs: 1, iters: 100, batchSize: 4, maxSeqLength: 512,
-      gradCheckpoint: false, saveEvery: 50, validShare: 0.1, stepsPerEval: 25, patience: 0,
-    },
-  },
-  standard: {
-    label: "Standard",
-    hint: "a good default: 16 layers, three epochs, cosine decay",
-    knobs: {
-      rank: 16, scale: 20, dropout: 0.05, numLayers: 16, learningRate: 1e-4, schedule: "cosine",
-      warmup: 10, lengthBy: "epochs", epochs: 3, iters: 300, batchSize: 4, maxSeqLength: 1024,
-      gradCheckpoint: false, saveEvery: 100, validShare: 0.1, stepsPerEval: 50, patience: 3,
-    },
-  },
-  thorough: {
-    label: "Thorough",
-    hint: "every layer, rank 32, five epochs, checkpointed activations",
-    knobs: {
-      rank: 32, scale: 20, dropout: 0.05, numLayers: -1, learningRate: 5e-5, schedule: "cosine",
-      warmup: 20, lengthBy: "epochs", epochs: 5, iters: 1000, batchSize: 4, maxSeqLength: 2048,
-      gradCheckpoint: true, saveEvery: 100, validShare: 0.1, stepsPerEval: 100, patience: 5,
-    },
-  },
+type NumberKey = Exclude<keyof typeof FIELD, "model" | "dataset">;
+
+/** How each number input must read to make a request: a count (whole, not negative), a
+ *  whole number, or any number. */
+const NUMBERS: Record<NumberKey, "count" | "whole" | "real"> = {
+  validShare: "real",
+  rank: "count",
+  scale: "real",
+  dropout: "real",
+  numLayers: "whole",
+  learningRate: "real",
+  warmup: "count",
+  minRatio: "real",
+  epochs: "count",
+  iters: "count",
+  batchSize: "count",
+  maxSeqLength: "count",
+  saveEvery: "count",
+  stepsPerEval: "count",
+  patience: "count",
 };
 
-export function initialForm(preset: PresetName = "quick"): FormState {
+/** The inputs that apply to `s` (the schedule's lowest rate only when it decays; epochs or
+ *  steps as chosen). */
+function inUse(s: FormState, key: NumberKey): boolean {
+  if (key === "minRatio") return s.schedule !== "constant";
+  if (key === "epochs") return s.lengthBy === "epochs";
+  if (key === "iters") return s.lengthBy === "iters";
+  return true;
+}
+
+/** Why the input `value` cannot go into a request, if it cannot. */
+function unreadable(value: unknown, kind: "count" | "whole" | "real"): string | null {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "Enter a number.";
+  if (kind !== "real" && !Number.isInteger(value)) return "Enter a whole number.";
+  if (kind === "count" && value < 0) return "Enter 0 or more.";
+  return null;
+}
+
+/** The inputs that cannot be read as the request's numbers (empty, not whole, negative), by
+ *  field. Whether a readable value is right is the API's to say. */
+export function inputProblems(s: FormState): FieldProblem[] {
+  return (Object.keys(NUMBERS) as NumberKey[]).flatMap((key) => {
+    const message = inUse(s, key) ? unreadable(s[key], NUMBERS[key]) : null;
+    return message ? [{ field: FIELD[key], message, warning: false }] : [];
+  });
+}
+
+/** The form a `TrainForm` (say, a preset's) shows. */
+export function fromTrainForm(f: TrainForm): FormState {
+  const c = f.config;
+  const s = c.schedule;
   return {
-    model: "",
-    dataset: "",
-    name: "",
-    method: "lora",
-    probes: "",
-    maskPrompt: true,
-    ...PRESETS[preset].knobs,
+    model: f.model,
+    dataset: f.dataset,
+    name: f.name ?? "",
+    method: f.qlora ? "qlora" : c.fine_tune_type,
+    rank: c.lora_parameters.rank,
+    scale: c.lora_parameters.scale,
+    dropout: c.lora_parameters.dropout,
+    numLayers: c.num_layers,
+    learningRate: c.learning_rate,
+    schedule: s?.kind ?? "constant",
+    warmup: s?.warmup ?? 0,
+    minRatio: s && s.kind !== "constant" ? s.min_ratio : null,
+    lengthBy: c.iters !== null ? "iters" : "epochs",
+    epochs: c.epochs,
+    iters: c.iters,
+    batchSize: c.batch_size,
+    maxSeqLength: c.max_seq_length,
+    gradCheckpoint: c.grad_checkpoint,
+    saveEvery: c.save_every,
+    validShare: f.valid_share,
+    stepsPerEval: c.steps_per_eval,
+    patience: c.early_stopping_patience ?? 0,
+    probes: c.probes.join("\n"),
+    maskPrompt: f.mask_prompt,
   };
 }
 
-/** `form` with a preset's knobs; the model, data, method and probes stay. */
-export function applyPreset(form: FormState, preset: PresetName): FormState {
-  return { ...form, ...PRESETS[preset].knobs };
-}
-
-/** The preset `form`'s knobs match, if any. */
-export function matchingPreset(form: FormState): PresetName | null {
-  const names = Object.keys(PRESETS) as PresetName[];
-  return (
-    names.find((n) =>
-      Object.entries(PRESETS[n].knobs).every(([k, v]) => form[k as keyof Knobs] === v),
-    ) ?? null
-  );
-}
-
-/** Optimizer steps of a run over `examples` examples (null when not known yet). */
-export function totalSteps(form: FormState, examples: number | null): number | null {
-  if (form.lengthBy === "iters") return form.iters;
-  if (examples === null) return null;
-  const train = Math.max(1, examples - Math.round(examples * form.validShare));
-  return form.epochs * Math.ceil(train / form.batchSize);
-}
-
-export type Problems = Partial<Record<keyof FormState, string>>;
-
-const whole = (v: number) => Number.isInteger(v);
-
-/** Messages for the fields that cannot be sent as they are, by field. */
-export function validate(form: FormState, quantizedModel: boolean | null): Problems {
-  const p: Problems = {};
-  if (!form.model) p.model = "Choose a model.";
-  if (!form.dataset.trim()) p.dataset = "Choose a CSV or JSONL file (or drop one on the window).";
-  else if (!/\.(csv|tsv|jsonl|json)$/i.test(form.dataset.trim()))
-    p.dataset = "Datasets are CSV, TSV or JSONL files.";
-  if (form.method === "qlora" && quantizedModel === false)
-    p.method = "QLoRA trains a quantized model: quantize this one in Models first, or use LoRA.";
-  if (!whole(form.rank) || form.rank < 1 || form.rank > 512) p.rank = "A whole number from 1 to 512.";
-  if (!(form.scale > 0)) p.scale = "Above 0 (mlx-lm's default is 20).";
-  if (!(form.dropout >= 0 && form.dropout < 1)) p.dropout = "From 0 up to (not including) 1.";
-  if (!whole(form.numLayers) || (form.numLayers < 1 && form.numLayers !== -1))
-    p.numLayers = "A whole number of layers, or -1 for all.";
-  if (!(form.learningRate > 0 && form.learningRate < 1)) p.learningRate = "Between 0 and 1, e.g. 1e-4.";
-  else if (form.learningRate > 1e-2) p.learningRate = "Above 1e-2 LoRA training usually diverges.";
-  if (!whole(form.warmup) || form.warmup < 0) p.warmup = "Steps: a whole number, 0 or more.";
-  if (form.lengthBy === "epochs" && (!whole(form.epochs) || form.epochs < 1))
-    p.epochs = "At least one whole epoch.";
-  if (form.lengthBy === "iters" && (!whole(form.iters) || form.iters < 1))
-    p.iters = "At least one whole step.";
-  if (!whole(form.batchSize) || form.batchSize < 1) p.batchSize = "At least 1.";
-  if (!whole(form.maxSeqLength) || form.maxSeqLength < 16) p.maxSeqLength = "At least 16 tokens.";
-  if (!whole(form.saveEvery) || form.saveEvery < 1) p.saveEvery = "Every 1 or more steps.";
-  if (!(form.validShare >= 0 && form.validShare <= 0.5)) p.validShare = "From 0 to 0.5.";
-  if (!whole(form.stepsPerEval) || form.stepsPerEval < 1) p.stepsPerEval = "Every 1 or more steps.";
-  if (!whole(form.patience) || form.patience < 0) p.patience = "0 (off) or more evaluations.";
-  else if (form.patience > 0 && form.validShare === 0)
-    p.patience = "Early stopping watches the validation loss: hold some examples out.";
-  return p;
-}
-
-function schedule(form: FormState, steps: number | null): LrSchedule | null {
-  if (form.schedule === "constant" && form.warmup === 0) return null;
-  const decay = Math.max(1, (steps ?? form.iters) - form.warmup);
-  const args =
-    form.schedule === "cosine"
-      ? [form.learningRate, decay, form.learningRate / 10]
-      : form.schedule === "linear"
-        ? [form.learningRate, form.learningRate / 10, decay]
-        : [form.learningRate];
-  const name = form.schedule === "cosine" ? "cosine_decay" : form.schedule === "linear" ? "linear_schedule" : "constant";
-  return { name, arguments: args, warmup: form.warmup, warmup_init: 0 };
-}
-
-/** The request the backend receives; `examples` (the dataset's count) sizes the schedule. */
-export function toRequest(form: FormState, examples: number | null): TrainForm {
-  const steps = totalSteps(form, examples);
-  const probes = form.probes
-    .split("\n")
-    .map((s) => s.trim())
-    .filter(Boolean);
-  const config: TrainConfig = {
-    fine_tune_type: form.method === "dora" ? "dora" : "lora",
-    num_layers: form.numLayers,
-    lora_parameters: { rank: form.rank, scale: form.scale, dropout: form.dropout, keys: null },
-    optimizer: "adam",
-    optimizer_config: null,
-    learning_rate: form.learningRate,
-    lr_schedule: schedule(form, steps),
-    batch_size: form.batchSize,
-    iters: form.lengthBy === "iters" ? form.iters : null,
-    epochs: form.lengthBy === "epochs" ? form.epochs : null,
-    max_seq_length: form.maxSeqLength,
-    steps_per_report: Math.max(1, Math.min(10, Math.floor((steps ?? 100) / 20))),
-    steps_per_eval: form.stepsPerEval,
-    val_batches: 25,
-    save_every: form.saveEvery,
-    grad_accumulation_steps: 1,
-    grad_checkpoint: form.gradCheckpoint,
-    seed: 0,
-    max_grad_norm: null,
-    early_stopping_patience: form.patience > 0 ? form.patience : null,
-    keep_best: form.validShare > 0,
-    probes,
-    probe_max_tokens: 48,
+/** The request `s` makes. `base` (the preset it started from) gives the settings the form
+ *  does not show, and stands in for an input that cannot be read (`inputProblems` names it, so
+ *  the request is checked but not sent); `csv` is the mapping chosen in Datasets. */
+export function toTrainForm(s: FormState, base: TrainForm, csv: CsvOptions | null = null): TrainForm {
+  const fallback = fromTrainForm(base);
+  const num = (key: NumberKey): number => {
+    const v = s[key];
+    return unreadable(v, NUMBERS[key]) === null ? (v as number) : (fallback[key] ?? 0);
   };
+  const length =
+    unreadable(s[s.lengthBy], "count") === null
+      ? { iters: s.lengthBy === "iters" ? num("iters") : null, epochs: s.lengthBy === "epochs" ? num("epochs") : null }
+      : { iters: base.config.iters, epochs: base.config.epochs };
+  const warmup = num("warmup");
+  const schedule: ScheduleIntent =
+    s.schedule === "constant"
+      ? { kind: "constant", warmup }
+      : { kind: s.schedule, warmup, min_ratio: num("minRatio") };
+  const patience = num("patience");
   return {
-    model: form.model,
-    dataset: form.dataset.trim(),
-    csv: { delimiter: null, prompt_template: null, completion_template: null, completion_column: null },
-    valid_share: form.validShare,
-    mask_prompt: form.maskPrompt,
-    config,
-    name: form.name.trim() || null,
+    model: s.model,
+    dataset: s.dataset.trim(),
+    csv: csv ?? base.csv,
+    valid_share: num("validShare"),
+    mask_prompt: s.maskPrompt,
+    qlora: s.method === "qlora",
+    name: s.name.trim() || null,
+    config: {
+      ...base.config,
+      fine_tune_type: s.method === "dora" ? "dora" : "lora",
+      num_layers: num("numLayers"),
+      lora_parameters: { ...base.config.lora_parameters, rank: num("rank"), scale: num("scale"), dropout: num("dropout") },
+      learning_rate: num("learningRate"),
+      lr_schedule: null,
+      schedule,
+      ...length,
+      batch_size: num("batchSize"),
+      max_seq_length: num("maxSeqLength"),
+      grad_checkpoint: s.gradCheckpoint,
+      save_every: num("saveEvery"),
+      steps_per_eval: num("stepsPerEval"),
+      early_stopping_patience: patience > 0 ? patience : null,
+      probes: s.probes
+        .split("\n")
+        .map((p) => p.trim())
+        .filter(Boolean),
+    },
   };
+}
+
+/** `form` reporting often enough to draw about twenty points on the live chart of a short
+ *  run, never less often than it asks. */
+export function withReports(form: TrainForm, totalSteps: number | null): TrainForm {
+  if (!totalSteps) return form;
+  const every = Math.max(1, Math.min(form.config.steps_per_report, Math.floor(totalSteps / 20)));
+  return { ...form, config: { ...form.config, steps_per_report: every } };
+}
+
+/** The settings a preset sets (not the model, data, name, method, probes or masking). */
+const KNOBS = [
+  "rank", "scale", "dropout", "numLayers", "learningRate", "schedule", "warmup", "minRatio",
+  "lengthBy", "epochs", "iters", "batchSize", "maxSeqLength", "gradCheckpoint", "saveEvery",
+  "validShare", "stepsPerEval", "patience",
+] as const;
+
+/** `s`'s knobs, those that do not apply left out. */
+function knobs(s: FormState): Partial<FormState> {
+  const k: Partial<FormState> = {};
+  for (const key of KNOBS) (k as Record<string, unknown>)[key] = s[key];
+  if (s.schedule === "constant") delete k.minRatio;
+  delete k[s.lengthBy === "epochs" ? "iters" : "epochs"];
+  return k;
+}
+
+/** The name of the preset whose settings `s` has, if any. */
+export function matchingPreset(s: FormState, presets: TrainPreset[]): string | null {
+  const mine = JSON.stringify(knobs(s));
+  return presets.find((p) => JSON.stringify(knobs(fromTrainForm(p.form))) === mine)?.name ?? null;
+}
+
+/** `s` with `preset`'s settings; the model, data, name, method, probes and masking stay. */
+export function applyPreset(s: FormState, preset: TrainPreset): FormState {
+  const p = fromTrainForm(preset.form);
+  const out = { ...s };
+  for (const key of KNOBS) (out as Record<string, unknown>)[key] = p[key];
+  return out;
+}
+
+/** The first value the presets give `key`, for an input that had none. */
+function presetValue<K extends keyof FormState>(presets: TrainPreset[], key: K): FormState[K] | null {
+  for (const p of presets) {
+    const v = fromTrainForm(p.form)[key];
+    if (v !== null) return v;
+  }
+  return null;
+}
+
+/** `s` with another schedule shape; a decaying one starts from the presets' lowest rate. */
+export function withSchedule(s: FormState, kind: Schedule, presets: TrainPreset[]): FormState {
+  const minRatio = kind === "constant" ? s.minRatio : (s.minRatio ?? presetValue(presets, "minRatio"));
+  return { ...s, schedule: kind, minRatio };
+}
+
+/** `s` measured in epochs or in steps; steps start from the run's current step count. */
+export function withLength(
+  s: FormState,
+  by: "epochs" | "iters",
+  totalSteps: number | null,
+  presets: TrainPreset[],
+): FormState {
+  if (by === "iters") return { ...s, lengthBy: by, iters: s.iters ?? totalSteps };
+  return { ...s, lengthBy: by, epochs: s.epochs ?? presetValue(presets, "epochs") };
+}
+
+/** What the form shows: the inputs that cannot be read, then the API's check for the other
+ *  fields, then what the API refused when asked to run (each once). */
+export function formProblems(
+  input: FieldProblem[],
+  checked: FieldProblem[],
+  refused: FieldProblem[] = [],
+): FieldProblem[] {
+  const unread = new Set(input.map((p) => p.field));
+  const out = [...input];
+  for (const p of [...checked, ...refused]) {
+    if (unread.has(p.field)) continue;
+    if (!out.some((q) => q.field === p.field && q.message === p.message)) out.push(p);
+  }
+  return out;
+}
+
+/** The problems of `fields`. */
+export function problemsAt(problems: FieldProblem[], ...fields: string[]): FieldProblem[] {
+  return problems.filter((p) => fields.includes(p.field));
+}
+
+/** The problems of fields the form does not show (said with their names). */
+export function otherProblems(problems: FieldProblem[]): FieldProblem[] {
+  const shown: string[] = Object.values(FIELD);
+  return problems.filter((p) => !shown.includes(p.field));
+}
+
+/** Whether any problem stops a run (warnings do not). */
+export function blocks(problems: FieldProblem[]): boolean {
+  return problems.some((p) => !p.warning);
 }
 
 /** "3 min 20 s" for a number of seconds. */
