@@ -18,8 +18,6 @@ export const app = $state({
   newChat: 0,
   /** The run the Runs view shows (set when a run starts). */
   run: null as number | null,
-  /** The run training in this window and what it last reported. */
-  training: null as { run: number; status: string } | null,
 });
 
 /** The CSV mapping chosen in Datasets for the file `path`, if any. */
