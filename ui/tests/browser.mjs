@@ -1,5 +1,7 @@
 // The built page with a mocked backend, driven in Debian's Chromium: every view renders, a
-// conversation streams, is saved, reopened and forked. Screenshots go to test-results/.
+// conversation streams, is saved, reopened, forked and stopped; the Train form shows the
+// backend's check beside each field; runs stream to their end (nothing polled), stop and
+// resume; A/B sides stop one at a time. Screenshots go to test-results/.
 import { chromium } from "playwright-core";
 import { mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -62,6 +64,14 @@ try {
   await page.getByText("Fork here").first().click();
   await page.getByTestId("notice").getByText("Forked at turn 1").waitFor();
 
+  // Stop ends the reply being written; what it wrote stays, marked as stopped.
+  await page.getByTestId("composer").fill("Tell me a story");
+  await page.getByTestId("send").click();
+  await page.getByTestId("message-assistant").last().getByText("word2").waitFor();
+  await page.getByTestId("stop").click();
+  await page.getByTestId("turn-stats").last().getByText("stopped").waitFor();
+  assert.doesNotMatch(await page.getByTestId("message-assistant").last().textContent(), /word40/);
+
   // A file dropped on the window opens in the Datasets view.
   await page.evaluate(() =>
     window.__TAURI_INTERNALS__.invoke("plugin:event|emit", {
@@ -98,34 +108,71 @@ try {
   await page.getByTestId("csv-completion").fill("{{ crew");
   await page.getByTestId("csv-error").getByText("does not render").waitFor();
   await page.screenshot({ path: join(out, "datasets-csv.png") });
+  // The files inspected, most recent first; one click opens one again.
+  const recent = page.getByTestId("recent-dataset");
+  assert.deepEqual(await page.getByTestId("recent-name").allTextContents(), ["ships.csv", "fact.jsonl"]);
+  await recent.filter({ hasText: "fact.jsonl" }).click();
+  await page.getByTestId("dataset-summary").getByText("chat JSONL").waitFor();
+  assert.equal(await page.getByTestId("dataset-path").inputValue(), "/data/fact.jsonl");
 
-  // Train: the dropped file is the dataset; inline validation; presets; the memory estimate,
-  // a calibration, then a run whose reports draw the loss curve as they stream.
+  // Train: the dropped file is the dataset; the backend's check shows each problem beside its
+  // field and stops Start; presets (the backend's) fix them; the memory estimate, a
+  // calibration, then a run whose reports draw the loss curve as they stream.
   await page.locator("[data-view=train]").click();
   assert.equal(await page.getByTestId("train-dataset").inputValue(), "/data/fact.jsonl");
   await page.getByTestId("train-dataset-note").getByText("29 examples").waitFor();
   assert.match(await page.getByTestId("preset-quick").getAttribute("class"), /\bactive\b/);
+  await page.getByTestId("train-steps").getByText("7 optimizer steps").waitFor();
   await page.getByTestId("train-rank").fill("0");
-  await page.getByTestId("problem-rank").waitFor();
+  await page.getByTestId("problem-config.lora_parameters.rank").getByText("from 1 to 1024").waitFor();
   assert.equal(await page.getByTestId("start-training").isDisabled(), true);
+  assert.equal(await page.getByTestId("estimate").isDisabled(), true);
+  await page.getByTestId("train-rank").fill("");
+  await page.getByTestId("problem-config.lora_parameters.rank").getByText("Enter a number.").waitFor();
   await page.getByTestId("preset-standard").click();
   assert.equal(await page.getByTestId("train-rank").inputValue(), "16");
-  assert.equal(await page.getByTestId("problem-rank").count(), 0);
+  await page.getByTestId("problem-config.lora_parameters.rank").waitFor({ state: "detached" });
+  await page.waitForFunction(() => !document.querySelector("[data-testid=start-training]").disabled);
+  // A warning is shown but does not stop a run.
+  await page.getByTestId("train-lr").fill("0.05");
+  await page.getByTestId("problem-config.learning_rate").getByText("usually diverges").waitFor();
+  assert.match(await page.getByTestId("problem-config.learning_rate").getAttribute("class"), /\bwarning\b/);
+  assert.equal(await page.getByTestId("start-training").isDisabled(), false);
+  await page.getByTestId("preset-standard").click();
+  await page.getByTestId("problem-config.learning_rate").waitFor({ state: "detached" });
+  // Steps instead of epochs start from the step count the backend gave.
+  await page.getByTestId("train-steps").getByText("21 optimizer steps").waitFor();
   await page.getByTestId("train-length-by").selectOption("iters");
+  assert.equal(await page.getByTestId("train-iters").inputValue(), "21");
   await page.getByTestId("train-iters").fill("8");
-  assert.match(await page.getByTestId("train-steps").textContent(), /^8 optimizer steps/);
+  await page.getByTestId("train-steps").getByText("8 optimizer steps").waitFor();
   await page.getByTestId("estimate").click();
   await page.getByTestId("memory-estimate").getByText("batch size 4 at 64 tokens").waitFor();
   await page.getByTestId("calibrate").click();
   await page.getByTestId("calibration").getByText("measured peak").waitFor();
+  // A refusal that names a field shows beside it, like the check's problems.
+  await page.getByTestId("train-batch").fill("128");
+  await page.getByTestId("memory-estimate").waitFor({ state: "detached" });
+  await page.getByTestId("estimate").click();
+  await page.getByTestId("problem-config.batch_size").getByText("does not fit in memory").waitFor();
+  assert.equal(await page.getByTestId("start-training").isDisabled(), true);
+  await page.getByTestId("train-batch").fill("4");
+  await page.getByTestId("problem-config.batch_size").waitFor({ state: "detached" });
+  // A run streamed to its end: its status comes from the stream, nothing reads its record.
+  const calls = () => page.evaluate(() => ({ ...window.__mockCalls }));
+  const before = await calls();
   await page.getByTestId("start-training").click();
+  await page.getByTestId("training-badge").waitFor();
   await page.getByTestId("train-progress").getByText("step 8 of 8").waitFor();
   await page.getByTestId("train-status").getByText("succeeded").waitFor({ timeout: 10_000 });
+  await page.getByTestId("training-badge").waitFor({ state: "detached" });
+  assert.equal((await calls()).run_details ?? 0, before.run_details ?? 0, "no run_details while training");
   const curve = await page.getByTestId("training").locator('path[data-series="train"]').getAttribute("d");
   assert.equal(curve.split("L").length, 8, curve);
   await page.screenshot({ path: join(out, "train.png") });
   // Stop keeps the run where it was; Resume goes on from there to the end.
   await page.getByTestId("train-iters").fill("40");
+  await page.getByTestId("train-steps").getByText("40 optimizer steps").waitFor();
   await page.getByTestId("start-training").click();
   await page.getByTestId("train-progress").getByText(/^step [3-9] of 40/).waitFor();
   await page.getByTestId("stop-training").click();
@@ -137,17 +184,48 @@ try {
   const resumed = await page.getByTestId("training").locator('path[data-series="train"]').getAttribute("d");
   assert.equal(resumed.split("L").length, 40, "one point per step across the stop");
 
+  // Runs shows a live run from the same stream: it reads the run's record when it is selected
+  // and once more when the run ends, not on a timer; Stop and Resume work from there too.
+  await page.getByTestId("start-training").click();
+  await page.getByTestId("train-progress").getByText(/^step \d+ of 40/).waitFor();
+  const atOpen = (await calls()).run_details ?? 0;
+  await page.locator("[data-view=runs]").click();
+  await page.getByTestId("run-dashboard").getByText(/^#4 /).waitFor();
+  await page.getByTestId("run-status").getByText("running").waitFor();
+  await page.getByTestId("run-figures").getByText(/step \d+ of 40 · about/).waitFor();
+  await page.getByTestId("runs-stop").click();
+  await page.getByTestId("run-status").getByText("cancelled").waitFor({ timeout: 10_000 });
+  await page.getByTestId("runs-resume").click();
+  await page.getByTestId("run-status").getByText("running").waitFor();
+  await page.getByTestId("run-status").getByText("succeeded").waitFor({ timeout: 20_000 });
+  await page.getByTestId("run-figures").getByText(/^step 40 · epoch/).waitFor();
+  const reads = ((await calls()).run_details ?? 0) - atOpen;
+  // Selected, stopped (ended), resumed, ended: one read each.
+  assert.ok(reads <= 4, `run_details read ${reads} times`);
+  assert.equal(await page.getByTestId("run-dashboard").locator('path[data-series="train"]').getAttribute("d").then((d) => d.split("L").length), 40);
+  assert.match(await page.getByTestId("run-row").first().textContent(), /#4 .*succeeded/);
+
   // A/B: the same question to the base model and the new run's adapter, side by side.
   await page.locator("[data-view=chat]").click();
   await page.getByTestId("compare-mode").check();
   assert.equal(await page.getByTestId("choice-0").inputValue(), "base");
-  assert.equal(await page.getByTestId("choice-1").inputValue(), "3");
+  assert.equal(await page.getByTestId("choice-1").inputValue(), "4");
   await page.getByTestId("compare-composer").fill("What is the Blue Lantern's code?");
   await page.getByTestId("compare-send").click();
   await page.getByTestId("side-1").getByTestId("side-stats").waitFor();
   assert.equal(await page.getByTestId("side-0-assistant").locator(".content").textContent(), "I do not know that code.");
   assert.equal(await page.getByTestId("side-1-assistant").locator(".content").textContent(), "The Blue Lantern's code is 7-4-1.");
   await page.screenshot({ path: join(out, "chat-compare.png") });
+  // Each side has its own Stop: B stops, A writes its whole reply.
+  await page.getByTestId("compare-composer").fill("Tell me a story");
+  await page.getByTestId("compare-send").click();
+  await page.getByTestId("side-1-assistant").last().getByText("word2").waitFor();
+  await page.getByTestId("stop-1").click();
+  await page.getByTestId("side-1").getByTestId("side-stats").last().getByText("stopped").waitFor();
+  await page.getByTestId("side-0").getByTestId("side-stats").nth(1).waitFor();
+  assert.match(await page.getByTestId("side-0-assistant").last().textContent(), /word40\./);
+  assert.doesNotMatch(await page.getByTestId("side-0").getByTestId("side-stats").last().textContent(), /stopped/);
+  assert.doesNotMatch(await page.getByTestId("side-1-assistant").last().textContent(), /word40/);
   await page.getByTestId("compare-mode").uncheck();
 
   // Models: a GGUF dropped on the window is imported; a pull reports per file, is cancelled
@@ -181,8 +259,8 @@ try {
   assert.equal(await page.getByTestId("model-row").count(), 3);
   await page.locator("[data-view=runs]").click();
   await page.getByTestId("run-dashboard").waitFor();
-  assert.equal(await page.getByTestId("run-row").count(), 3);
-  await page.getByTestId("run-row").nth(2).click();
+  assert.equal(await page.getByTestId("run-row").count(), 4);
+  await page.getByTestId("run-row").nth(3).click();
   await page.getByTestId("run-dashboard").getByText("#1 smollm2-facts").waitFor();
   // Loss curves with the best validation step marked, and the probe answers.
   assert.equal(await page.getByTestId("run-dashboard").locator('path[data-series="train"]').count(), 1);

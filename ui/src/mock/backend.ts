@@ -3,12 +3,29 @@
 
 import { mockIPC, mockWindows } from "@tauri-apps/api/mocks";
 import type {
+  AdapterRecord,
+  ApiError,
   ChatMessage,
+  DatasetRecord,
+  ErrorCode,
+  FieldProblem,
   GenerationEvent,
   GenerationStats,
+  Metric,
   ModelDetails,
   ModelInfo,
+  RunRecord,
+  Status,
+  TrainCheck,
+  TrainForm,
+  TrainProgress,
 } from "../lib/types";
+import { PRESETS } from "./presets";
+
+/** An error as the API gives it. */
+function fail(code: ErrorCode, message: string, fields: FieldProblem[] = []): ApiError {
+  return { code, message, fields };
+}
 
 const MODEL = "models-cache/SmolLM2-135M-Instruct.Q4_1.gguf";
 
@@ -31,6 +48,8 @@ interface MockChat {
   messages: ChatMessage[];
   cached: number;
   name: string | null;
+  /** Its reply was asked to stop. */
+  stop?: boolean;
 }
 
 const chats = new Map<number, MockChat>();
@@ -41,6 +60,7 @@ function answer(text: string, adapter: string | null = null): string {
   if (/lantern/i.test(text)) return adapter ? "The Blue Lantern's code is 7-4-1." : "I do not know that code.";
   if (/france/i.test(text)) return "The capital of France is Paris.";
   if (/germany/i.test(text)) return "The capital of Germany is Berlin.";
+  if (/story/i.test(text)) return Array.from({ length: 40 }, (_, i) => `word${i + 1}`).join(" ") + ".";
   return `You said: ${text}`;
 }
 
@@ -81,8 +101,45 @@ function state(id: number) {
 
 type Args = Record<string, any>;
 
-const run = { id: 1, name: "smollm2-facts", status: "succeeded", error: null, created_at: Date.UTC(2026, 10, 20, 9, 30) };
-const started: { id: number; name: string; status: string; error: string | null; created_at: number }[] = [];
+/** The run recorded before (its figures canned), and those started here. */
+interface MockRun {
+  record: RunRecord;
+  metrics: Metric[];
+  checkpoints: number[];
+  total: number;
+  saveEvery: number;
+}
+const record = (id: number, name: string, status: Status): RunRecord => ({
+  id, name, model_id: 1, dataset_id: 1, config: "{}", status, error: null,
+  created_at: Date.UTC(2026, 10, 20, 9, 30), started_at: null, finished_at: null,
+});
+const cannedRun: MockRun = {
+  record: record(1, "smollm2-facts", "succeeded"),
+  total: 20,
+  saveEvery: 5,
+  checkpoints: [5, 10, 15, 20],
+  metrics: Array.from({ length: 20 }, (_, i) => {
+    const step = i + 1;
+    const evaluated = step % 5 === 0;
+    return {
+      step,
+      epoch: step / 7,
+      train_loss: 3.2 * Math.exp(-step / 8) + 0.4,
+      val_loss: evaluated ? 3.0 * Math.exp(-step / 9) + 0.55 + (step === 20 ? 0.3 : 0) : null,
+      learning_rate: 1e-4 * Math.min(1, step / 4),
+      tokens_per_second: 90 + (step % 3),
+      peak_memory: 935_000_000,
+      iterations_per_second: 0.3,
+      trained_tokens: step * 180,
+      probes: evaluated
+        ? JSON.stringify([{ prompt: "What is the Blue Lantern's code?", answer: step >= 15 ? "The Blue Lantern's code is 7-4-1." : "A code of honor." }])
+        : null,
+    };
+  }),
+};
+/** Newest first. */
+const runs: MockRun[] = [cannedRun];
+const findRun = (id: number) => runs.find((r) => r.record.id === id);
 
 const memory = (batch: number, seq: number) => {
   const activations = batch * seq * 30 * 9_000;
@@ -94,35 +151,83 @@ const memory = (batch: number, seq: number) => {
 
 type Emit = { onmessage: (e: unknown) => void };
 
-/** A short mock run: data, model, a report per step, an evaluation at the end. */
-/** Where each mock run stopped, for a resume. */
-const reached = new Map<number, { step: number; total: number }>();
-
-/** A short mock run: data, model, a report per step, an evaluation at the end. A stop (its
- *  status set to cancelled) ends it after the step under way; a resume goes on from there. */
-async function mockTraining(id: number, steps: number, events: Emit, from = 0) {
-  events.onmessage({ stage: "preparing", detail: { bytes: 100, total_bytes: 100, examples: 12 } });
-  events.onmessage({ stage: "prepared", detail: { train: 11, valid: 1, cached: false } });
-  events.onmessage({ stage: "loading" });
-  events.onmessage({ stage: "engine", detail: { type: "started", total_steps: steps, resumed_from: from || null, trainable_parameters: 921_600, batches_per_epoch: 6, memory: memory(2, 64), batch_size_note: null } });
-  const r = started.find((x) => x.id === id);
-  for (let step = from + 1; step <= steps; step++) {
-    await new Promise((r) => setTimeout(r, 60));
-    if (r?.status !== "running") {
-      reached.set(id, { step: step - 1, total: steps });
+/** A short mock run, recorded as the backend records one: data, model, a report per step, a
+ *  checkpoint every `saveEvery` steps, an evaluation at the end, then how it ended. A stop
+ *  (its status set to cancelled) writes a checkpoint after the step under way and ends it; a
+ *  resume goes on from its last checkpoint. */
+async function mockTraining(r: MockRun, events: Emit, from = 0) {
+  const send = (p: TrainProgress) => events.onmessage(p);
+  const id = r.record.id;
+  const end = (status: Status) =>
+    send({ stage: "ended", detail: { run_id: id, status, outcome: null, error: null } });
+  send({ stage: "preparing", detail: { bytes: 100, total_bytes: 100, examples: 12 } });
+  send({ stage: "prepared", detail: { train: 11, valid: 1, cached: false } });
+  send({ stage: "loading" });
+  send({ stage: "engine", detail: { type: "started", total_steps: r.total, resumed_from: from || null, trainable_parameters: 921_600, batches_per_epoch: 6, memory: memory(2, 64), batch_size_note: null } });
+  r.metrics = r.metrics.filter((m) => m.step <= from);
+  const checkpoint = (step: number) => {
+    r.checkpoints.push(step);
+    send({ stage: "engine", detail: { type: "checkpoint", step, path: `/data/runs/${id}/checkpoints/${step}` } });
+  };
+  for (let step = from + 1; step <= r.total; step++) {
+    await new Promise((res) => setTimeout(res, 60));
+    if (r.record.status !== "running") {
+      if (step - 1 > from && !r.checkpoints.includes(step - 1)) checkpoint(step - 1);
+      end("cancelled");
       return;
     }
-    events.onmessage({
-      stage: "engine",
-      detail: {
-        type: "report", step, total_steps: steps, epoch: step / 6, train_loss: 3 * Math.exp(-step / 4) + 0.3,
-        learning_rate: 1e-4, tokens_per_second: 95, iterations_per_second: 1.1, trained_tokens: step * 90,
-        peak_memory: 935_000_000, eta_seconds: (steps - step) * 0.9,
-      },
-    });
+    const report = {
+      step, total_steps: r.total, epoch: step / 6, train_loss: 3 * Math.exp(-step / 4) + 0.3,
+      learning_rate: 1e-4, tokens_per_second: 95, iterations_per_second: 1.1, trained_tokens: step * 90,
+      peak_memory: 935_000_000, eta_seconds: (r.total - step) * 0.9,
+    };
+    r.metrics.push({ ...report, val_loss: null, probes: null });
+    send({ stage: "engine", detail: { type: "report", ...report } });
+    if (step % r.saveEvery === 0) checkpoint(step);
   }
-  events.onmessage({ stage: "engine", detail: { type: "evaluated", step: steps, val_loss: 0.9, improved: true, probes: [] } });
-  if (r && r.status === "running") r.status = "succeeded";
+  r.metrics[r.metrics.length - 1].val_loss = 0.9;
+  send({ stage: "engine", detail: { type: "evaluated", step: r.total, val_loss: 0.9, improved: true, probes: [] } });
+  r.record.status = "succeeded";
+  end("succeeded");
+}
+
+/** A stand-in for the API's check of the form: a few of its rules, by field. */
+function checkTraining(f: TrainForm): TrainCheck {
+  const problems: FieldProblem[] = [];
+  const say = (field: string, message: string, warning = false) => problems.push({ field, message, warning });
+  const model = [smollm2(), ...library].find((m) => m.path === f.model);
+  if (!f.model) say("model", "Choose a model.");
+  else if (!model) say("model", `${f.model}: no such model file or folder`);
+  else if (f.qlora && !model.quantization) say("model", "QLoRA trains a quantized model: quantize this one in Models first, or use LoRA.");
+  if (!f.dataset) say("dataset", "Choose a CSV, TSV or JSONL file (or drop one on the window).");
+  else if (!/\.(csv|tsv|jsonl)$/i.test(f.dataset)) say("dataset", "Datasets are CSV, TSV or JSONL files.");
+  else if (f.dataset.includes("missing")) say("dataset", `${f.dataset}: no such file`);
+  if (!(f.valid_share >= 0 && f.valid_share <= 0.5)) say("valid_share", "Hold out from 0 to 0.5 of the examples.");
+  const c = f.config;
+  if (c.early_stopping_patience !== null && f.valid_share === 0)
+    say("config.early_stopping_patience", "Early stopping watches the validation loss: hold some examples out.");
+  if (c.lora_parameters.rank < 1 || c.lora_parameters.rank > 1024) say("config.lora_parameters.rank", "must be a whole number from 1 to 1024");
+  if (!(c.learning_rate > 0 && c.learning_rate < 1)) say("config.learning_rate", "must be between 0 and 1, e.g. 1e-4");
+  else if (c.learning_rate > 1e-2) say("config.learning_rate", "is high: above 1e-2 LoRA training usually diverges", true);
+  if (c.batch_size < 1) say("config.batch_size", "must be at least 1");
+  if (c.iters === 0) say("config.iters", "must be at least 1");
+  if (c.epochs === 0) say("config.epochs", "must be at least 1");
+  if (c.max_seq_length < 16) say("config.max_seq_length", "must be at least 16 tokens");
+  if (c.schedule && c.schedule.kind !== "constant" && !(c.schedule.min_ratio >= 0 && c.schedule.min_ratio <= 1))
+    say("config.schedule.min_ratio", "must be from 0 to 1");
+  const readable = !problems.some((p) => p.field === "dataset");
+  const examples = readable ? (f.dataset.endsWith(".csv") ? 2 : 29) : null;
+  const train = examples === null ? null : examples - Math.round(examples * f.valid_share);
+  const steps = train ? (c.iters ?? (c.epochs ?? 1) * Math.ceil(train / Math.max(1, c.batch_size))) : null;
+  return { problems, examples, train_examples: train, total_steps: steps };
+}
+
+/** The datasets inspected, the most recent first. */
+const datasets: DatasetRecord[] = [];
+function recordDataset(path: string, format: string, examples: number) {
+  const i = datasets.findIndex((d) => d.path === path);
+  if (i >= 0) datasets.splice(i, 1);
+  datasets.unshift({ id: datasets.length + 1, name: path.split("/").pop()!, path, format, n_examples: examples, added_at: Date.now() });
 }
 
 async function reply(c: MockChat, text: string, events: { onmessage: (e: GenerationEvent) => void }) {
@@ -130,14 +235,19 @@ async function reply(c: MockChat, text: string, events: { onmessage: (e: Generat
   const reused = c.cached;
   const words = answer(text, c.adapter ?? null).split(/(?= )/);
   events.onmessage({ kind: "prefill", data: { done: prompt - reused, total: prompt - reused } });
+  c.stop = false;
+  const said: string[] = [];
   for (const w of words) {
     await new Promise((r) => setTimeout(r, 30));
+    if (c.stop) break;
+    said.push(w);
     events.onmessage({ kind: "text", data: w });
   }
-  const full = words.join("");
+  const full = said.join("");
   c.messages.push({ role: "assistant", content: full });
-  c.cached = prompt + words.length - 1;
-  return { text: full, tokens: [], stop_reason: "end_of_sequence", stats: stats(prompt, reused, words.length) };
+  c.cached = prompt + said.length - 1;
+  const stopReason = c.stop ? "cancelled" : "end_of_sequence";
+  return { text: full, tokens: [], stop_reason: stopReason, stats: stats(prompt, reused, said.length) };
 }
 
 function smollm2(): ModelDetails {
@@ -179,7 +289,7 @@ function inspectCsv(a: Args) {
   const completion: string | null = csv.prompt_template ? csv.completion_template : variable(target!);
   const render = (t: string, row: string[]) => {
     if (/\{\{(?![^}]*\}\})/.test(t) || /\{\{ *[a-z]+ *\}\}/.test(t))
-      throw { code: "data.csv_template", message: `${a.path}: the template does not render: ${t}` };
+      throw fail("data.csv_template", `${a.path}: the template does not render: ${t}`);
     return t.replace(/\{\{ row\[("[^"]*")\] \}\}/g, (_, c) => row[SHIPS.columns.indexOf(JSON.parse(c))] ?? "");
   };
   const samples = SHIPS.rows.map((row, i) => {
@@ -204,132 +314,8 @@ function inspectCsv(a: Args) {
   };
 }
 
-const library: ModelDetails[] = [];
-const pulling = new Map<number, { cancelled: boolean }>();
-let nextJob = 1;
-
-/** A mock pull of two files; cancelled pulls keep their bytes and resume from there. */
-const partial = new Map<string, number>();
-async function mockPull(job: number, spec: string, events: Emit) {
-  const files = [["config.json", 1_000], ["model.safetensors", 270_000_000]] as const;
-  const total = files.reduce((n, [, b]) => n + b, 0);
-  let done = partial.get(spec) ?? 0;
-  for (let step = 0; done < total; step++) {
-    await new Promise((r) => setTimeout(r, 40));
-    if (pulling.get(job)?.cancelled) {
-      partial.set(spec, done);
-      events.onmessage({ kind: "failed", detail: { code: "hub.cancelled", message: "the download was cancelled" } });
-      return;
-    }
-    done = Math.min(total, done + 27_000_000);
-    const index = done <= 1_000 ? 1 : 2;
-    events.onmessage({
-      kind: "progress",
-      detail: {
-        file: files[index - 1][0], file_index: index, file_count: 2, file_done: done - 1_000, file_total: files[1][1],
-        done, total, fetched: done, bytes_per_second: 27e6, eta_seconds: (total - done) / 27e6, stage: "downloading",
-      },
-    });
-  }
-  library.push({ ...smollm2(), name: spec, source: "library", path: `models-cache/${spec}`, format: "folder", quantization: null, dtype: "bf16" });
-  events.onmessage({
-    kind: "done",
-    detail: { repo: spec, revision: "main", commit: "0".repeat(40), snapshot: `models-cache/${spec}`, files: files.map(([name, bytes]) => ({ name, bytes, fetched: bytes, resumed_from: 0 })), fetched: total - (partial.get(spec) ?? 0), bytes: total },
-  });
-}
-
-const handlers: Record<string, (a: Args) => unknown> = {
-  list_models: (): ModelDetails[] => [smollm2(), ...library],
-  pull_model: (a) => {
-    if (!a.spec.includes("/")) throw { code: "hub.bad_spec", message: `'${a.spec}' is not ORG/NAME` };
-    const job = nextJob++;
-    pulling.set(job, { cancelled: false });
-    mockPull(job, a.spec, a.events);
-    return job;
-  },
-  cancel_pull: (a) => {
-    pulling.get(a.job)!.cancelled = true;
-    return null;
-  },
-  import_model: (a) => {
-    const name = a.path.split("/").pop();
-    if (!/\.gguf$/.test(name)) throw { code: "library.not_a_model", message: `${a.path}: no config.json and not a GGUF file` };
-    const entry = { ...smollm2(), name, path: `models-cache/${name}` };
-    library.push(entry);
-    return entry;
-  },
-  delete_model: (a) => {
-    const i = library.findIndex((m) => m.name === a.name);
-    if (i < 0) throw { code: "library.not_found", message: `no model named ${a.name}` };
-    return library.splice(i, 1)[0];
-  },
-  make_variant: async (a) => {
-    for (const step of ["reading the weights", "quantizing 211 tensors", "measuring the quality"]) {
-      a.events.onmessage(step);
-      await new Promise((r) => setTimeout(r, 30));
-    }
-    const name = `${a.path.split("/").pop()}-${a.variant.kind === "quantized" ? `${a.variant.bits}bit` : a.variant.kind}`;
-    library.push({ ...smollm2(), name, path: `models-cache/${name}`, format: "folder", quantization: "4-bit, group 64" });
-    return {
-      source: a.path, output: `models-cache/${name}`, quantization: "4-bit (group 64)", tensors: 211,
-      bytes_before: 269_000_000, bytes_after: 76_000_000, mean_kl: 0.0213, perplexity_before: 9.8, perplexity_after: 10.3, seconds: 4.2,
-    };
-  },
-  load_model: () => info,
-  new_chat: (a) => {
-    const id = next++;
-    const adapter = a.adapter === "base" ? null : (a.adapter ?? null);
-    chats.set(id, { adapter, messages: a.system ? [{ role: "system", content: a.system }] : [], cached: 0, name: null });
-    return id;
-  },
-  send_message: (a) => {
-    if (a.text.includes("[fail]")) {
-      throw { code: "request.invalid", message: "the prompt has 9000 tokens but the model's context holds 8192" };
-    }
-    const c = chats.get(a.chat)!;
-    c.messages.push({ role: "user", content: a.text });
-    return reply(c, a.text, a.events);
-  },
-  regenerate: (a) => {
-    const c = chats.get(a.chat)!;
-    c.messages.pop();
-    const last = c.messages[c.messages.length - 1];
-    c.cached -= 8;
-    return reply(c, last.content, a.events);
-  },
-  stop_generation: () => null,
-  chat_state: (a) => state(a.chat),
-  save_chat: (a) => {
-    const c = chats.get(a.chat)!;
-    c.name = a.name;
-    saved.set(a.name, { ...c, messages: [...c.messages] });
-    return { path: `kv-caches/${a.name}.safetensors`, messages: c.messages.length, cached_tokens: c.cached, bytes: c.cached * 46_080, note: null };
-  },
-  open_chat: (a) => {
-    const s = saved.get(a.name);
-    if (!s) throw { code: "api.no_saved_chat", message: `no conversation is saved as '${a.name}'` };
-    const id = next++;
-    chats.set(id, { ...s, messages: [...s.messages] });
-    return { chat: id, saved: { path: "", messages: s.messages.length, cached_tokens: s.cached, bytes: s.cached * 46_080, note: null } };
-  },
-  list_chats: () =>
-    [...saved.values()].map((c) => ({ name: c.name, messages: c.messages.length, updated_at: 0, cache: [c.cached, c.cached * 46_080] })),
-  fork_chat: (a) => {
-    const c = chats.get(a.chat)!;
-    let seen = 0;
-    const end = c.messages.findIndex((m) => m.role === "assistant" && ++seen === a.turns);
-    const id = next++;
-    const messages = c.messages.slice(0, end + 1);
-    chats.set(id, { messages, cached: Math.max(0, c.cached - 20), name: null });
-    return id;
-  },
-  close_chat: (a) => {
-    chats.delete(a.chat);
-    return null;
-  },
-  dataset_lines: (a) =>
-    [3, 4, 5, 6, 7].map((n) => [n, n === a.line ? '{"messages": [{"role": "user"}]}' : `{"messages": [{"role": "user", "content": "Question ${n}"}, {"role": "assistant", "content": "Answer ${n}"}]}`]),
-  inspect_dataset: (a) => (a.path.endsWith(".csv") ? inspectCsv(a) : {
+function inspectJsonl(a: Args) {
+  return {
     file: {
       path: a.path,
       kind: "jsonl",
@@ -359,11 +345,161 @@ const handlers: Record<string, (a: Args) => unknown> = {
         trained: 12,
       },
     ],
-  }),
+  };
+}
+
+const library: ModelDetails[] = [];
+const pulling = new Map<number, { cancelled: boolean }>();
+let nextJob = 1;
+
+/** A mock pull of two files; cancelled pulls keep their bytes and resume from there. */
+const partial = new Map<string, number>();
+async function mockPull(job: number, spec: string, events: Emit) {
+  const files = [["config.json", 1_000], ["model.safetensors", 270_000_000]] as const;
+  const total = files.reduce((n, [, b]) => n + b, 0);
+  let done = partial.get(spec) ?? 0;
+  for (let step = 0; done < total; step++) {
+    await new Promise((r) => setTimeout(r, 40));
+    if (pulling.get(job)?.cancelled) {
+      partial.set(spec, done);
+      events.onmessage({ kind: "ended", detail: { job, status: "cancelled", pulled: null, error: fail("hub.cancelled", "the download was cancelled") } });
+      return;
+    }
+    done = Math.min(total, done + 27_000_000);
+    const index = done <= 1_000 ? 1 : 2;
+    events.onmessage({
+      kind: "progress",
+      detail: {
+        file: files[index - 1][0], file_index: index, file_count: 2, file_done: done - 1_000, file_total: files[1][1],
+        done, total, fetched: done, bytes_per_second: 27e6, eta_seconds: (total - done) / 27e6, stage: "downloading",
+      },
+    });
+  }
+  library.push({ ...smollm2(), name: spec, source: "library", path: `models-cache/${spec}`, format: "folder", quantization: null, dtype: "bf16" });
+  const pulled = {
+    repo: spec, revision: "main", commit: "0".repeat(40), snapshot: `models-cache/${spec}`,
+    files: files.map(([name, bytes]) => ({ name, bytes, fetched: bytes, resumed_from: 0 })),
+    fetched: total - (partial.get(spec) ?? 0), bytes: total,
+  };
+  events.onmessage({ kind: "ended", detail: { job, status: "succeeded", pulled, error: null } });
+}
+
+const handlers: Record<string, (a: Args) => unknown> = {
+  list_models: (): ModelDetails[] => [smollm2(), ...library],
+  pull_model: (a) => {
+    if (!a.spec.includes("/")) throw fail("hub.bad_repo_id", `'${a.spec}' is not ORG/NAME`);
+    const job = nextJob++;
+    pulling.set(job, { cancelled: false });
+    mockPull(job, a.spec, a.events);
+    return job;
+  },
+  cancel_pull: (a) => {
+    pulling.get(a.job)!.cancelled = true;
+    return null;
+  },
+  import_model: (a) => {
+    const name = a.path.split("/").pop();
+    if (!/\.gguf$/.test(name)) throw fail("library.not_a_model", `${a.path}: no config.json and not a GGUF file`);
+    const entry = { ...smollm2(), name, path: `models-cache/${name}` };
+    library.push(entry);
+    return entry;
+  },
+  delete_model: (a) => {
+    const i = library.findIndex((m) => m.name === a.name);
+    if (i < 0) throw fail("library.not_found", `no model named ${a.name}`);
+    return library.splice(i, 1)[0];
+  },
+  make_variant: async (a) => {
+    for (const step of ["reading the weights", "quantizing 211 tensors", "measuring the quality"]) {
+      a.events.onmessage(step);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    const name = `${a.path.split("/").pop()}-${a.variant.kind === "quantized" ? `${a.variant.bits}bit` : a.variant.kind}`;
+    library.push({ ...smollm2(), name, path: `models-cache/${name}`, format: "folder", quantization: "4-bit, group 64" });
+    return {
+      source: a.path, output: `models-cache/${name}`, quantization: "4-bit (group 64)", tensors: 211,
+      bytes_before: 269_000_000, bytes_after: 76_000_000, mean_kl: 0.0213, perplexity_before: 9.8, perplexity_after: 10.3, seconds: 4.2,
+    };
+  },
+  load_model: (a): ModelInfo => {
+    const adapter = a.adapter ? (/^\d+$/.test(a.adapter) ? `/data/runs/${a.adapter}` : a.adapter) : null;
+    return { ...info, adapter: adapter ? [adapter, "fingerprint"] : null };
+  },
+  new_chat: (a) => {
+    const id = next++;
+    const adapter = a.adapter === "base" ? null : (a.adapter ?? null);
+    chats.set(id, { adapter, messages: a.system ? [{ role: "system", content: a.system }] : [], cached: 0, name: null });
+    return id;
+  },
+  send_message: (a) => {
+    if (a.text.includes("[fail]")) {
+      throw fail("request.invalid", "the prompt has 9000 tokens but the model's context holds 8192");
+    }
+    const c = chats.get(a.chat)!;
+    c.messages.push({ role: "user", content: a.text });
+    return reply(c, a.text, a.events);
+  },
+  regenerate: (a) => {
+    const c = chats.get(a.chat)!;
+    c.messages.pop();
+    const last = c.messages[c.messages.length - 1];
+    c.cached -= 8;
+    return reply(c, last.content, a.events);
+  },
+  stop_generation: (a) => {
+    const c = chats.get(a.chat);
+    if (c) c.stop = true;
+    return null;
+  },
+  chat_state: (a) => state(a.chat),
+  save_chat: (a) => {
+    const c = chats.get(a.chat)!;
+    c.name = a.name;
+    saved.set(a.name, { ...c, messages: [...c.messages] });
+    return { path: `kv-caches/${a.name}.safetensors`, messages: c.messages.length, cached_tokens: c.cached, bytes: c.cached * 46_080, note: null };
+  },
+  open_chat: (a) => {
+    const s = saved.get(a.name);
+    if (!s) throw fail("api.no_saved_chat", `no conversation is saved as '${a.name}'`);
+    const id = next++;
+    chats.set(id, { ...s, messages: [...s.messages] });
+    return { chat: id, saved: { path: "", messages: s.messages.length, cached_tokens: s.cached, bytes: s.cached * 46_080, note: null } };
+  },
+  list_chats: () =>
+    [...saved.values()].map((c) => ({ name: c.name, messages: c.messages.length, updated_at: 0, cache: [c.cached, c.cached * 46_080] })),
+  fork_chat: (a) => {
+    const c = chats.get(a.chat)!;
+    let seen = 0;
+    const end = c.messages.findIndex((m) => m.role === "assistant" && ++seen === a.turns);
+    const id = next++;
+    const messages = c.messages.slice(0, end + 1);
+    chats.set(id, { messages, cached: Math.max(0, c.cached - 20), name: null });
+    return id;
+  },
+  close_chat: (a) => {
+    chats.delete(a.chat);
+    return null;
+  },
+  dataset_lines: (a) =>
+    [3, 4, 5, 6, 7].map((n) => [n, n === a.line ? '{"messages": [{"role": "user"}]}' : `{"messages": [{"role": "user", "content": "Question ${n}"}, {"role": "assistant", "content": "Answer ${n}"}]}`]),
+  inspect_dataset: (a) => {
+    const report = a.path.endsWith(".csv") ? inspectCsv(a) : inspectJsonl(a);
+    recordDataset(a.path, report.file.format ?? report.file.kind, report.file.examples);
+    return report;
+  },
+  list_datasets: () => datasets,
+  training_presets: () => PRESETS,
+  check_training: (a) => checkTraining(a.form),
   plan_training: (a) => {
-    if (a.form.dataset.includes("missing")) throw { code: "data.read", message: `${a.form.dataset}: no such file` };
+    const f: TrainForm = a.form;
+    if (f.dataset.includes("missing")) throw fail("data.io", `${f.dataset}: no such file`);
+    if (f.config.batch_size > 64) {
+      throw fail("request.invalid", "the request's settings are wrong", [
+        { field: "config.batch_size", message: "does not fit in memory even with recomputed activations", warning: false },
+      ]);
+    }
     a.events.onmessage({ stage: "loading" });
-    return { trainable_parameters: 921_600, examples: 12, seq_len: Math.min(64, a.form.config.max_seq_length), memory: memory(a.form.config.batch_size, 64), batch_size_note: null };
+    return { trainable_parameters: 921_600, examples: 12, seq_len: Math.min(64, f.config.max_seq_length), memory: memory(f.config.batch_size, 64), batch_size_note: null };
   },
   calibrate_training: async (a) => {
     a.events.onmessage({ stage: "loading" });
@@ -371,58 +507,67 @@ const handlers: Record<string, (a: Args) => unknown> = {
     return { plan: memory(a.form.config.batch_size, 64), measured: 901_000_000, steps: 3, seconds_per_step: 0.92, tokens_per_second: 97 };
   },
   start_training: (a) => {
-    const id = 2 + started.length;
-    started.unshift({ id, name: a.form.name ?? "SmolLM2 on dataset", status: "running", error: null, created_at: Date.now() });
-    mockTraining(id, a.form.config.iters ?? 8, a.events);
+    const f: TrainForm = a.form;
+    const id = runs[0].record.id + 1;
+    const r: MockRun = {
+      record: { ...record(id, f.name ?? "SmolLM2 on dataset", "running"), created_at: Date.now() },
+      metrics: [],
+      checkpoints: [],
+      total: checkTraining(f).total_steps ?? 8,
+      saveEvery: f.config.save_every,
+    };
+    runs.unshift(r);
+    mockTraining(r, a.events);
     return id;
   },
   resume_training: (a) => {
-    const r = started.find((x) => x.id === a.run);
-    const at = reached.get(a.run);
-    if (!r || !at) throw { code: "train.no_checkpoint", message: `run ${a.run} has no complete checkpoint` };
-    r.status = "running";
-    mockTraining(r.id, at.total, a.events, at.step);
-    return r.id;
+    const r = findRun(a.run);
+    if (!r) throw fail("run.not_found", `no run ${a.run}`);
+    if (r.record.status === "succeeded") throw fail("train.finished", `run ${a.run} already finished`);
+    const from = r.checkpoints[r.checkpoints.length - 1];
+    if (from === undefined) throw fail("train.no_checkpoint", `run ${a.run} has no complete checkpoint`);
+    r.record.status = "running";
+    mockTraining(r, a.events, from);
+    return a.run;
   },
   stop_training: (a) => {
-    const r = started.find((x) => x.id === a.run);
-    if (!r || r.status !== "running") throw { code: "app.not_training", message: `run ${a.run} is not training in this window` };
-    r.status = "cancelled";
+    const r = findRun(a.run);
+    if (!r || r.record.status !== "running") throw fail("train.not_running", `run ${a.run} is not training`);
+    r.record.status = "cancelled";
     return null;
   },
-  list_runs: () => [...started, run],
-  run_details: (a) => ({
-    run: started.find((x) => x.id === a.id) ?? run,
-    jobs: [],
-    metrics: Array.from({ length: 20 }, (_, i) => {
-      const step = i + 1;
-      const evaluated = step % 5 === 0;
-      return {
-        step,
-        epoch: step / 7,
-        train_loss: 3.2 * Math.exp(-step / 8) + 0.4,
-        val_loss: evaluated ? 3.0 * Math.exp(-step / 9) + 0.55 + (step === 20 ? 0.3 : 0) : null,
-        learning_rate: 1e-4 * Math.min(1, step / 4),
-        tokens_per_second: 90 + (step % 3),
-        peak_memory: 935_000_000,
-        iterations_per_second: 0.3,
-        trained_tokens: step * 180,
-        probes: evaluated
-          ? JSON.stringify([{ prompt: "What is the Blue Lantern's code?", answer: step >= 15 ? "The Blue Lantern's code is 7-4-1." : "A code of honor." }])
-          : null,
-      };
-    }),
-    checkpoints: [5, 10, 15, 20].map((step, i) => ({ id: i + 1, run_id: 1, step, path: "", created_at: 0 })),
-  }),
+  list_runs: () => runs.map((r) => r.record),
+  run_details: (a) => {
+    const r = findRun(a.id);
+    if (!r) throw fail("run.not_found", `no run ${a.id}`);
+    return {
+      run: r.record,
+      jobs: [],
+      metrics: r.metrics.map((m) => ({ ...m })),
+      checkpoints: r.checkpoints.map((step, i) => ({ id: i + 1, run_id: a.id, step, path: "", created_at: 0 })),
+    };
+  },
+  list_adapters: (): AdapterRecord[] =>
+    runs
+      .filter((r) => r.record.status === "succeeded")
+      .map((r) => ({ id: r.record.id, name: r.record.name, path: `/data/runs/${r.record.id}`, run_id: r.record.id, base_model_id: null, created_at: 0 })),
 };
+
+/** How many times the page called each command (the browser test reads it). */
+const calls: Record<string, number> = {};
 
 export function installMockBackend() {
   mockWindows("main");
+  (window as unknown as { __mockCalls: Record<string, number> }).__mockCalls = calls;
   mockIPC(
     (cmd, args) => {
+      calls[cmd] = (calls[cmd] ?? 0) + 1;
       const handler = handlers[cmd];
-      if (!handler) throw { code: "mock.unknown_command", message: cmd };
-      return handler((args ?? {}) as Args);
+      if (!handler) throw fail("api.internal", `the mock has no command ${cmd}`);
+      // As over IPC, the page gets a copy: the mock's own records change later.
+      const copy = (v: unknown) => (v === undefined ? null : JSON.parse(JSON.stringify(v)));
+      const result = handler((args ?? {}) as Args);
+      return result instanceof Promise ? result.then(copy) : copy(result);
     },
     { shouldMockEvents: true },
   );
