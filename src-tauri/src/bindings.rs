@@ -7,11 +7,11 @@
 mod tests {
     use adapt_api::datasets::InspectReport;
     use adapt_api::{
-        AdapterRecord, ApiError, CacheKey, Calibration, ChatId, ChatMessage, ChatOptions,
-        ChatState, ConvertReport, DatasetRecord, ErrorCode, GenerateParams, Generation,
-        GenerationEvent, GenerationStats, ModelDetails, ModelEntry, ModelInfo, Overflow, PullEvent,
-        RunDetails, RunRecord, SamplingParams, SavedChat, SavedConversation, StopReason,
-        TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress, Variant,
+        AdapterEntry, ApiError, CacheKey, Calibration, ChatId, ChatMessage, ChatOptions, ChatState,
+        ConvertReport, DatasetRecord, ErrorCode, GenerateParams, Generation, GenerationEvent,
+        GenerationStats, ModelDetails, ModelEntry, ModelInfo, Overflow, PullEvent, RunDetails,
+        RunRecord, SamplingParams, SavedChat, SavedConversation, StopReason, TrainCheck, TrainForm,
+        TrainPlan, TrainPreset, TrainProgress, Variant,
     };
     use std::collections::BTreeMap;
 
@@ -57,7 +57,7 @@ mod tests {
             RunRecord,
             RunDetails,
             DatasetRecord,
-            AdapterRecord,
+            AdapterEntry,
             InspectReport,
             TrainForm,
             TrainPreset,

@@ -10,7 +10,7 @@ use adapt_api::{
     SavedConversation, TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress,
 };
 use adapt_api::{
-    AdapterRecord, Calibration, ConvertReport, DatasetRecord, ModelEntry, PullEvent, Variant,
+    AdapterEntry, Calibration, ConvertReport, DatasetRecord, ModelEntry, PullEvent, Variant,
 };
 use serde::Serialize;
 use tauri::ipc::Channel;
@@ -209,7 +209,7 @@ pub async fn list_datasets(shared: State<'_, Shared>) -> Answer<Vec<DatasetRecor
 
 /// The adapters training runs left, newest first.
 #[tauri::command]
-pub async fn list_adapters(shared: State<'_, Shared>) -> Answer<Vec<AdapterRecord>> {
+pub async fn list_adapters(shared: State<'_, Shared>) -> Answer<Vec<AdapterEntry>> {
     on_worker(&shared, |a| a.adapters()).await
 }
 

@@ -168,8 +168,8 @@ describe("helpers", () => {
   });
 
   it("names adapters and finds the attached one", () => {
-    const run = { id: 3, name: "facts", path: "/data/runs/7", run_id: 7, base_model_id: null, created_at: 0 };
-    const own = { id: 4, name: "mine", path: "/adapters/mine", run_id: null, base_model_id: null, created_at: 0 };
+    const run = { id: 3, name: "facts", path: "/data/runs/7", run_id: 7, base_model_id: null, created_at: 0, base_model: null };
+    const own = { id: 4, name: "mine", path: "/adapters/mine", run_id: null, base_model_id: null, created_at: 0, base_model: null };
     expect([adapterValue(run), adapterLabel(run)]).toEqual(["7", "#7 facts"]);
     expect([adapterValue(own), adapterLabel(own)]).toEqual(["/adapters/mine", "mine"]);
     expect(attachedValue([run, own], ["/adapters/mine/", "f"])).toBe("/adapters/mine");

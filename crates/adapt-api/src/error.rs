@@ -209,7 +209,7 @@ impl ApiError {
         let shown: Vec<String> = fields
             .iter()
             .filter(|p| !p.warning)
-            .map(|p| format!("'{}' {}", p.field, p.message))
+            .map(|p| format!("'{}': {}", p.field, p.message))
             .collect();
         ApiError {
             code: ErrorCode::RequestInvalid,

@@ -63,7 +63,7 @@ pub use error::{ApiError, ErrorCode};
 pub use jobs::{CancelToken, JobEvent, JobHandle, JobKind, JobRecord, JobStatus, JobTiming};
 pub use models::{find_models, ModelDetails, ModelFile, PullEnd, PullEvent, PullJob};
 pub use records::AdaptConfig;
-pub use runs::RunDetails;
+pub use runs::{AdapterEntry, RunDetails};
 pub use saved_chats::{SavedChat, SavedConversation};
 pub use train::{Calibration, TrainEnd, TrainJob, TrainProgress, TrainSummary};
 pub use train_form::{

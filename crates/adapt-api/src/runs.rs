@@ -13,6 +13,16 @@ use crate::adapt::Adapt;
 use crate::error::{ApiError, ErrorCode};
 use crate::jobs::{JobContext, JobHandle, JobKind, JobStatus};
 
+/// An adapter a run left, and the model it was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct AdapterEntry {
+    #[serde(flatten)]
+    pub adapter: AdapterRecord,
+    /// The model (file or folder) the run trained on.
+    pub base_model: Option<PathBuf>,
+}
+
 /// The setting that holds the models cache chosen by the person.
 const MODELS_DIR_SETTING: &str = "models_dir";
 
@@ -51,15 +61,27 @@ impl Adapt {
         })
     }
 
-    /// The adapters training runs left (their folders still there), newest first.
-    pub fn adapters(&self) -> Result<Vec<AdapterRecord>, ApiError> {
-        let mut adapters: Vec<AdapterRecord> = self
-            .store()?
+    /// The adapters training runs left (their folders still there), newest first, each with
+    /// the model it was trained on.
+    pub fn adapters(&self) -> Result<Vec<AdapterEntry>, ApiError> {
+        let store = self.store()?;
+        let mut adapters: Vec<AdapterEntry> = store
             .adapters()?
             .into_iter()
             .filter(|a| a.path.join("adapter_config.json").is_file())
+            .map(|adapter| {
+                let base_model = adapter
+                    .run_id
+                    .and_then(|id| store.run(id).ok())
+                    .and_then(|run| serde_json::from_str::<serde_json::Value>(&run.config).ok())
+                    .and_then(|c| c["request"]["model"].as_str().map(PathBuf::from));
+                AdapterEntry {
+                    adapter,
+                    base_model,
+                }
+            })
             .collect();
-        adapters.sort_by_key(|a| std::cmp::Reverse(a.id));
+        adapters.sort_by_key(|a| std::cmp::Reverse(a.adapter.id));
         Ok(adapters)
     }
 

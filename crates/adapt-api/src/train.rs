@@ -32,6 +32,11 @@ use crate::train_record::Recorder;
 #[serde(tag = "stage", content = "detail", rename_all = "snake_case")]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum TrainProgress {
+    /// The first event of a training job: which run it is.
+    Run {
+        run_id: i64,
+        resumed: bool,
+    },
     /// Reading and tokenizing the data.
     Preparing(Progress),
     /// The data is ready: examples per split, and whether the cache was reused.
@@ -394,6 +399,10 @@ impl Adapt {
             move |ctx| {
                 let mut progress =
                     |p: &TrainProgress| (tell.lock().unwrap_or_else(|e| e.into_inner()))(p);
+                progress(&TrainProgress::Run {
+                    run_id,
+                    resumed: resume,
+                });
                 let ended = this.train_job(ctx, run_id, config, dir, resume, &mut progress);
                 record_end(ctx, run_id, &ended)?;
                 *kept.lock().unwrap_or_else(|p| p.into_inner()) = ended.as_ref().ok().cloned();

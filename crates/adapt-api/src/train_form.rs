@@ -8,6 +8,7 @@
 //! and the steps a run would take.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use adapt_data::{DataOptions, PrepareInputs, Split, SplitRatios};
 use adapt_engine::train::session::total_steps;
@@ -27,6 +28,9 @@ pub struct TrainRequest {
     pub config: TrainConfig,
     /// The run's name (default: the model's and the data's file names).
     pub name: Option<String>,
+    /// QLoRA: the model must be quantized (it trains as stored).
+    #[serde(default)]
+    pub qlora: bool,
 }
 
 /// A training request as the app's form gives it: paths, the CSV mapping, the validation
@@ -173,47 +177,68 @@ impl TrainForm {
             data_options,
             config: self.config,
             name: self.name.filter(|n| !n.trim().is_empty()),
+            qlora: self.qlora,
         }
     }
 
-    /// Every problem of the form, by field: the model and dataset chosen, the held-out share,
-    /// and the settings (`config.` + the setting's name).
+    /// Every problem of the form, by field: the model and dataset chosen, then the request's
+    /// (see [`TrainRequest::problems`]).
     pub fn problems(&self, supported: &[String]) -> Vec<FieldProblem> {
         let mut out = Vec::new();
-        let mut say = |field: &str, message: String| {
-            out.push(FieldProblem {
-                field: field.into(),
-                message,
-                warning: false,
-            })
-        };
         if self.model.trim().is_empty() {
-            say("model", "Choose a model.".into());
-        } else if let Err(why) = self.check_model(supported) {
-            say("model", why);
+            out.push(problem("model", "Choose a model."));
         }
-        let dataset = self.dataset.trim();
-        if dataset.is_empty() {
-            say(
+        if self.dataset.trim().is_empty() {
+            out.push(problem(
                 "dataset",
-                "Choose a CSV, TSV or JSONL file (or drop one on the window).".into(),
-            );
-        } else if !has_type(Path::new(dataset), DATASET_TYPES) {
-            say("dataset", "Datasets are CSV, TSV or JSONL files.".into());
-        } else if !Path::new(dataset).is_file() {
-            say("dataset", format!("{dataset}: no such file"));
+                "Choose a CSV, TSV or JSONL file (or drop one on the window).",
+            ));
         }
-        if !(0.0..=0.5).contains(&self.valid_share) {
-            say(
+        let chosen: Vec<&str> = out.iter().map(|p| p.field.as_str()).collect::<Vec<_>>();
+        let skip: Vec<String> = chosen.iter().map(|s| s.to_string()).collect();
+        out.extend(
+            self.clone()
+                .request()
+                .problems(supported)
+                .into_iter()
+                .filter(|p| !skip.contains(&p.field)),
+        );
+        out
+    }
+}
+
+impl TrainRequest {
+    /// Every problem of the request, by field as the form names them: the model (there,
+    /// runnable, quantized for QLoRA), the training data (there, a type we import), the
+    /// held-out share, early stopping without validation data, and the settings
+    /// (`config.` + the setting's name).
+    pub fn problems(&self, supported: &[String]) -> Vec<FieldProblem> {
+        let mut out = Vec::new();
+        if let Err(why) = check_model(&self.model, self.qlora, supported) {
+            out.push(problem("model", &why));
+        }
+        let train = &self.data.train;
+        if !train.exists() {
+            out.push(problem(
+                "dataset",
+                &format!("{}: no such file", train.display()),
+            ));
+        } else if train.is_file() && !has_type(train, DATASET_TYPES) {
+            out.push(problem("dataset", "Datasets are CSV, TSV or JSONL files."));
+        }
+        let share = self.data.ratios.valid;
+        if self.data.valid.is_none() && !(0.0..=0.5).contains(&share) {
+            out.push(problem(
                 "valid_share",
-                "Hold out from 0 to 0.5 of the examples.".into(),
-            );
+                "Hold out from 0 to 0.5 of the examples.",
+            ));
         }
-        if self.config.early_stopping_patience.is_some() && self.valid_share == 0.0 {
-            say(
+        let validates = self.data.valid.is_some() || share > 0.0;
+        if self.config.early_stopping_patience.is_some() && !validates {
+            out.push(problem(
                 "config.early_stopping_patience",
-                "Early stopping watches the validation loss: hold some examples out.".into(),
-            );
+                "Early stopping watches the validation loss: hold some examples out.",
+            ));
         }
         out.extend(self.config.problems().into_iter().map(|p| FieldProblem {
             field: format!("config.{}", p.field),
@@ -221,27 +246,34 @@ impl TrainForm {
         }));
         out
     }
+}
 
-    /// Why the model cannot be trained as the form asks, if it cannot.
-    fn check_model(&self, supported: &[String]) -> Result<(), String> {
-        let path = Path::new(self.model.trim());
-        if !path.exists() {
-            return Err(format!("{}: no such model file or folder", path.display()));
-        }
-        let description = adapt_library::describe(path, supported).map_err(|e| e.to_string())?;
-        if !description.runnable {
-            return Err(description
-                .not_runnable
-                .unwrap_or_else(|| "Adapt cannot run this model".into()));
-        }
-        if self.qlora && description.quantization.is_none() {
-            return Err(
-                "QLoRA trains a quantized model: quantize this one in Models first, or use LoRA."
-                    .into(),
-            );
-        }
-        Ok(())
+fn problem(field: &str, message: &str) -> FieldProblem {
+    FieldProblem {
+        field: field.into(),
+        message: message.into(),
+        warning: false,
     }
+}
+
+/// Why the model at `path` cannot be trained as asked, if it cannot.
+fn check_model(path: &Path, qlora: bool, supported: &[String]) -> Result<(), String> {
+    if !path.exists() {
+        return Err(format!("{}: no such model file or folder", path.display()));
+    }
+    let description = adapt_library::describe(path, supported).map_err(|e| e.to_string())?;
+    if !description.runnable {
+        return Err(description
+            .not_runnable
+            .unwrap_or_else(|| "Adapt cannot run this model.".into()));
+    }
+    if qlora && description.quantization.is_none() {
+        return Err(
+            "QLoRA trains a quantized model: quantize this one in Models first, or use LoRA."
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Whether `path` ends in one of `types` (any case).
@@ -255,11 +287,21 @@ impl Adapt {
     /// The form's problems by field and, when its dataset can be read, the steps a run of it
     /// would take. Reads the dataset file (without tokenizing it).
     pub fn check_training(&self, form: &TrainForm) -> TrainCheck {
-        let problems = form.problems(&supported());
+        let mut problems = form.problems(&supported());
         let dataset = Path::new(form.dataset.trim());
-        let examples = (!problems.iter().any(|p| p.field == "dataset"))
+        let counted = (!problems.iter().any(|p| p.field == "dataset"))
             .then(|| count_examples(dataset, form))
             .flatten();
+        if let Some((_, invalid)) = counted.filter(|(_, invalid)| *invalid > 0) {
+            problems.push(problem(
+                "dataset",
+                &format!(
+                    "{invalid} example(s) are invalid and training refuses them: Datasets shows \
+                     each one with its line"
+                ),
+            ));
+        }
+        let examples = counted.map(|(valid, _)| valid);
         let ratios = SplitRatios {
             valid: form.valid_share,
             test: 0.0,
@@ -281,24 +323,9 @@ impl Adapt {
         }
     }
 
-    /// Refuses `request` when its settings or model are wrong, naming each field.
+    /// Refuses `request` when its settings, model or data are wrong, naming each field.
     pub(crate) fn check_request(&self, request: &TrainRequest) -> Result<(), ApiError> {
-        let mut problems: Vec<FieldProblem> = request
-            .config
-            .problems()
-            .into_iter()
-            .map(|p| FieldProblem {
-                field: format!("config.{}", p.field),
-                ..p
-            })
-            .collect();
-        if !request.model.exists() {
-            problems.push(FieldProblem {
-                field: "model".into(),
-                message: format!("{}: no such model file or folder", request.model.display()),
-                warning: false,
-            });
-        }
+        let problems = request.problems(&supported());
         if problems.iter().any(|p| !p.warning) {
             return Err(ApiError::invalid_fields(problems));
         }
@@ -314,13 +341,32 @@ pub(crate) fn supported() -> Vec<String> {
         .collect()
 }
 
-/// Examples in the form's dataset (valid ones), or `None` when it cannot be read.
-fn count_examples(path: &Path, form: &TrainForm) -> Option<u64> {
+/// The valid and invalid examples of the form's dataset, or `None` when it cannot be read.
+/// The last count is kept, keyed by the file's size and time and the import options, so a form
+/// checked at every edit reads the file once.
+fn count_examples(path: &Path, form: &TrainForm) -> Option<(u64, u64)> {
+    static LAST: Mutex<Option<(String, (u64, u64))>> = Mutex::new(None);
     let mut options = DataOptions::default();
     options.import.csv = form.csv.clone();
     options.render.mask_prompt = form.mask_prompt;
+    let meta = std::fs::metadata(path).ok()?;
+    let key = format!(
+        "{}|{}|{:?}|{}",
+        path.display(),
+        meta.len(),
+        meta.modified().ok(),
+        serde_json::to_string(&options).unwrap_or_default()
+    );
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((k, counts)) = last.as_ref() {
+        if *k == key {
+            return Some(*counts);
+        }
+    }
     let report = adapt_data::inspect(path, &options, None, 0, &mut |_| {}).ok()?;
-    Some(report.file.examples)
+    let counts = (report.file.examples, report.file.invalid);
+    *last = Some((key, counts));
+    Some(counts)
 }
 
 /// Reads a training configuration file (YAML or JSON; mlx-lm's keys and ours).

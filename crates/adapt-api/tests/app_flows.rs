@@ -80,6 +80,7 @@ fn what_the_app_asks_of_the_api() {
                 TrainProgress::Loading => "loading",
                 TrainProgress::Engine(_) => "engine",
                 TrainProgress::Ended(_) => "ended",
+                TrainProgress::Run { .. } => "run",
             })
         })
         .unwrap();
@@ -115,8 +116,14 @@ fn what_the_app_asks_of_the_api() {
         .unwrap()
         .wait()
         .unwrap();
-    // The job's stream ends with how it ended, outcome included, and nothing after it.
+    // The job's stream says which run it is first, and ends with how it ended, outcome
+    // included, and nothing after it.
     let events: Vec<TrainProgress> = events.iter().collect();
+    assert!(
+        matches!(events.first(), Some(TrainProgress::Run { run_id, resumed: false }) if *run_id == summary.run_id),
+        "{:?}",
+        events.first()
+    );
     match events.last() {
         Some(TrainProgress::Ended(end)) => {
             assert_eq!(end.run_id, summary.run_id);

@@ -242,6 +242,8 @@ pub fn train(args: &TrainArgs) -> Result<()> {
                 data_options,
                 config,
                 name: args.name.clone(),
+                // A quantized model trains as it is stored either way.
+                qlora: false,
             };
             adapt.start_training(request, on_progress)?
         }
@@ -344,8 +346,9 @@ impl View {
             )),
             TrainProgress::Loading => self.line("Loading the model …"),
             TrainProgress::Engine(e) => self.engine(e),
-            // The summary comes from the job's result, printed after it ends.
-            TrainProgress::Ended(_) => {}
+            // The run's id is printed when it starts; the summary comes from the job's
+            // result, printed after it ends.
+            TrainProgress::Run { .. } | TrainProgress::Ended(_) => {}
         }
     }
 

@@ -173,7 +173,7 @@ fn bad_configuration_and_bad_data_are_named() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let err = expect_failure(&run(&args, "", &data_dir), "request.invalid");
     assert!(
-        err.contains("'lora_parameters.rank' must be a whole number from 1 to 1024"),
+        err.contains("'lora_parameters.rank': A whole number from 1 to 1024."),
         "{err}"
     );
 

@@ -3,7 +3,7 @@
 
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type {
-  AdapterRecord,
+  AdapterEntry,
   ApiError,
   ConvertReport,
   DatasetRecord,
@@ -91,7 +91,7 @@ export const backend = {
   forkChat: (chat: ChatId, turns: number) => invoke<ChatId>("fork_chat", { chat, turns }),
   closeChat: (chat: ChatId) => invoke<SavedChat | null>("close_chat", { chat }),
   listDatasets: () => invoke<DatasetRecord[]>("list_datasets"),
-  listAdapters: () => invoke<AdapterRecord[]>("list_adapters"),
+  listAdapters: () => invoke<AdapterEntry[]>("list_adapters"),
   listRuns: () => invoke<RunRecord[]>("list_runs"),
   runDetails: (id: number) => invoke<RunDetails>("run_details", { id }),
   inspectDataset: (

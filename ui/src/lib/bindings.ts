@@ -1,7 +1,11 @@
 // Generated from the Rust types by src-tauri/src/bindings.rs (ts-rs): do not edit.
 // After changing those types: ADAPT_UPDATE_BINDINGS=1 cargo test -p adapt-app bindings
 
-export type AdapterRecord = { id: number, name: string, path: string, run_id: number | null, base_model_id: number | null, created_at: number, };
+export type AdapterEntry = { 
+/**
+ * The model (file or folder) the run trained on.
+ */
+base_model: string | null, id: number, name: string, path: string, run_id: number | null, base_model_id: number | null, created_at: number, };
 
 export type ApiError = { 
 /**
@@ -798,7 +802,7 @@ export type TrainPreset = { name: string, label: string, hint: string,
  */
 form: TrainForm, };
 
-export type TrainProgress = { "stage": "preparing", "detail": Progress } | { "stage": "prepared", "detail": { train: number, valid: number, cached: boolean, } } | { "stage": "loading" } | { "stage": "engine", "detail": TrainEvent } | { "stage": "ended", "detail": TrainEnd };
+export type TrainProgress = { "stage": "run", "detail": { run_id: number, resumed: boolean, } } | { "stage": "preparing", "detail": Progress } | { "stage": "prepared", "detail": { train: number, valid: number, cached: boolean, } } | { "stage": "loading" } | { "stage": "engine", "detail": TrainEvent } | { "stage": "ended", "detail": TrainEnd };
 
 export type TrainReport = { step: number, total_steps: number, 
 /**

@@ -1,6 +1,6 @@
 // Chat logic the views share, kept free of the DOM and the backend so it is unit-tested.
 
-import type { AdapterRecord, ChatMessage, Generation, GenerationEvent, GenerationStats } from "./types";
+import type { AdapterEntry, ChatMessage, Generation, GenerationEvent, GenerationStats } from "./types";
 
 /** A message as the chat pane shows it: with its reply's figures once they are known. */
 export interface Turn extends ChatMessage {
@@ -74,17 +74,17 @@ export function adapterRun(adapter: [string, string] | null): number | null {
 
 /** What the page passes to pick `a` (as `load_model` and `new_chat` take it): its run's id, or
  *  its folder when no run made it. */
-export function adapterValue(a: AdapterRecord): string {
+export function adapterValue(a: AdapterEntry): string {
   return a.run_id !== null ? String(a.run_id) : a.path;
 }
 
 /** How the pickers name `a`. */
-export function adapterLabel(a: AdapterRecord): string {
+export function adapterLabel(a: AdapterEntry): string {
   return a.run_id !== null ? `#${a.run_id} ${a.name}` : a.name;
 }
 
 /** The picker's value for the attached adapter (folder and fingerprint); "" for none. */
-export function attachedValue(adapters: AdapterRecord[], attached: [string, string] | null): string {
+export function attachedValue(adapters: AdapterEntry[], attached: [string, string] | null): string {
   if (!attached) return "";
   const trim = (p: string) => p.replace(/[\\/]+$/, "");
   const known = adapters.find((a) => trim(a.path) === trim(attached[0]));

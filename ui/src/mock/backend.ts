@@ -3,7 +3,7 @@
 
 import { mockIPC, mockWindows } from "@tauri-apps/api/mocks";
 import type {
-  AdapterRecord,
+  AdapterEntry,
   ApiError,
   ChatMessage,
   DatasetRecord,
@@ -547,10 +547,10 @@ const handlers: Record<string, (a: Args) => unknown> = {
       checkpoints: r.checkpoints.map((step, i) => ({ id: i + 1, run_id: a.id, step, path: "", created_at: 0 })),
     };
   },
-  list_adapters: (): AdapterRecord[] =>
+  list_adapters: (): AdapterEntry[] =>
     runs
       .filter((r) => r.record.status === "succeeded")
-      .map((r) => ({ id: r.record.id, name: r.record.name, path: `/data/runs/${r.record.id}`, run_id: r.record.id, base_model_id: null, created_at: 0 })),
+      .map((r) => ({ id: r.record.id, name: r.record.name, path: `/data/runs/${r.record.id}`, run_id: r.record.id, base_model_id: null, created_at: 0, base_model: null })),
 };
 
 /** How many times the page called each command (the browser test reads it). */

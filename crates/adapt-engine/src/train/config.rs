@@ -159,7 +159,7 @@ impl TrainConfig {
     pub fn validate(&self, source: &str) -> Result<()> {
         match self.problems().into_iter().find(|p| !p.warning) {
             Some(p) => Err(EngineError::InvalidRequest(format!(
-                "{source}: '{}' {}",
+                "{source}: '{}': {}",
                 p.field, p.message
             ))),
             None => Ok(()),
@@ -180,46 +180,50 @@ impl TrainConfig {
         if p.rank < 1 || p.rank > 1024 {
             say(
                 "lora_parameters.rank",
-                "must be a whole number from 1 to 1024",
+                "A whole number from 1 to 1024.",
                 false,
             );
         }
         if p.scale.is_nan() || p.scale <= 0.0 {
             say(
                 "lora_parameters.scale",
-                "must be above 0 (mlx-lm's default is 20)",
+                "Above 0 (mlx-lm's default is 20).",
                 false,
             );
         }
         if !(0.0..1.0).contains(&p.dropout) {
-            say("lora_parameters.dropout", "must be in [0, 1)", false);
+            say(
+                "lora_parameters.dropout",
+                "From 0 up to (not including) 1.",
+                false,
+            );
         }
         if self.num_layers == 0 || self.num_layers < -1 {
-            say("num_layers", "must be -1 (all) or at least 1", false);
+            say("num_layers", "-1 (all) or at least 1.", false);
         }
         if self.learning_rate.is_nan() || self.learning_rate <= 0.0 || self.learning_rate >= 1.0 {
-            say("learning_rate", "must be between 0 and 1, e.g. 1e-4", false);
+            say("learning_rate", "Between 0 and 1, e.g. 1e-4.", false);
         } else if self.learning_rate > 1e-2 {
             say(
                 "learning_rate",
-                "is high: above 1e-2 LoRA training usually diverges",
+                "High: above 1e-2 LoRA training usually diverges.",
                 true,
             );
         }
         if self.batch_size == 0 {
-            say("batch_size", "must be at least 1", false);
+            say("batch_size", "At least 1.", false);
         }
         if self.iters == Some(0) {
-            say("iters", "must be at least 1", false);
+            say("iters", "At least 1.", false);
         }
         if self.epochs == Some(0) {
-            say("epochs", "must be at least 1", false);
+            say("epochs", "At least 1.", false);
         }
         if self.max_seq_length < MIN_SEQ_LENGTH {
-            say("max_seq_length", "must be at least 16 tokens", false);
+            say("max_seq_length", "At least 16 tokens.", false);
         }
         if self.grad_accumulation_steps == 0 {
-            say("grad_accumulation_steps", "must be at least 1", false);
+            say("grad_accumulation_steps", "At least 1.", false);
         }
         for (field, value) in [
             ("steps_per_report", self.steps_per_report),
@@ -227,16 +231,16 @@ impl TrainConfig {
             ("save_every", self.save_every),
         ] {
             if value == 0 {
-                say(field, "must be at least 1", false);
+                say(field, "At least 1.", false);
             }
         }
         if self.val_batches == 0 || self.val_batches < -1 {
-            say("val_batches", "must be -1 (all) or at least 1", false);
+            say("val_batches", "-1 (all) or at least 1.", false);
         }
         if self.early_stopping_patience == Some(0) {
             say(
                 "early_stopping_patience",
-                "must be at least 1 (or off)",
+                "At least 1 evaluation (or off).",
                 false,
             );
         }
@@ -247,7 +251,7 @@ impl TrainConfig {
         }
         if let Some(i) = &self.schedule {
             if !(0.0..=1.0).contains(&i.min_ratio()) {
-                say("schedule.min_ratio", "must be from 0 to 1", false);
+                say("schedule.min_ratio", "From 0 to 1.", false);
             }
         }
         out
@@ -304,10 +308,7 @@ mod tests {
             "{e}"
         );
         let e = TrainConfig::from_value(json!({"batch_size": 0}), "cfg.yaml").unwrap_err();
-        assert!(
-            e.to_string().contains("'batch_size' must be at least 1"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("'batch_size': At least 1."), "{e}");
         let e = TrainConfig::from_value(json!({"batch_size": "four"}), "cfg.yaml").unwrap_err();
         assert!(e.to_string().contains("cfg.yaml"), "{e}");
     }
