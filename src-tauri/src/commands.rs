@@ -243,7 +243,9 @@ pub async fn inspect_dataset(
             opts.max_seq_length = n;
         }
         opts.import.csv = csv.unwrap_or_default();
-        a.inspect_dataset(&path, &opts, model.as_ref(), 5, &mut |_| {})
+        let report = datasets::inspect(&path, &opts, model.as_ref(), 5, &mut |_| {})?;
+        a.record_dataset(&report)?;
+        Ok(report)
     })
     .await
 }

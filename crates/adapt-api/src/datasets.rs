@@ -26,16 +26,9 @@ pub fn default_cache_root() -> Result<PathBuf, ApiError> {
 }
 
 impl Adapt {
-    /// [`inspect`], and the file recorded among the datasets (the most recently seen first).
-    pub fn inspect_dataset(
-        &self,
-        path: &Path,
-        opts: &DataOptions,
-        model: Option<&TextModel>,
-        samples: usize,
-        on_progress: &mut dyn FnMut(Progress),
-    ) -> Result<InspectReport, ApiError> {
-        let report = inspect(path, opts, model, samples, on_progress)?;
+    /// Records the file `report` describes among the datasets (the most recently seen first).
+    pub fn record_dataset(&self, report: &InspectReport) -> Result<(), ApiError> {
+        let path = &report.file.path;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -47,11 +40,11 @@ impl Adapt {
             .unwrap_or_else(|| format!("{:?}", report.file.kind).to_lowercase());
         self.store()?.add_dataset(&adapt_store::NewDataset {
             name,
-            path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+            path: std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()),
             format,
             n_examples: Some(report.file.examples),
         })?;
-        Ok(report)
+        Ok(())
     }
 
     /// The datasets seen (inspected or trained on), the most recent first.

@@ -214,7 +214,7 @@ impl Adapt {
             *result.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
             Ok(())
         };
-        let handle = self.spawn_job_then(
+        let handle = self.records.job_runner()?.spawn(
             JobKind::Download,
             &params,
             None,

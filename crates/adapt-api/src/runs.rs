@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::adapt::Adapt;
 use crate::error::{ApiError, ErrorCode};
-use crate::jobs::{JobContext, JobHandle, JobKind, JobStatus};
+use crate::jobs::{JobContext, JobHandle, JobKind};
 
 /// An adapter a run left, and the model it was trained on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -138,21 +138,9 @@ impl Adapt {
         run_id: Option<i64>,
         work: impl FnOnce(&JobContext) -> Result<(), ApiError> + Send + 'static,
     ) -> Result<JobHandle, ApiError> {
-        self.spawn_job_then(kind, params, run_id, work, |_, _, _| {})
-    }
-
-    /// [`Adapt::spawn_job`], with `on_end` told how the job ended once that is recorded.
-    pub(crate) fn spawn_job_then(
-        &self,
-        kind: JobKind,
-        params: &str,
-        run_id: Option<i64>,
-        work: impl FnOnce(&JobContext) -> Result<(), ApiError> + Send + 'static,
-        on_end: impl FnOnce(i64, JobStatus, Option<&ApiError>) + Send + 'static,
-    ) -> Result<JobHandle, ApiError> {
         self.records
             .job_runner()?
-            .spawn(kind, params, run_id, work, on_end)
+            .spawn(kind, params, run_id, work, |_, _, _| {})
     }
 
     /// The models cache: `flag`, else `ADAPT_MODELS_DIR`, else the saved setting, else

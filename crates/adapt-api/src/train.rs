@@ -392,7 +392,7 @@ impl Adapt {
         let on_progress = Arc::new(Mutex::new(on_progress));
         let tell = on_progress.clone();
         let params = serde_json::json!({ "run": run_id, "resume": resume }).to_string();
-        let handle = self.spawn_job_then(
+        let handle = self.records.job_runner()?.spawn(
             JobKind::Train,
             &params,
             Some(run_id),
