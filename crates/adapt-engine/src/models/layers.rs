@@ -460,11 +460,20 @@ impl Mlp {
 }
 
 /// `silu(gate) * up` as one compiled (fused) element-wise kernel: one pass over the MLP's
-/// widest activations instead of three.
+/// widest activations instead of three. The function is compiled once per thread (MLX keys
+/// its cache of compiled graphs by the compiled function's identity, so compiling it at every
+/// call would trace and compile it again every time).
 fn swiglu(gate: &Array, up: &Array) -> Result<Array> {
-    let f = |(g, u): (&Array, &Array)| -> Result<Array> {
-        g.multiply(mlx_rs::ops::sigmoid(g)?)?.multiply(u)
-    };
-    let mut compiled = mlx_rs::transforms::compile::compile(f, true);
-    compiled((gate, up))
+    type Fused = Box<dyn for<'a> FnMut((&'a Array, &'a Array)) -> Result<Array>>;
+    thread_local! {
+        static SWIGLU: std::cell::RefCell<Fused> = std::cell::RefCell::new(Box::new(
+            mlx_rs::transforms::compile::compile(
+                |(g, u): (&Array, &Array)| -> Result<Array> {
+                    g.multiply(mlx_rs::ops::sigmoid(g)?)?.multiply(u)
+                },
+                true,
+            ),
+        ));
+    }
+    SWIGLU.with(|f| (f.borrow_mut())((gate, up)))
 }
