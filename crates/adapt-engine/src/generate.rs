@@ -42,7 +42,7 @@ impl Default for GenerateParams {
             max_tokens: 512,
             sampling: SamplingParams::default(),
             stop: Vec::new(),
-            prefill_chunk: 512,
+            prefill_chunk: 2048,
             ignore_eos: false,
         }
     }
@@ -219,7 +219,15 @@ pub fn generate(
         ..GenerationStats::default()
     };
 
-    let logits = prefill(model, cache, &prompt[common..], params.prefill_chunk, sink)?;
+    let mut trace = Trace::new();
+    let logits = prefill(
+        model,
+        cache,
+        &prompt[common..],
+        params.prefill_chunk,
+        sink,
+        &mut trace,
+    )?;
     stats.prefill_seconds = started.elapsed().as_secs_f64();
 
     let budget = params.max_tokens.min(context - prompt.len());
@@ -233,7 +241,7 @@ pub fn generate(
         sink,
     };
     let reason = if is_plain_greedy(&params.sampling) {
-        decode_greedy(model, cache, logits, budget, &mut out)?
+        decode_greedy(model, cache, logits, budget, &mut out, &mut trace)?
     } else {
         decode_sampled(model, cache, logits, budget, params, prompt, &mut out)?
     };
@@ -251,6 +259,7 @@ pub fn generate(
     let (tokens, first_token_at, text) = (out.tokens, out.first_token_at, out.stop.text);
     let reason = Some(reason);
 
+    trace.report();
     let done = Instant::now();
     let first = first_token_at.unwrap_or(done);
     stats.generated_tokens = tokens.len();
@@ -268,6 +277,65 @@ pub fn generate(
         stop_reason: reason,
         stats,
     })
+}
+
+/// Where a response's time went, printed to standard error when `ADAPT_TRACE=1` (a diagnostic
+/// for the GPU work: graph building against waiting for the device).
+#[derive(Default)]
+struct Trace {
+    on: bool,
+    /// Per prefill forward: tokens, context before it, seconds to build and to run it.
+    prefill: Vec<(usize, usize, f64, f64)>,
+    /// Decode steps: seconds building graphs, submitting them, waiting for tokens, and on the
+    /// host (detokenizing, stop strings, the sink).
+    build: f64,
+    submit: f64,
+    wait: f64,
+    host: f64,
+    steps: usize,
+}
+
+impl Trace {
+    fn new() -> Trace {
+        Trace {
+            on: std::env::var("ADAPT_TRACE").as_deref() == Ok("1"),
+            ..Trace::default()
+        }
+    }
+
+    /// Times `f` into the slot `pick` chooses.
+    fn time<T>(&mut self, pick: fn(&mut Trace) -> &mut f64, f: impl FnOnce() -> T) -> T {
+        if !self.on {
+            return f();
+        }
+        let started = Instant::now();
+        let out = f();
+        *pick(self) += started.elapsed().as_secs_f64();
+        out
+    }
+
+    fn report(&self) {
+        if !self.on {
+            return;
+        }
+        for (tokens, context, build, run) in &self.prefill {
+            eprintln!(
+                "trace: prefill {tokens} tokens after {context}: build {:.2} ms, run {:.2} ms",
+                build * 1e3,
+                run * 1e3
+            );
+        }
+        let per = |x: f64| x * 1e3 / self.steps.max(1) as f64;
+        eprintln!(
+            "trace: {} decode steps, per step: build {:.3} ms, submit {:.3} ms, wait {:.3} ms, \
+             host {:.3} ms",
+            self.steps,
+            per(self.build),
+            per(self.submit),
+            per(self.wait),
+            per(self.host)
+        );
+    }
 }
 
 /// Hands sampled tokens to the sink as text, and says when generation must stop.
@@ -318,6 +386,7 @@ fn decode_greedy(
     logits: Array,
     budget: usize,
     out: &mut Emitter,
+    trace: &mut Trace,
 ) -> Result<Option<StopReason>> {
     let pick = |logits: &Array| argmax_axis(logits, -1, None);
     let mut pending = pick(&logits)?;
@@ -325,15 +394,24 @@ fn decode_greedy(
     while out.tokens.len() < budget {
         let feed = out.tokens.len() + 1 < budget;
         let next = if feed {
-            let ids = pending.reshape(&[1, 1])?;
-            let next = pick(&model.forward_last(&ids, &mut cache.layers)?)?;
-            mlx_rs::transforms::async_eval([&next])?;
+            let next = trace.time(
+                |t| &mut t.build,
+                || -> Result<Array> {
+                    let ids = pending.reshape(&[1, 1])?;
+                    Ok(pick(&model.forward_last(&ids, &mut cache.layers)?)?)
+                },
+            )?;
+            trace.time(
+                |t| &mut t.submit,
+                || mlx_rs::transforms::async_eval([&next]),
+            )?;
             Some(next)
         } else {
             None
         };
-        let token = pending.item_exact::<u32>();
-        let stop = out.accept(token)?;
+        let token = trace.time(|t| &mut t.wait, || pending.item_exact::<u32>());
+        trace.steps += 1;
+        let stop = trace.time(|t| &mut t.host, || out.accept(token))?;
         match (stop, next) {
             (Some(reason), next) => {
                 if let Some(next) = next {
@@ -393,6 +471,7 @@ fn prefill(
     tokens: &[u32],
     chunk: usize,
     sink: &mut dyn TokenSink,
+    trace: &mut Trace,
 ) -> Result<Array> {
     let chunk = chunk.max(1);
     let total = tokens.len();
@@ -402,16 +481,28 @@ fn prefill(
         let ids: Vec<i32> = part.iter().map(|&t| t as i32).collect();
         let ids = Array::from_slice(&ids, &[1, ids.len() as i32]);
         let last = done + part.len() == total;
+        let context = cache.tokens.len();
+        let started = Instant::now();
         if last {
             let logits = model.forward_last(&ids, &mut cache.layers)?;
+            let built = started.elapsed().as_secs_f64();
             mlx_rs::transforms::eval([&logits])?;
+            if trace.on {
+                let ran = started.elapsed().as_secs_f64() - built;
+                trace.prefill.push((part.len(), context, built, ran));
+            }
             cache.tokens.extend_from_slice(part);
             sink.prefill(total, total);
             return Ok(logits);
         }
         // Only the caches are needed: MLX never computes the unused logits.
         model.forward(&ids, &mut cache.layers)?;
+        let built = started.elapsed().as_secs_f64();
         cache.eval()?;
+        if trace.on {
+            let ran = started.elapsed().as_secs_f64() - built;
+            trace.prefill.push((part.len(), context, built, ran));
+        }
         cache.tokens.extend_from_slice(part);
         done += part.len();
         sink.prefill(done, total);
