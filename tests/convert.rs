@@ -49,6 +49,7 @@ fn f32_dense() -> LoadOptions {
             dtype: Dtype::Float32,
             dequantize: true,
         }),
+        keep_quantized: false,
     }
 }
 
@@ -224,6 +225,7 @@ fn mlx_lm_greedy_continuations_of_our_folders_equal_ours() {
         let theirs = reference_greedy(&python, &dir, MAX_TOKENS, format.dequantize);
         let options = LoadOptions {
             format: Some(format),
+            keep_quantized: false,
         };
         let lm = load(&dir, &options).unwrap();
         for (prompt, (their_prompt, mut their_ids)) in PROMPTS.iter().zip(theirs) {
@@ -263,6 +265,7 @@ fn mlx_lm_continues_a_prompt_cache_we_saved_exactly_as_we_do() {
         &dir,
         &LoadOptions {
             format: Some(format),
+            keep_quantized: false,
         },
     )
     .unwrap();

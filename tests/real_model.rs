@@ -83,6 +83,7 @@ fn quantized_weights_kept_as_they_are_give_the_same_answer() {
             dtype: Dtype::Float32,
             dequantize: false,
         }),
+        keep_quantized: false,
     };
     let lm = load(&smollm2(), &options).unwrap();
     assert!(lm.info.loaded_as.contains("quantized kept"));

@@ -16,7 +16,6 @@ use adapt_engine::train::{
     greedy_prober, plan, run_state, train, Hooks, MemoryEstimate, RunFiles, TrainConfig, TrainData,
     TrainEvent, TrainOutcome, TrainPlan, TrainStop,
 };
-use adapt_engine::{Backend, WeightFormat};
 use adapt_store::{NewAdapter, NewRun, Status};
 use serde::{Deserialize, Serialize};
 
@@ -206,14 +205,11 @@ impl TrainWork {
 }
 
 /// Loads a model as it trains: a quantized model as it is stored (QLoRA), as in mlx-lm, on
-/// every backend.
+/// every backend; float weights as the backend holds them (on a GPU, as stored).
 fn load_for_training(model: &Path) -> Result<LoadedModel, ApiError> {
-    let float = WeightFormat::for_backend(Backend::detect()).dtype;
     let options = LoadOptions {
-        format: Some(WeightFormat {
-            dtype: float,
-            dequantize: false,
-        }),
+        keep_quantized: true,
+        ..LoadOptions::default()
     };
     Ok(load(model, &options)?)
 }

@@ -35,6 +35,14 @@ pub fn run(args: &DoctorArgs) -> Result<()> {
     }
     println!("MLX runtime     {} (loaded)", device.mlx_version);
     println!("Backend         {}", device.backend);
+    for (key, value) in &device.gpu {
+        // Sizes are bytes; the names say which ("memory_size", "total_memory", …).
+        let shown = match value.parse::<u64>() {
+            Ok(n) if key.contains("memory") || key.contains("size") => human_bytes(n),
+            _ => value.clone(),
+        };
+        println!("  GPU {key:<11} {shown}");
+    }
     println!(
         "CPU             {} ({} cores)",
         device.cpu, device.cpu_cores

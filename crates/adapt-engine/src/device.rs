@@ -69,6 +69,9 @@ pub struct DeviceReport {
     pub mlx_peak_memory: u64,
     /// Bytes MLX keeps cached for reuse.
     pub mlx_cache_memory: u64,
+    /// What MLX says of the GPU it runs on (name, architecture, memory…), empty on the CPU
+    /// backend; keys and values as the backend gives them.
+    pub gpu: Vec<(String, String)>,
 }
 
 impl DeviceReport {
@@ -93,8 +96,61 @@ impl DeviceReport {
             mlx_active_memory: mlx_rs::memory::active_memory()? as u64,
             mlx_peak_memory: mlx_rs::memory::peak_memory()? as u64,
             mlx_cache_memory: mlx_rs::memory::cache_memory()? as u64,
+            gpu: if Backend::detect().is_gpu() {
+                gpu_info()
+            } else {
+                Vec::new()
+            },
         })
     }
+}
+
+/// The properties MLX reports for GPU 0, as text (sizes in bytes).
+fn gpu_info() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    // SAFETY: every object is created here, read through the C API's own accessors with
+    // valid pointers, and freed before returning; strings are copied out before the info
+    // object that owns them is freed.
+    unsafe {
+        let device = mlx_sys::mlx_device_new_type(mlx_sys::mlx_device_type__MLX_GPU, 0);
+        let mut info = mlx_sys::mlx_device_info_new();
+        let mut keys = mlx_sys::mlx_vector_string_new();
+        if mlx_sys::mlx_device_info_get(&mut info, device) == 0
+            && mlx_sys::mlx_device_info_get_keys(&mut keys, info) == 0
+        {
+            for i in 0..mlx_sys::mlx_vector_string_size(keys) {
+                let mut key = std::ptr::null_mut();
+                if mlx_sys::mlx_vector_string_get(&mut key, keys, i) != 0 || key.is_null() {
+                    continue;
+                }
+                let name = std::ffi::CStr::from_ptr(key).to_string_lossy().into_owned();
+                let mut is_string = false;
+                mlx_sys::mlx_device_info_is_string(&mut is_string, info, key);
+                let value = if is_string {
+                    let mut text = std::ptr::null();
+                    (mlx_sys::mlx_device_info_get_string(&mut text, info, key) == 0
+                        && !text.is_null())
+                    .then(|| {
+                        std::ffi::CStr::from_ptr(text)
+                            .to_string_lossy()
+                            .into_owned()
+                    })
+                } else {
+                    let mut size = 0usize;
+                    (mlx_sys::mlx_device_info_get_size(&mut size, info, key) == 0)
+                        .then(|| size.to_string())
+                };
+                if let Some(value) = value {
+                    out.push((name, value));
+                }
+            }
+        }
+        mlx_sys::mlx_vector_string_free(keys);
+        mlx_sys::mlx_device_info_free(info);
+        mlx_sys::mlx_device_free(device);
+    }
+    out.sort();
+    out
 }
 
 /// MLX's version string, as the loaded runtime reports it.

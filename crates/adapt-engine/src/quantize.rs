@@ -205,6 +205,7 @@ fn quality(source: &Path, output: &Path) -> Result<Quality> {
             dtype: Dtype::Float32,
             dequantize: true,
         }),
+        keep_quantized: false,
     };
     let log_probs = |dir: &Path| -> Result<(Array, Vec<u32>)> {
         let m = load(dir, &options)?;

@@ -282,6 +282,7 @@ fn every_supported_tensor_type_loads_to_the_values_llama_cpp_encoded() {
                     dtype: Dtype::Float32,
                     dequantize: !keep_quantized,
                 }),
+                keep_quantized: false,
             };
             let lm = load(&path, &options).unwrap();
             assert_eq!(lm.model.args.tie_word_embeddings, tied);

@@ -36,7 +36,7 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     let ckpt = read(dir)?;
     let stored = float_dtype(ckpt.arrays.values());
     let file_quantization = describe_storage(&ckpt, stored);
-    let format = options.format.unwrap_or_else(|| {
+    let mut format = options.format.unwrap_or_else(|| {
         let backend = Backend::detect();
         let mut format = WeightFormat::for_backend(backend);
         if backend.is_gpu() && matches!(stored, Dtype::Bfloat16 | Dtype::Float32) {
@@ -44,6 +44,7 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> {
         }
         format
     });
+    format.dequantize &= !options.keep_quantized;
     let model = ckpt.build(format)?;
     let tokenizer_json = dir.join("tokenizer.json");
     if !tokenizer_json.is_file() {

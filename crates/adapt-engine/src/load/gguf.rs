@@ -20,9 +20,10 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     let started = Instant::now();
     let (gguf, args, arrays) = read(path)?;
     let file_quantization = dominant_type(&gguf);
-    let format = options
+    let mut format = options
         .format
         .unwrap_or_else(|| WeightFormat::for_backend(Backend::detect()));
+    format.dequantize &= !options.keep_quantized;
     // ggml's quantized formats all use blocks of 32 along the input dimension, which is
     // the group size `Weights` assumes without a configuration.
     let mut weights = Weights::new(path, arrays, QuantConfig::default(), format);

@@ -16,8 +16,12 @@ use crate::models::{Model, WeightFormat};
 /// How to load a model.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// Storage of the weights; `None` picks what the backend runs fastest.
+    /// Storage of the weights; `None` picks what the backend runs fastest (on a GPU, float
+    /// weights in the dtype they are stored in).
     pub format: Option<WeightFormat>,
+    /// Keep quantized weights quantized whatever the backend (training: QLoRA trains the
+    /// weights as stored).
+    pub keep_quantized: bool,
 }
 
 impl WeightFormat {
