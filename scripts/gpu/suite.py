@@ -1,0 +1,343 @@
+"""Adapt against mlx-lm on one GPU, in one lease: correctness, then speed.
+
+Runs on the device (see scripts/gpu/device.sh), with MLX's CUDA runtime and mlx-lm importable
+and `adapt` / `logits` (our binaries) in $ADAPT_GPU_WORK. Every stage writes what it found
+into $OUT/results.json as soon as it ends, so a lease cut short still reports; a stage that
+fails records its error and the suite goes on.
+
+Stages (`suite.py STAGE…`, default all): doctor, bandwidth, models, parity, greedy, decode,
+chat, train.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = Path(os.environ.get("ADAPT_GPU_WORK", "/tmp/adapt-gpu"))
+OUT = Path(os.environ.get("OUT", WORK / "out"))
+ADAPT = WORK / "adapt"
+LOGITS = WORK / "logits"
+MODELS = WORK / "models"
+SMOL = WORK / "smollm2"
+PY = sys.executable
+RESULTS = OUT / "results.json"
+
+# Llama shapes with SmolLM2's tokenizer (vocabulary 49,152): Llama 3.2 1B and Llama 3 8B.
+SHAPES = {
+    # Sixteen thin layers: the device's work per token is negligible, so decoding it measures
+    # each side's own cost per token (building the graph, launching kernels, reading tokens).
+    "tiny": dict(hidden_size=64, num_hidden_layers=16, intermediate_size=256,
+                 num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True),
+    "1b": dict(hidden_size=2048, num_hidden_layers=16, intermediate_size=8192,
+               num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True),
+    "8b": dict(hidden_size=4096, num_hidden_layers=32, intermediate_size=14336,
+               num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False),
+}
+PROMPT, GENERATE, RUNS = 512, 128, 3
+
+results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
+def save():
+    OUT.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1))
+
+
+def log(*parts):
+    line = " ".join(str(p) for p in parts)
+    print(line, flush=True)
+    with open(OUT / "suite.log", "a") as f:
+        f.write(line + "\n")
+
+
+def sh(cmd, timeout=600, env=None, stderr=False):
+    """Runs `cmd`; returns its stdout (and its stderr, with `stderr`); raises with its stderr's
+    tail when it fails."""
+    started = time.time()
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, **(env or {})})
+    log(f"$ {' '.join(str(c) for c in cmd)[:200]}  ({time.time() - started:.1f} s, rc {p.returncode})")
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed: {p.stderr[-2000:]}")
+    return (p.stdout, p.stderr) if stderr else p.stdout
+
+
+def last_json(text):
+    """`text` as JSON, else its last line that is a JSON value."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    for line in reversed(text.strip().splitlines()):
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            continue
+    raise ValueError(f"no JSON in: {text[-500:]}")
+
+
+def stage(name):
+    def wrap(fn):
+        def run():
+            started = time.time()
+            log(f"== {name}")
+            try:
+                results[name] = fn()
+            except Exception as e:  # noqa: BLE001 - recorded and reported, the suite goes on
+                results[name] = {"error": f"{type(e).__name__}: {e}"[:3000]}
+                traceback.print_exc()
+            results.setdefault("seconds", {})[name] = round(time.time() - started, 1)
+            save()
+        run.stage = name
+        return run
+    return wrap
+
+
+@stage("doctor")
+def doctor():
+    report = json.loads(sh([ADAPT, "doctor", "--json"]))
+    smi = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+                          "--format=csv,noheader"], capture_output=True, text=True).stdout
+    return {"adapt": report["device"], "nvidia_smi": smi.strip()}
+
+
+@stage("bandwidth")
+def bandwidth():
+    """The card's copy bandwidth as MLX sees it: bytes read and written by a large copy."""
+    import mlx.core as mx
+    a = mx.random.uniform(shape=(1 << 30,)).astype(mx.bfloat16)  # 2 GiB
+    mx.eval(a)
+    times = []
+    for _ in range(7):
+        started = time.perf_counter()
+        b = a + 1
+        mx.eval(b)
+        times.append(time.perf_counter() - started)
+        del b
+    seconds = statistics.median(times[2:])
+    return {"bytes_per_second": 2 * a.nbytes / seconds, "array_bytes": a.nbytes}
+
+
+def model_dir(shape, quant):
+    return MODELS / f"{shape}-{quant}"
+
+
+@stage("models")
+def models():
+    """Random-weight Llama folders made and saved by mlx-lm's own classes, bf16 and 4-bit."""
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx_lm.models import llama
+    from mlx_lm.utils import quantize_model, save_config, save_model
+
+    made = {}
+    only = os.environ.get("ADAPT_GPU_SHAPES")
+    for shape, dims in SHAPES.items():
+        config = dict(model_type="llama", vocab_size=49152, rms_norm_eps=1e-5,
+                      rope_theta=500000.0, max_position_embeddings=8192, **dims)
+        for quant in ("bf16", "q4") if shape != "tiny" else ("bf16",):
+            if only and f"{shape}-{quant}" not in only.split(","):
+                continue
+            out = model_dir(shape, quant)
+            if (out / "config.json").exists():
+                made[f"{shape}-{quant}"] = str(out)
+                continue
+            mx.random.seed(0)
+            model = llama.Model(llama.ModelArgs(**config))
+            model.set_dtype(mx.bfloat16)
+            saved = dict(config)
+            if quant == "q4":
+                model, saved = quantize_model(model, saved, 64, 4)
+            mx.eval(model.parameters())
+            out.mkdir(parents=True, exist_ok=True)
+            save_model(out, model)
+            save_config(saved, out / "config.json")
+            for name in ("tokenizer.json", "tokenizer_config.json"):
+                (out / name).write_bytes((WORK / "tokenizer" / name).read_bytes())
+            made[f"{shape}-{quant}"] = str(out)
+            del model
+    return made
+
+
+def mlx_lm_logits(path, ids, steps):
+    """mlx-lm's logits of every position, and its greedy continuation (when `steps`)."""
+    import mlx.core as mx
+    from mlx_lm.generate import generate_step
+    from mlx_lm.utils import load_model
+
+    model, _ = load_model(Path(path))
+    full = model(mx.array([ids]))[0].astype(mx.float32)
+    greedy = []
+    if steps:
+        for token, _ in generate_step(mx.array(ids), model, max_tokens=steps,
+                                      sampler=lambda x: mx.argmax(x, axis=-1)):
+            greedy.append(int(token))
+    return full.tolist(), greedy
+
+
+@stage("parity")
+def parity():
+    """Every parity fixture as stored (f32 / f16 / bf16 / quantized kernels) on this GPU:
+    our logits (one pass and step by step) against mlx-lm's computed here."""
+    out = {}
+    for case in sorted(p for p in (ROOT / "tests/fixtures/parity").iterdir() if p.is_dir()):
+        ref = json.loads((case / "reference.json").read_text())
+        ids = ref["ids"]
+        try:
+            ours = last_json(sh([LOGITS, case, ",".join(map(str, ids)), "--all"]))
+            theirs, _ = mlx_lm_logits(case, ids, 0)
+        except Exception as e:  # noqa: BLE001 - one case's failure is recorded, the rest run
+            out[case.name] = {"error": f"{type(e).__name__}: {e}"[:1500]}
+            continue
+        span = max(max(r) for r in theirs) - min(min(r) for r in theirs)
+        d_full = max(abs(a - b) for ra, rb in zip(ours["logits"], theirs) for a, b in zip(ra, rb))
+        d_step = max(abs(a - b) for ra, rb in zip(ours["stepped"], theirs) for a, b in zip(ra, rb))
+        out[case.name] = {"dtype": ref["dtype"], "quantized": ref["quantized"],
+                          "max_abs_diff": d_full, "max_abs_diff_stepped": d_step,
+                          "logit_range": span, "loaded_as": ours["loaded_as"]}
+        log(f"{case.name}: one pass {d_full:.2e}, stepped {d_step:.2e}, range {span:.2f}")
+    return out
+
+
+@stage("greedy")
+def greedy():
+    """Greedy continuations token for token: SmolLM2 (converted folder) and the 1B shape."""
+    from mlx_lm.utils import load_tokenizer
+
+    out = {}
+    tokenizer = load_tokenizer(WORK / "tokenizer")
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    prompt = list(tokenizer.encode(text, add_special_tokens=False))
+    for name, path in [("smollm2", SMOL), ("1b-bf16", model_dir("1b", "bf16")),
+                       ("1b-q4", model_dir("1b", "q4"))]:
+        if not (Path(path) / "config.json").exists():
+            out[name] = {"error": f"{path} is missing"}
+            continue
+        ours = last_json(sh([LOGITS, path, ",".join(map(str, prompt)), "--steps", "32"]))
+        _, theirs = mlx_lm_logits(path, prompt, 32)
+        same = 0
+        for a, b in zip(ours["greedy"], theirs):
+            if a != b:
+                break
+            same += 1
+        d_last = max(abs(a - b) for a, b in zip(ours["logits"][-1], mlx_lm_logits(path, prompt, 0)[0][-1]))
+        out[name] = {"ours": ours["greedy"], "mlx_lm": theirs, "equal_prefix": same,
+                     "equal": ours["greedy"] == theirs, "last_logits_max_abs_diff": d_last,
+                     "loaded_as": ours["loaded_as"]}
+        log(f"{name}: {same} of 32 tokens equal")
+    return out
+
+
+@stage("decode")
+def decode():
+    """Prefill, decode, time to first token and peak memory, ours and mlx-lm's, alternating,
+    each the median of RUNS after a warm-up, with the bandwidth ceiling of decoding."""
+    bw = results.get("bandwidth", {}).get("bytes_per_second")
+    out = {}
+    for key in ("tiny-bf16", "1b-bf16", "1b-q4", "8b-bf16", "8b-q4"):
+        shape, quant = key.split("-")
+        path = model_dir(shape, quant)
+        weights = sum(f.stat().st_size for f in path.glob("*.safetensors"))
+        ours = last_json(sh([ADAPT, "bench", "--model", path, "--prompt-tokens", PROMPT,
+                             "--generate-tokens", GENERATE, "--runs", RUNS, "--json"]))
+        theirs = last_json(sh([PY, ROOT / "scripts/bench_reference.py", path, PROMPT, GENERATE,
+                               RUNS]))
+        row = {"weight_bytes": weights, "ours": ours, "mlx_lm": theirs}
+        if bw:
+            row["ceiling_tokens_per_second"] = bw / weights
+        out[key] = row
+        log(f"{key}: decode {ours.get('decode_tokens_per_second', 0):.1f} vs "
+            f"{theirs.get('decode_tokens_per_second', 0):.1f} tok/s")
+        save()
+    return out
+
+
+@stage("chat")
+def chat():
+    """The chat cache on the 8B 4-bit shape: cold, warm, save and reopen, twice in a row (the
+    second run meets the kernels the first compiled)."""
+    path = model_dir("8b", "q4")
+    runs = []
+    for _ in range(2):
+        runs.append(last_json(sh([ADAPT, "bench", "--model", path, "--chat-history", 4000,
+                                  "--json"])))
+        save()
+    theirs = last_json(sh([PY, ROOT / "scripts/gpu/probe.py", "chat", path, 4000]))
+    return {"runs": runs, "mlx_lm": theirs}
+
+
+@stage("train")
+def train():
+    """LoRA on the 1B shape in bf16 and QLoRA on the 8B 4-bit shape: ours and mlx-lm's on the
+    same data, seed and settings (one batch of every example, so both see the same batches),
+    losses step by step, trained tokens per second and peak memory."""
+    data = WORK / "train-data"
+    data.mkdir(exist_ok=True)
+    examples = [json.loads(l) for l in (ROOT / "examples/blue-lantern.jsonl").read_text().splitlines() if l.strip()]
+    lines = "\n".join(json.dumps(e) for e in examples) + "\n"
+    (data / "train.jsonl").write_text(lines)
+    (data / "valid.jsonl").write_text(lines)
+    out = {}
+    for key, iters in (("1b-bf16", 20), ("8b-q4", 10)):
+        shape, quant = key.split("-")
+        path = model_dir(shape, quant)
+        batch = len(examples)
+        settings = ["--iters", iters, "--batch-size", batch, "--num-layers", 8,
+                    "--learning-rate", "1e-4", "--seed", 0]
+        ours_dir = WORK / f"adapt-data-{key}"
+        ours = sh([ADAPT, "train", "--model", path, "--data", data / "train.jsonl",
+                   "--valid-ratio", 0, "--steps-per-report", 1, "--save-every", 1000,
+                   "--json", *settings], env={"ADAPT_DATA_DIR": str(ours_dir)})
+        reports = [json.loads(l) for l in ours.splitlines() if l.startswith("{")]
+        theirs = sh([PY, ROOT / "scripts/reference/lora_bench.py", "--model", path, "--train",
+                     "--data", data, "--steps-per-report", 1, "--mask-prompt",
+                     "--adapter-path", WORK / f"mlx-lm-adapters-{key}", *settings])
+        their_reports = [json.loads(l[len("REPORT "):]) for l in theirs.splitlines()
+                         if l.startswith("REPORT ")]
+        out[key] = {"ours": reports, "mlx_lm": their_reports}
+        save()
+    return out
+
+
+@stage("trace")
+def trace():
+    """Where the time goes, ours (`ADAPT_TRACE=1`) and mlx-lm's (scripts/gpu/probe.py): decode
+    steps of the toy and 1B shapes, and the chat turns of the 8B 4-bit shape."""
+    out = {}
+    for key in ("tiny-bf16", "1b-bf16", "8b-q4"):
+        shape, quant = key.split("-")
+        path = model_dir(shape, quant)
+        if not path.exists():
+            continue
+        _, ours = sh([ADAPT, "bench", "--model", path, "--prompt-tokens", PROMPT,
+                      "--generate-tokens", GENERATE, "--runs", 2, "--json"],
+                     env={"ADAPT_TRACE": "1"}, stderr=True)
+        theirs = last_json(sh([PY, ROOT / "scripts/gpu/probe.py", "decode", path, PROMPT,
+                               GENERATE]))
+        out[key] = {"ours": [l for l in ours.splitlines() if l.startswith("trace:")][-3:],
+                    "mlx_lm": theirs}
+        save()
+    path = model_dir("8b", "q4")
+    _, ours = sh([ADAPT, "bench", "--model", path, "--chat-history", 4000, "--json"],
+                 env={"ADAPT_TRACE": "1"}, stderr=True)
+    out["chat"] = {"ours": [l for l in ours.splitlines() if l.startswith("trace:")],
+                   "mlx_lm": last_json(sh([PY, ROOT / "scripts/gpu/probe.py", "chat", path,
+                                           4000]))}
+    return out
+
+
+STAGES = [doctor, bandwidth, models, decode, chat, train, trace, parity, greedy]
+
+if __name__ == "__main__":
+    wanted = sys.argv[1:] or [s.stage for s in STAGES]
+    for s in STAGES:
+        if s.stage in wanted:
+            s()
+    log("suite: done")
