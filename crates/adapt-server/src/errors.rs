@@ -81,6 +81,17 @@ impl HttpError {
         }
     }
 
+    /// A known route asked with another method: 405.
+    pub fn wrong_method(method: &str, path: &str) -> HttpError {
+        HttpError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: format!("{path} does not take {method}; see GET /openapi.json"),
+            kind: "invalid_request_error",
+            param: None,
+            code: "method_not_allowed".into(),
+        }
+    }
+
     /// The body as OpenAI's API writes it.
     pub fn body(&self) -> serde_json::Value {
         json!({"error": {

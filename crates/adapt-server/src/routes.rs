@@ -40,7 +40,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/openapi.json", get(openapi))
         .merge(v1)
         .fallback(no_route)
-        .method_not_allowed_fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(app)
 }
 
@@ -67,6 +67,10 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 async fn no_route(method: Method, uri: Uri) -> Response {
     HttpError::no_route(method.as_str(), uri.path()).into_response()
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> Response {
+    HttpError::wrong_method(method.as_str(), uri.path()).into_response()
 }
 
 async fn health(State(app): State<Arc<App>>) -> Json<Value> {

@@ -108,23 +108,24 @@ impl Common {
             (Some(n), _) => ("max_completion_tokens", Some(n)),
             (None, n) => ("max_tokens", n),
         };
-        let max_tokens =
-            match asked {
-                None => limit,
-                Some(0) => {
-                    return Err(HttpError::invalid(
-                        Some(field),
-                        format!("{field} must be at least 1"),
-                    ))
-                }
-                Some(n) if n > limit as u64 => return Err(HttpError::invalid(
+        let max_tokens = match asked {
+            None => limit,
+            Some(0) => {
+                return Err(HttpError::invalid(
+                    Some(field),
+                    format!("{field} must be at least 1"),
+                ))
+            }
+            Some(n) if n > limit as u64 => {
+                return Err(HttpError::invalid(
                     Some(field),
                     format!(
                         "{field} is {n}; this server generates at most {limit} tokens per request"
                     ),
-                )),
-                Some(n) => n as usize,
-            };
+                ))
+            }
+            Some(n) => n as usize,
+        };
         let stop = match &self.stop {
             None => Vec::new(),
             Some(Stop::One(s)) => vec![s.clone()],
