@@ -20,11 +20,11 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 
+use crate::app::App;
 use crate::errors::HttpError;
 use crate::ids::{next_id, now_ms};
 use crate::replies::{event, Kind, Reply, DONE};
 use crate::wire::{self, ChatFields, Common, CompletionFields};
-use crate::App;
 
 pub async fn chat(State(app): State<Arc<App>>, body: Body) -> Response {
     handle(app, Kind::Chat, body).await

@@ -6,11 +6,12 @@
 //! against the handlers by a test). The API does the work: it resolves model names to
 //! adapters, queues requests on its engine thread in order, reuses cached prompt prefixes
 //! and cancels requests whose clients left. Here: the routes (`routes.rs`), the key check,
-//! OpenAI's request bodies (`wire.rs`) and responses (`replies.rs`, `errors.rs`), streaming
+//! the state handlers share (`app.rs`), OpenAI's request bodies (`wire.rs`) and responses (`replies.rs`, `errors.rs`), streaming
 //! and cancellation (`completions.rs`), and a log of every request for whoever started the
 //! server (the CLI prints it, the app shows it). [`Server::stop`] cancels what is running,
 //! stops listening and writes the prompt cache to disk for the next start.
 
+mod app;
 mod completions;
 pub mod errors;
 mod ids;
@@ -18,65 +19,20 @@ mod replies;
 pub mod routes;
 mod wire;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use adapt_api::{
-    Adapt, ApiError, CancelToken, SavedPrompts, Served, ServedRequest, ServerSettings,
-};
+use adapt_api::{Adapt, ApiError, SavedPrompts, Served, ServerSettings};
 use tokio::sync::{oneshot, Semaphore};
 
+use app::App;
 pub use errors::{HttpError, ServerError};
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 8 << 20;
 
-/// Receives each request the server answered.
-pub type RequestLog = Arc<dyn Fn(ServedRequest) + Send + Sync>;
-
-/// What every handler shares.
-pub(crate) struct App {
-    adapt: Arc<Adapt>,
-    served: Served,
-    /// The name of what requests without a model get.
-    default_model: String,
-    key: Option<String>,
-    permits: Arc<Semaphore>,
-    max_concurrency: usize,
-    max_tokens: usize,
-    body_limit: usize,
-    on_request: RequestLog,
-    /// The cancel flags of requests in progress, for stopping.
-    live: Mutex<(u64, HashMap<u64, CancelToken>)>,
-}
-
-impl App {
-    fn log(&self, entry: ServedRequest) {
-        (self.on_request)(entry);
-    }
-
-    /// A cancel flag for a new request, and its number.
-    fn register(&self) -> (u64, CancelToken) {
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.0 += 1;
-        let token = CancelToken::default();
-        let id = live.0;
-        live.1.insert(id, token.clone());
-        (id, token)
-    }
-
-    fn forget(&self, id: u64) {
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.1.remove(&id);
-    }
-
-    fn cancel_all(&self) {
-        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.1.values().for_each(CancelToken::cancel);
-    }
-}
+pub use app::RequestLog;
 
 /// A running server.
 pub struct Server {

@@ -11,9 +11,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::app::App;
 use crate::completions;
 use crate::errors::HttpError;
-use crate::App;
 
 /// Every route, as `openapi.json` lists them (a test holds the two together).
 pub const ROUTES: &[(&str, &str)] = &[
