@@ -148,15 +148,7 @@ fn read_error(e: axum::Error, limit: usize) -> HttpError {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, HttpError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| {
-            HttpError::from(ApiError::new(
-                adapt_api::ErrorCode::ServeRuntime,
-                e.to_string(),
-            ))
-        })?
-        .map_err(HttpError::from)
+    finish(tokio::task::spawn_blocking(work)).await
 }
 
 /// Cancels its request when dropped (the client left, or the request ended).
@@ -241,7 +233,8 @@ fn run(app: &Arc<App>, job: Job) -> (Running, Reply, bool) {
     )
 }
 
-async fn finish(answer: JoinHandle<Result<Completion, ApiError>>) -> Result<Completion, HttpError> {
+/// The answer of blocking work, a failed thread included.
+async fn finish<T>(answer: JoinHandle<Result<T, ApiError>>) -> Result<T, HttpError> {
     answer
         .await
         .map_err(|e| {
