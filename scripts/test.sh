@@ -32,6 +32,11 @@ if [ "$ADAPT_SLOW_TESTS" = 1 ] && [ -z "${ADAPT_REFERENCE_PYTHON:-}" ]; then
     ADAPT_REFERENCE_PYTHON=$("$ROOT/scripts/reference/env.sh")
     export ADAPT_REFERENCE_PYTHON
 fi
+# The end-to-end test of `adapt serve` talks to it with the official openai client.
+if [ "$ADAPT_SLOW_TESTS" = 1 ] && [ -z "${ADAPT_OPENAI_PYTHON:-}" ]; then
+    ADAPT_OPENAI_PYTHON=$("$ROOT/scripts/reference/openai-env.sh")
+    export ADAPT_OPENAI_PYTHON
+fi
 cargo test --workspace --locked "${APP_FEATURES[@]}"
 echo "== ui: unit tests (Vitest)"
 (cd ui && npx vitest run)

@@ -10,14 +10,15 @@ mod tests {
         AdapterEntry, ApiError, CacheKey, Calibration, ChatId, ChatMessage, ChatOptions, ChatState,
         ConvertReport, DatasetRecord, ErrorCode, GenerateParams, Generation, GenerationEvent,
         GenerationStats, ModelDetails, ModelEntry, ModelInfo, Overflow, PullEvent, RunDetails,
-        RunRecord, SamplingParams, SavedChat, SavedConversation, StopReason, TrainCheck, TrainForm,
-        TrainPlan, TrainPreset, TrainProgress, Variant,
+        RunRecord, SamplingParams, SavedChat, SavedConversation, SavedPrompts, StopReason,
+        TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress, Variant,
     };
     use std::collections::BTreeMap;
 
     use ts_rs::{Config, TS};
 
     use crate::commands::Opened;
+    use crate::server_panel::ServerStatus;
 
     const FILE: &str = "../ui/src/lib/bindings.ts";
 
@@ -69,6 +70,8 @@ mod tests {
             Variant,
             ConvertReport,
             PullEvent,
+            ServerStatus,
+            SavedPrompts,
         );
         for decl in collector.seen.values() {
             out.push_str(&format!("\nexport {decl}\n"));

@@ -12,13 +12,17 @@ use adapt_api::{
 use adapt_api::{
     AdapterEntry, Calibration, ConvertReport, DatasetRecord, ModelEntry, PullEvent, Variant,
 };
+use adapt_api::{SavedPrompts, ServedRequest, ServerSettings};
 use serde::Serialize;
 use tauri::ipc::Channel;
+
+use crate::server_panel::{ServerPanel, ServerStatus};
 use tauri::State;
 
-/// What every command shares: the API.
+/// What every command shares: the API, and the Server panel's server.
 pub struct Shared {
     adapt: Arc<Adapt>,
+    server: Arc<ServerPanel>,
 }
 
 /// How long quitting waits for training runs to write their checkpoints.
@@ -28,13 +32,16 @@ impl Shared {
     pub fn new(adapt: Adapt) -> Shared {
         Shared {
             adapt: Arc::new(adapt),
+            server: Arc::default(),
         }
     }
 
-    /// Stops training runs and pulls (runs write a checkpoint first) and closes every
-    /// conversation, writing saved ones' caches (the app is quitting).
+    /// Stops training runs and pulls (runs write a checkpoint first) and the server (which
+    /// writes its prompt cache), and closes every conversation, writing saved ones' caches
+    /// (the app is quitting).
     pub fn close_all(&self) -> Answer<()> {
         self.adapt.stop_all_jobs(STOP_WAIT);
+        self.server.stop()?;
         self.adapt.close_all_chats().map(|_| ())
     }
 }
@@ -402,4 +409,38 @@ pub async fn pull_model(
 #[tauri::command]
 pub fn cancel_pull(shared: State<'_, Shared>, job: i64) -> Answer<()> {
     shared.adapt.cancel_job(job).map(|_| ())
+}
+
+/// The Server panel: the server's state, its settings and its recent requests.
+#[tauri::command]
+pub async fn server_status(shared: State<'_, Shared>) -> Answer<ServerStatus> {
+    Ok(shared.server.status(&shared.adapt))
+}
+
+/// Saves `settings` and starts the local server with them (loading its model); each request
+/// it answers is sent to `events`.
+#[tauri::command]
+pub async fn start_server(
+    shared: State<'_, Shared>,
+    settings: ServerSettings,
+    events: Channel<ServedRequest>,
+) -> Answer<ServerStatus> {
+    on_server(&shared, move |s, a| s.start(a, settings, events)).await
+}
+
+/// Stops the local server; its prompt cache is written to disk for the next start.
+#[tauri::command]
+pub async fn stop_server(shared: State<'_, Shared>) -> Answer<Option<SavedPrompts>> {
+    on_server(&shared, |s, _| s.stop()).await
+}
+
+/// Runs `work` with the Server panel's server on a blocking worker thread.
+async fn on_server<T: Send + 'static>(
+    shared: &State<'_, Shared>,
+    work: impl FnOnce(&ServerPanel, &Arc<Adapt>) -> Answer<T> + Send + 'static,
+) -> Answer<T> {
+    let (server, adapt) = (shared.server.clone(), shared.adapt.clone());
+    tauri::async_runtime::spawn_blocking(move || work(&server, &adapt))
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::AppWorker, format!("the request stopped: {e}")))?
 }

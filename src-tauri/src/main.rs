@@ -8,6 +8,7 @@
 mod bindings;
 mod commands;
 mod menu;
+mod server_panel;
 
 use tauri::Manager;
 
@@ -56,6 +57,9 @@ fn main() {
             commands::make_variant,
             commands::pull_model,
             commands::cancel_pull,
+            commands::server_status,
+            commands::start_server,
+            commands::stop_server,
         ])
         .build(tauri::generate_context!());
     let app = match app {

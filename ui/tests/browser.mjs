@@ -269,6 +269,21 @@ try {
   assert.match(await page.getByTestId("run-figures").textContent(), /best validation at step 15/);
   assert.match(await page.getByTestId("probes").textContent(), /7-4-1/);
   await page.screenshot({ path: join(out, "runs.png") });
+  // Server: started with the loaded model, its address shown, a client's requests logged
+  // (the second with cached tokens), then stopped.
+  await page.locator("[data-view=server]").click();
+  await page.getByTestId("server-start").waitFor();
+  assert.equal(await page.getByTestId("server-model").inputValue(), "models-cache/SmolLM2-135M-Instruct.Q4_1.gguf");
+  await page.getByTestId("server-port").fill("8123");
+  await page.getByTestId("server-start").click();
+  await page.getByTestId("server-address").getByText("http://127.0.0.1:8123/v1").waitFor();
+  assert.match(await page.getByTestId("server-key").textContent(), /none/);
+  await page.getByTestId("server-log-row").nth(1).waitFor();
+  assert.match(await page.getByTestId("server-log-row").first().textContent(), /59\s*44\s*7/);
+  await page.screenshot({ path: join(out, "server.png") });
+  await page.getByTestId("server-stop").click();
+  await page.getByTestId("server-start").waitFor();
+
   assert.deepEqual(errors, []);
   console.log("browser tests: ok (screenshots in ui/test-results/)");
 } catch (e) {

@@ -63,6 +63,7 @@ impl Adapt {
         self.engine.call(move |state| {
             state.model = None;
             state.chats.clear();
+            state.adapters.clear();
             let mut lm = load(&path, &LoadOptions::default())?;
             if let Some(dir) = &adapter {
                 lm.attach_adapter(dir)?;

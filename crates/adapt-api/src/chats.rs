@@ -151,7 +151,7 @@ impl Adapt {
     /// A new conversation with `chat`'s first `turns` turns, starting from its cache.
     pub fn fork_chat(&self, chat: ChatId, turns: usize) -> Result<ChatId, ApiError> {
         self.engine.call(move |state| {
-            let EngineState { model, chats } = state;
+            let EngineState { model, chats, .. } = state;
             let lm = model.as_ref().ok_or_else(ApiError::no_model)?;
             let session = chats.get(chat.0).ok_or_else(no_chat)?;
             let fork = session.fork(lm, turns)?;
@@ -164,7 +164,7 @@ impl Adapt {
     pub fn set_system(&self, chat: ChatId, system: Option<&str>) -> Result<(), ApiError> {
         let system = system.map(str::to_string);
         self.engine.call(move |state| {
-            let EngineState { model, chats } = state;
+            let EngineState { model, chats, .. } = state;
             let lm = model.as_ref().ok_or_else(ApiError::no_model)?;
             let session = chats.session(lm, chat.0).map_err(|_| no_chat())?;
             session.set_system(system.as_deref());
@@ -258,7 +258,7 @@ fn turn_on_engine(
     params: &GenerateParams,
     sink: &mut EventSink<'_>,
 ) -> Result<Generation, ApiError> {
-    let EngineState { model, chats } = state;
+    let EngineState { model, chats, .. } = state;
     let lm = model.as_mut().ok_or_else(ApiError::no_model)?;
     if let Some(adapter) = chats.get(chat.0).map(|s| s.adapter.clone()) {
         lm.use_adapter(adapter.as_ref())?;

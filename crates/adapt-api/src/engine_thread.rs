@@ -14,6 +14,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use adapt_engine::adapters::AdapterShelf;
 use adapt_engine::{ChatPool, LoadedModel, TokenSink};
 
 use crate::error::{ApiError, ErrorCode};
@@ -23,6 +24,8 @@ use crate::error::{ApiError, ErrorCode};
 pub(crate) struct EngineState {
     pub model: Option<LoadedModel>,
     pub chats: ChatPool,
+    /// Adapters taken off the model, kept for requests that name them again.
+    pub adapters: AdapterShelf,
 }
 
 impl EngineState {

@@ -5,7 +5,9 @@
 //! state — one at a time; each area module keeps its engine-side function beside its public
 //! method: conversations (`chats.rs`, `saved_chats.rs`), training (`train_form.rs`: the one
 //! request contract, presets and validation; `train.rs`: runs as jobs; `train_record.rs`),
-//! conversion (`convert.rs`), benchmarks (`bench.rs`). Generation streams
+//! conversion (`convert.rs`), benchmarks (`bench.rs`), serving (`serve.rs`: requests by model
+//! name with prompt-cache reuse, `serve_prompt.rs`: messages, tools and tool calls,
+//! `prompt_files.rs`: the prompt cache on disk, `server_settings.rs`). Generation streams
 //! [`GenerationEvent`]s and can be stopped from the caller's side. Errors cross this boundary
 //! as [`ApiError`] (`{code, message, fields}`, the code an [`ErrorCode`]), never as strings to
 //! match.
@@ -26,9 +28,13 @@ mod engine_thread;
 mod error;
 pub mod jobs;
 pub mod models;
+mod prompt_files;
 mod records;
 mod runs;
 mod saved_chats;
+mod serve;
+mod serve_prompt;
+mod server_settings;
 mod train;
 mod train_form;
 mod train_record;
@@ -62,9 +68,16 @@ pub use engine_thread::{ChatId, GenerationEvent};
 pub use error::{ApiError, ErrorCode};
 pub use jobs::{CancelToken, JobEvent, JobHandle, JobKind, JobRecord, JobStatus, JobTiming};
 pub use models::{find_models, ModelDetails, ModelFile, PullEnd, PullEvent, PullJob};
+pub use prompt_files::{RestoredPrompts, SavedPrompts};
 pub use records::AdaptConfig;
 pub use runs::{AdapterEntry, RunDetails};
 pub use saved_chats::{SavedChat, SavedConversation};
+pub use serve::{
+    unix_now, Completion, CompletionEvent, CompletionRequest, Finish, PromptInput, Served,
+    ServedModel, ServedRequest, TokenText,
+};
+pub use serve_prompt::{ToolCall, ToolFormat};
+pub use server_settings::ServerSettings;
 pub use train::{Calibration, TrainEnd, TrainJob, TrainProgress, TrainSummary};
 pub use train_form::{
     read_config_file, training_presets, TrainCheck, TrainForm, TrainPreset, TrainRequest,

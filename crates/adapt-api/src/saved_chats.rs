@@ -213,7 +213,7 @@ impl Adapt {
 
     /// Removes cache files, least recently used first and never `keep`, until the saved
     /// caches fit the disk budget.
-    fn keep_disk_budget(&self, keep: &Path) -> Result<(), ApiError> {
+    pub(crate) fn keep_disk_budget(&self, keep: &Path) -> Result<(), ApiError> {
         let budget = self.cache_budgets().disk;
         let mut store = self.store()?;
         let caches = store.kv_caches()?;
@@ -250,7 +250,7 @@ fn save_on_engine(
     chat: ChatId,
     path: PathBuf,
 ) -> Result<SavedChat, ApiError> {
-    let EngineState { model, chats } = state;
+    let EngineState { model, chats, .. } = state;
     let lm = model.as_ref().ok_or_else(ApiError::no_model)?;
     let session = chats.session(lm, chat.0).map_err(|_| no_chat())?;
     // An evicted or unused cache: the messages are kept, no file.
@@ -303,7 +303,7 @@ fn open_on_engine(
 /// On the engine thread: forgets `chat`; one kept on disk is saved first (its record is
 /// returned).
 fn close_on_engine(state: &mut EngineState, chat: ChatId) -> Result<Option<SavedChat>, ApiError> {
-    let EngineState { model, chats } = state;
+    let EngineState { model, chats, .. } = state;
     let file = chats.file(chat.0).map(Path::to_path_buf);
     let write = || -> Result<Option<SavedChat>, ApiError> {
         let (Some(lm), Some(file)) = (model.as_ref(), file) else {

@@ -13,6 +13,7 @@ mod jobs;
 mod models;
 mod output;
 mod runs;
+mod serve;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +51,9 @@ enum Command {
     Quantize(convert::QuantizeArgs),
     /// Models: pull from the Hugging Face Hub, list, inspect, import, delete.
     Models(models::ModelsArgs),
+    /// Serve the model and its adapters over an OpenAI-compatible HTTP API, reusing cached
+    /// prompt prefixes across requests.
+    Serve(Box<serve::ServeArgs>),
     Train(Box<train::TrainArgs>),
     Fuse(train::FuseArgs),
 }
@@ -63,6 +67,7 @@ fn main() {
         Command::Bench(args) => bench::run(&args),
         Command::Data(args) => data::run(&args),
         Command::Convert(args) => convert::convert(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Train(args) => train::train(&args),
         Command::Fuse(args) => train::fuse(&args),
         Command::Quantize(args) => convert::quantize(&args),

@@ -139,7 +139,11 @@ fn quantization(arrays: &HashMap<String, Array>) -> (Option<QuantSpec>, Vec<(Str
 }
 
 /// `config.json` of a Hugging Face Llama with these settings.
-fn hf_config(args: &ModelArgs, tokenizer: &Tokenizer, arrays: &HashMap<String, Array>) -> Value {
+pub(crate) fn hf_config(
+    args: &ModelArgs,
+    tokenizer: &Tokenizer,
+    arrays: &HashMap<String, Array>,
+) -> Value {
     let mut config = json!({
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",

@@ -116,6 +116,49 @@ pub trait TokenSink {
     fn text(&mut self, text: &str) -> bool;
     /// Prefill progress: `done` of `total` prompt tokens processed.
     fn prefill(&mut self, _done: usize, _total: usize) {}
+    /// How many most likely alternatives to report with each generated token's log
+    /// probability ([`TokenSink::token`]); `None` (the default): none are computed.
+    fn logprobs(&self) -> Option<usize> {
+        None
+    }
+    /// A generated token with its log probability, before its text reaches
+    /// [`TokenSink::text`]; called only when [`TokenSink::logprobs`] asks.
+    fn token(&mut self, _token: TokenLogprob) {}
+}
+
+/// A generated token's log probability under the model (before any sampling setting), and
+/// the most likely tokens at its position with theirs, most likely first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenLogprob {
+    pub token: u32,
+    pub logprob: f32,
+    pub top: Vec<(u32, f32)>,
+}
+
+impl TokenLogprob {
+    /// `token`'s log probability in the logits row `logits`, with the `top` most likely.
+    pub fn from_logits(logits: &[f32], token: u32, top: usize) -> TokenLogprob {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let log_total = max + logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln();
+        let logprob = |t: u32| {
+            logits
+                .get(t as usize)
+                .map_or(f32::NEG_INFINITY, |l| l - log_total)
+        };
+        let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+        let top = top.min(order.len());
+        let key = |i: &u32| logits[*i as usize];
+        if top > 0 && top < order.len() {
+            order.select_nth_unstable_by(top - 1, |a, b| key(b).total_cmp(&key(a)));
+        }
+        order.truncate(top);
+        order.sort_unstable_by(|a, b| key(b).total_cmp(&key(a)));
+        TokenLogprob {
+            token,
+            logprob: logprob(token),
+            top: order.into_iter().map(|t| (t, logprob(t))).collect(),
+        }
+    }
 }
 
 impl<F: FnMut(&str) -> bool> TokenSink for F {
@@ -240,7 +283,7 @@ pub fn generate(
         first_token_at: None,
         sink,
     };
-    let reason = if is_plain_greedy(&params.sampling) {
+    let reason = if is_plain_greedy(&params.sampling) && out.sink.logprobs().is_none() {
         decode_greedy(model, cache, logits, budget, &mut out, &mut trace)?
     } else {
         decode_sampled(model, cache, logits, budget, params, prompt, &mut out)?
@@ -350,11 +393,15 @@ struct Emitter<'a> {
 }
 
 impl Emitter<'_> {
-    /// Takes one sampled token; `Some(reason)` when generation ends with it.
-    fn accept(&mut self, token: u32) -> Result<Option<StopReason>> {
+    /// Takes one sampled token (with its log probability when the sink asked for them);
+    /// `Some(reason)` when generation ends with it.
+    fn accept(&mut self, token: u32, logprob: Option<TokenLogprob>) -> Result<Option<StopReason>> {
         self.first_token_at.get_or_insert_with(Instant::now);
         if !self.ignore_eos && self.eos.contains(&token) {
             return Ok(Some(StopReason::EndOfSequence));
+        }
+        if let Some(logprob) = logprob {
+            self.sink.token(logprob);
         }
         self.tokens.push(token);
         let piece = self.detok.push(token)?;
@@ -411,7 +458,7 @@ fn decode_greedy(
         };
         let token = trace.time(|t| &mut t.wait, || pending.item_exact::<u32>());
         trace.steps += 1;
-        let stop = trace.time(|t| &mut t.host, || out.accept(token))?;
+        let stop = trace.time(|t| &mut t.host, || out.accept(token, None))?;
         match (stop, next) {
             (Some(reason), next) => {
                 if let Some(next) = next {
@@ -446,9 +493,12 @@ fn decode_sampled(
 ) -> Result<Option<StopReason>> {
     let mut sampler = Sampler::new(params.sampling.clone());
     let mut history: Vec<u32> = prompt.to_vec();
+    let logprobs = out.sink.logprobs();
     while out.tokens.len() < budget {
-        let token = sampler.sample(&logits_row(&logits)?, &history);
-        if let Some(reason) = out.accept(token)? {
+        let row = logits_row(&logits)?;
+        let token = sampler.sample(&row, &history);
+        let logprob = logprobs.map(|top| TokenLogprob::from_logits(&row, token, top));
+        if let Some(reason) = out.accept(token, logprob)? {
             return Ok(Some(reason));
         }
         history.push(token);
@@ -619,6 +669,18 @@ mod tests {
         }
         out.push(f.finish(""));
         (out, false)
+    }
+
+    #[test]
+    fn logprobs_are_normalized_and_the_top_ones_sorted() {
+        let logits = [1.0f32, 3.0, 2.0, -1.0];
+        let lp = TokenLogprob::from_logits(&logits, 2, 2);
+        let total: f32 = logits.iter().map(|l| l.exp()).sum();
+        assert!((lp.logprob - (2.0f32.exp() / total).ln()).abs() < 1e-5);
+        assert_eq!(lp.top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![1, 2]);
+        assert!((lp.top[1].1 - lp.logprob).abs() < 1e-6);
+        assert!(TokenLogprob::from_logits(&logits, 0, 0).top.is_empty());
+        assert_eq!(TokenLogprob::from_logits(&logits, 0, 9).top.len(), 4);
     }
 
     #[test]

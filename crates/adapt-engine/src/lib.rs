@@ -35,7 +35,8 @@ pub use chat::{prompt_tokens, CacheKey, ChatOptions, ChatPool, ChatSession, Over
 pub use device::{Backend, DeviceReport};
 pub use error::{EngineError, Result};
 pub use generate::{
-    generate, GenerateParams, Generation, GenerationStats, SequenceCache, StopReason, TokenSink,
+    generate, GenerateParams, Generation, GenerationStats, SequenceCache, StopReason, TokenLogprob,
+    TokenSink,
 };
 pub use load::{load, LoadOptions, LoadedModel, ModelInfo};
 pub use models::{Model, ModelArgs, WeightFormat};

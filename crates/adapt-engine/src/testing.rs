@@ -146,3 +146,28 @@ pub fn tiny_chat_model(
         std::time::Instant::now(),
     )
 }
+
+/// Writes a model folder (`config.json`, `model.safetensors`, `tokenizer.json`,
+/// `tokenizer_config.json`) holding random weights of shape `args`, its vocabulary sized to
+/// `tokenizer`'s, that loads like a downloaded model: for tests of shells that load models by
+/// path. Returns the folder (`out`, which must not exist yet).
+pub fn write_tiny_chat_folder(
+    out: &Path,
+    args: &ModelArgs,
+    seed: u64,
+    tokenizer: &adapt_text::Tokenizer,
+) -> Result<std::path::PathBuf> {
+    let args = ModelArgs {
+        vocab_size: tokenizer.vocab_size() as i32,
+        ..args.clone()
+    };
+    let arrays = random_weights(&args, seed, None)?;
+    let staging = crate::save::Staging::new(out)?;
+    staging.json(
+        "config.json",
+        &crate::convert::hf_config(&args, tokenizer, &arrays),
+    )?;
+    tokenizer.write_hf_files(&staging.tmp, args.max_position_embeddings)?;
+    staging.weights(&arrays)?;
+    staging.finish()
+}

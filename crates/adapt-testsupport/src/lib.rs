@@ -76,6 +76,22 @@ pub fn reference_python(test: &str) -> Option<String> {
     Some(python)
 }
 
+/// The Python of the environment with the official `openai` client, for a slow test, or
+/// `None` when slow tests do not run; `ADAPT_OPENAI_PYTHON` is set by `scripts/test.sh` from
+/// `scripts/reference/openai-env.sh`.
+pub fn openai_python(test: &str) -> Option<String> {
+    if !slow_tests(test) {
+        return None;
+    }
+    let python = std::env::var("ADAPT_OPENAI_PYTHON").unwrap_or_default();
+    assert!(
+        !python.is_empty() && std::path::Path::new(&python).exists(),
+        "{test} needs the openai client's environment, but ADAPT_OPENAI_PYTHON is {python:?}: \
+         run scripts/test.sh, or set it to the output of scripts/reference/openai-env.sh"
+    );
+    Some(python)
+}
+
 /// Runs `scripts/reference/<script>` with `args` under `python` (the reference environment,
 /// `ADAPT_REFERENCE_PYTHON`) and returns its standard output; panics with its standard error
 /// when it fails.

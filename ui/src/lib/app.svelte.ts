@@ -2,7 +2,7 @@
 
 import type { ApiError, CsvOptions, ModelInfo } from "./types";
 
-export type View = "chat" | "models" | "datasets" | "train" | "runs";
+export type View = "chat" | "models" | "datasets" | "train" | "runs" | "server";
 
 export const app = $state({
   model: null as ModelInfo | null,

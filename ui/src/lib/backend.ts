@@ -29,6 +29,10 @@ import type {
   RunRecord,
   SavedChat,
   SavedConversation,
+  SavedPrompts,
+  ServedRequest,
+  ServerSettings,
+  ServerStatus,
 } from "./types";
 
 export interface SamplingSettings {
@@ -123,4 +127,11 @@ export const backend = {
   pullModel: (spec: string, file: string | null, onEvent: (e: PullEvent) => void) =>
     invoke<number>("pull_model", { spec, file, events: channel(onEvent) }),
   cancelPull: (job: number) => invoke<void>("cancel_pull", { job }),
+  /** The local server: running or not, its address and key, settings and recent requests. */
+  serverStatus: () => invoke<ServerStatus>("server_status"),
+  /** Saves the settings and starts the server (loading its model); each answered request
+   *  comes to `onRequest`. */
+  startServer: (settings: ServerSettings, onRequest: (r: ServedRequest) => void) =>
+    invoke<ServerStatus>("start_server", { settings, events: channel(onRequest) }),
+  stopServer: () => invoke<SavedPrompts | null>("stop_server"),
 };

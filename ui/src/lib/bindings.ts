@@ -168,7 +168,7 @@ tokens: number | null,
  */
 trained: number | null, };
 
-export type ErrorCode = "api.bad_name" | "api.engine_stopped" | "api.internal" | "api.io" | "api.no_chat" | "api.no_model" | "api.no_saved_chat" | "api.thread" | "app.not_a_dataset" | "app.worker" | "cli.usage" | "convert.exists" | "data.bad_option" | "data.cache_corrupt" | "data.chat_template" | "data.csv_field_count" | "data.csv_header" | "data.csv_malformed" | "data.csv_template" | "data.csv_unknown_column" | "data.duplicate" | "data.empty_content" | "data.empty_file" | "data.invalid" | "data.io" | "data.line_too_long" | "data.malformed_json" | "data.mask_alignment" | "data.missing_key" | "data.mixed_formats" | "data.no_assistant_turn" | "data.no_examples" | "data.no_line" | "data.tokenize" | "data.unknown_format" | "data.unknown_role" | "data.wrong_type" | "engine.mlx" | "engine.panicked" | "gguf.bad_magic" | "gguf.io" | "gguf.malformed" | "gguf.truncated" | "gguf.unsupported_version" | "hub.bad_repo_id" | "hub.bad_response" | "hub.cancelled" | "hub.checksum_mismatch" | "hub.disk_full" | "hub.forbidden" | "hub.gated" | "hub.interrupted" | "hub.io" | "hub.no_such_file" | "hub.not_found" | "hub.nothing_to_pull" | "hub.offline" | "hub.server" | "hub.unauthorized" | "job.failed" | "job.not_found" | "job.panicked" | "library.already_in_library" | "library.exists" | "library.io" | "library.not_a_model" | "library.not_found" | "library.not_owned" | "model.invalid" | "model.not_found" | "model.unsupported_architecture" | "model.write_failed" | "paths.no_home" | "quantize.unsupported" | "request.invalid" | "run.not_found" | "store.busy" | "store.constraint" | "store.create_dir" | "store.invalid" | "store.migration" | "store.not_a_database" | "store.not_found" | "store.open" | "store.sqlite" | "store.too_new" | "text.bad_json" | "text.bad_tokenizer_data" | "text.bad_tokenizer_json" | "text.decode" | "text.encode" | "text.io" | "text.missing_metadata" | "text.template_raised" | "text.template_render" | "text.template_syntax" | "text.unsupported_pre_tokenizer" | "text.unsupported_tokenizer" | "text.write" | "train.bad_config" | "train.bad_run" | "train.calibrate" | "train.cancelled" | "train.data_changed" | "train.finished" | "train.no_adapter" | "train.no_checkpoint" | "train.no_data" | "train.not_running";
+export type ErrorCode = "api.bad_name" | "api.engine_stopped" | "api.internal" | "api.io" | "api.no_chat" | "api.no_model" | "api.no_saved_chat" | "api.thread" | "app.not_a_dataset" | "app.worker" | "cli.usage" | "convert.exists" | "data.bad_option" | "data.cache_corrupt" | "data.chat_template" | "data.csv_field_count" | "data.csv_header" | "data.csv_malformed" | "data.csv_template" | "data.csv_unknown_column" | "data.duplicate" | "data.empty_content" | "data.empty_file" | "data.invalid" | "data.io" | "data.line_too_long" | "data.malformed_json" | "data.mask_alignment" | "data.missing_key" | "data.mixed_formats" | "data.no_assistant_turn" | "data.no_examples" | "data.no_line" | "data.tokenize" | "data.unknown_format" | "data.unknown_role" | "data.wrong_type" | "engine.mlx" | "engine.panicked" | "gguf.bad_magic" | "gguf.io" | "gguf.malformed" | "gguf.truncated" | "gguf.unsupported_version" | "hub.bad_repo_id" | "hub.bad_response" | "hub.cancelled" | "hub.checksum_mismatch" | "hub.disk_full" | "hub.forbidden" | "hub.gated" | "hub.interrupted" | "hub.io" | "hub.no_such_file" | "hub.not_found" | "hub.nothing_to_pull" | "hub.offline" | "hub.server" | "hub.unauthorized" | "job.failed" | "job.not_found" | "job.panicked" | "library.already_in_library" | "library.exists" | "library.io" | "library.not_a_model" | "library.not_found" | "library.not_owned" | "model.invalid" | "model.not_found" | "model.unsupported_architecture" | "model.write_failed" | "paths.no_home" | "quantize.unsupported" | "request.invalid" | "run.not_found" | "serve.bind" | "serve.busy" | "serve.cancelled" | "serve.context_length" | "serve.runtime" | "serve.unauthorized" | "serve.unknown_model" | "store.busy" | "store.constraint" | "store.create_dir" | "store.invalid" | "store.migration" | "store.not_a_database" | "store.not_found" | "store.open" | "store.sqlite" | "store.too_new" | "text.bad_json" | "text.bad_tokenizer_data" | "text.bad_tokenizer_json" | "text.decode" | "text.encode" | "text.io" | "text.missing_metadata" | "text.template_raised" | "text.template_render" | "text.template_syntax" | "text.unsupported_pre_tokenizer" | "text.unsupported_tokenizer" | "text.write" | "train.bad_config" | "train.bad_run" | "train.calibrate" | "train.cancelled" | "train.data_changed" | "train.finished" | "train.no_adapter" | "train.no_checkpoint" | "train.no_data" | "train.not_running";
 
 export type ErrorEntry = { 
 /**
@@ -613,6 +613,8 @@ fetched: number,
  */
 resumed_from: number, };
 
+export type RestoredPrompts = { caches: number, tokens: number, bytes: number, };
+
 export type RunDetails = { run: RunRecord, metrics: Array<Metric>, checkpoints: Array<CheckpointRecord>, jobs: Array<JobRecord>, };
 
 export type RunRecord = { id: number, name: string, model_id: number | null, dataset_id: number | null, config: string, status: Status, error: string | null, created_at: number, started_at: number | null, finished_at: number | null, };
@@ -659,7 +661,100 @@ export type SavedConversation = { name: string, messages: number, updated_at: nu
  */
 cache: [number, number] | null, };
 
+export type SavedPrompts = { caches: number, tokens: number, bytes: number, };
+
 export type ScheduleIntent = { "kind": "constant", warmup: number, } | { "kind": "cosine", warmup: number, min_ratio: number, } | { "kind": "linear", warmup: number, min_ratio: number, };
+
+export type ServedRequest = { 
+/**
+ * When it came, in milliseconds since 1970.
+ */
+at_ms: number, 
+/**
+ * `POST /v1/chat/completions`, …
+ */
+endpoint: string, 
+/**
+ * The model name it asked for.
+ */
+model: string, 
+/**
+ * The HTTP status it got.
+ */
+status: number, stream: boolean, prompt_tokens: number, 
+/**
+ * Prompt tokens whose keys and values came from the prompt cache.
+ */
+cached_tokens: number, completion_tokens: number, 
+/**
+ * From its arrival (queue wait included) to its first generated token, in seconds.
+ */
+time_to_first_token: number, 
+/**
+ * Generated tokens per second while decoding.
+ */
+tokens_per_second: number, 
+/**
+ * From its arrival to its last byte, in seconds.
+ */
+seconds: number, 
+/**
+ * Why it failed, when it did.
+ */
+error: string | null, };
+
+export type ServerSettings = { 
+/**
+ * The model to serve (`None`: the bundled one).
+ */
+model: string | null, 
+/**
+ * The adapter requests get when they name no model: a run id or a folder.
+ */
+adapter: string | null, host: string, port: number, 
+/**
+ * Required of clients (`Authorization: Bearer KEY`); `None` on loopback: no key.
+ */
+api_key: string | null, 
+/**
+ * Requests accepted at once (one runs, the others wait in order); more are refused as
+ * busy.
+ */
+max_concurrency: number, 
+/**
+ * The most tokens a request may ask to generate.
+ */
+max_tokens: number, 
+/**
+ * Memory for prompt caches, in MB (`None`: the saved budget).
+ */
+cache_memory_mb: number | null, };
+
+export type ServerStatus = { running: boolean, 
+/**
+ * `http://HOST:PORT/v1`, while running.
+ */
+address: string | null, 
+/**
+ * The key clients must send, if any.
+ */
+key: string | null, 
+/**
+ * The model name requests without one get.
+ */
+model: string | null, 
+/**
+ * Prompt caches brought back from disk when it started.
+ */
+restored: RestoredPrompts | null, 
+/**
+ * The saved settings.
+ */
+settings: ServerSettings, 
+/**
+ * Recent requests, oldest first.
+ */
+log: Array<ServedRequest>, };
 
 export type Shape = { layers: number, hidden: number, heads: number, kv_heads: number, head_dim: number, vocab: number, 
 /**

@@ -15,6 +15,7 @@ import type {
   ModelDetails,
   ModelInfo,
   RunRecord,
+  ServerSettings,
   Status,
   TrainCheck,
   TrainForm,
@@ -384,7 +385,47 @@ async function mockPull(job: number, spec: string, events: Emit) {
   events.onmessage({ kind: "ended", detail: { job, status: "succeeded", pulled, error: null } });
 }
 
+/** The mock's server: its saved settings and whether it runs. */
+const server = {
+  settings: { model: null, adapter: null, host: "127.0.0.1", port: 8080, api_key: null, max_concurrency: 16, max_tokens: 4096, cache_memory_mb: null } as ServerSettings,
+  running: false,
+};
+
+function serverStatus() {
+  const running = server.running;
+  return {
+    running,
+    address: running ? `http://${server.settings.host}:${server.settings.port}/v1` : null,
+    key: running ? server.settings.api_key : null,
+    model: running ? "SmolLM2-135M-Instruct.Q4_1" : null,
+    restored: running ? { caches: 2, tokens: 180, bytes: 8_000_000 } : null,
+    settings: server.settings,
+    log: [],
+  };
+}
+
 const handlers: Record<string, (a: Args) => unknown> = {
+  server_status: () => serverStatus(),
+  start_server: (a) => {
+    if (!a.settings.model) throw fail("request.invalid", "choose a model to serve");
+    server.settings = a.settings;
+    server.running = true;
+    // A client's two turns: the second reuses the first's tokens.
+    setTimeout(() => {
+      for (const [cached, prompt] of [[0, 37], [44, 59]]) {
+        a.events.onmessage({
+          at_ms: Date.now(), endpoint: "POST /v1/chat/completions", model: "SmolLM2-135M-Instruct.Q4_1", status: 200,
+          stream: cached > 0, prompt_tokens: prompt, cached_tokens: cached, completion_tokens: 7,
+          time_to_first_token: cached > 0 ? 0.25 : 0.86, tokens_per_second: 14.0, seconds: 1.2, error: null,
+        });
+      }
+    }, 30);
+    return serverStatus();
+  },
+  stop_server: () => {
+    server.running = false;
+    return { caches: 2, tokens: 180, bytes: 8_000_000 };
+  },
   list_models: (): ModelDetails[] => [smollm2(), ...library],
   pull_model: (a) => {
     if (!a.spec.includes("/")) throw fail("hub.bad_repo_id", `'${a.spec}' is not ORG/NAME`);

@@ -4,13 +4,14 @@
 //! frozen) and takes them off; [`files`] saves and loads adapter folders (`adapters.safetensors`
 //! and `adapter_config.json`) and fingerprints them; [`swap`] attaches a folder to a loaded
 //! model or swaps it for another; [`fuse`] folds adapters into their base, in memory or into a
-//! new model folder. The layer itself is [`crate::models::adapter::Adapter`]: model code never
+//! new model folder; [`shelf`] keeps adapters taken off in memory for fast swaps. The layer itself is [`crate::models::adapter::Adapter`]: model code never
 //! knows it is there.
 
 pub mod attach;
 pub mod config;
 pub mod files;
 pub mod fuse;
+pub mod shelf;
 pub mod swap;
 
 pub use attach::{attach, remove, set_training};
@@ -20,3 +21,4 @@ pub use files::{
     CONFIG_FILE,
 };
 pub use fuse::{fuse, fuse_folder, FuseReport};
+pub use shelf::AdapterShelf;

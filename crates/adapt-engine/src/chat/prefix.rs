@@ -101,8 +101,49 @@ impl PrefixTrie {
     /// Forgets the least recently used prefix; returns the bytes freed (`None`: none kept).
     pub fn evict_oldest(&mut self) -> Option<usize> {
         let (&id, _) = self.kept.iter().min_by_key(|(_, k)| k.last_used)?;
+        self.forget(id).map(|gone| gone.nbytes())
+    }
+
+    /// Keeps `cache` itself (no copy) for prompts under `key` that start with its tokens, and
+    /// forgets the kept caches it covers (those whose tokens it starts with): a conversation
+    /// resent with one more turn replaces its previous cache.
+    pub fn keep(&mut self, key: &CacheKey, cache: SequenceCache) {
+        if cache.tokens.is_empty() {
+            return;
+        }
+        self.clock += 1;
+        let covered: Vec<u64> = self
+            .kept
+            .iter()
+            .filter(|(_, k)| &k.key == key && cache.tokens.starts_with(&k.cache.tokens))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in covered {
+            self.forget(id);
+        }
+        let id = self.next;
+        self.next += 1;
+        self.link(key, &cache.tokens, id);
+        self.kept.insert(
+            id,
+            Kept {
+                key: key.clone(),
+                cache,
+                last_used: self.clock,
+            },
+        );
+    }
+
+    /// The kept caches with their keys, most recently used first.
+    pub fn entries(&self) -> Vec<(&CacheKey, &SequenceCache)> {
+        let mut kept: Vec<&Kept> = self.kept.values().collect();
+        kept.sort_by_key(|k| std::cmp::Reverse(k.last_used));
+        kept.into_iter().map(|k| (&k.key, &k.cache)).collect()
+    }
+
+    /// Removes kept cache `id` and rebuilds its key's paths from what is left.
+    fn forget(&mut self, id: u64) -> Option<SequenceCache> {
         let gone = self.kept.remove(&id)?;
-        // Rebuild that key's paths from what is left.
         self.roots.remove(&gone.key);
         let left: Vec<(u64, Vec<u32>)> = self
             .kept
@@ -113,7 +154,7 @@ impl PrefixTrie {
         for (i, tokens) in left {
             self.link(&gone.key, &tokens, i);
         }
-        Some(gone.cache.nbytes())
+        Some(gone.cache)
     }
 
     fn touch(&mut self, id: u64) {
