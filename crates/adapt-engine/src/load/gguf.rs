@@ -1,6 +1,6 @@
 //! GGUF files: checked by our own reader (header, metadata, tensor table, length), tensors
-//! read by MLX and renamed to Hugging Face names, the shape from `<arch>.*` metadata, and the
-//! tokenizer and chat template rebuilt from `tokenizer.*` metadata.
+//! read by [`super::gguf_tensors`] and renamed to Hugging Face names, the shape from `<arch>.*`
+//! metadata, and the tokenizer and chat template rebuilt from `tokenizer.*` metadata.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -59,23 +59,7 @@ pub fn read(path: &Path) -> Result<(GgufFile, ModelArgs, HashMap<String, Array>)
     }
     let gguf = GgufFile::open(path)?;
     let args = gguf_args(&gguf)?;
-    if let Some(t) = gguf
-        .tensors()
-        .iter()
-        .find(|t| !GgmlType::MLX_READABLE.contains(&t.ggml_type))
-    {
-        return Err(EngineError::invalid_model(
-            path,
-            format!(
-                "tensor '{}' is stored as {}, which Adapt cannot read; use a GGUF file with \
-                 F32, F16, BF16, Q8_0, Q4_0 or Q4_1 tensors",
-                t.name, t.ggml_type
-            ),
-        ));
-    }
-    let tensors = mlx_rs::io::GgufFile::load(path)
-        .and_then(|f| f.arrays())
-        .map_err(|e| EngineError::invalid_model(path, format!("MLX could not read it: {e}")))?;
+    let tensors = super::gguf_tensors::read_tensors(&gguf)?;
     Ok((gguf, args, rename_gguf_tensors(tensors)))
 }
 
