@@ -49,7 +49,7 @@ pub fn gguf_to_folder(
 ) -> Result<ConvertReport> {
     let started = Instant::now();
     progress("reading the GGUF file");
-    let (file, args, mut arrays) = gguf::read(src)?;
+    let (file, args, mut arrays) = gguf::read(src, None)?;
     let tokenizer = Tokenizer::from_gguf(&file)?;
     let bytes_before = std::fs::metadata(src).map(|m| m.len()).unwrap_or(0);
 
