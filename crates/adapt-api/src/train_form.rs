@@ -178,7 +178,7 @@ impl TrainForm {
 
     /// Every problem of the form, by field: the model and dataset chosen, the held-out share,
     /// and the settings (`config.` + the setting's name).
-    pub fn problems(&self, supported: &[String]) -> Vec<FieldProblem> {
+    pub fn problems(&self, supported: &adapt_library::Supported) -> Vec<FieldProblem> {
         let mut out = Vec::new();
         let mut say = |field: &str, message: String| {
             out.push(FieldProblem {
@@ -223,7 +223,7 @@ impl TrainForm {
     }
 
     /// Why the model cannot be trained as the form asks, if it cannot.
-    fn check_model(&self, supported: &[String]) -> Result<(), String> {
+    fn check_model(&self, supported: &adapt_library::Supported) -> Result<(), String> {
         let path = Path::new(self.model.trim());
         if !path.exists() {
             return Err(format!("{}: no such model file or folder", path.display()));
@@ -306,12 +306,13 @@ impl Adapt {
     }
 }
 
-/// The architectures the engine runs, as the library wants them.
-pub(crate) fn supported() -> Vec<String> {
-    adapt_engine::models::SUPPORTED_ARCHITECTURES
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+/// What the engine runs, as the library wants it: the architectures of model folders and
+/// the GGUF loader's own statement of what it reads.
+pub(crate) fn supported() -> adapt_library::Supported {
+    adapt_library::Supported::new(
+        adapt_engine::models::SUPPORTED_ARCHITECTURES,
+        adapt_engine::load::gguf::GGUF_SUPPORT,
+    )
 }
 
 /// Examples in the form's dataset (valid ones), or `None` when it cannot be read.
