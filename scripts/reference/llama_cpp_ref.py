@@ -5,9 +5,9 @@ reference for K-quant files: its quantizer makes them, its forward pass scores t
       Writes DIR/F16.gguf — a Llama with seeded random weights in F16 (norms in F32) and a
       byte-level vocabulary (one merge), written with the `gguf` package's GGUFWriter — and quantizes it
       with `llama_model_quantize` to each FTYPE (default Q2_K Q3_K_M Q4_K_M Q5_K_M Q6_K) as
-      DIR/FTYPE.gguf. `tiny`: 2 layers, 256 hidden units, 259 tokens (every matrix row a whole
+      DIR/FTYPE.gguf, printing "FTYPE<tab>path" for each file (F16 first). `tiny`: 2 layers, 256 hidden units, 259 tokens (every matrix row a whole
       number of 256-value K-quant blocks); `1b`: Llama 3.2 1B's shape (16 layers, 2048 hidden,
-      8192 feed-forward, 32 / 8 heads, 128256 tokens). Prints {"FTYPE": path, ...}.
+      8192 feed-forward, 32 / 8 heads, 128256 tokens).
   llama_cpp_ref.py logits FILE N_NEW TOKEN...
       N_NEW greedy tokens after the prompt TOKEN... (ids), and llama.cpp's logits at every
       position of the prompt and the greedy tokens; prints {"logits": [[...], ...],
@@ -114,11 +114,11 @@ def model(out_dir, seed, shape="tiny", *ftypes):
     os.makedirs(out_dir, exist_ok=True)
     src = os.path.join(out_dir, "F16.gguf")
     write_f16(src, seed, shape)
-    paths = {"F16": src}
+    print(f"F16\t{src}", flush=True)
     for ftype in ftypes or ["Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K"]:
-        paths[ftype] = os.path.join(out_dir, f"{ftype}.gguf")
-        quantize(src, paths[ftype], ftype)
-    print(json.dumps(paths))
+        dst = os.path.join(out_dir, f"{ftype}.gguf")
+        quantize(src, dst, ftype)
+        print(f"{ftype}\t{dst}", flush=True)
 
 
 def logits(path, n_new, tokens):

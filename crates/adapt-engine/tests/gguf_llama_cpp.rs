@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use adapt_engine::mlx_rs::{Array, Dtype};
 use adapt_engine::{load, LoadOptions, Model, WeightFormat};
-use adapt_testsupport::{reference_python, run_reference};
+use adapt_testsupport::{llama_cpp_files, reference_python, run_reference};
 
 const PROMPT: [i32; 8] = [72, 101, 108, 108, 111, 256, 33, 10];
 const NEW: usize = 8;
@@ -181,15 +181,28 @@ fn llama_cpp_quantized_files_give_llama_cpps_logits_and_greedy_tokens() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let out = run_reference(
-        &python,
-        "llama_cpp_ref.py",
-        ["model".as_ref(), dir.path().as_os_str(), "7".as_ref()],
-    );
-    let files: HashMap<String, PathBuf> = serde_json::from_slice(&out).unwrap();
+    let files: HashMap<String, PathBuf> = llama_cpp_files(&python, dir.path(), 7)
+        .into_iter()
+        .collect();
     let mut failures = Vec::new();
     for name in ["F16", "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K"] {
         failures.extend(check(&python, name, &files[name]));
     }
     assert!(failures.is_empty(), "{failures:#?}");
+
+    // Converted to an MLX folder (Hugging Face row order, 4-bit with 8-bit Q6_K modules, f16
+    // scales), the Q4_K_M model computes what the GGUF computes, up to f16 scale rounding.
+    let gguf = &files["Q4_K_M"];
+    let folder = dir.path().join("Q4_K_M-mlx");
+    let report = adapt_engine::convert::gguf_to_folder(gguf, &folder, &mut |_| {}).unwrap();
+    assert!(
+        report.quantization.starts_with("4-bit (group 32) mixed"),
+        "{}",
+        report.quantization
+    );
+    let from_gguf = ours(&load_as(gguf, false), &PROMPT);
+    let from_folder = ours(&load_as(&folder, false), &PROMPT);
+    let d = max_abs_diff(&from_folder, &from_gguf);
+    eprintln!("Q4_K_M converted: max |Δlogit| vs the GGUF {d:.4}");
+    assert!(d < 0.05, "converted folder: max |Δlogit| {d}");
 }

@@ -103,15 +103,9 @@ fn llama_cpp_quantized_files_decode_as_the_gguf_package_does() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let out = run_reference(
-        &python,
-        "llama_cpp_ref.py",
-        ["model".as_ref(), dir.path().as_os_str(), "3".as_ref()],
-    );
-    let files: std::collections::HashMap<String, std::path::PathBuf> =
-        serde_json::from_slice(&out).unwrap();
+    let files = adapt_testsupport::llama_cpp_files(&python, dir.path(), 3);
     let mut seen: Vec<String> = Vec::new();
-    for path in files.values() {
+    for (_, path) in &files {
         seen.extend(check_file(&python, path));
     }
     seen.sort();
