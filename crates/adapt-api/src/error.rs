@@ -85,6 +85,7 @@ error_codes! {
     GgufIo = "gguf.io",
     GgufMalformed = "gguf.malformed",
     GgufTruncated = "gguf.truncated",
+    GgufUnsupportedType = "gguf.unsupported_type",
     GgufUnsupportedVersion = "gguf.unsupported_version",
     HubBadRepoId = "hub.bad_repo_id",
     HubBadResponse = "hub.bad_response",

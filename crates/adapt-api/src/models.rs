@@ -105,11 +105,7 @@ impl Adapt {
     /// The library over the models cache and the Hugging Face hub cache.
     fn library(&self) -> Library {
         let hf = adapt_paths::hub::hub_cache(&adapt_paths::Env::current());
-        Library::new(
-            &self.models_dir(None),
-            hf.as_deref(),
-            adapt_engine::models::SUPPORTED_ARCHITECTURES,
-        )
+        Library::new(&self.models_dir(None), hf.as_deref(), supported())
     }
 
     /// Every model: ours (pulled, imported, bundled), then those in the Hugging Face cache,

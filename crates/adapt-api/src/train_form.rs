@@ -183,7 +183,7 @@ impl TrainForm {
 
     /// Every problem of the form, by field: the model and dataset chosen, then the request's
     /// (see [`TrainRequest::problems`]).
-    pub fn problems(&self, supported: &[String]) -> Vec<FieldProblem> {
+    pub fn problems(&self, supported: &adapt_library::Supported) -> Vec<FieldProblem> {
         let mut out = Vec::new();
         if self.model.trim().is_empty() {
             out.push(problem("model", "Choose a model."));
@@ -212,7 +212,7 @@ impl TrainRequest {
     /// runnable, quantized for QLoRA), the training data (there, a type we import), the
     /// held-out share, early stopping without validation data, and the settings
     /// (`config.` + the setting's name).
-    pub fn problems(&self, supported: &[String]) -> Vec<FieldProblem> {
+    pub fn problems(&self, supported: &adapt_library::Supported) -> Vec<FieldProblem> {
         let mut out = Vec::new();
         if let Err(why) = check_model(&self.model, self.qlora, supported) {
             out.push(problem("model", &why));
@@ -257,7 +257,7 @@ fn problem(field: &str, message: &str) -> FieldProblem {
 }
 
 /// Why the model at `path` cannot be trained as asked, if it cannot.
-fn check_model(path: &Path, qlora: bool, supported: &[String]) -> Result<(), String> {
+fn check_model(path: &Path, qlora: bool, supported: &adapt_library::Supported) -> Result<(), String> {
     if !path.exists() {
         return Err(format!("{}: no such model file or folder", path.display()));
     }
@@ -333,12 +333,13 @@ impl Adapt {
     }
 }
 
-/// The architectures the engine runs, as the library wants them.
-pub(crate) fn supported() -> Vec<String> {
-    adapt_engine::models::SUPPORTED_ARCHITECTURES
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+/// What the engine runs, as the library wants it: the architectures of model folders and
+/// the GGUF loader's own statement of what it reads.
+pub(crate) fn supported() -> adapt_library::Supported {
+    adapt_library::Supported::new(
+        adapt_engine::models::SUPPORTED_ARCHITECTURES,
+        adapt_engine::load::gguf::GGUF_SUPPORT,
+    )
 }
 
 /// The valid and invalid examples of the form's dataset, or `None` when it cannot be read.

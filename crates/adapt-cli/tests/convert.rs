@@ -85,7 +85,7 @@ fn convert_reports_a_truncated_gguf() {
 #[test]
 fn convert_names_an_unsupported_tensor_type() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("k-quant.gguf");
+    let path = dir.path().join("iq4.gguf");
     let mut b = GgufBuilder::new().kv_str("general.architecture", "llama");
     for (key, v) in [
         ("llama.embedding_length", 256),
@@ -97,16 +97,18 @@ fn convert_names_an_unsupported_tensor_type() {
         b = b.kv(key, GgufValue::U32(v));
     }
     let bytes = b
-        .tensor("token_embd.weight", &[256, 32], GgmlType::Q6_K)
+        .tensor("token_embd.weight", &[256, 32], GgmlType::IQ4_XS)
         .build();
     std::fs::write(&path, bytes).unwrap();
     let out = adapt(
         &["convert", s(&path), s(&dir.path().join("out"))],
         dir.path(),
     );
-    let stderr = fails_with(&out, "model.invalid");
+    let stderr = fails_with(&out, "gguf.unsupported_type");
     assert!(
-        stderr.contains("Q6_K") && stderr.contains("Q4_1"),
+        stderr.contains("'token_embd.weight'")
+            && stderr.contains("IQ4_XS")
+            && stderr.contains("Q4_K"),
         "{stderr}"
     );
 }

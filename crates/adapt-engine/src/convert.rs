@@ -2,10 +2,12 @@
 //!
 //! Tensors get Hugging Face names; llama.cpp's Q/K row permutation (for RoPE on interleaved
 //! pairs) is undone so the folder uses the Hugging Face layout (RoPE on halves); quantized
-//! tensors stay quantized with the exact mapping MLX reads them with — Q4_0 / Q4_1 → 4-bit,
-//! Q8_0 → 8-bit, groups of 32 — recorded in `config.json` (per-module entries where a tensor
-//! differs from the most common kind); the tokenizer and chat template are rebuilt from the
-//! GGUF metadata as `tokenizer.json` + `tokenizer_config.json`.
+//! tensors stay quantized as the loader maps them (`load::gguf_tensors`: 4-bit for Q4_0, Q4_1,
+//! Q4_K and, re-quantized, Q2_K / Q3_K; 8-bit for Q5_0, Q5_1, Q8_0, Q5_K and, re-quantized,
+//! Q6_K; groups of 32, f16 scales) — recorded in `config.json` (per-module entries where a
+//! tensor differs from the most common kind, as a Q4_K_M file's Q6_K layers do); the
+//! tokenizer and chat template are rebuilt from the GGUF metadata as `tokenizer.json` +
+//! `tokenizer_config.json`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -49,7 +51,7 @@ pub fn gguf_to_folder(
 ) -> Result<ConvertReport> {
     let started = Instant::now();
     progress("reading the GGUF file");
-    let (file, args, mut arrays) = gguf::read(src)?;
+    let (file, args, mut arrays) = gguf::read(src, None)?;
     let tokenizer = Tokenizer::from_gguf(&file)?;
     let bytes_before = std::fs::metadata(src).map(|m| m.len()).unwrap_or(0);
 

@@ -1,8 +1,10 @@
-//! Loading GGUF files of every tensor type the engine reads (F32, F16, Q8_0, Q4_0, Q4_1):
-//! a tiny Llama is written with weights encoded the way llama.cpp encodes them, loaded through
-//! `adapt_engine::load`, and its logits compared with a dense model built from the same
-//! values decoded on the host. This checks MLX's decoding, our tensor names, the metadata
-//! mapping and both ways of holding weights (dequantized, quantized kept).
+//! Loading GGUF files of the simple tensor types (F32, F16, Q8_0, Q4_0, Q4_1) on a tiny Llama
+//! whose rows are shorter than a K-quant block: weights encoded the way llama.cpp encodes
+//! them, loaded through `adapt_engine::load`, and its logits compared with a dense model built
+//! from the same values decoded here. This checks the tensor reading and its exact MLX
+//! mapping, our tensor names, the metadata mapping and both ways of holding weights
+//! (dequantized, quantized kept). The K-quants are checked on files llama.cpp quantizes
+//! (`gguf_llama_cpp.rs`).
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -74,6 +74,18 @@ pub enum GgufError {
         /// What is wrong.
         reason: String,
     },
+
+    /// A tensor's data cannot be decoded: its type has no decoder, or its size does not fit.
+    #[error("{}: tensor '{tensor}': {source}", .path.display())]
+    Tensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// What is wrong.
+        #[source]
+        source: crate::quants::DecodeError,
+    },
 }
 
 impl GgufError {
@@ -85,6 +97,10 @@ impl GgufError {
             GgufError::UnsupportedVersion { .. } => "gguf.unsupported_version",
             GgufError::Truncated { .. } => "gguf.truncated",
             GgufError::Malformed { .. } => "gguf.malformed",
+            GgufError::Tensor { source, .. } => match source {
+                crate::quants::DecodeError::Unsupported(_) => "gguf.unsupported_type",
+                crate::quants::DecodeError::Size { .. } => "gguf.malformed",
+            },
         }
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! [`GgufFile::open`] reads the header, every metadata key-value pair (all value types,
 //! including nested arrays) and the tensor table through one buffered pass, then checks that the
-//! file is long enough to hold every tensor's data. Tensor data itself is not read: use
-//! [`GgufFile::data_offset`] plus [`TensorInfo::offset`] and [`TensorInfo::byte_size`] to find it.
+//! file is long enough to hold every tensor's data. Tensor data is read on demand, a tensor
+//! and a run of rows at a time ([`GgufFile::tensor_data`]), and decoded to `f32` or to its
+//! affine form by [`quants`] (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K–Q6_K).
+//! [`GgufSupport::problems`] decides, from the header alone, whether a file can be loaded.
 //!
 //! ```no_run
 //! let gguf = adapt_gguf::GgufFile::open("model.gguf")?;
@@ -20,7 +22,10 @@
 //! `u32` dimension count, `u64` dimensions, `u32` ggml type, `u64` offset into the data section),
 //! then padding up to `general.alignment` (32 if absent) and the data section.
 
+mod check;
+mod data;
 mod error;
+pub mod quants;
 mod reader;
 mod tensor;
 #[cfg(any(test, feature = "test-util"))]
@@ -33,6 +38,8 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
+pub use check::{GgufSupport, Problem};
+pub use data::{AffineRows, TensorData};
 pub use error::GgufError;
 pub use tensor::TensorInfo;
 pub use types::GgmlType;

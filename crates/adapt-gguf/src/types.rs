@@ -122,17 +122,6 @@ const TABLE: &[(GgmlType, u32, &str, u64, u64)] = &[
 ];
 
 impl GgmlType {
-    /// The tensor types MLX's GGUF reader loads (quantized ones become MLX 4- and 8-bit
-    /// groups of 32); a file with any other type cannot be loaded.
-    pub const MLX_READABLE: &'static [GgmlType] = &[
-        GgmlType::F32,
-        GgmlType::F16,
-        GgmlType::BF16,
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q8_0,
-    ];
-
     /// The type with ggml number `n`; [`GgmlType::Unknown`] if this crate does not know it.
     pub fn from_u32(n: u32) -> GgmlType {
         TABLE

@@ -5,13 +5,30 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use adapt_gguf::{GgmlType, GgufFile};
+use adapt_gguf::{GgufFile, GgufSupport};
 use serde::Serialize;
 
 use crate::LibraryError;
 
-/// GGUF tensor types the engine loads.
-pub const GGUF_TYPES: &[GgmlType] = GgmlType::MLX_READABLE;
+/// What the engine runs, as it states it: the architectures of model folders (`model_type`)
+/// and what it reads of GGUF files — the check the engine's GGUF loader makes too.
+#[derive(Debug, Clone)]
+pub struct Supported {
+    /// `model_type`s of model folders.
+    pub folders: Vec<String>,
+    /// Architectures, tensor types and settings of GGUF files.
+    pub gguf: GgufSupport,
+}
+
+impl Supported {
+    /// `folders`: the `model_type`s the engine runs; `gguf`: what its GGUF loader reads.
+    pub fn new(folders: &[&str], gguf: GgufSupport) -> Supported {
+        Supported {
+            folders: folders.iter().map(|s| s.to_string()).collect(),
+            gguf,
+        }
+    }
+}
 
 /// How a model is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,18 +97,18 @@ pub struct Description {
     pub tensors: usize,
 }
 
-/// Describes the model at `path` (a GGUF file or a model folder); `supported` are the
-/// architectures the engine runs.
-pub fn describe(path: &Path, supported: &[String]) -> Result<Description, LibraryError> {
+/// Describes the model at `path` (a GGUF file or a model folder); `supported`: what the
+/// engine runs.
+pub fn describe(path: &Path, supported: &Supported) -> Result<Description, LibraryError> {
     let meta = std::fs::metadata(path).map_err(|e| LibraryError::io(path, e))?;
     if meta.is_dir() {
-        describe_folder(path, supported)
+        describe_folder(path, &supported.folders)
     } else {
-        describe_gguf(path, supported)
+        describe_gguf(path, &supported.gguf)
     }
 }
 
-fn describe_gguf(path: &Path, supported: &[String]) -> Result<Description, LibraryError> {
+fn describe_gguf(path: &Path, supported: &GgufSupport) -> Result<Description, LibraryError> {
     let gguf = GgufFile::open(path).map_err(|e| LibraryError::NotAModel {
         path: path.to_path_buf(),
         detail: format!("not a readable GGUF file ({e})"),
@@ -99,12 +116,8 @@ fn describe_gguf(path: &Path, supported: &[String]) -> Result<Description, Libra
     let architecture = gguf.architecture().map(str::to_string);
     let parameters: u64 = gguf.tensors().iter().map(|t| t.n_elements()).sum();
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
-    let mut unsupported: Vec<String> = Vec::new();
     for t in gguf.tensors() {
         *by_type.entry(t.ggml_type.to_string()).or_default() += t.n_elements();
-        if !GGUF_TYPES.contains(&t.ggml_type) && !unsupported.contains(&t.ggml_type.to_string()) {
-            unsupported.push(t.ggml_type.to_string());
-        }
     }
     let dominant = by_type
         .iter()
@@ -134,15 +147,12 @@ fn describe_gguf(path: &Path, supported: &[String]) -> Result<Description, Libra
         })
     });
     let bytes = gguf.file_len();
-    let mut why = Vec::new();
-    check_architecture(architecture.as_deref(), supported, &mut why);
-    if !unsupported.is_empty() {
-        why.push(format!(
-            "tensor types {} are not supported (the engine reads F32, F16, BF16, Q4_0, Q4_1 \
-             and Q8_0)",
-            unsupported.join(", ")
-        ));
-    }
+    // The engine's own check, so "runnable" means the loader would load it.
+    let why: Vec<String> = supported
+        .problems(&gguf)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use describe::{describe, Description, Format, ModelFileEntry, Shape, GGUF_TYPES};
+pub use describe::{describe, Description, Format, ModelFileEntry, Shape, Supported};
 pub use error::LibraryError;
 pub use fit::{fit, Estimate, Fit, FitOptions, Memory, Verdict};
 
@@ -73,16 +73,16 @@ pub struct ModelEntry {
 pub struct Library {
     models_dir: PathBuf,
     hf_cache: Option<PathBuf>,
-    supported: Vec<String>,
+    supported: Supported,
 }
 
 impl Library {
-    /// `supported`: the architectures the engine runs.
-    pub fn new(models_dir: &Path, hf_cache: Option<&Path>, supported: &[&str]) -> Library {
+    /// `supported`: what the engine runs.
+    pub fn new(models_dir: &Path, hf_cache: Option<&Path>, supported: Supported) -> Library {
         Library {
             models_dir: models_dir.to_path_buf(),
             hf_cache: hf_cache.map(Path::to_path_buf),
-            supported: supported.iter().map(|s| s.to_string()).collect(),
+            supported,
         }
     }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use adapt_gguf::test_util::GgufBuilder;
-use adapt_gguf::{GgmlType, GgufValue};
+use adapt_gguf::{GgmlType, GgufSupport, GgufValue};
 
 use super::*;
 
@@ -85,6 +85,9 @@ fn gguf(path: &Path, arch: &str, ty: GgmlType) {
         .kv(&format!("{arch}.embedding_length"), GgufValue::U32(256))
         .kv(&format!("{arch}.attention.head_count"), GgufValue::U32(4))
         .kv(&format!("{arch}.context_length"), GgufValue::U32(2048))
+        .kv(&format!("{arch}.feed_forward_length"), GgufValue::U32(512))
+        .kv_str("tokenizer.ggml.model", "gpt2")
+        .kv_strings("tokenizer.ggml.tokens", &["a", "b"])
         // Rows of 256: a whole number of blocks for every quantized type.
         .tensor("token_embd.weight", &[256, 100], ty)
         .tensor("output_norm.weight", &[256], GgmlType::F32)
@@ -103,8 +106,16 @@ fn hub_repo(hub: &Path, repo: &str) -> std::path::PathBuf {
     snapshot
 }
 
-fn supported() -> Vec<String> {
-    SUPPORTED.iter().map(|s| s.to_string()).collect()
+/// GGUF reads only Llama here, while folders of Qwen2 run too.
+fn supported() -> Supported {
+    Supported::new(
+        SUPPORTED,
+        GgufSupport {
+            architectures: &["llama", "mistral"],
+            rope_scaling: &["linear"],
+            rope_freqs: false,
+        },
+    )
 }
 
 #[test]
@@ -154,18 +165,44 @@ fn gguf_files_are_described_from_their_tensor_table() {
     assert!(d.runnable);
     assert_eq!(d.shape.unwrap().context, Some(2048));
 
-    let k = dir.path().join("k.gguf");
-    gguf(&k, "llama", GgmlType::Q4_K);
-    let d = describe(&k, &supported()).unwrap();
+    // Every K-quant runs; importance quants do not, and the reason names the tensor.
+    for ty in [
+        GgmlType::Q2_K,
+        GgmlType::Q3_K,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+    ] {
+        let k = dir.path().join(format!("{ty}.gguf"));
+        gguf(&k, "llama", ty);
+        let d = describe(&k, &supported()).unwrap();
+        assert!(d.runnable, "{ty}: {:?}", d.not_runnable);
+        assert_eq!(d.quantization.as_deref(), Some(ty.name()));
+    }
+    let iq = dir.path().join("iq.gguf");
+    gguf(&iq, "llama", GgmlType::IQ2_XS);
+    let d = describe(&iq, &supported()).unwrap();
     assert!(!d.runnable);
-    assert!(d.not_runnable.unwrap().contains("Q4_K"));
+    let why = d.not_runnable.unwrap();
+    assert!(
+        why.starts_with("tensor 'token_embd.weight' is stored as IQ2_XS"),
+        "{why}"
+    );
+    // An architecture whose folders run but whose GGUF files the engine does not read.
+    let qwen = dir.path().join("q.gguf");
+    gguf(&qwen, "qwen2", GgmlType::Q8_0);
+    let why = describe(&qwen, &supported()).unwrap().not_runnable.unwrap();
+    assert!(
+        why.contains("`qwen2` cannot be loaded from GGUF yet"),
+        "{why}"
+    );
     let other = dir.path().join("o.gguf");
     gguf(&other, "mamba", GgmlType::F16);
     let why = describe(&other, &supported())
         .unwrap()
         .not_runnable
         .unwrap();
-    assert!(why.contains("`mamba` is not supported"), "{why}");
+    assert!(why.contains("`mamba` cannot be loaded"), "{why}");
 }
 
 #[test]
@@ -197,7 +234,7 @@ fn the_list_has_our_models_then_the_hugging_face_caches() {
     gguf(&models.path().join("bundled.gguf"), "llama", GgmlType::Q8_0);
     std::fs::write(models.path().join("notes.txt"), "x").unwrap();
     hub_repo(hf.path(), "theirs/model");
-    let lib = Library::new(models.path(), Some(hf.path()), SUPPORTED);
+    let lib = Library::new(models.path(), Some(hf.path()), supported());
     let list = lib.list();
     let names: Vec<(&str, Source)> = list.iter().map(|m| (m.name.as_str(), m.source)).collect();
     assert_eq!(
@@ -226,7 +263,7 @@ fn the_list_has_our_models_then_the_hugging_face_caches() {
 fn import_copies_models_and_refuses_the_rest() {
     let models = tempfile::tempdir().unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
-    let lib = Library::new(&models.path().join("cache"), None, SUPPORTED);
+    let lib = Library::new(&models.path().join("cache"), None, supported());
     let folder = elsewhere.path().join("my-model");
     float_folder(&folder);
     let entry = lib.import(&folder).unwrap();
@@ -275,7 +312,7 @@ fn remove_deletes_only_what_we_own() {
     let theirs = hub_repo(hf.path(), "theirs/model");
     let outside = tempfile::tempdir().unwrap();
     float_folder(&outside.path().join("m"));
-    let lib = Library::new(models.path(), Some(hf.path()), SUPPORTED);
+    let lib = Library::new(models.path(), Some(hf.path()), supported());
 
     let e = lib.remove("theirs/model").unwrap_err();
     assert_eq!(e.code(), "library.not_owned");

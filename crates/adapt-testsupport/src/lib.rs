@@ -112,3 +112,19 @@ pub fn run_reference<S: AsRef<std::ffi::OsStr>>(
     );
     out.stdout
 }
+
+/// Tiny Llama GGUF files made in `dir` by `scripts/reference/llama_cpp_ref.py` (seeded random
+/// weights in F16, quantized by llama.cpp's own quantizer to Q2_K, Q3_K_M, Q4_K_M, Q5_K_M and
+/// Q6_K), as (llama.cpp's type name, path), F16 first.
+pub fn llama_cpp_files(python: &str, dir: &std::path::Path, seed: u64) -> Vec<(String, PathBuf)> {
+    let out = run_reference(
+        python,
+        "llama_cpp_ref.py",
+        ["model".as_ref(), dir.as_os_str(), seed.to_string().as_ref()],
+    );
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(name, path)| (name.to_string(), PathBuf::from(path)))
+        .collect()
+}

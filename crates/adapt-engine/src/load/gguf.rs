@@ -1,12 +1,13 @@
 //! GGUF files: checked by our own reader (header, metadata, tensor table, length), tensors
-//! read by MLX and renamed to Hugging Face names, the shape from `<arch>.*` metadata, and the
-//! tokenizer and chat template rebuilt from `tokenizer.*` metadata.
+//! read by [`super::gguf_tensors`] and renamed to Hugging Face names, the shape from `<arch>.*`
+//! metadata, and the tokenizer and chat template rebuilt from `tokenizer.*` metadata.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use adapt_gguf::{GgmlType, GgufFile};
+use adapt_gguf::quants::DecodeError;
+use adapt_gguf::{GgmlType, GgufError, GgufFile, GgufSupport, Problem};
 use adapt_text::Tokenizer;
 use mlx_rs::Array;
 
@@ -18,12 +19,12 @@ use crate::models::{Model, ModelArgs, QuantConfig, RopeScaling, WeightFormat, We
 /// Loads the GGUF file at `path`.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     let started = Instant::now();
-    let (gguf, args, arrays) = read(path)?;
-    let file_quantization = dominant_type(&gguf);
     let mut format = options
         .format
         .unwrap_or_else(|| WeightFormat::for_backend(Backend::detect()));
     format.dequantize &= !options.keep_quantized;
+    let (gguf, args, arrays) = read(path, Some(format))?;
+    let file_quantization = dominant_type(&gguf);
     // ggml's quantized formats all use blocks of 32 along the input dimension, which is
     // the group size `Weights` assumes without a configuration.
     let mut weights = Weights::new(path, arrays, QuantConfig::default(), format);
@@ -48,36 +49,56 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
 }
 
 /// Architectures whose GGUF files Adapt reads (llama.cpp's names).
-const GGUF_ARCHITECTURES: &[&str] = &["llama", "mistral", "smollm"];
+pub const GGUF_ARCHITECTURES: &[&str] = &["llama", "mistral", "smollm"];
 
-/// The checked GGUF file at `path`, the model's shape, and its tensors read by MLX under
-/// Hugging Face names (quantized ones as MLX triplets, groups of 32).
-pub fn read(path: &Path) -> Result<(GgufFile, ModelArgs, HashMap<String, Array>)> {
+/// What the engine reads of GGUF files: the one statement both loading and the model library
+/// (runnable or not) check files against.
+pub const GGUF_SUPPORT: GgufSupport = GgufSupport {
+    architectures: GGUF_ARCHITECTURES,
+    rope_scaling: &["linear"],
+    rope_freqs: false,
+};
+
+/// The checked GGUF file at `path`, the model's shape, and its tensors under Hugging Face
+/// names, held as `format` says (`None`: as stored, quantized ones as MLX triplets, groups of
+/// 32; see [`super::gguf_tensors`]).
+pub fn read(
+    path: &Path,
+    format: Option<WeightFormat>,
+) -> Result<(GgufFile, ModelArgs, HashMap<String, Array>)> {
     if !path.exists() {
         return Err(EngineError::ModelNotFound {
             path: path.to_path_buf(),
         });
     }
     let gguf = GgufFile::open(path)?;
+    check(&gguf)?;
     let args = gguf_args(&gguf)?;
-    if let Some(t) = gguf
-        .tensors()
-        .iter()
-        .find(|t| !GgmlType::MLX_READABLE.contains(&t.ggml_type))
-    {
-        return Err(EngineError::invalid_model(
-            path,
-            format!(
-                "tensor '{}' is stored as {}, which Adapt cannot read; use a GGUF file with \
-                 F32, F16, BF16, Q8_0, Q4_0 or Q4_1 tensors",
-                t.name, t.ggml_type
-            ),
-        ));
-    }
-    let tensors = mlx_rs::io::GgufFile::load(path)
-        .and_then(|f| f.arrays())
-        .map_err(|e| EngineError::invalid_model(path, format!("MLX could not read it: {e}")))?;
+    let tensors = super::gguf_tensors::read_tensors(&gguf, format)?;
     Ok((gguf, args, rename_gguf_tensors(tensors)))
+}
+
+/// The first reason [`GGUF_SUPPORT`] gives for not loading `gguf`, as an error.
+fn check(gguf: &GgufFile) -> Result<()> {
+    let path = gguf.path();
+    match GGUF_SUPPORT.problems(gguf).into_iter().next() {
+        None => Ok(()),
+        Some(Problem::Architecture { found, supported }) => {
+            Err(EngineError::UnsupportedArchitecture {
+                path: path.to_path_buf(),
+                architecture: found.unwrap_or_else(|| "(none)".into()),
+                supported,
+            })
+        }
+        Some(Problem::TensorType {
+            ggml_type, tensor, ..
+        }) => Err(EngineError::Gguf(GgufError::Tensor {
+            path: path.to_path_buf(),
+            tensor,
+            source: DecodeError::Unsupported(ggml_type),
+        })),
+        Some(problem) => Err(EngineError::invalid_model(path, problem.to_string())),
+    }
 }
 
 /// The architecture's shape from GGUF metadata (`<arch>.block_count`, …).

@@ -6,6 +6,7 @@
 
 pub mod folder;
 pub mod gguf;
+mod gguf_tensors;
 pub mod layout;
 mod loaded;
 pub mod storage;
