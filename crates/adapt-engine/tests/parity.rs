@@ -96,21 +96,30 @@ fn run(model: &Model, r: &Reference) -> (Array, Array) {
     (to_f32(&full.index(0)), to_f32(&steps))
 }
 
-fn check(case: &str, format: Option<WeightFormat>, tolerance: impl Fn(&Reference) -> f32) {
-    let dir = fixtures().join(case);
-    let r = reference(&dir);
-    let ckpt = folder::read(&dir).unwrap_or_else(|e| panic!("{case}: {e}"));
-    let format = format.unwrap_or(WeightFormat {
+/// The stored dtype of the reference's weights.
+fn stored(r: &Reference) -> WeightFormat {
+    WeightFormat {
         dtype: match r.dtype.as_str() {
             "float16" => Dtype::Float16,
             "bfloat16" => Dtype::Bfloat16,
             _ => Dtype::Float32,
         },
         dequantize: false,
-    });
+    }
+}
+
+fn check(case: &str, format: Option<WeightFormat>, tolerance: impl Fn(&Reference) -> f32) {
+    let dir = fixtures().join(case);
+    let r = reference(&dir);
+    let ckpt = folder::read(&dir).unwrap_or_else(|e| panic!("{case}: {e}"));
+    let format = format.unwrap_or(stored(&r));
     let model = ckpt.build(format).unwrap_or_else(|e| panic!("{case}: {e}"));
-    let (full, steps) = run(&model, &r);
-    let tol = tolerance(&r);
+    compare(case, &model, &r, tolerance(&r));
+}
+
+/// `model`'s logits, in one pass and through the cache, against the reference's.
+fn compare(case: &str, model: &Model, r: &Reference, tol: f32) {
+    let (full, steps) = run(model, r);
     let want_full = matrix(&r.logits);
     // The reference's step rows: positions prefill .. L-1, each fed alone after a prefill.
     let want_steps = matrix(&r.step_logits);
@@ -207,5 +216,74 @@ fn an_unknown_model_type_lists_the_supported_ones() {
     let message = err.to_string();
     for arch in ["llama", "qwen3", "phi3", "gemma2", "gemma3_text"] {
         assert!(message.contains(arch), "{message}");
+    }
+}
+
+/// `name` and `a` of an mlx-lm fixture as a Hugging Face checkpoint of the architecture stores
+/// them: GPT-2's unprefixed names and Conv1D (`[in, out]`) projections, and Mixtral's and
+/// Qwen3-MoE's experts one by one.
+fn hugging_face_layout(case: &str, name: &str, a: &Array) -> Vec<(String, Array)> {
+    let experts = |name: &str| -> Vec<(String, Array)> {
+        (0..a.shape()[0])
+            .map(|e| {
+                (
+                    name.replace("switch_mlp", &format!("experts.{e}")),
+                    a.index(e),
+                )
+            })
+            .collect()
+    };
+    match case {
+        "gpt2" => {
+            let bare = name.strip_prefix("model.").unwrap_or(name).to_string();
+            let conv1d = [".c_attn.weight", ".c_proj.weight", ".c_fc.weight"];
+            if conv1d.iter().any(|s| bare.ends_with(s)) {
+                vec![(bare, a.t())]
+            } else {
+                vec![(bare, a.clone())]
+            }
+        }
+        "mixtral" if name.contains("switch_mlp") => {
+            let (stem, w) = [("gate_proj", "w1"), ("down_proj", "w2"), ("up_proj", "w3")]
+                .into_iter()
+                .find(|(p, _)| name.contains(p))
+                .unwrap();
+            let name = name.replace(&format!("switch_mlp.{stem}"), &format!("switch_mlp.{w}"));
+            experts(&name)
+        }
+        "qwen3_moe" if name.contains("switch_mlp") => experts(name),
+        _ => vec![(name.to_string(), a.clone())],
+    }
+}
+
+#[test]
+fn hugging_face_layouts_of_gpt2_and_mixtures_of_experts_load_alike() {
+    let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
+    for case in ["gpt2", "mixtral", "qwen3_moe"] {
+        let dir = fixtures().join(case);
+        let tmp = tempfile::tempdir().unwrap();
+        let arrays = Array::load_safetensors(dir.join("model.safetensors")).unwrap();
+        let mut hf: Vec<(String, Array)> = arrays
+            .iter()
+            .flat_map(|(n, a)| hugging_face_layout(case, n, a))
+            .collect();
+        if case == "gpt2" {
+            // The causal-mask buffer Hugging Face's GPT-2 checkpoints carry.
+            hf.push((
+                "h.0.attn.bias".into(),
+                Array::ones::<f32>(&[1, 1, 4, 4]).unwrap(),
+            ));
+        }
+        assert!(hf
+            .iter()
+            .all(|(n, _)| !n.contains("switch_mlp") && !n.contains(".h.")));
+        let refs: Vec<(&str, &Array)> = hf.iter().map(|(n, a)| (n.as_str(), a)).collect();
+        Array::save_safetensors(refs, None, tmp.path().join("model.safetensors")).unwrap();
+        std::fs::copy(dir.join("config.json"), tmp.path().join("config.json")).unwrap();
+        let r = reference(&dir);
+        let model = folder::read(tmp.path())
+            .and_then(|c| c.build(stored(&r)))
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        compare(&format!("{case} (Hugging Face layout)"), &model, &r, 1e-4);
     }
 }
