@@ -14,6 +14,9 @@ mlx-lm model folder (config.json + safetensors, through `mlx_lm.utils.save_model
 Every value is rounded to 6 significant digits. The output is deterministic: running the
 script twice gives identical files.
 
+Cases marked `gguf=True` also get `model.gguf`: the same weights as llama.cpp stores them
+(see parity_gguf.py; needs the `gguf` package in the reference environment).
+
 Usage: python make_parity_fixtures.py OUT_DIR [CASE ...]
 """
 
@@ -75,13 +78,15 @@ def small_llama_config(**changes):
 
 
 CASES = {
-    "llama": dict(module=llama, config=llama_config()),
-    "llama_tied": dict(module=llama, config=llama_config(tie_word_embeddings=True)),
+    "llama": dict(module=llama, config=llama_config(), gguf=True),
+    "llama_tied": dict(module=llama, config=llama_config(tie_word_embeddings=True), gguf=True),
     "llama_rope_linear": dict(
+        gguf=True,
         module=llama,
         config=small_llama_config(rope_scaling={"type": "linear", "factor": 2.0}),
     ),
     "llama_rope_llama3": dict(
+        gguf=True,
         module=llama,
         config=small_llama_config(
             rope_scaling={
@@ -94,6 +99,7 @@ CASES = {
         ),
     ),
     "llama_rope_yarn": dict(
+        gguf=True,
         module=llama,
         config=small_llama_config(
             rope_scaling={
@@ -108,6 +114,7 @@ CASES = {
     # mlx-lm maps model_type "mistral" to its llama module. 4 heads of 16 make the
     # attention width (64) differ from hidden_size (32); one key/value head.
     "mistral": dict(
+        gguf=True,
         module=llama,
         config=small_llama_config(
             architectures=["MistralForCausalLM"],
@@ -119,6 +126,7 @@ CASES = {
         ),
     ),
     "qwen2": dict(
+        gguf=True,
         module=qwen2,
         config={
             "architectures": ["Qwen2ForCausalLM"],
@@ -138,6 +146,7 @@ CASES = {
         },
     ),
     "qwen3": dict(
+        gguf=True,
         module=qwen3,
         config={
             "architectures": ["Qwen3ForCausalLM"],
@@ -160,6 +169,7 @@ CASES = {
         },
     ),
     "phi3": dict(
+        gguf=True,
         module=phi3,
         config={
             "architectures": ["Phi3ForCausalLM"],
@@ -182,6 +192,7 @@ CASES = {
     ),
     # LongRoPE ("su") with distinct short and long factors (head_dim 16: 8 factors each).
     "phi3_longrope": dict(
+        gguf=True,
         module=phi3,
         config={
             "architectures": ["Phi3ForCausalLM"],
@@ -209,6 +220,7 @@ CASES = {
     # Small soft caps so that they change the result; query_pre_attn_scalar differs from
     # head_dim; hidden_size 48 (sqrt(48) is not a round number).
     "gemma2": dict(
+        gguf=True,
         module=gemma2,
         gemma=True,
         config={
@@ -238,6 +250,7 @@ CASES = {
     # (rope_theta with linear scaling); 16 ids are longer than the window. No lm_head is
     # stored: mlx-lm then ties it to the embeddings, as in real Gemma 3 checkpoints.
     "gemma3_text": dict(
+        gguf=True,
         module=gemma3_text,
         gemma=True,
         tied_by_absence=True,
@@ -267,6 +280,7 @@ CASES = {
     ),
     # Learned positions, layer norms with biases, fused c_attn, plain GELU MLP, tied head.
     "gpt2": dict(
+        gguf=True,
         module=gpt2,
         config={
             "architectures": ["GPT2LMHeadModel"],
@@ -284,6 +298,7 @@ CASES = {
     ),
     # 4 experts, 2 per token (fewer than 64 token-expert pairs: unsorted gathered matmuls).
     "mixtral": dict(
+        gguf=True,
         module=mixtral,
         config={
             "architectures": ["MixtralForCausalLM"],
@@ -307,6 +322,7 @@ CASES = {
     # 8 experts, 4 per token (16 tokens x 4 = 64 pairs: the one-pass logits take the sorted
     # path), renormalized top-k, layer 1 dense (mlp_only_layers).
     "qwen3_moe": dict(
+        gguf=True,
         module=qwen3_moe,
         config={
             "architectures": ["Qwen3MoeForCausalLM"],
@@ -562,6 +578,10 @@ def build(name, spec, out_dir):
     with open(folder / "reference.json", "w") as f:
         json.dump(reference, f, separators=(",", ":"))
         f.write("\n")
+    if spec.get("gguf"):
+        import parity_gguf
+
+        parity_gguf.write(folder, config)
     size = sum(p.stat().st_size for p in folder.iterdir())
     print(
         f"{name:20} {size / 1024:7.1f} KiB  logits std {spread:.3f}, "

@@ -2,7 +2,10 @@
 //! random model that mlx-lm built with its own model classes and saved, with the logits mlx-lm
 //! computed for fixed token ids — in one pass, and step by step through its KV cache
 //! (`scripts/reference/make-parity-fixtures.sh` regenerates them). We load each folder and
-//! must reproduce both.
+//! must reproduce both. Folders with a `model.gguf` hold the same model as llama.cpp stores
+//! it (written with the `gguf` package's writer and name table): the GGUF file must give the
+//! same logits, load whole (tokenizer, chat template), and convert to a folder that gives them
+//! too — in our engine and, with the reference environment, in mlx-lm.
 //!
 //! Tolerances: weights held as mlx-lm holds them (stored dtype, quantized kept) must match to
 //! 1e-4 whatever the dtype (the JSON keeps 6 significant digits); the CPU default
@@ -12,11 +15,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use adapt_engine::load::folder;
+use adapt_engine::convert::gguf_to_folder;
+use adapt_engine::load::{folder, gguf};
 use adapt_engine::mlx_rs::ops::indexing::IndexOp;
 use adapt_engine::mlx_rs::{Array, Dtype};
+use adapt_engine::models::{QuantConfig, Weights};
 use adapt_engine::testing::max_abs_diff;
-use adapt_engine::{KvCache, Model, WeightFormat};
+use adapt_engine::{ChatMessage, KvCache, LoadOptions, Model, WeightFormat};
 use serde_json::Value;
 
 static MLX: Mutex<()> = Mutex::new(());
@@ -146,6 +151,16 @@ fn as_reference(_: &Reference) -> f32 {
     1e-4
 }
 
+/// The fixtures with a GGUF copy.
+fn gguf_cases() -> Vec<String> {
+    let names: Vec<String> = cases()
+        .into_iter()
+        .filter(|c| fixtures().join(c).join("model.gguf").is_file())
+        .collect();
+    assert!(names.len() >= 15, "GGUF copies missing: {names:?}");
+    names
+}
+
 fn cases() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(fixtures())
         .unwrap()
@@ -216,6 +231,105 @@ fn an_unknown_model_type_lists_the_supported_ones() {
     let message = err.to_string();
     for arch in ["llama", "qwen3", "phi3", "gemma2", "gemma3_text"] {
         assert!(message.contains(arch), "{message}");
+    }
+}
+
+#[test]
+fn every_gguf_copy_gives_mlx_lms_logits() {
+    let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
+    for case in gguf_cases() {
+        let dir = fixtures().join(&case);
+        let r = reference(&dir);
+        let path = dir.join("model.gguf");
+        let (_, args, arrays) = gguf::read(&path).unwrap_or_else(|e| panic!("{case}: {e}"));
+        for dequantize in [false, true] {
+            let format = WeightFormat {
+                dtype: Dtype::Float32,
+                dequantize,
+            };
+            let mut w = Weights::new(&path, arrays.clone(), QuantConfig::default(), format);
+            let model = Model::new(args.clone(), &mut w).unwrap_or_else(|e| panic!("{case}: {e}"));
+            // Everything but llama.cpp's RoPE factor tensors (read into the settings) is used.
+            let unused: Vec<&str> = (w.unused().into_iter())
+                .filter(|n| !n.starts_with("rope_f"))
+                .collect();
+            assert!(unused.is_empty(), "{case}: unused tensors {unused:?}");
+            compare(&format!("{case}.gguf"), &model, &r, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn every_gguf_copy_loads_with_its_tokenizer_and_chat_template() {
+    let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
+    for case in gguf_cases() {
+        let path = fixtures().join(&case).join("model.gguf");
+        let lm = adapt_engine::load(&path, &LoadOptions::default())
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        let ids = lm.tokenizer.encode("hello the world", false).unwrap();
+        assert!(!ids.is_empty(), "{case}");
+        assert_eq!(
+            lm.tokenizer.decode(&ids, false).unwrap().trim_start(),
+            "hello the world",
+            "{case}"
+        );
+        let template = lm.chat_template.as_ref().expect("a chat template");
+        let messages = [ChatMessage::new("user", "hi")];
+        let prompt = template.render(&messages, true).unwrap();
+        assert!(prompt.contains("hi"), "{case}: {prompt}");
+    }
+}
+
+/// Converted folders, made once per test binary run.
+fn converted(root: &Path, case: &str) -> PathBuf {
+    let out = root.join(case);
+    if !out.exists() {
+        let src = fixtures().join(case).join("model.gguf");
+        gguf_to_folder(&src, &out, &mut |_| {}).unwrap_or_else(|e| panic!("{case}: {e}"));
+    }
+    out
+}
+
+#[test]
+fn every_gguf_copy_converts_to_a_folder_with_the_same_logits() {
+    let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
+    let root = tempfile::tempdir().unwrap();
+    let cases = gguf_cases();
+    for case in &cases {
+        let dir = converted(root.path(), case);
+        let r = reference(&fixtures().join(case));
+        let model = folder::read(&dir)
+            .and_then(|c| c.build(stored(&r)))
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        compare(&format!("{case} converted"), &model, &r, 1e-4);
+    }
+    let Some(python) = adapt_testsupport::reference_python("gguf_folders_load_in_mlx_lm") else {
+        return;
+    };
+    // mlx-lm loads every converted folder as its own model class and computes the logits.
+    let ids: Vec<String> = reference(&fixtures().join(&cases[0]))
+        .ids
+        .iter()
+        .map(|i| i.to_string())
+        .collect();
+    let mut args = vec![ids.join(",")];
+    args.extend(
+        cases
+            .iter()
+            .map(|c| root.path().join(c).display().to_string()),
+    );
+    let out = adapt_testsupport::run_reference(&python, "folder_logits.py", &args);
+    let json: Value = serde_json::from_slice(&out).unwrap();
+    for case in &cases {
+        let r = reference(&fixtures().join(case));
+        let dir = root.path().join(case).display().to_string();
+        let rows: Vec<Vec<f32>> = serde_json::from_value(json[&dir].clone()).unwrap();
+        let d = max_abs_diff(&matrix(&rows), &matrix(&r.logits));
+        eprintln!("{case}: mlx-lm on the converted folder, max |Δ| {d:.2e}");
+        assert!(
+            d <= 1e-4,
+            "{case}: mlx-lm's logits of the converted folder differ by {d}"
+        );
     }
 }
 

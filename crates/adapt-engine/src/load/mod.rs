@@ -6,6 +6,7 @@
 
 pub mod folder;
 pub mod gguf;
+pub mod gguf_model;
 pub mod layout;
 mod loaded;
 pub mod storage;

@@ -123,16 +123,20 @@ impl RopeScaling {
                 (w1 * (s1 * k + 1.0), 1.0 + k)
             }
         };
-        let setting = RopeScaling::Llama3 {
-            factor,
-            low_freq_factor: 1.0,
-            high_freq_factor: high,
-            original_max_position_embeddings: old,
-        };
-        let ours = setting.pair_factors(dims, base)?;
-        (ours.iter().zip(factors))
-            .all(|(a, b)| (a - b).abs() <= 1e-3 * b.abs().max(1.0))
-            .then_some(setting)
+        // The round values published settings use, when they give the same factors.
+        let rounded = (old.round(), (high * 1000.0).round() / 1000.0);
+        [rounded, (old, high)].into_iter().find_map(|(old, high)| {
+            let setting = RopeScaling::Llama3 {
+                factor,
+                low_freq_factor: 1.0,
+                high_freq_factor: high,
+                original_max_position_embeddings: old,
+            };
+            let ours = setting.pair_factors(dims, base)?;
+            (ours.iter().zip(factors))
+                .all(|(a, b)| (a - b).abs() <= 1e-3 * b.abs().max(1.0))
+                .then_some(setting)
+        })
     }
 
     /// Each rotated pair's factor on its wavelength (`None` without per-pair frequencies).
