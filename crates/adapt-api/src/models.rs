@@ -108,7 +108,7 @@ impl Adapt {
         Library::new(
             &self.models_dir(None),
             hf.as_deref(),
-            adapt_engine::models::SUPPORTED_ARCHITECTURES,
+            &adapt_engine::models::architecture_names(),
         )
     }
 

@@ -306,11 +306,12 @@ impl Adapt {
     }
 }
 
-/// The architectures the engine runs, as the library wants them.
+/// The architectures the engine runs (`config.json` and GGUF names), as the library wants
+/// them.
 pub(crate) fn supported() -> Vec<String> {
-    adapt_engine::models::SUPPORTED_ARCHITECTURES
-        .iter()
-        .map(|s| s.to_string())
+    adapt_engine::models::architecture_names()
+        .into_iter()
+        .map(str::to_string)
         .collect()
 }
 

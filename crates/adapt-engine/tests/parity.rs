@@ -216,6 +216,31 @@ fn every_supported_architecture_has_a_fixture() {
 }
 
 #[test]
+fn every_gguf_architecture_has_a_gguf_fixture() {
+    let archs: Vec<String> = gguf_cases()
+        .iter()
+        .map(|c| {
+            let file = adapt_gguf::GgufFile::open(fixtures().join(c).join("model.gguf")).unwrap();
+            file.architecture().unwrap().to_string()
+        })
+        .collect();
+    for arch in adapt_engine::models::GGUF_ARCHITECTURES {
+        if matches!(*arch, "mistral" | "smollm") {
+            continue; // Llama under other names (llama.cpp writes Mistral models as `llama`)
+        }
+        assert!(
+            archs.iter().any(|a| a == arch),
+            "no GGUF fixture for '{arch}'"
+        );
+    }
+    let names = adapt_engine::models::architecture_names();
+    assert!(
+        names.contains(&"gemma3") && names.contains(&"gemma3_text"),
+        "{names:?}"
+    );
+}
+
+#[test]
 fn an_unknown_model_type_lists_the_supported_ones() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

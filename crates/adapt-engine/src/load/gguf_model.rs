@@ -13,12 +13,7 @@ use mlx_rs::{Array, Dtype};
 use serde_json::{json, Map, Value};
 
 use crate::error::{EngineError, Result};
-use crate::models::{ModelArgs, RopeScaling};
-
-/// Architectures whose GGUF files Adapt reads (llama.cpp's names).
-pub const GGUF_ARCHITECTURES: &[&str] = &[
-    "llama", "mistral", "smollm", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3", "gpt2",
-];
+use crate::models::{ModelArgs, RopeScaling, GGUF_ARCHITECTURES};
 
 /// Llama-family architectures, whose Q/K rows llama.cpp permutes for RoPE on pairs.
 const PERMUTED: &[&str] = &["llama", "mistral", "smollm"];

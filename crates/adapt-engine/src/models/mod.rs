@@ -30,6 +30,6 @@ mod weights;
 
 pub use args::{ModelArgs, MoeArgs, Routing};
 pub use model::Model;
-pub use registry::SUPPORTED_ARCHITECTURES;
+pub use registry::{architecture_names, GGUF_ARCHITECTURES, SUPPORTED_ARCHITECTURES};
 pub use rope::RopeScaling;
 pub use weights::{QuantConfig, WeightFormat, Weights};

@@ -27,6 +27,23 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
     "qwen3_moe",
 ];
 
+/// Architectures whose GGUF files the engine reads, by llama.cpp's names
+/// (`general.architecture`; Mixtral files are `llama` with experts).
+pub const GGUF_ARCHITECTURES: &[&str] = &[
+    "llama", "mistral", "smollm", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3", "gpt2",
+];
+
+/// Every architecture name the engine runs, as `config.json` or a GGUF file states it.
+pub fn architecture_names() -> Vec<&'static str> {
+    let mut names: Vec<&str> = SUPPORTED_ARCHITECTURES.to_vec();
+    for arch in GGUF_ARCHITECTURES {
+        if !names.contains(arch) {
+            names.push(arch);
+        }
+    }
+    names
+}
+
 /// The error for an architecture not in [`SUPPORTED_ARCHITECTURES`].
 pub fn unsupported(path: &Path, architecture: &str) -> EngineError {
     EngineError::UnsupportedArchitecture {
