@@ -64,10 +64,41 @@ LLAMA = {
 }
 
 
-def llama_config(**changes):
-    config = dict(LLAMA)
+def changed(base, **changes):
+    """A copy of the configuration `base` with `changes`."""
+    config = dict(base)
     config.update(changes)
     return config
+
+
+def llama_config(**changes):
+    return changed(LLAMA, **changes)
+
+
+QWEN3_MOE = {
+    "architectures": ["Qwen3MoeForCausalLM"],
+    "model_type": "qwen3_moe",
+    "hidden_size": 32,
+    "intermediate_size": 48,
+    "moe_intermediate_size": 16,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 8,
+    "num_experts": 8,
+    "num_experts_per_tok": 4,
+    "decoder_sparse_step": 1,
+    "mlp_only_layers": [1],
+    "norm_topk_prob": True,
+    "vocab_size": VOCAB,
+    "max_position_embeddings": 256,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000.0,
+    "rope_scaling": None,
+    "tie_word_embeddings": False,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+}
 
 
 def small_llama_config(**changes):
@@ -321,62 +352,24 @@ CASES = {
     ),
     # 8 experts, 4 per token (16 tokens x 4 = 64 pairs: the one-pass logits take the sorted
     # path), renormalized top-k, layer 1 dense (mlp_only_layers).
-    "qwen3_moe": dict(
-        gguf=True,
-        module=qwen3_moe,
-        config={
-            "architectures": ["Qwen3MoeForCausalLM"],
-            "model_type": "qwen3_moe",
-            "hidden_size": 32,
-            "intermediate_size": 48,
-            "moe_intermediate_size": 16,
-            "num_hidden_layers": 3,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "head_dim": 8,
-            "num_experts": 8,
-            "num_experts_per_tok": 4,
-            "decoder_sparse_step": 1,
-            "mlp_only_layers": [1],
-            "norm_topk_prob": True,
-            "vocab_size": VOCAB,
-            "max_position_embeddings": 256,
-            "rms_norm_eps": 1e-6,
-            "rope_theta": 1000000.0,
-            "rope_scaling": None,
-            "tie_word_embeddings": False,
-            "bos_token_id": 1,
-            "eos_token_id": 2,
-        },
-    ),
+    "qwen3_moe": dict(gguf=True, module=qwen3_moe, config=QWEN3_MOE),
     # Quantized experts (gather_qmm), as mlx-lm quantizes Qwen3-MoE: 4-bit / 64, the router
     # 8-bit / 64 (the model's own quant_predicate); top-k probabilities not renormalized.
     "qwen3_moe_q4": dict(
         module=qwen3_moe,
-        config={
-            "architectures": ["Qwen3MoeForCausalLM"],
-            "model_type": "qwen3_moe",
-            "hidden_size": 64,
-            "intermediate_size": 64,
-            "moe_intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "head_dim": 16,
-            "num_experts": 4,
-            "num_experts_per_tok": 2,
-            "decoder_sparse_step": 1,
-            "mlp_only_layers": [],
-            "norm_topk_prob": False,
-            "vocab_size": VOCAB,
-            "max_position_embeddings": 256,
-            "rms_norm_eps": 1e-6,
-            "rope_theta": 1000000.0,
-            "rope_scaling": None,
-            "tie_word_embeddings": True,
-            "bos_token_id": 1,
-            "eos_token_id": 2,
-        },
+        config=changed(
+            QWEN3_MOE,
+            hidden_size=64,
+            intermediate_size=64,
+            moe_intermediate_size=64,
+            num_hidden_layers=2,
+            head_dim=16,
+            num_experts=4,
+            num_experts_per_tok=2,
+            mlp_only_layers=[],
+            norm_topk_prob=False,
+            tie_word_embeddings=True,
+        ),
         quantize=(64, 4),
     ),
     # Storage variants of the `llama` case (same seed, so the same weights before storage).

@@ -136,12 +136,11 @@ def shape_metadata(w, config, model_type):
     w.add_key_length(head_dim)
     w.add_value_length(head_dim)
     w.add_rope_dimension_count(head_dim)
-    if model_type == "mixtral":
-        w.add_expert_count(c["num_local_experts"])
+    experts = c.get("num_local_experts", c.get("num_experts"))
+    if experts:
+        w.add_expert_count(experts)
         w.add_expert_used_count(c["num_experts_per_tok"])
     if model_type == "qwen3_moe":
-        w.add_expert_count(c["num_experts"])
-        w.add_expert_used_count(c["num_experts_per_tok"])
         w.add_expert_feed_forward_length(c["moe_intermediate_size"])
         w.add_expert_weights_norm(c["norm_topk_prob"])
 

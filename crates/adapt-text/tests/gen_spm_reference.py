@@ -21,24 +21,14 @@ from pathlib import Path
 
 import gguf
 import sentencepiece as spm
+from gen_reference import TEXTS as GENERAL_TEXTS
 from sentencepiece import sentencepiece_model_pb2 as model_pb2
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parents[3]
 
-TEXTS = [
-    "Hello, world!",
-    "",
-    " ",
-    "   leading and trailing spaces   ",
-    "a    b     c      d",
-    "tabs\tand\ttabs\t\tand\nnewlines\n\n\nand\r\nwindows\r\n",
-    "Digits: 0 12 345 6789 3.14159 1,000,000 2024-11-23",
-    "Emoji: 👍 👍🏽 👨‍👩‍👧‍👦 🤖🚀",
-    "CJK: 你好，世界！日本語のテキスト 한국어",
-    "Accents: café naïve façade Ångström Ωμέγα e\u0301",
-    "I'm sure they'll say we've done it, can't they?",
-    "fn main() {\n    println!(\"Hello {}\", 42);\n}\n",
+# The texts of the other reference (gen_reference.py), and two of this corpus's own.
+TEXTS = [t for t in GENERAL_TEXTS if "<|" not in t] + [
     "A <tool> call and <tool>again</tool>",
     "The model's tokenizer is rebuilt from GGUF metadata.",
 ]

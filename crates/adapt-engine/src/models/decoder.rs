@@ -252,14 +252,28 @@ fn norm(args: &ModelArgs, layout: &Layout, w: &mut Weights, name: &str) -> Resul
     w.norm(name, layout.norm, args.rms_norm_eps, layout.norm_offset)
 }
 
+/// The norm `name` if the layout has it (`present`).
+fn norm_if(
+    present: bool,
+    args: &ModelArgs,
+    layout: &Layout,
+    w: &mut Weights,
+    name: &str,
+) -> Result<Option<Norm>> {
+    present.then(|| norm(args, layout, w, name)).transpose()
+}
+
 /// Block `i`: attention, feed-forward part and norms.
 fn block(args: &ModelArgs, layout: &Layout, w: &mut Weights, i: usize) -> Result<Block> {
     let p = format!("model.layers.{i}");
     let sandwich = |w: &mut Weights, name: &str| {
-        layout
-            .sandwich_norms
-            .then(|| norm(args, layout, w, &format!("{p}.{name}")))
-            .transpose()
+        norm_if(
+            layout.sandwich_norms,
+            args,
+            layout,
+            w,
+            &format!("{p}.{name}"),
+        )
     };
     Ok(Block {
         self_attn: attention(args, layout, w, i)?,
@@ -280,10 +294,7 @@ fn attention(args: &ModelArgs, layout: &Layout, w: &mut Weights, i: usize) -> Re
             .transpose()
     };
     let qk_norm = |w: &mut Weights, name: &str| {
-        layout
-            .qk_norm
-            .then(|| norm(args, layout, w, &format!("{a}.{name}")))
-            .transpose()
+        norm_if(layout.qk_norm, args, layout, w, &format!("{a}.{name}"))
     };
     Ok(Attention {
         q_proj: sep(w, "q_proj")?,

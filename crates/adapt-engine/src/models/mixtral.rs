@@ -9,7 +9,7 @@ use mlx_rs::Array;
 use super::args::{ModelArgs, MoeArgs, Routing};
 use super::config::Config;
 use super::decoder::Layout;
-use super::moe::stack_experts;
+use super::moe::stack_layer_experts;
 use super::rope::RopeScaling;
 use crate::error::Result;
 
@@ -41,19 +41,6 @@ pub fn args(c: &Config) -> Result<ModelArgs> {
 /// Hugging Face's experts (`block_sparse_moe.experts.E.w1` gate, `w2` down, `w3` up) stacked
 /// as mlx-lm stores them (`block_sparse_moe.switch_mlp.gate_proj`, …).
 pub fn sanitize(args: &ModelArgs, path: &Path, arrays: &mut HashMap<String, Array>) -> Result<()> {
-    let experts = args.moe.as_ref().map_or(0, |m| m.num_experts);
-    for l in 0..args.num_hidden_layers {
-        let p = format!("model.layers.{l}.block_sparse_moe");
-        for (w, proj) in [("w1", "gate_proj"), ("w2", "down_proj"), ("w3", "up_proj")] {
-            let expert = |e: i32| format!("{p}.experts.{e}.{w}");
-            stack_experts(
-                arrays,
-                path,
-                experts,
-                expert,
-                &format!("{p}.switch_mlp.{proj}"),
-            )?;
-        }
-    }
-    Ok(())
+    let projections = [("w1", "gate_proj"), ("w2", "down_proj"), ("w3", "up_proj")];
+    stack_layer_experts(args, path, arrays, "block_sparse_moe", &projections)
 }

@@ -215,10 +215,37 @@ impl ModuleParameters for Ffn {
     }
 }
 
-/// Stacks per-expert tensors (`{expert}.{part}`, as Hugging Face checkpoints store experts)
-/// into one `[experts, …]` tensor `{target}.{part}` for each part present (weight, scales,
-/// biases, bias); `expert(e)` names expert `e`'s layer in the checkpoint at `path`.
-pub fn stack_experts(
+/// Stacks the per-expert tensors of every layer of a Hugging Face checkpoint (at `path`) as
+/// mlx-lm stores them: `model.layers.L.{block}.experts.E.{name}` for each `(name, proj)` of
+/// `projections` → `model.layers.L.{block}.switch_mlp.{proj}` (`[experts, …]`).
+pub fn stack_layer_experts(
+    args: &super::ModelArgs,
+    path: &Path,
+    arrays: &mut HashMap<String, Array>,
+    block: &str,
+    projections: &[(&str, &str)],
+) -> crate::error::Result<()> {
+    let experts = args.moe.as_ref().map_or(0, |m| m.num_experts);
+    for l in 0..args.num_hidden_layers {
+        let p = format!("model.layers.{l}.{block}");
+        for (name, proj) in projections {
+            let expert = |e: i32| format!("{p}.experts.{e}.{name}");
+            stack_experts(
+                arrays,
+                path,
+                experts,
+                expert,
+                &format!("{p}.switch_mlp.{proj}"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Stacks per-expert tensors (`{expert}.{part}`) into one `[experts, …]` tensor
+/// `{target}.{part}` for each part present (weight, scales, biases, bias); `expert(e)` names
+/// expert `e`'s layer in the checkpoint at `path`.
+fn stack_experts(
     arrays: &mut HashMap<String, Array>,
     path: &Path,
     n_experts: i32,

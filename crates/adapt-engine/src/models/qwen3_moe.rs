@@ -10,7 +10,7 @@ use mlx_rs::Array;
 use super::args::{ModelArgs, MoeArgs, Routing};
 use super::config::Config;
 use super::decoder::Layout;
-use super::moe::stack_experts;
+use super::moe::stack_layer_experts;
 use crate::error::Result;
 
 pub const LAYOUT: Layout = super::qwen3::LAYOUT;
@@ -35,19 +35,6 @@ pub fn args(c: &Config) -> Result<ModelArgs> {
 /// Hugging Face's experts (`mlp.experts.E.up_proj`, …) stacked as mlx-lm stores them
 /// (`mlp.switch_mlp.up_proj`, …).
 pub fn sanitize(args: &ModelArgs, path: &Path, arrays: &mut HashMap<String, Array>) -> Result<()> {
-    let experts = args.moe.as_ref().map_or(0, |m| m.num_experts);
-    for l in 0..args.num_hidden_layers {
-        let p = format!("model.layers.{l}.mlp");
-        for proj in ["gate_proj", "up_proj", "down_proj"] {
-            let expert = |e: i32| format!("{p}.experts.{e}.{proj}");
-            stack_experts(
-                arrays,
-                path,
-                experts,
-                expert,
-                &format!("{p}.switch_mlp.{proj}"),
-            )?;
-        }
-    }
-    Ok(())
+    let projections = ["gate_proj", "up_proj", "down_proj"].map(|p| (p, p));
+    stack_layer_experts(args, path, arrays, "mlp", &projections)
 }
