@@ -190,14 +190,15 @@ def tokenizer_metadata(w, config, model_type, vocab_size):
     bos, eos = config.get("bos_token_id", 1), config.get("eos_token_id", 2)
     gemma = model_type.startswith("gemma")
     if model_type in SENTENCEPIECE:
-        specials = ["<pad>", "<eos>", "<bos>"] if gemma else ["<unk>", "<s>", "</s>"]
+        # Phi-3's vocabulary also has <|endoftext|> (llama.cpp looks it up for Phi-3 files).
+        specials = ["<pad>", "<eos>", "<bos>"] if gemma else ["<unk>", "<s>", "</s>", "<|endoftext|>"]
         pieces = ["<0x0A>"] + [f"▁{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
         pieces += list("abcdefghijklmnopqrstuvwxyz") + ["▁", "▁the", "▁hello", "he", "ll"]
         tokens = specials + pieces
         tokens += [f"<unused{i}>" for i in range(vocab_size - len(tokens))]
-        types = ([3, 3, 3] if gemma else [2, 3, 3]) + [6] + [1] * (len(pieces) - 1)
+        types = ([3, 3, 3] if gemma else [2, 3, 3, 3]) + [6] + [1] * (len(pieces) - 1)
         types += [5] * (vocab_size - len(types))
-        scores = [0.0] * 3 + [0.0] + [-float(i) for i in range(len(pieces) - 1)]
+        scores = [0.0] * len(specials) + [0.0] + [-float(i) for i in range(len(pieces) - 1)]
         scores += [-1000.0] * (vocab_size - len(scores))
         w.add_tokenizer_model("llama")
         w.add_tokenizer_pre("default")
