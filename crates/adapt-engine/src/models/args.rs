@@ -17,6 +17,7 @@ pub struct ModelArgs {
     pub num_key_value_heads: i32,
     pub head_dim: i32,
     pub vocab_size: i32,
+    /// Epsilon of the norms (RMS or layer norms).
     pub rms_norm_eps: f32,
     pub rope_theta: f32,
     /// RoPE on interleaved pairs (GGUF weights) rather than halves (Hugging Face weights).

@@ -4,8 +4,9 @@
 //! `config.json` (`config.rs`). [`Weights`] (`weights.rs`) hands named tensors (Hugging Face
 //! names) to an architecture's constructor and decides, once for all models, how each is
 //! stored: dense or quantized, and in which float dtype. [`Model`] (`model.rs`) is a decoder
-//! (`decoder.rs`, built from `layers.rs`) laid out as its architecture says; `registry.rs`
-//! names the architectures, each in its own short file.
+//! (`decoder.rs`, built from `layers.rs`, `moe.rs` for mixtures of experts and `rope.rs` for
+//! RoPE scalings) laid out as its architecture says; `registry.rs` names the architectures,
+//! each in its own short file.
 
 pub mod adapter;
 mod args;
