@@ -2,8 +2,9 @@
 //! a tiny Llama is written with weights encoded the way llama.cpp encodes them, loaded through
 //! `adapt_engine::load`, and its logits compared with a dense model built from the same
 //! values decoded on the host. This checks MLX's decoding, our tensor names, the metadata
-//! mapping and both ways of holding weights (dequantized, quantized kept). A tiny Qwen3-MoE
-//! does the same for quantized routers and 3-D expert tensors (gathered quantized matmuls).
+//! mapping and both ways of holding weights (dequantized, quantized kept). Tiny Qwen3-MoE and
+//! Mixtral files do the same for routers and experts (3-D tensors, or one tensor per expert as
+//! older Mixtral files store them), quantized experts running as gathered quantized matmuls.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -301,75 +302,68 @@ fn every_supported_tensor_type_loads_to_the_values_llama_cpp_encoded() {
     }
 }
 
-/// A tiny Qwen3-MoE GGUF whose router and experts (3-D tensors, `[experts, out, in]`) are
-/// stored as `ty`; returns its path and the dense reference model holding the decoded values.
-fn write_moe(dir: &Path, ty: GgmlType) -> (std::path::PathBuf, Model) {
-    let (h, e, ff, vocab, layers) = (64u64, 4u64, 64u64, 96u64, 2u32);
-    let (heads, kv, hd) = (4u64, 2u64, 16u64);
-    let arch = |k: &str| format!("qwen3moe.{k}");
-    let mut gguf = GgufBuilder::new()
-        .kv_str("general.architecture", "qwen3moe")
-        .kv(&arch("block_count"), GgufValue::U32(layers))
-        .kv(&arch("embedding_length"), GgufValue::U32(h as u32))
-        .kv(&arch("attention.head_count"), GgufValue::U32(heads as u32))
-        .kv(&arch("attention.head_count_kv"), GgufValue::U32(kv as u32))
-        .kv(&arch("attention.key_length"), GgufValue::U32(hd as u32))
-        .kv(&arch("expert_count"), GgufValue::U32(e as u32))
-        .kv(&arch("expert_used_count"), GgufValue::U32(2))
-        .kv(
-            &arch("expert_feed_forward_length"),
-            GgufValue::U32(ff as u32),
-        )
-        .kv(&arch("vocab_size"), GgufValue::U32(vocab as u32));
+/// A tiny mixture-of-experts GGUF of `arch` — `qwen3moe`, or `llama` with experts (Mixtral),
+/// whose experts are stored one by one as older files do (`blk.0.ffn_gate.3.weight`) — with
+/// its router and experts stored as `ty`; returns its path and the dense reference model
+/// holding the decoded values.
+fn write_moe(dir: &Path, arch: &str, ty: GgmlType) -> (std::path::PathBuf, Model) {
+    let (h, e, ff, vocab, heads, kv, hd) = (64u64, 4u64, 64u64, 96u64, 4u64, 2u64, 16u64);
+    let qwen = arch == "qwen3moe";
+    let key = |k: &str| format!("{arch}.{k}");
+    let width = if qwen {
+        "expert_feed_forward_length"
+    } else {
+        "feed_forward_length"
+    };
+    let mut gguf = GgufBuilder::new().kv_str("general.architecture", arch);
+    for (k, v) in [
+        ("block_count", 2),
+        ("embedding_length", h),
+        ("attention.head_count", heads),
+        ("attention.head_count_kv", kv),
+        ("attention.key_length", hd),
+        ("expert_count", e),
+        ("expert_used_count", 2),
+        (width, ff),
+        ("vocab_size", vocab),
+    ] {
+        gguf = gguf.kv(&key(k), GgufValue::U32(v as u32));
+    }
     let mut reference = HashMap::new();
     let mut seed = 100;
+    // A tensor `[.., out, in]`; stacked experts are written one by one unless `qwen`.
     let mut add = |g: GgufBuilder, name: &str, hf: &str, shape: &[u64], ty: GgmlType| {
         seed += 1;
-        let n: u64 = shape.iter().product();
         let inp = *shape.last().unwrap();
-        let x = values(n as usize, seed, (inp as f32).powf(-0.5) * 1.5);
+        let x = values(
+            shape.iter().product::<u64>() as usize,
+            seed,
+            (inp as f32).powf(-0.5),
+        );
         let (bytes, decoded) = encode(ty, &x);
         let dims: Vec<i32> = shape.iter().map(|&d| d as i32).collect();
-        reference.insert(hf.to_string(), Array::from_slice(&decoded, &dims));
-        let ggml_dims: Vec<u64> = shape.iter().rev().copied().collect();
-        g.tensor_with_data(name, &ggml_dims, ty, bytes)
+        reference.insert(format!("{hf}.weight"), Array::from_slice(&decoded, &dims));
+        let ggml: Vec<u64> = shape.iter().rev().copied().collect();
+        if shape.len() < 3 || qwen {
+            return g.tensor_with_data(&format!("{name}.weight"), &ggml, ty, bytes);
+        }
+        let per_expert = bytes.len() / shape[0] as usize;
+        let one = name.replace("_exps", "");
+        (0..shape[0] as usize).fold(g, |g, x| {
+            let part = bytes[x * per_expert..(x + 1) * per_expert].to_vec();
+            g.tensor_with_data(&format!("{one}.{x}.weight"), &ggml[..2], ty, part)
+        })
     };
-    for l in 0..layers {
+    let f = GgmlType::F32;
+    for l in 0..2 {
         let (b, p) = (format!("blk.{l}"), format!("model.layers.{l}"));
-        for (g, hf, shape, t) in [
-            (
-                "attn_q",
-                "self_attn.q_proj",
-                vec![heads * hd, h],
-                GgmlType::F32,
-            ),
-            (
-                "attn_k",
-                "self_attn.k_proj",
-                vec![kv * hd, h],
-                GgmlType::F32,
-            ),
-            (
-                "attn_v",
-                "self_attn.v_proj",
-                vec![kv * hd, h],
-                GgmlType::F32,
-            ),
-            (
-                "attn_output",
-                "self_attn.o_proj",
-                vec![h, heads * hd],
-                GgmlType::F32,
-            ),
-            ("attn_q_norm", "self_attn.q_norm", vec![hd], GgmlType::F32),
-            ("attn_k_norm", "self_attn.k_norm", vec![hd], GgmlType::F32),
-            ("attn_norm", "input_layernorm", vec![h], GgmlType::F32),
-            (
-                "ffn_norm",
-                "post_attention_layernorm",
-                vec![h],
-                GgmlType::F32,
-            ),
+        let mut layer = vec![
+            ("attn_q", "self_attn.q_proj", vec![heads * hd, h], f),
+            ("attn_k", "self_attn.k_proj", vec![kv * hd, h], f),
+            ("attn_v", "self_attn.v_proj", vec![kv * hd, h], f),
+            ("attn_output", "self_attn.o_proj", vec![h, heads * hd], f),
+            ("attn_norm", "input_layernorm", vec![h], f),
+            ("ffn_norm", "post_attention_layernorm", vec![h], f),
             ("ffn_gate_inp", "mlp.gate", vec![e, h], ty),
             (
                 "ffn_gate_exps",
@@ -384,26 +378,18 @@ fn write_moe(dir: &Path, ty: GgmlType) -> (std::path::PathBuf, Model) {
                 vec![e, h, ff],
                 ty,
             ),
-        ] {
-            let (gn, hn) = (format!("{b}.{g}.weight"), format!("{p}.{hf}.weight"));
-            gguf = add(gguf, &gn, &hn, &shape, t);
+        ];
+        if qwen {
+            layer.push(("attn_q_norm", "self_attn.q_norm", vec![hd], f));
+            layer.push(("attn_k_norm", "self_attn.k_norm", vec![hd], f));
+        }
+        for (g, hf, shape, t) in layer {
+            gguf = add(gguf, &format!("{b}.{g}"), &format!("{p}.{hf}"), &shape, t);
         }
     }
-    gguf = add(
-        gguf,
-        "token_embd.weight",
-        "model.embed_tokens.weight",
-        &[vocab, h],
-        ty,
-    );
-    gguf = add(
-        gguf,
-        "output_norm.weight",
-        "model.norm.weight",
-        &[h],
-        GgmlType::F32,
-    );
-    let path = dir.join(format!("moe-{ty}.gguf"));
+    gguf = add(gguf, "token_embd", "model.embed_tokens", &[vocab, h], ty);
+    gguf = add(gguf, "output_norm", "model.norm", &[h], f);
+    let path = dir.join(format!("moe-{arch}-{ty}.gguf"));
     std::fs::write(&path, gguf.build()).unwrap();
     let (_, args, _) = adapt_engine::load::gguf::read(&path).unwrap();
     let mut weights = Weights::new(Path::new("<ref>"), reference, QuantConfig::default(), F32);
@@ -415,8 +401,13 @@ fn quantized_experts_load_and_run_quantized_or_dequantized() {
     let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let ids = Array::from_slice(&[3i32, 17, 42, 5, 88, 61, 7, 2, 19, 30, 64, 1], &[1, 12]);
-    for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
-        let (path, reference) = write_moe(dir.path(), ty);
+    for (arch, ty) in [
+        ("qwen3moe", GgmlType::Q8_0),
+        ("qwen3moe", GgmlType::Q4_0),
+        ("llama", GgmlType::Q4_1),
+        ("llama", GgmlType::F16),
+    ] {
+        let (path, reference) = write_moe(dir.path(), arch, ty);
         let moe = reference.args.moe.clone().expect("a mixture of experts");
         assert_eq!((moe.num_experts, moe.experts_per_token), (4, 2));
         let expected = reference.forward(&ids, &mut reference.new_cache()).unwrap();
@@ -428,13 +419,12 @@ fn quantized_experts_load_and_run_quantized_or_dequantized() {
             let (_, args, arrays) = adapt_engine::load::gguf::read(&path).unwrap();
             let mut w = Weights::new(&path, arrays, QuantConfig::default(), format);
             let model = Model::new(args, &mut w).unwrap();
-            assert_eq!(model.is_quantized(), !dequantize, "{ty}");
+            let quantized = ty != GgmlType::F16 && !dequantize;
+            assert_eq!(model.is_quantized(), quantized, "{arch} {ty}");
             let got = model.forward(&ids, &mut model.new_cache()).unwrap();
             let d = max_abs_diff(&got, &expected);
-            assert!(
-                d < tolerance,
-                "{ty} dequantize={dequantize}: max |Δlogit| {d}"
-            );
+            let what = format!("{arch} {ty} dequantize={dequantize}");
+            assert!(d < tolerance, "{what}: max |Δlogit| {d}");
         }
     }
 }

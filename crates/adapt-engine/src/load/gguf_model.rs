@@ -13,6 +13,7 @@ use mlx_rs::{Array, Dtype};
 use serde_json::{json, Map, Value};
 
 use crate::error::{EngineError, Result};
+use crate::models::moe::stack_layer_experts;
 use crate::models::{ModelArgs, RopeScaling, GGUF_ARCHITECTURES};
 
 /// Llama-family architectures, whose Q/K rows llama.cpp permutes for RoPE on pairs.
@@ -51,6 +52,11 @@ pub fn prepare(
         arrays.insert(name, a);
     }
     let args = gguf_args(gguf, &arrays)?;
+    if args.moe.is_some() {
+        // Older Mixtral files store each expert on its own (`blk.0.ffn_gate.3.weight`).
+        let projections = ["gate_proj", "up_proj", "down_proj"].map(|p| (p, p));
+        stack_layer_experts(&args, gguf.path(), &mut arrays, "mlp", &projections)?;
+    }
     if args.tie_word_embeddings {
         arrays.retain(|name, _| !name.starts_with("lm_head."));
     }
@@ -445,12 +451,29 @@ pub fn hf_name(arch: &str, name: &str) -> String {
                 "ffn_gate_exps" => "mlp.switch_mlp.gate_proj",
                 "ffn_up_exps" => "mlp.switch_mlp.up_proj",
                 "ffn_down_exps" => "mlp.switch_mlp.down_proj",
-                _ => return name.to_string(),
+                _ => {
+                    return expert_name(layer, part)
+                        .map_or_else(|| name.to_string(), |n| format!("{n}.{suffix}"))
+                }
             };
             format!("model.layers.{layer}.{part}")
         }
     };
     format!("{mapped}.{suffix}")
+}
+
+/// An expert stored on its own (`ffn_gate.3` of layer `layer`, older Mixtral files) under
+/// Hugging Face's name (`model.layers.L.mlp.experts.3.gate_proj`).
+fn expert_name(layer: &str, part: &str) -> Option<String> {
+    let (proj, expert) = part.split_once('.')?;
+    let proj = match proj {
+        "ffn_gate" => "gate_proj",
+        "ffn_up" => "up_proj",
+        "ffn_down" => "down_proj",
+        _ => return None,
+    };
+    expert.parse::<u32>().ok()?;
+    Some(format!("model.layers.{layer}.mlp.experts.{expert}.{proj}"))
 }
 
 #[cfg(test)]

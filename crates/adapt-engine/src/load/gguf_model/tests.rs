@@ -93,6 +93,11 @@ fn gguf_names_map_to_the_decoders_names() {
             "blk.1.ffn_up.bias",
             "model.layers.1.mlp.up_proj.bias",
         ),
+        (
+            "llama",
+            "blk.1.ffn_down.7.weight",
+            "model.layers.1.mlp.experts.7.down_proj.weight",
+        ),
         ("llama", "rope_freqs.weight", "rope_freqs.weight"),
         (
             "llama",
