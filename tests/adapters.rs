@@ -1,7 +1,9 @@
 //! Adapters across tools and forms, on the parity fixtures (tiny models mlx-lm built): an
 //! adapter we trained gives the same logits in mlx-lm as in Adapt, an adapter mlx-lm made
-//! gives the same logits in Adapt as in mlx-lm (LoRA and DoRA, dense and 4-bit bases), and a
-//! fused model folder computes what the base with its adapter computes. The mlx-lm halves
+//! gives the same logits in Adapt as in mlx-lm (LoRA and DoRA, dense and 4-bit bases, GPT-2's
+//! own module names), and a fused model folder computes what the base with its adapter
+//! computes. On mixture-of-experts models adapters train the attention projections: keys and
+//! adapter files that name experts are refused, saying so. The mlx-lm halves
 //! need the reference environment (`ADAPT_REFERENCE_PYTHON`, set by `scripts/test.sh` for
 //! slow tests).
 
@@ -132,6 +134,9 @@ fn our_adapters_in_mlx_lm_and_fused() {
         ("llama_q4_g64", FineTuneType::Lora),
         ("qwen3", FineTuneType::Dora),
         ("llama_q4_g64", FineTuneType::Dora),
+        ("gpt2", FineTuneType::Lora),
+        ("mixtral", FineTuneType::Lora),
+        ("qwen3_moe_q4", FineTuneType::Dora),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = fixture(name);
@@ -169,6 +174,7 @@ fn mlx_lm_adapters_in_adapt() {
         ("llama_q4_g64", "dora"),
         ("qwen2", "lora"),
         ("phi3", "lora"),
+        ("gpt2", "dora"),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = fixture(name);
@@ -193,4 +199,65 @@ fn mlx_lm_adapters_in_adapt() {
         let d = max_abs_diff(&ours, &theirs);
         assert!(d < 1e-4, "{name} {kind}: Adapt differs from mlx-lm by {d}");
     }
+}
+
+#[test]
+fn mixture_of_experts_models_adapt_their_attention() {
+    let _mlx = lock();
+    let mut lm = model(&fixture("qwen3_moe"));
+    let config = |keys: Option<&[&str]>| adapters::AdapterConfig {
+        num_layers: -1,
+        lora_parameters: adapters::LoraParameters {
+            keys: keys.map(|k| k.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    adapters::attach(&mut lm, &config(None), 0).unwrap();
+    let names: Vec<String> = adapters::adapter_weights(&lm)
+        .unwrap()
+        .into_keys()
+        .filter(|n| n.ends_with(".lora_a"))
+        .collect();
+    // Four attention projections in each of the three blocks, and the dense MLP of block 1.
+    assert_eq!(names.len(), 3 * 4 + 3, "{names:?}");
+    assert!(names
+        .iter()
+        .all(|n| n.contains(".self_attn.") || n.contains("layers.1.mlp.")));
+    for keys in [
+        &["mlp.switch_mlp.up_proj"][..],
+        &["gate"],
+        &["self_attn.q_proj", "down_proj"],
+    ] {
+        adapters::remove(&mut lm);
+        let err = adapters::attach(&mut lm, &config(Some(keys)), 0).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("mixture-of-experts"),
+            "{keys:?}: {message}"
+        );
+        assert!(
+            message.contains("attention projections"),
+            "{keys:?}: {message}"
+        );
+    }
+}
+
+#[test]
+fn mlx_lm_adapters_on_experts_are_refused_saying_why() {
+    let Some(py) = python() else {
+        return;
+    };
+    let _mlx = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixture("mixtral");
+    let adapter = tmp.path().join("mlx-lm-adapter");
+    let args = ["make", "", "", "lora", "2", "4", "3"].map(std::ffi::OsStr::new);
+    let mut args = args.to_vec();
+    args[1] = dir.as_ref();
+    args[2] = adapter.as_ref();
+    reference(&py, &args);
+    let mut lm = model(&dir);
+    let err = adapters::load(&mut lm, &adapter).unwrap_err().to_string();
+    assert!(err.contains("mixture-of-experts"), "{err}");
 }

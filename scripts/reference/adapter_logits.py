@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import mlx.core as mx
+import mlx_compat  # noqa: F401  (quantized experts on this MLX)
 from mlx.utils import tree_flatten
 from mlx_lm.tuner.utils import linear_to_lora_layers, load_adapters
 from mlx_lm.utils import load_model

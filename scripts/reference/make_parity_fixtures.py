@@ -14,6 +14,9 @@ mlx-lm model folder (config.json + safetensors, through `mlx_lm.utils.save_model
 Every value is rounded to 6 significant digits. The output is deterministic: running the
 script twice gives identical files.
 
+Cases marked `gguf=True` also get `model.gguf`: the same weights as llama.cpp stores them
+(see parity_gguf.py; needs the `gguf` package in the reference environment).
+
 Usage: python make_parity_fixtures.py OUT_DIR [CASE ...]
 """
 
@@ -28,8 +31,10 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 import mlx_lm
 import mlx_lm.utils as lm_utils
-from mlx_lm.models import gemma2, gemma3_text, llama, phi3, qwen2, qwen3
+from mlx_lm.models import gemma2, gemma3_text, gpt2, llama, mixtral, phi3, qwen2, qwen3, qwen3_moe
 from mlx_lm.models.cache import make_prompt_cache
+
+import mlx_compat  # noqa: F401  (quantized experts on this MLX)
 
 # Token ids fed to every model (all below the smallest vocabulary used here, with repeats).
 IDS = [1, 17, 42, 99, 5, 63, 17, 120, 8, 77, 42, 3, 101, 56, 17, 88]
@@ -59,10 +64,41 @@ LLAMA = {
 }
 
 
-def llama_config(**changes):
-    config = dict(LLAMA)
+def changed(base, **changes):
+    """A copy of the configuration `base` with `changes`."""
+    config = dict(base)
     config.update(changes)
     return config
+
+
+def llama_config(**changes):
+    return changed(LLAMA, **changes)
+
+
+QWEN3_MOE = {
+    "architectures": ["Qwen3MoeForCausalLM"],
+    "model_type": "qwen3_moe",
+    "hidden_size": 32,
+    "intermediate_size": 48,
+    "moe_intermediate_size": 16,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 8,
+    "num_experts": 8,
+    "num_experts_per_tok": 4,
+    "decoder_sparse_step": 1,
+    "mlp_only_layers": [1],
+    "norm_topk_prob": True,
+    "vocab_size": VOCAB,
+    "max_position_embeddings": 256,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000.0,
+    "rope_scaling": None,
+    "tie_word_embeddings": False,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+}
 
 
 def small_llama_config(**changes):
@@ -73,13 +109,15 @@ def small_llama_config(**changes):
 
 
 CASES = {
-    "llama": dict(module=llama, config=llama_config()),
-    "llama_tied": dict(module=llama, config=llama_config(tie_word_embeddings=True)),
+    "llama": dict(module=llama, config=llama_config(), gguf=True),
+    "llama_tied": dict(module=llama, config=llama_config(tie_word_embeddings=True), gguf=True),
     "llama_rope_linear": dict(
+        gguf=True,
         module=llama,
         config=small_llama_config(rope_scaling={"type": "linear", "factor": 2.0}),
     ),
     "llama_rope_llama3": dict(
+        gguf=True,
         module=llama,
         config=small_llama_config(
             rope_scaling={
@@ -92,6 +130,7 @@ CASES = {
         ),
     ),
     "llama_rope_yarn": dict(
+        gguf=True,
         module=llama,
         config=small_llama_config(
             rope_scaling={
@@ -106,6 +145,7 @@ CASES = {
     # mlx-lm maps model_type "mistral" to its llama module. 4 heads of 16 make the
     # attention width (64) differ from hidden_size (32); one key/value head.
     "mistral": dict(
+        gguf=True,
         module=llama,
         config=small_llama_config(
             architectures=["MistralForCausalLM"],
@@ -117,6 +157,7 @@ CASES = {
         ),
     ),
     "qwen2": dict(
+        gguf=True,
         module=qwen2,
         config={
             "architectures": ["Qwen2ForCausalLM"],
@@ -136,6 +177,7 @@ CASES = {
         },
     ),
     "qwen3": dict(
+        gguf=True,
         module=qwen3,
         config={
             "architectures": ["Qwen3ForCausalLM"],
@@ -158,6 +200,7 @@ CASES = {
         },
     ),
     "phi3": dict(
+        gguf=True,
         module=phi3,
         config={
             "architectures": ["Phi3ForCausalLM"],
@@ -180,6 +223,7 @@ CASES = {
     ),
     # LongRoPE ("su") with distinct short and long factors (head_dim 16: 8 factors each).
     "phi3_longrope": dict(
+        gguf=True,
         module=phi3,
         config={
             "architectures": ["Phi3ForCausalLM"],
@@ -207,6 +251,7 @@ CASES = {
     # Small soft caps so that they change the result; query_pre_attn_scalar differs from
     # head_dim; hidden_size 48 (sqrt(48) is not a round number).
     "gemma2": dict(
+        gguf=True,
         module=gemma2,
         gemma=True,
         config={
@@ -236,6 +281,7 @@ CASES = {
     # (rope_theta with linear scaling); 16 ids are longer than the window. No lm_head is
     # stored: mlx-lm then ties it to the embeddings, as in real Gemma 3 checkpoints.
     "gemma3_text": dict(
+        gguf=True,
         module=gemma3_text,
         gemma=True,
         tied_by_absence=True,
@@ -262,6 +308,69 @@ CASES = {
             "bos_token_id": 2,
             "eos_token_id": 1,
         },
+    ),
+    # Learned positions, layer norms with biases, fused c_attn, plain GELU MLP, tied head.
+    "gpt2": dict(
+        gguf=True,
+        module=gpt2,
+        config={
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            "n_ctx": 64,
+            "n_embd": 32,
+            "n_head": 4,
+            "n_layer": 2,
+            "n_positions": 64,
+            "layer_norm_epsilon": 1e-5,
+            "vocab_size": VOCAB,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+        },
+    ),
+    # 4 experts, 2 per token (fewer than 64 token-expert pairs: unsorted gathered matmuls).
+    "mixtral": dict(
+        gguf=True,
+        module=mixtral,
+        config={
+            "architectures": ["MixtralForCausalLM"],
+            "model_type": "mixtral",
+            "hidden_size": 32,
+            "intermediate_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+            "vocab_size": VOCAB,
+            "max_position_embeddings": 256,
+            "rms_norm_eps": 1e-5,
+            "rope_theta": 1000000.0,
+            "tie_word_embeddings": False,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+        },
+    ),
+    # 8 experts, 4 per token (16 tokens x 4 = 64 pairs: the one-pass logits take the sorted
+    # path), renormalized top-k, layer 1 dense (mlp_only_layers).
+    "qwen3_moe": dict(gguf=True, module=qwen3_moe, config=QWEN3_MOE),
+    # Quantized experts (gather_qmm), as mlx-lm quantizes Qwen3-MoE: 4-bit / 64, the router
+    # 8-bit / 64 (the model's own quant_predicate); top-k probabilities not renormalized.
+    "qwen3_moe_q4": dict(
+        module=qwen3_moe,
+        config=changed(
+            QWEN3_MOE,
+            hidden_size=64,
+            intermediate_size=64,
+            moe_intermediate_size=64,
+            num_hidden_layers=2,
+            head_dim=16,
+            num_experts=4,
+            num_experts_per_tok=2,
+            mlp_only_layers=[],
+            norm_topk_prob=False,
+            tie_word_embeddings=True,
+        ),
+        quantize=(64, 4),
     ),
     # Storage variants of the `llama` case (same seed, so the same weights before storage).
     "llama_f16": dict(module=llama, config=llama_config(), seed_of="llama", dtype="float16"),
@@ -320,17 +429,21 @@ def randomize(model, seed, gemma):
     """Seeded random weights with O(1) activations and logits.
 
     Linear weights ~ N(0, 1/in_features), embeddings ~ N(0, 0.2^2), biases ~ N(0, 0.1^2);
-    RMSNorm weights near 1, or near 0 for Gemma, whose norms multiply by (1 + weight).
+    norm weights near 1 (layer norm biases near 0), or near 0 for Gemma, whose norms
+    multiply by (1 + weight).
     """
     mx.random.seed(seed)
     params = []
     for name, value in tree_flatten(model.parameters()):
         noise = mx.random.normal(value.shape, dtype=mx.float32)
-        if "norm" in name:
+        layer_norm = ".ln_" in name  # GPT-2's ln_1, ln_2, ln_f (weight and bias)
+        if layer_norm and name.endswith("bias"):
+            value = noise * 0.1
+        elif "norm" in name or layer_norm:
             value = noise * 0.1 if gemma else 1.0 + noise * 0.1
         elif name.endswith("bias"):
             value = noise * 0.1
-        elif "embed_tokens" in name:
+        elif any(e in name for e in ("embed_tokens", ".wte.", ".wpe.")):
             value = noise * 0.2
         else:
             value = noise / math.sqrt(value.shape[-1])
@@ -458,6 +571,10 @@ def build(name, spec, out_dir):
     with open(folder / "reference.json", "w") as f:
         json.dump(reference, f, separators=(",", ":"))
         f.write("\n")
+    if spec.get("gguf"):
+        import parity_gguf
+
+        parity_gguf.write(folder, config)
     size = sum(p.stat().st_size for p in folder.iterdir())
     print(
         f"{name:20} {size / 1024:7.1f} KiB  logits std {spread:.3f}, "

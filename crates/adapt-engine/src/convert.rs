@@ -1,13 +1,14 @@
 //! GGUF → an MLX model folder that mlx-lm and Hugging Face tools load.
 //!
-//! Tensors get Hugging Face names; llama.cpp's Q/K row permutation (for RoPE on interleaved
-//! pairs) is undone so the folder uses the Hugging Face layout (RoPE on halves); quantized
-//! tensors stay quantized as the loader maps them (`load::gguf_tensors`: 4-bit for Q4_0, Q4_1,
-//! Q4_K and, re-quantized, Q2_K / Q3_K; 8-bit for Q5_0, Q5_1, Q8_0, Q5_K and, re-quantized,
-//! Q6_K; groups of 32, f16 scales) — recorded in `config.json` (per-module entries where a
-//! tensor differs from the most common kind, as a Q4_K_M file's Q6_K layers do); the
-//! tokenizer and chat template are rebuilt from the GGUF metadata as `tokenizer.json` +
-//! `tokenizer_config.json`.
+//! Tensors get the architecture's Hugging Face / mlx-lm names and `config.json` its settings
+//! (both from [`gguf_model`]); llama.cpp's Q/K row permutation (for RoPE on interleaved
+//! pairs, Llama family only) is undone so the folder uses the Hugging Face layout (RoPE on
+//! halves); quantized tensors stay quantized as the loader maps them (`load::gguf_tensors`:
+//! 4-bit for Q4_0, Q4_1, Q4_K and, re-quantized, Q2_K / Q3_K; 8-bit for Q5_0, Q5_1, Q8_0, Q5_K
+//! and, re-quantized, Q6_K; groups of 32, f16 scales) — recorded in `config.json` (per-module
+//! entries where a tensor differs from the most common kind, as a Q4_K_M file's Q6_K layers
+//! do); the tokenizer and chat template are rebuilt from the GGUF metadata as `tokenizer.json`
+//! + `tokenizer_config.json`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,10 +19,10 @@ use mlx_rs::{Array, Dtype};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::error::Result;
-use crate::load::{gguf, layout};
+use crate::error::{EngineError, Result};
+use crate::load::{gguf, gguf_model, layout};
 use crate::models::layers::QuantSpec;
-use crate::models::{ModelArgs, RopeScaling};
+use crate::models::RopeScaling;
 use crate::save::Staging;
 
 /// What a conversion or quantization wrote.
@@ -55,15 +56,26 @@ pub fn gguf_to_folder(
     let tokenizer = Tokenizer::from_gguf(&file)?;
     let bytes_before = std::fs::metadata(src).map(|m| m.len()).unwrap_or(0);
 
-    progress("restoring the Hugging Face layout of the query and key rows");
-    layout::to_hf_rows(&mut arrays, &args)?;
-    // Tensors a Hugging Face Llama does not have (none are read by the engine either).
+    if let RopeScaling::Factors { .. } = args.rope_scaling {
+        return Err(EngineError::invalid_model(
+            src,
+            "its per-frequency RoPE factors (rope_freqs) match no Llama 3 setting a config.json \
+             can state, so it cannot become a model folder; use the GGUF file as it is",
+        ));
+    }
+    let mut config = gguf_model::hf_config(&file, &arrays)?;
+    if args.qk_permuted {
+        progress("restoring the Hugging Face layout of the query and key rows");
+        layout::to_hf_rows(&mut arrays, &args)?;
+    }
+    // Tensors the model does not have (RoPE factors are in config.json).
     arrays.retain(|name, _| name.starts_with("model.") || name.starts_with("lm_head."));
+    let arrays = args.rename_all(arrays, false);
     let (default, overrides) = quantization(&arrays);
 
     progress("writing the model folder");
     let staging = Staging::new(out)?;
-    let mut config = hf_config(&args, &tokenizer, &arrays);
+    complete_config(&mut config, &tokenizer, &arrays);
     if let Some(q) = default {
         let mut entry = Map::new();
         entry.insert("group_size".into(), q.group_size.into());
@@ -140,39 +152,15 @@ fn quantization(arrays: &HashMap<String, Array>) -> (Option<QuantSpec>, Vec<(Str
     (Some(default), overrides)
 }
 
-/// `config.json` of a Hugging Face Llama with these settings.
-pub(crate) fn hf_config(
-    args: &ModelArgs,
-    tokenizer: &Tokenizer,
-    arrays: &HashMap<String, Array>,
-) -> Value {
-    let mut config = json!({
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "hidden_size": args.hidden_size,
-        "intermediate_size": args.intermediate_size,
-        "num_hidden_layers": args.num_hidden_layers,
-        "num_attention_heads": args.num_attention_heads,
-        "num_key_value_heads": args.num_key_value_heads,
-        "head_dim": args.head_dim,
-        "vocab_size": args.vocab_size,
-        "rms_norm_eps": args.rms_norm_eps,
-        "rope_theta": args.rope_theta,
-        "max_position_embeddings": args.max_position_embeddings,
-        "tie_word_embeddings": args.tie_word_embeddings,
-        "attention_bias": false,
-        "mlp_bias": false,
-        "hidden_act": "silu",
-        "torch_dtype": dtype_name(crate::load::float_dtype(arrays.values())),
-        "eos_token_id": tokenizer.eos_token_ids(),
-    });
+/// The GGUF file's `config.json` completed with what the folder adds: the float dtype and
+/// the special tokens.
+pub(crate) fn complete_config(config: &mut Value, tokenizer: &Tokenizer, arrays: &HashMap<String, Array>) {
+    let dtype = dtype_name(crate::load::float_dtype(arrays.values()));
+    config["torch_dtype"] = dtype.into();
+    config["eos_token_id"] = json!(tokenizer.eos_token_ids());
     if let Some(bos) = tokenizer.bos_token_id() {
         config["bos_token_id"] = bos.into();
     }
-    if let RopeScaling::Linear { factor } = args.rope_scaling {
-        config["rope_scaling"] = json!({"type": "linear", "factor": factor});
-    }
-    config
 }
 
 pub(crate) fn dtype_name(d: Dtype) -> &'static str {

@@ -21,7 +21,7 @@ use crate::error::{EngineError, Result};
 use crate::load::float_dtype;
 use crate::load::{folder, load, LoadOptions};
 use crate::models::layers::QuantSpec;
-use crate::models::WeightFormat;
+use crate::models::{ModelArgs, WeightFormat};
 use crate::save::{weights_size, Staging};
 
 /// What to turn the weights into.
@@ -77,7 +77,9 @@ pub fn quantize_folder(
         let names: Vec<String> = arrays
             .iter()
             .filter(|(n, a)| {
-                n.ends_with(".weight") && a.ndim() == 2 && a.shape()[1] % q.group_size == 0
+                // Matrices, and stacks of expert matrices.
+                let inputs = a.shape().last().copied().unwrap_or(0);
+                n.ends_with(".weight") && a.ndim() >= 2 && inputs % q.group_size == 0
             })
             .map(|(n, _)| n.clone())
             .collect();
@@ -109,7 +111,7 @@ pub fn quantize_folder(
             map.insert("quantization_config".into(), entry);
         }
     }
-    let output = write_folder(src, out, &config, &arrays)?;
+    let output = write_folder(src, out, &config, &ckpt.args, &arrays)?;
     let mut report = ConvertReport {
         source: src.to_path_buf(),
         output: output.clone(),
@@ -134,14 +136,19 @@ pub fn quantize_folder(
     Ok(report)
 }
 
-/// Writes `config` and `arrays` as the model folder `out`, with every other file of `src`
+/// Writes `config` and `arrays` (named as the decoder of `args` names them) as the model
+/// folder `out`, under the architecture's checkpoint names, with every other file of `src`
 /// (tokenizer, generation settings, …) copied over.
 pub(crate) fn write_folder(
     src: &Path,
     out: &Path,
     config: &Value,
+    args: &ModelArgs,
     arrays: &HashMap<String, Array>,
 ) -> Result<std::path::PathBuf> {
+    let arrays: HashMap<String, Array> = (arrays.iter())
+        .map(|(name, a)| (args.checkpoint_name(name), a.clone()))
+        .collect();
     let staging = Staging::new(out)?;
     staging.json("config.json", config)?;
     for entry in fs::read_dir(src)
@@ -156,7 +163,7 @@ pub(crate) fn write_folder(
             staging.copy(&path)?;
         }
     }
-    staging.weights(arrays)?;
+    staging.weights(&arrays)?;
     staging.finish()
 }
 

@@ -165,9 +165,35 @@ pub fn write_tiny_chat_folder(
     let staging = crate::save::Staging::new(out)?;
     staging.json(
         "config.json",
-        &crate::convert::hf_config(&args, tokenizer, &arrays),
+        &llama_config(&args, tokenizer, &arrays),
     )?;
     tokenizer.write_hf_files(&staging.tmp, args.max_position_embeddings)?;
     staging.weights(&arrays)?;
     staging.finish()
+}
+
+/// The `config.json` of a Hugging Face Llama of shape `args` with these tensors.
+fn llama_config(
+    args: &ModelArgs,
+    tokenizer: &adapt_text::Tokenizer,
+    arrays: &HashMap<String, Array>,
+) -> serde_json::Value {
+    let mut config = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": args.hidden_size,
+        "intermediate_size": args.intermediate_size,
+        "num_hidden_layers": args.num_hidden_layers,
+        "num_attention_heads": args.num_attention_heads,
+        "num_key_value_heads": args.num_key_value_heads,
+        "head_dim": args.head_dim,
+        "vocab_size": args.vocab_size,
+        "rms_norm_eps": args.rms_norm_eps,
+        "rope_theta": args.rope_theta,
+        "max_position_embeddings": args.max_position_embeddings,
+        "tie_word_embeddings": args.tie_word_embeddings,
+        "hidden_act": "silu",
+    });
+    crate::convert::complete_config(&mut config, tokenizer, arrays);
+    config
 }

@@ -3,8 +3,10 @@
 //! them, loaded through `adapt_engine::load`, and its logits compared with a dense model built
 //! from the same values decoded here. This checks the tensor reading and its exact MLX
 //! mapping, our tensor names, the metadata mapping and both ways of holding weights
-//! (dequantized, quantized kept). The K-quants are checked on files llama.cpp quantizes
-//! (`gguf_llama_cpp.rs`).
+//! (dequantized, quantized kept). Tiny Qwen3-MoE and Mixtral files do the same for routers and
+//! experts (3-D tensors, or one tensor per expert as older Mixtral files store them), quantized
+//! experts running as gathered quantized matmuls. The K-quants are checked on files llama.cpp
+//! quantizes (`gguf_llama_cpp.rs`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -299,6 +301,133 @@ fn every_supported_tensor_type_loads_to_the_values_llama_cpp_encoded() {
                 lm.tokenizer.encode("Hi!", false).unwrap(),
                 vec![72, 105, 33]
             );
+        }
+    }
+}
+
+/// A tiny mixture-of-experts GGUF of `arch` — `qwen3moe`, or `llama` with experts (Mixtral),
+/// whose experts are stored one by one as older files do (`blk.0.ffn_gate.3.weight`) — with
+/// its router and experts stored as `ty`; returns its path and the dense reference model
+/// holding the decoded values.
+fn write_moe(dir: &Path, arch: &str, ty: GgmlType) -> (std::path::PathBuf, Model) {
+    let (h, e, ff, vocab, heads, kv, hd) = (64u64, 4u64, 64u64, 96u64, 4u64, 2u64, 16u64);
+    let qwen = arch == "qwen3moe";
+    let key = |k: &str| format!("{arch}.{k}");
+    let width = if qwen {
+        "expert_feed_forward_length"
+    } else {
+        "feed_forward_length"
+    };
+    let mut gguf = GgufBuilder::new().kv_str("general.architecture", arch);
+    for (k, v) in [
+        ("block_count", 2),
+        ("embedding_length", h),
+        ("attention.head_count", heads),
+        ("attention.head_count_kv", kv),
+        ("attention.key_length", hd),
+        ("expert_count", e),
+        ("expert_used_count", 2),
+        (width, ff),
+        ("vocab_size", vocab),
+    ] {
+        gguf = gguf.kv(&key(k), GgufValue::U32(v as u32));
+    }
+    let mut reference = HashMap::new();
+    let mut seed = 100;
+    // A tensor `[.., out, in]`; stacked experts are written one by one unless `qwen`.
+    let mut add = |g: GgufBuilder, name: &str, hf: &str, shape: &[u64], ty: GgmlType| {
+        seed += 1;
+        let inp = *shape.last().unwrap();
+        let x = values(
+            shape.iter().product::<u64>() as usize,
+            seed,
+            (inp as f32).powf(-0.5),
+        );
+        let (bytes, decoded) = encode(ty, &x);
+        let dims: Vec<i32> = shape.iter().map(|&d| d as i32).collect();
+        reference.insert(format!("{hf}.weight"), Array::from_slice(&decoded, &dims));
+        let ggml: Vec<u64> = shape.iter().rev().copied().collect();
+        if shape.len() < 3 || qwen {
+            return g.tensor_with_data(&format!("{name}.weight"), &ggml, ty, bytes);
+        }
+        let per_expert = bytes.len() / shape[0] as usize;
+        let one = name.replace("_exps", "");
+        (0..shape[0] as usize).fold(g, |g, x| {
+            let part = bytes[x * per_expert..(x + 1) * per_expert].to_vec();
+            g.tensor_with_data(&format!("{one}.{x}.weight"), &ggml[..2], ty, part)
+        })
+    };
+    let f = GgmlType::F32;
+    for l in 0..2 {
+        let (b, p) = (format!("blk.{l}"), format!("model.layers.{l}"));
+        let mut layer = vec![
+            ("attn_q", "self_attn.q_proj", vec![heads * hd, h], f),
+            ("attn_k", "self_attn.k_proj", vec![kv * hd, h], f),
+            ("attn_v", "self_attn.v_proj", vec![kv * hd, h], f),
+            ("attn_output", "self_attn.o_proj", vec![h, heads * hd], f),
+            ("attn_norm", "input_layernorm", vec![h], f),
+            ("ffn_norm", "post_attention_layernorm", vec![h], f),
+            ("ffn_gate_inp", "mlp.gate", vec![e, h], ty),
+            (
+                "ffn_gate_exps",
+                "mlp.switch_mlp.gate_proj",
+                vec![e, ff, h],
+                ty,
+            ),
+            ("ffn_up_exps", "mlp.switch_mlp.up_proj", vec![e, ff, h], ty),
+            (
+                "ffn_down_exps",
+                "mlp.switch_mlp.down_proj",
+                vec![e, h, ff],
+                ty,
+            ),
+        ];
+        if qwen {
+            layer.push(("attn_q_norm", "self_attn.q_norm", vec![hd], f));
+            layer.push(("attn_k_norm", "self_attn.k_norm", vec![hd], f));
+        }
+        for (g, hf, shape, t) in layer {
+            gguf = add(gguf, &format!("{b}.{g}"), &format!("{p}.{hf}"), &shape, t);
+        }
+    }
+    gguf = add(gguf, "token_embd", "model.embed_tokens", &[vocab, h], ty);
+    gguf = add(gguf, "output_norm", "model.norm", &[h], f);
+    let path = dir.join(format!("moe-{arch}-{ty}.gguf"));
+    std::fs::write(&path, gguf.build()).unwrap();
+    let (_, args, _) = adapt_engine::load::gguf::read(&path, None).unwrap();
+    let mut weights = Weights::new(Path::new("<ref>"), reference, QuantConfig::default(), F32);
+    (path, Model::new(args, &mut weights).unwrap())
+}
+
+#[test]
+fn quantized_experts_load_and_run_quantized_or_dequantized() {
+    let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let ids = Array::from_slice(&[3i32, 17, 42, 5, 88, 61, 7, 2, 19, 30, 64, 1], &[1, 12]);
+    for (arch, ty) in [
+        ("qwen3moe", GgmlType::Q8_0),
+        ("qwen3moe", GgmlType::Q4_0),
+        ("llama", GgmlType::Q4_1),
+        ("llama", GgmlType::F16),
+    ] {
+        let (path, reference) = write_moe(dir.path(), arch, ty);
+        let moe = reference.args.moe.clone().expect("a mixture of experts");
+        assert_eq!((moe.num_experts, moe.experts_per_token), (4, 2));
+        let expected = reference.forward(&ids, &mut reference.new_cache()).unwrap();
+        for (dequantize, tolerance) in [(true, 1e-4), (false, 1e-3)] {
+            let format = WeightFormat {
+                dtype: Dtype::Float32,
+                dequantize,
+            };
+            let (_, args, arrays) = adapt_engine::load::gguf::read(&path, None).unwrap();
+            let mut w = Weights::new(&path, arrays, QuantConfig::default(), format);
+            let model = Model::new(args, &mut w).unwrap();
+            let quantized = ty != GgmlType::F16 && !dequantize;
+            assert_eq!(model.is_quantized(), quantized, "{arch} {ty}");
+            let got = model.forward(&ids, &mut model.new_cache()).unwrap();
+            let d = max_abs_diff(&got, &expected);
+            let what = format!("{arch} {ty} dequantize={dequantize}");
+            assert!(d < tolerance, "{what}: max |Δlogit| {d}");
         }
     }
 }

@@ -285,24 +285,27 @@ fn read_config(dir: &Path) -> Result<serde_json::Value, LibraryError> {
     }
 }
 
-/// The model's shape from `config.json` (or its `text_config`), when it states the sizes.
+/// The model's shape from `config.json` (or its `text_config`), when it states the sizes
+/// (under Hugging Face's usual names, or GPT-2's).
 fn config_shape(config: &serde_json::Value) -> Option<Shape> {
     let text = config.get("text_config").unwrap_or(config);
-    let num = |k: &str| {
-        text.get(k)
-            .and_then(|v| v.as_u64())
-            .or_else(|| config.get(k)?.as_u64())
+    let num = |keys: &[&str]| {
+        keys.iter().find_map(|k| {
+            text.get(*k)
+                .and_then(|v| v.as_u64())
+                .or_else(|| config.get(*k)?.as_u64())
+        })
     };
-    let hidden = num("hidden_size")?;
-    let heads = num("num_attention_heads")?;
+    let hidden = num(&["hidden_size", "n_embd"])?;
+    let heads = num(&["num_attention_heads", "n_head"])?;
     Some(Shape {
-        layers: num("num_hidden_layers")?,
+        layers: num(&["num_hidden_layers", "n_layer"])?,
         hidden,
         heads,
-        kv_heads: num("num_key_value_heads").unwrap_or(heads),
-        head_dim: num("head_dim").unwrap_or(hidden / heads.max(1)),
-        vocab: num("vocab_size").unwrap_or(0),
-        context: num("max_position_embeddings"),
+        kv_heads: num(&["num_key_value_heads"]).unwrap_or(heads),
+        head_dim: num(&["head_dim"]).unwrap_or(hidden / heads.max(1)),
+        vocab: num(&["vocab_size"]).unwrap_or(0),
+        context: num(&["max_position_embeddings", "n_positions"]),
     })
 }
 

@@ -385,3 +385,19 @@ fn fit_estimates_chat_and_training_with_their_assumptions() {
     );
     assert!(Memory::current().total > 0);
 }
+
+#[test]
+fn gpt2_folders_state_their_shape_under_gpt2s_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = serde_json::json!({"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4,
+                               "n_positions": 1024, "vocab_size": 100});
+    std::fs::write(dir.path().join("config.json"), c.to_string()).unwrap();
+    let st = safetensors(&[("model.wte.weight", "F32", &[100, 64])]);
+    std::fs::write(dir.path().join("model.safetensors"), st).unwrap();
+    let mut supported = supported();
+    supported.folders.push("gpt2".into());
+    let d = describe(dir.path(), &supported).unwrap();
+    let shape = d.shape.unwrap();
+    assert_eq!((shape.layers, shape.hidden, shape.heads), (2, 64, 4));
+    assert_eq!((shape.head_dim, shape.context), (16, Some(1024)));
+}

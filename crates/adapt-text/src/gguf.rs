@@ -3,9 +3,11 @@
 //! * `tokenizer.ggml.model = "gpt2"`: byte-level BPE from `tokenizer.ggml.tokens` and
 //!   `tokenizer.ggml.merges`; the pre-tokenizer is chosen from `tokenizer.ggml.pre` as llama.cpp
 //!   does (see [`pre_tokenizer`]).
-//! * `tokenizer.ggml.model = "llama"`: SentencePiece as BPE with byte fallback, merges taken
-//!   from the file or derived from `tokenizer.ggml.scores` (best effort; matches Hugging Face's
-//!   conversion of such files).
+//! * `tokenizer.ggml.model = "llama"` (Llama 2, Gemma, Phi-3): SentencePiece as BPE with byte
+//!   fallback, merges taken from the file or derived from `tokenizer.ggml.scores`; spaces as
+//!   llama.cpp writes them (each piece of text between added tokens gets the prefix space when
+//!   `tokenizer.ggml.add_space_prefix`, every space becomes "▁"). Checked against the
+//!   `sentencepiece` library on models it trained.
 //!
 //! Token types (`tokenizer.ggml.token_type`): 3 (control) become special added tokens, 4
 //! (user-defined) plain added tokens, so both are matched whole when written in text.
@@ -20,9 +22,10 @@ use tokenizers::decoders::fuse::Fuse;
 use tokenizers::decoders::sequence::Sequence as DecoderSequence;
 use tokenizers::decoders::strip::Strip;
 use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::normalizers::prepend::Prepend;
 use tokenizers::normalizers::replace::Replace;
+use tokenizers::normalizers::{NormalizerWrapper, Sequence as NormalizerSequence};
 use tokenizers::pre_tokenizers::digits::Digits;
-use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{AddedToken, DecoderWrapper, PreTokenizerWrapper, SplitDelimiterBehavior};
@@ -342,12 +345,17 @@ fn sentencepiece_bpe(
     let prefix_space = g
         .get_bool("tokenizer.ggml.add_space_prefix")
         .unwrap_or(true);
-    let scheme = if prefix_space {
-        PrependScheme::First
-    } else {
-        PrependScheme::Never
-    };
-    let replace = Replace::new("▁", " ").map_err(|e| library_error(g.path().to_path_buf(), e))?;
+    let bad_pattern = |e| library_error(g.path().to_path_buf(), e);
+    // As SentencePiece (and llama.cpp): one space before the text when the model has the
+    // dummy prefix, every space written as "▁", and no splitting before BPE.
+    let mut normalizers = Vec::new();
+    if prefix_space {
+        normalizers.push(NormalizerWrapper::Prepend(Prepend::new("▁".into())));
+    }
+    normalizers.push(NormalizerWrapper::Replace(
+        Replace::new(" ", "▁").map_err(bad_pattern)?,
+    ));
+    let replace = Replace::new("▁", " ").map_err(bad_pattern)?;
     let mut decoders = vec![
         DecoderWrapper::Replace(replace),
         DecoderWrapper::ByteFallback(ByteFallback::new()),
@@ -357,7 +365,7 @@ fn sentencepiece_bpe(
         decoders.push(DecoderWrapper::Strip(Strip::new(' ', 1, 0)));
     }
     let mut tk = tokenizers::Tokenizer::new(bpe);
-    tk.with_pre_tokenizer(Some(Metaspace::new('▁', scheme, false)));
+    tk.with_normalizer(Some(NormalizerSequence::new(normalizers)));
     tk.with_decoder(Some(DecoderSequence::new(decoders)));
     Ok(tk)
 }

@@ -1,5 +1,9 @@
 //! Model surgery: fresh adapters attached to the chosen projections of the last blocks with
 //! every other parameter frozen, dropout switched for training, and adapters taken off again.
+//!
+//! Mixture-of-experts models (Mixtral, Qwen3-MoE) are adapted on their attention projections
+//! (and any dense MLP): the experts and their router stay frozen, and keys that name them are
+//! refused with a message that says so.
 
 use mlx_rs::module::{ModuleParameters, Param};
 
@@ -9,35 +13,86 @@ use crate::models::adapter::{row_norms, Adapter};
 use crate::models::layers::Linear;
 use crate::models::Model;
 
-/// Whether the block-relative projection `name` (`self_attn.q_proj`) is selected by `keys`.
-fn selected(keys: &Option<Vec<String>>, name: &str) -> bool {
+/// Whether a projection is selected by `keys`: by its block-relative name as the decoder
+/// (`self_attn.q_proj`) or the architecture's checkpoints (GPT-2's `attn.c_attn`) call it, or
+/// by its last part (`q_proj`).
+fn selected(keys: &Option<Vec<String>>, names: [&str; 2]) -> bool {
     match keys {
         None => true,
-        Some(keys) => keys
-            .iter()
-            .any(|k| k == name || name.rsplit('.').next() == Some(k.as_str())),
+        Some(keys) => keys.iter().any(|k| {
+            names
+                .iter()
+                .any(|n| k == n || n.rsplit('.').next() == Some(k.as_str()))
+        }),
     }
 }
 
-/// Every adapted-or-adaptable projection of the blocks `config` selects, with its full name.
-fn targets<'m>(model: &'m mut Model, config: &AdapterConfig) -> Vec<(String, &'m mut Linear)> {
+/// `model.layers.3.self_attn.q_proj` → `self_attn.q_proj` (whatever the blocks are called).
+fn block_relative(name: &str) -> &str {
+    name.splitn(4, '.').nth(3).unwrap_or(name)
+}
+
+/// The blocks `config` adapts: the last `num_layers` (all for -1).
+fn adapted_blocks(model: &Model, config: &AdapterConfig) -> std::ops::Range<usize> {
     let n = model.n_layers();
     let count = if config.num_layers < 0 {
         n
     } else {
         (config.num_layers as usize).min(n)
     };
+    n - count..n
+}
+
+/// Refuses keys that name a mixture of experts' router or experts, or an MLP projection of a
+/// block whose MLP is a mixture of experts: adapters do not train those.
+fn check_expert_keys(model: &Model, config: &AdapterConfig) -> Result<()> {
+    let (Some(keys), Some(_)) = (&config.lora_parameters.keys, &model.args.moe) else {
+        return Ok(());
+    };
+    let sparse = adapted_blocks(model, config).find(|&i| model.args.layer_experts(i).is_some());
+    for key in keys {
+        let last = key.rsplit('.').next().unwrap_or(key);
+        let expert_part = ["switch_mlp", "experts", "block_sparse_moe"]
+            .iter()
+            .any(|p| key.contains(p))
+            || last == "gate";
+        let mlp = key.starts_with("mlp.")
+            || matches!(last, "gate_proj" | "up_proj" | "down_proj" | "gate_up_proj");
+        let what = match sparse {
+            _ if expert_part => "the router or experts".to_string(),
+            Some(layer) if mlp => format!("the MLP of block {layer}, a mixture of experts,"),
+            _ => continue,
+        };
+        return Err(EngineError::InvalidRequest(format!(
+            "lora_parameters.keys: '{key}' names {what} of this '{}' model; adapters on a \
+             mixture-of-experts model train its attention projections (self_attn.q_proj, \
+             k_proj, v_proj, o_proj) and leave the experts as they are; remove '{key}' from \
+             the keys",
+            model.args.architecture
+        )));
+    }
+    Ok(())
+}
+
+/// Every adapted-or-adaptable projection of the blocks `config` selects, with its full name.
+fn targets<'m>(model: &'m mut Model, config: &AdapterConfig) -> Vec<(String, &'m mut Linear)> {
+    let blocks = adapted_blocks(model, config);
+    let first = blocks.start;
     let keys = config.lora_parameters.keys.clone();
-    model.net_mut().model.layers[n - count..]
+    let args = model.args.clone();
+    model.net_mut().model.layers[blocks]
         .iter_mut()
         .enumerate()
         .flat_map(|(i, block)| {
-            let layer = n - count + i;
+            let layer = first + i;
             block
                 .linears_mut()
                 .into_iter()
-                .filter(|(name, _)| selected(&keys, name))
                 .map(move |(name, l)| (format!("model.layers.{layer}.{name}"), l))
+                .filter(|(name, _)| {
+                    let outside = args.checkpoint_name(name);
+                    selected(&keys, [block_relative(name), block_relative(&outside)])
+                })
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -48,6 +103,7 @@ fn targets<'m>(model: &'m mut Model, config: &AdapterConfig) -> Vec<(String, &'m
 /// other parameter, and returns how many trainable parameters there are.
 pub fn attach(model: &mut Model, config: &AdapterConfig, seed: u64) -> Result<usize> {
     let p = &config.lora_parameters;
+    check_expert_keys(model, config)?;
     model.net_mut().freeze_parameters(true);
     let mut count = 0;
     let targets = targets(model, config);
@@ -82,6 +138,18 @@ pub fn attach(model: &mut Model, config: &AdapterConfig, seed: u64) -> Result<us
         linear.adapter = Some(adapter);
     }
     Ok(count)
+}
+
+/// The block-relative names, as the architecture's checkpoints call them, of the projections
+/// that carry an adapter (`self_attn.q_proj`, …), sorted.
+pub fn adapted_keys(model: &Model) -> Vec<String> {
+    let mut keys: Vec<String> = (model.parameters().flatten().keys())
+        .filter_map(|name| name.strip_suffix(".adapter.lora_a"))
+        .map(|module| block_relative(&model.args.checkpoint_name(module)).to_string())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// Turns adapter dropout on or off.

@@ -3,7 +3,9 @@
 //! `lora_parameters`); reading, writing, loading onto a model, and a fingerprint that says
 //! which adapter a folder holds.
 //!
-//! Files always hold the Hugging Face row order. A model read from GGUF keeps its query and
+//! Files name projections as the architecture's checkpoints and mlx-lm do (GPT-2's
+//! `model.h.0.attn.c_attn`, not the decoder's `model.layers.0.self_attn.qkv_proj`), and always
+//! hold the Hugging Face row order. A model read from GGUF keeps its query and
 //! key rows in GGUF's interleaved order, so the output side (`lora_b`'s columns, DoRA's `m`)
 //! of adapters on `q_proj` / `k_proj` is reordered on the way in and out.
 
@@ -51,9 +53,25 @@ pub fn adapter_weights(model: &Model) -> Result<HashMap<String, Array>> {
             ("m", Some(h)) => reorder_qk_rows(a, h, false)?,
             _ => a.clone(),
         };
-        out.insert(name, a);
+        out.insert(model.args.checkpoint_name(&name), a);
     }
     Ok(out)
+}
+
+/// Why the adapter tensor `name` of `file` fits no adapter of `model`.
+fn not_an_adapter(model: &Model, file: &Path, name: &str) -> EngineError {
+    let experts = ["switch_mlp", "experts", "block_sparse_moe", "mlp.gate."];
+    if model.args.moe.is_some() && experts.iter().any(|e| name.contains(e)) {
+        return EngineError::InvalidRequest(format!(
+            "{}: '{name}' adapts the experts or router of a mixture-of-experts model; Adapt \
+             trains and loads adapters on the attention projections of such models only",
+            file.display()
+        ));
+    }
+    EngineError::InvalidRequest(format!(
+        "{}: '{name}' is not an adapter of this model with this adapter_config.json",
+        file.display()
+    ))
 }
 
 fn is_adapter_name(name: &str) -> bool {
@@ -138,10 +156,7 @@ pub fn load_weights(model: &mut Model, file: &Path) -> Result<()> {
     let mut update = HashMap::new();
     for (name, a) in loaded {
         let Some(now) = current.get(&name) else {
-            return Err(EngineError::InvalidRequest(format!(
-                "{}: '{name}' is not an adapter of this model with this adapter_config.json",
-                file.display()
-            )));
+            return Err(not_an_adapter(model, file, &name));
         };
         if now.shape() != a.shape() {
             return Err(EngineError::InvalidRequest(format!(
@@ -151,6 +166,7 @@ pub fn load_weights(model: &mut Model, file: &Path) -> Result<()> {
                 now.shape()
             )));
         }
+        let name = model.args.decoder_name(&name);
         let leaf = name.rsplit('.').next().unwrap_or("");
         let module = &name[..name.len() - leaf.len() - 1];
         let a = match (leaf, permuted_heads(model, module)) {

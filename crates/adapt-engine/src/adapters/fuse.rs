@@ -141,6 +141,9 @@ fn fuse_into(
     } else {
         ckpt.arrays.clone()
     };
+    let weights: HashMap<String, Array> = (weights.into_iter())
+        .map(|(name, a)| (ckpt.args.decoder_name(&name), a))
+        .collect();
     let mut modules: Vec<String> = weights
         .keys()
         .filter_map(|k| k.strip_suffix(".lora_a").map(str::to_string))
@@ -202,6 +205,6 @@ fn fuse_into(
         }
     }
     progress("writing the model folder");
-    write_folder(src, out, &out_config, &arrays)?;
+    write_folder(src, out, &out_config, &ckpt.args, &arrays)?;
     Ok(modules.len())
 }

@@ -85,7 +85,10 @@ pub fn read(dir: &Path) -> Result<Checkpoint> {
     }
     let config = read_json(&config_path)?;
     let mut args = ModelArgs::from_config(&config_path, &config)?;
-    let quant = quant_config(&config_path, &config)?;
+    let mut quant = quant_config(&config_path, &config)?;
+    quant.overrides = (quant.overrides.into_iter())
+        .map(|(module, spec)| (args.decoder_name(&module), spec))
+        .collect();
 
     let mut arrays = HashMap::new();
     for file in weight_files(dir)? {
@@ -97,6 +100,7 @@ pub fn read(dir: &Path) -> Result<Checkpoint> {
     }
     // Tensors some checkpoints carry that no model uses.
     arrays.retain(|name, _| !name.ends_with(".rotary_emb.inv_freq"));
+    let mut arrays = args.prepare_checkpoint(dir, arrays)?;
     // Without the key, the checkpoint says it: a separate head or none.
     if config.get("tie_word_embeddings").is_none_or(Value::is_null) {
         args.tie_word_embeddings = !arrays.contains_key("lm_head.weight");

@@ -6,6 +6,7 @@
 
 pub mod folder;
 pub mod gguf;
+pub mod gguf_model;
 mod gguf_tensors;
 pub mod layout;
 mod loaded;

@@ -17,6 +17,7 @@ pub struct ModelArgs {
     pub num_key_value_heads: i32,
     pub head_dim: i32,
     pub vocab_size: i32,
+    /// Epsilon of the norms (RMS or layer norms).
     pub rms_norm_eps: f32,
     pub rope_theta: f32,
     /// RoPE on interleaved pairs (GGUF weights) rather than halves (Hugging Face weights).
@@ -43,6 +44,33 @@ pub struct ModelArgs {
     /// Query and key rows are in GGUF's interleaved order rather than Hugging Face's (the
     /// model was read from a GGUF file).
     pub qk_permuted: bool,
+    /// Mixture-of-experts feed-forward blocks (Mixtral, Qwen3-MoE).
+    pub moe: Option<MoeArgs>,
+}
+
+/// How a mixture-of-experts block routes each token to its experts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Routing {
+    /// The `k` largest router logits, then a softmax over them (Mixtral).
+    TopKSoftmax,
+    /// A softmax over every expert, then the `k` largest probabilities, renormalized to sum
+    /// to one when `normalize` (Qwen3-MoE).
+    SoftmaxTopK { normalize: bool },
+}
+
+/// The experts of a mixture-of-experts model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MoeArgs {
+    pub num_experts: i32,
+    /// Experts each token goes to.
+    pub experts_per_token: i32,
+    /// Hidden width of each expert's MLP.
+    pub intermediate_size: i32,
+    pub routing: Routing,
+    /// Every `sparse_step`-th layer is sparse (1: all of them) …
+    pub sparse_step: i32,
+    /// … except these, which keep a dense MLP of `ModelArgs::intermediate_size`.
+    pub dense_layers: Vec<i32>,
 }
 
 impl Default for ModelArgs {
@@ -72,6 +100,7 @@ impl Default for ModelArgs {
             sliding_window_pattern: None,
             rope_local_base_freq: None,
             qk_permuted: false,
+            moe: None,
         }
     }
 }
@@ -83,6 +112,25 @@ impl ModelArgs {
         match self.sliding_window_pattern {
             Some(p) if p > 0 && (i + 1).is_multiple_of(p) => None,
             _ => Some(window),
+        }
+    }
+
+    /// The experts of layer `i`, if its feed-forward block is a mixture of experts.
+    pub fn layer_experts(&self, i: usize) -> Option<&MoeArgs> {
+        let moe = self.moe.as_ref()?;
+        let i = i as i32;
+        let sparse = moe.num_experts > 0
+            && (i + 1) % moe.sparse_step.max(1) == 0
+            && !moe.dense_layers.contains(&i);
+        sparse.then_some(moe)
+    }
+
+    /// Feed-forward activations per token and layer: the MLP's width, or the experts' widths
+    /// a token goes through.
+    pub fn ffn_width_per_token(&self) -> i32 {
+        match &self.moe {
+            Some(m) => m.intermediate_size * m.experts_per_token,
+            None => self.intermediate_size,
         }
     }
 

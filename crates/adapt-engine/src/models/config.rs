@@ -53,6 +53,23 @@ impl Config<'_> {
         }
     }
 
+    pub fn int_or(&self, key: &str, default: i32) -> Result<i32> {
+        Ok(self.opt_int(key)?.unwrap_or(default))
+    }
+
+    /// A list of whole numbers (empty when absent).
+    pub fn int_list(&self, key: &str) -> Result<Vec<i32>> {
+        match self.json.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_i64().and_then(|n| i32::try_from(n).ok()))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| self.bad(key, "a list of whole numbers")),
+            Some(_) => Err(self.bad(key, "a list of whole numbers")),
+        }
+    }
+
     pub fn float_or(&self, key: &str, default: f32) -> Result<f32> {
         Ok(self.opt_float(key)?.unwrap_or(default))
     }

@@ -1,10 +1,11 @@
 //! The decoder-only transformer that every supported architecture is.
 //!
-//! Token ids → embedding (optionally scaled) → `n` blocks → RMSNorm → LM head (its own matrix,
-//! or the embedding table when tied; optionally soft-capped). A block is pre-norm attention
-//! and MLP with residuals; "sandwich" blocks (Gemma) also normalize each sub-layer's output.
-//! How a checkpoint lays these out is a [`Layout`], one per model file; whether a projection is
-//! dense or quantized is the layer's business.
+//! Token ids → embedding (optionally scaled, plus learned position embeddings) → `n` blocks →
+//! norm → LM head (its own matrix, or the embedding table when tied; optionally soft-capped).
+//! A block is pre-norm attention and a feed-forward part (a gated or plain MLP, or a mixture
+//! of experts) with residuals; "sandwich" blocks (Gemma) also normalize each sub-layer's
+//! output. How a checkpoint lays these out is a [`Layout`], one per model file; whether a
+//! projection is dense or quantized is the layer's business.
 
 use mlx_rs::error::Exception;
 use mlx_rs::macros::ModuleParameters;
@@ -15,7 +16,8 @@ use mlx_rs::module::ModuleParameters;
 
 use super::args::ModelArgs;
 use super::checkpoint::checkpointed;
-use super::layers::{Activation, Attention, Linear, Mlp, RmsNorm};
+use super::layers::{Activation, Attention, Linear, Mlp, Norm, NormKind};
+use super::moe::{Ffn, SparseMoe, SwitchGlu};
 use super::weights::Weights;
 use crate::cache::KvCache;
 use crate::error::Result;
@@ -27,24 +29,58 @@ pub struct Layout {
     pub fused_qkv: bool,
     /// `mlp.gate_up_proj` instead of `gate_proj`, `up_proj`.
     pub fused_gate_up: bool,
+    /// A plain MLP, `down(act(up(x)))`, without a gate (GPT-2).
+    pub gated: bool,
     /// `self_attn.q_norm` / `k_norm` over each head.
     pub qk_norm: bool,
     /// Norms after attention and MLP too (`pre_feedforward_layernorm`, …).
     pub sandwich_norms: bool,
     /// Norm weights are stored minus this (Gemma stores `w - 1`).
     pub norm_offset: f32,
+    pub norm: NormKind,
+    /// Biases on every projection (GPT-2); otherwise only on queries, keys and values, where
+    /// `ModelArgs::attention_bias` says.
+    pub all_biases: bool,
+    /// Learned absolute positions (`model.embed_positions`) added to the embeddings, and no
+    /// RoPE (GPT-2).
+    pub learned_positions: bool,
     pub act: Activation,
+    /// Name fragments of the architecture's checkpoints and the decoder's names for them,
+    /// `(checkpoint, decoder)`: tensors are renamed on the way in, adapters and converted
+    /// folders on the way out.
+    pub renames: &'static [(&'static str, &'static str)],
 }
 
 impl Layout {
     pub const LLAMA: Layout = Layout {
         fused_qkv: false,
         fused_gate_up: false,
+        gated: true,
         qk_norm: false,
         sandwich_norms: false,
         norm_offset: 0.0,
+        norm: NormKind::Rms,
+        all_biases: false,
+        learned_positions: false,
         act: Activation::Silu,
+        renames: &[],
     };
+
+    /// `name` as the decoder calls it (`to_decoder`) or as checkpoints do.
+    pub fn rename(&self, name: &str, to_decoder: bool) -> String {
+        let mut name = name.to_string();
+        for (checkpoint, decoder) in self.renames {
+            let (from, to) = if to_decoder {
+                (checkpoint, decoder)
+            } else {
+                (decoder, checkpoint)
+            };
+            if name.contains(from) {
+                name = name.replacen(from, to, 1);
+            }
+        }
+        name
+    }
 }
 
 /// One transformer block.
@@ -53,16 +89,16 @@ pub struct Block {
     #[param]
     pub self_attn: Attention,
     #[param]
-    pub mlp: Mlp,
+    pub mlp: Ffn,
     #[param]
-    pub input_layernorm: RmsNorm,
+    pub input_layernorm: Norm,
     /// Before the MLP (Llama), or on the attention output (sandwich blocks).
     #[param]
-    pub post_attention_layernorm: RmsNorm,
+    pub post_attention_layernorm: Norm,
     #[param]
-    pub pre_feedforward_layernorm: Option<RmsNorm>,
+    pub pre_feedforward_layernorm: Option<Norm>,
     #[param]
-    pub post_feedforward_layernorm: Option<RmsNorm>,
+    pub post_feedforward_layernorm: Option<Norm>,
 }
 
 impl Block {
@@ -120,10 +156,13 @@ impl Block {
 pub struct DecoderModel {
     #[param]
     pub embed_tokens: Linear,
+    /// Learned absolute position embeddings (GPT-2).
+    #[param]
+    pub embed_positions: Option<Linear>,
     #[param]
     pub layers: Vec<Block>,
     #[param]
-    pub norm: RmsNorm,
+    pub norm: Norm,
 }
 
 /// The decoder with its LM head.
@@ -142,80 +181,11 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// Builds the model from weights named as in Hugging Face checkpoints.
+    /// Builds the model from weights named as the decoder names them (Hugging Face's Llama
+    /// names; see [`Layout::renames`]).
     pub fn new(args: &ModelArgs, layout: Layout, w: &mut Weights) -> Result<Decoder> {
-        let eps = args.rms_norm_eps;
-        let off = layout.norm_offset;
-        let layers = (0..args.num_hidden_layers)
-            .map(|i| {
-                let p = format!("model.layers.{i}");
-                let a = format!("{p}.self_attn");
-                let m = format!("{p}.mlp");
-                let window = args.layer_window(i as usize);
-                let sep = |w: &mut Weights, name: &str, fused: bool| {
-                    (!fused)
-                        .then(|| w.linear(&format!("{a}.{name}"), args.attention_bias))
-                        .transpose()
-                };
-                let qk_norm = |w: &mut Weights, name: &str| {
-                    layout
-                        .qk_norm
-                        .then(|| w.norm(&format!("{a}.{name}"), eps, off))
-                        .transpose()
-                };
-                let sandwich = |w: &mut Weights, name: &str| {
-                    layout
-                        .sandwich_norms
-                        .then(|| w.norm(&format!("{p}.{name}"), eps, off))
-                        .transpose()
-                };
-                Ok(Block {
-                    self_attn: Attention {
-                        q_proj: sep(w, "q_proj", layout.fused_qkv)?,
-                        k_proj: sep(w, "k_proj", layout.fused_qkv)?,
-                        v_proj: sep(w, "v_proj", layout.fused_qkv)?,
-                        qkv_proj: layout
-                            .fused_qkv
-                            .then(|| w.linear(&format!("{a}.qkv_proj"), args.attention_bias))
-                            .transpose()?,
-                        o_proj: w.linear(&format!("{a}.o_proj"), false)?,
-                        q_norm: qk_norm(w, "q_norm")?,
-                        k_norm: qk_norm(w, "k_norm")?,
-                        n_heads: args.num_attention_heads,
-                        n_kv_heads: args.num_key_value_heads,
-                        head_dim: args.head_dim,
-                        rope: args.layer_rope(i as usize),
-                        scale: args
-                            .query_pre_attn_scalar
-                            .unwrap_or(args.head_dim as f32)
-                            .powf(-0.5),
-                        softcap: args.attn_logit_softcapping,
-                        window,
-                    },
-                    mlp: Mlp {
-                        gate_proj: (!layout.fused_gate_up)
-                            .then(|| w.linear(&format!("{m}.gate_proj"), false))
-                            .transpose()?,
-                        up_proj: (!layout.fused_gate_up)
-                            .then(|| w.linear(&format!("{m}.up_proj"), false))
-                            .transpose()?,
-                        gate_up_proj: layout
-                            .fused_gate_up
-                            .then(|| w.linear(&format!("{m}.gate_up_proj"), false))
-                            .transpose()?,
-                        down_proj: w.linear(&format!("{m}.down_proj"), false)?,
-                        act: layout.act,
-                    },
-                    input_layernorm: w.norm(&format!("{p}.input_layernorm"), eps, off)?,
-                    post_attention_layernorm: w.norm(
-                        &format!("{p}.post_attention_layernorm"),
-                        eps,
-                        off,
-                    )?,
-                    pre_feedforward_layernorm: sandwich(w, "pre_feedforward_layernorm")?,
-                    post_feedforward_layernorm: sandwich(w, "post_feedforward_layernorm")?,
-                })
-            })
+        let layers = (0..args.num_hidden_layers as usize)
+            .map(|i| block(args, &layout, w, i))
             .collect::<Result<Vec<_>>>()?;
         let lm_head = if args.tie_word_embeddings {
             None
@@ -225,8 +195,12 @@ impl Decoder {
         Ok(Decoder {
             model: DecoderModel {
                 embed_tokens: w.linear("model.embed_tokens", false)?,
+                embed_positions: layout
+                    .learned_positions
+                    .then(|| w.linear("model.embed_positions", false))
+                    .transpose()?,
                 layers,
-                norm: w.norm("model.norm", eps, off)?,
+                norm: norm(args, &layout, w, "model.norm")?,
             },
             lm_head,
             embed_scale: args.embed_scale,
@@ -240,6 +214,12 @@ impl Decoder {
         let mut h = self.model.embed_tokens.rows(ids)?;
         if let Some(scale) = self.embed_scale {
             h = h.multiply(Array::from_f32(scale).as_dtype(h.dtype())?)?;
+        }
+        if let Some(positions) = &self.model.embed_positions {
+            let from = caches.first().map_or(0, KvCache::offset) as i32;
+            let n = ids.shape()[1];
+            let at = Array::from_iter(from..from + n, &[n]);
+            h = h.add(positions.rows(&at)?)?;
         }
         for (block, cache) in self.model.layers.iter().zip(caches.iter_mut()) {
             h = if self.grad_checkpoint {
@@ -265,4 +245,108 @@ impl Decoder {
             None => Ok(logits),
         }
     }
+}
+
+/// The norm `name` of the layout's kind.
+fn norm(args: &ModelArgs, layout: &Layout, w: &mut Weights, name: &str) -> Result<Norm> {
+    w.norm(name, layout.norm, args.rms_norm_eps, layout.norm_offset)
+}
+
+/// The norm `name` if the layout has it (`present`).
+fn norm_if(
+    present: bool,
+    args: &ModelArgs,
+    layout: &Layout,
+    w: &mut Weights,
+    name: &str,
+) -> Result<Option<Norm>> {
+    present.then(|| norm(args, layout, w, name)).transpose()
+}
+
+/// Block `i`: attention, feed-forward part and norms.
+fn block(args: &ModelArgs, layout: &Layout, w: &mut Weights, i: usize) -> Result<Block> {
+    let p = format!("model.layers.{i}");
+    let sandwich = |w: &mut Weights, name: &str| {
+        norm_if(
+            layout.sandwich_norms,
+            args,
+            layout,
+            w,
+            &format!("{p}.{name}"),
+        )
+    };
+    Ok(Block {
+        self_attn: attention(args, layout, w, i)?,
+        mlp: ffn(args, layout, w, i)?,
+        input_layernorm: norm(args, layout, w, &format!("{p}.input_layernorm"))?,
+        post_attention_layernorm: norm(args, layout, w, &format!("{p}.post_attention_layernorm"))?,
+        pre_feedforward_layernorm: sandwich(w, "pre_feedforward_layernorm")?,
+        post_feedforward_layernorm: sandwich(w, "post_feedforward_layernorm")?,
+    })
+}
+
+fn attention(args: &ModelArgs, layout: &Layout, w: &mut Weights, i: usize) -> Result<Attention> {
+    let a = format!("model.layers.{i}.self_attn");
+    let qkv_bias = args.attention_bias || layout.all_biases;
+    let sep = |w: &mut Weights, name: &str| {
+        (!layout.fused_qkv)
+            .then(|| w.linear(&format!("{a}.{name}"), qkv_bias))
+            .transpose()
+    };
+    let qk_norm = |w: &mut Weights, name: &str| {
+        norm_if(layout.qk_norm, args, layout, w, &format!("{a}.{name}"))
+    };
+    Ok(Attention {
+        q_proj: sep(w, "q_proj")?,
+        k_proj: sep(w, "k_proj")?,
+        v_proj: sep(w, "v_proj")?,
+        qkv_proj: layout
+            .fused_qkv
+            .then(|| w.linear(&format!("{a}.qkv_proj"), qkv_bias))
+            .transpose()?,
+        o_proj: w.linear(&format!("{a}.o_proj"), layout.all_biases)?,
+        q_norm: qk_norm(w, "q_norm")?,
+        k_norm: qk_norm(w, "k_norm")?,
+        n_heads: args.num_attention_heads,
+        n_kv_heads: args.num_key_value_heads,
+        head_dim: args.head_dim,
+        rope: (!layout.learned_positions).then(|| args.layer_rope(i)),
+        scale: args
+            .query_pre_attn_scalar
+            .unwrap_or(args.head_dim as f32)
+            .powf(-0.5),
+        softcap: args.attn_logit_softcapping,
+        window: args.layer_window(i),
+    })
+}
+
+/// The feed-forward part of block `i`: the experts if the layer has them, else the MLP.
+fn ffn(args: &ModelArgs, layout: &Layout, w: &mut Weights, i: usize) -> Result<Ffn> {
+    let m = format!("model.layers.{i}.mlp");
+    if let Some(moe) = args.layer_experts(i) {
+        let s = format!("{m}.switch_mlp");
+        return Ok(Ffn::Sparse(SparseMoe {
+            gate: w.linear(&format!("{m}.gate"), false)?,
+            switch_mlp: SwitchGlu {
+                gate_proj: w.linear(&format!("{s}.gate_proj"), false)?,
+                up_proj: w.linear(&format!("{s}.up_proj"), false)?,
+                down_proj: w.linear(&format!("{s}.down_proj"), false)?,
+            },
+            top_k: moe.experts_per_token,
+            routing: moe.routing,
+        }));
+    }
+    let bias = layout.all_biases;
+    let separate = |w: &mut Weights, name: &str, present: bool| {
+        present
+            .then(|| w.linear(&format!("{m}.{name}"), bias))
+            .transpose()
+    };
+    Ok(Ffn::Dense(Mlp {
+        gate_proj: separate(w, "gate_proj", layout.gated && !layout.fused_gate_up)?,
+        up_proj: separate(w, "up_proj", !layout.fused_gate_up)?,
+        gate_up_proj: separate(w, "gate_up_proj", layout.fused_gate_up)?,
+        down_proj: w.linear(&format!("{m}.down_proj"), bias)?,
+        act: layout.act,
+    }))
 }

@@ -1,8 +1,9 @@
 //! Building blocks shared by the model files: [`Linear`] (dense or quantized — one layer type,
-//! so model code never knows which), [`RmsNorm`], [`Rope`], [`Attention`] and the gated
-//! [`Mlp`]. Parameter names follow mlx-lm's (`q_proj.weight`, `q_proj.scales`, …). What
-//! differs between architectures (fused projections, q/k norms, soft-capping, sliding
-//! windows, the activation) is a field of these layers, set by the model file.
+//! so model code never knows which), [`Norm`] (RMS or layer norm), [`Rope`], [`Attention`] and
+//! the [`Mlp`] (gated or plain). Parameter names follow mlx-lm's (`q_proj.weight`,
+//! `q_proj.scales`, …). What differs between architectures (fused projections, q/k norms,
+//! soft-capping, sliding windows, the activation) is a field of these layers, set by the model
+//! file; mixture-of-experts feed-forward blocks are in `moe.rs`.
 
 use mlx_rs::error::Exception;
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
@@ -163,24 +164,54 @@ pub(crate) fn dequantize_first() -> bool {
     *CPU.get_or_init(|| !crate::device::Backend::detect().is_gpu())
 }
 
-/// Root-mean-square layer normalization with a learned scale.
-#[derive(Debug, Clone, ModuleParameters)]
-pub struct RmsNorm {
-    #[param]
-    pub weight: Param<Array>,
-    pub eps: f32,
+/// How a [`Norm`] normalizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum NormKind {
+    /// Root-mean-square normalization (Llama and most others).
+    Rms,
+    /// Mean-and-variance layer normalization (GPT-2), usually with a bias.
+    Layer,
 }
 
-impl RmsNorm {
-    pub fn new(weight: Array, eps: f32) -> RmsNorm {
-        RmsNorm {
+/// A normalization over the last axis with a learned scale (and, for layer norms, a bias).
+#[derive(Debug, Clone, ModuleParameters)]
+pub struct Norm {
+    #[param]
+    pub weight: Param<Array>,
+    #[param]
+    pub bias: Param<Option<Array>>,
+    pub eps: f32,
+    pub kind: NormKind,
+}
+
+impl Norm {
+    /// An RMS norm.
+    pub fn rms(weight: Array, eps: f32) -> Norm {
+        Norm {
             weight: Param::new(weight),
+            bias: Param::new(None),
             eps,
+            kind: NormKind::Rms,
+        }
+    }
+
+    /// A layer norm.
+    pub fn layer(weight: Array, bias: Option<Array>, eps: f32) -> Norm {
+        Norm {
+            weight: Param::new(weight),
+            bias: Param::new(bias),
+            eps,
+            kind: NormKind::Layer,
         }
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
-        fast::rms_norm(x, Some(&*self.weight), self.eps)
+        match self.kind {
+            NormKind::Rms => fast::rms_norm(x, Some(&*self.weight), self.eps),
+            NormKind::Layer => {
+                fast::layer_norm(x, Some(&*self.weight), self.bias.as_ref(), self.eps)
+            }
+        }
     }
 }
 
@@ -253,13 +284,14 @@ pub struct Attention {
     pub o_proj: Linear,
     /// Per-head RMS norms of queries and keys before RoPE (Qwen3, Gemma 3).
     #[param]
-    pub q_norm: Option<RmsNorm>,
+    pub q_norm: Option<Norm>,
     #[param]
-    pub k_norm: Option<RmsNorm>,
+    pub k_norm: Option<Norm>,
     pub n_heads: i32,
     pub n_kv_heads: i32,
     pub head_dim: i32,
-    pub rope: Rope,
+    /// Rotary position embedding (`None`: positions are learned embeddings added to the input).
+    pub rope: Option<Rope>,
     /// Factor on the scores (usually `head_dim^-0.5`).
     pub scale: f32,
     /// Scores become `cap * tanh(scores / cap)` (Gemma 2).
@@ -273,7 +305,7 @@ impl Attention {
     pub fn forward(&self, x: &Array, cache: &mut KvCache) -> Result<Array> {
         let (b, l) = (x.shape()[0], x.shape()[1]);
         let (q, k, v) = self.project(x)?;
-        let heads = |y: Array, n: i32, norm: &Option<RmsNorm>| -> Result<Array> {
+        let heads = |y: Array, n: i32, norm: &Option<Norm>| -> Result<Array> {
             let y = y.reshape(&[b, l, n, self.head_dim])?;
             let y = match norm {
                 Some(norm) => norm.forward(&y)?,
@@ -285,8 +317,10 @@ impl Attention {
         let k = heads(k, self.n_kv_heads, &self.k_norm)?;
         let v = heads(v, self.n_kv_heads, &None)?;
         let offset = cache.offset();
-        let q = self.rope.apply(&q, offset)?;
-        let k = self.rope.apply(&k, offset)?;
+        let (q, k) = match &self.rope {
+            Some(rope) => (rope.apply(&q, offset)?, rope.apply(&k, offset)?),
+            None => (q, k),
+        };
         let (mut k, mut v) = cache.update_and_fetch(&k, &v)?;
         let total = offset + l as usize;
         let mut mask = None;
@@ -409,7 +443,8 @@ pub enum Activation {
     GeluTanh,
 }
 
-/// The gated feed-forward block: `down(act(gate(x)) * up(x))`.
+/// The feed-forward block: gated, `down(act(gate(x)) * up(x))`, or plain (no gate, GPT-2),
+/// `down(act(up(x)))`.
 #[derive(Debug, Clone, ModuleParameters)]
 pub struct Mlp {
     #[param]
@@ -449,13 +484,27 @@ impl Mlp {
                 }
             }
             (None, Some(g), Some(u)) => (g.forward(x)?, u.forward(x)?),
+            (None, None, Some(u)) => {
+                let hidden = self.act.apply(&u.forward(x)?)?;
+                return self.down_proj.forward(&hidden);
+            }
             _ => return Err(Exception::custom("MLP has no gate/up projections")),
         };
         let hidden = match self.act {
             Activation::Silu => swiglu(&gate, &up)?,
-            Activation::GeluTanh => mlx_rs::nn::gelu_approximate(gate)?.multiply(up)?,
+            act => act.apply(&gate)?.multiply(up)?,
         };
         self.down_proj.forward(&hidden)
+    }
+}
+
+impl Activation {
+    /// The activation of `x`.
+    pub fn apply(self, x: &Array) -> Result<Array> {
+        match self {
+            Activation::Silu => x.multiply(mlx_rs::ops::sigmoid(x)?),
+            Activation::GeluTanh => mlx_rs::nn::gelu_approximate(x),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use mlx_rs::ops::dequantize;
 use mlx_rs::{Array, Dtype};
 
-use super::layers::{Linear, QuantSpec, RmsNorm};
+use super::layers::{Linear, Norm, NormKind, QuantSpec};
 use crate::error::{EngineError, Result};
 
 /// How [`Weights`] stores what it hands out.
@@ -162,8 +162,9 @@ impl Weights {
         }
     }
 
-    /// The RMS norm `prefix` (`prefix.weight`), whose stored weight is the scale minus `offset`.
-    pub fn norm(&mut self, prefix: &str, eps: f32, offset: f32) -> Result<RmsNorm> {
+    /// The norm `prefix` (`prefix.weight`, and a layer norm's `prefix.bias` if stored), whose
+    /// stored weight is the scale minus `offset`.
+    pub fn norm(&mut self, prefix: &str, kind: NormKind, eps: f32, offset: f32) -> Result<Norm> {
         let w = self.take(&format!("{prefix}.weight"))?;
         self.n_params += w.size();
         let w = self.float(w)?;
@@ -172,6 +173,18 @@ impl Weights {
         } else {
             w.add(Array::from_f32(offset).as_dtype(w.dtype())?)?
         };
-        Ok(RmsNorm::new(w, eps))
+        Ok(match kind {
+            NormKind::Rms => Norm::rms(w, eps),
+            NormKind::Layer => {
+                let bias = match self.arrays.remove(&format!("{prefix}.bias")) {
+                    Some(b) => {
+                        self.n_params += b.size();
+                        Some(self.float(b)?)
+                    }
+                    None => None,
+                };
+                Norm::layer(w, bias, eps)
+            }
+        })
     }
 }

@@ -53,7 +53,7 @@ pub fn estimate(
     };
     // Weights, gradients, optimizer states and the updated copy, all f32.
     let adapters = trainable as u64 * 4 * (2 + states);
-    let (hidden, inter) = (a.hidden_size as u64, a.intermediate_size as u64);
+    let (hidden, inter) = (a.hidden_size as u64, a.ffn_width_per_token() as u64);
     // Per token and layer: the block's inputs, norms, projections and MLP activations kept
     // for the backward pass (constants fitted to measured peaks of SmolLM2 runs on MLX's CPU
     // backend: within 5 % without checkpointing, about 1.4× over with it).

@@ -111,7 +111,7 @@ impl<'a> Session<'a> {
         let resumed = match resume {
             true => Some(resume_point(lm, &files)?),
             false => {
-                write_adapter_config(config, &files)?;
+                write_adapter_config(config, lm, &files)?;
                 None
             }
         };
@@ -488,12 +488,17 @@ fn resume_point(lm: &mut Model, files: &RunFiles) -> Result<(PathBuf, TrainState
 
 /// Writes the run's `adapter_config.json`: the configuration, with mlx-lm's
 /// `lora_parameters` as the adapter records them.
-fn write_adapter_config(config: &TrainConfig, files: &RunFiles) -> Result<()> {
+fn write_adapter_config(config: &TrainConfig, lm: &Model, files: &RunFiles) -> Result<()> {
     let mut json = serde_json::to_value(config).unwrap_or_default();
+    let mut lora = config.adapter().lora_parameters;
+    if lm.args.moe.is_some() && lora.keys.is_none() {
+        // mlx-lm would adapt the experts too: name the projections that are adapted.
+        lora.keys = Some(adapters::attach::adapted_keys(lm));
+    }
     if let Some(map) = json.as_object_mut() {
         map.insert(
             "lora_parameters".into(),
-            serde_json::to_value(&config.adapter().lora_parameters).unwrap_or_default(),
+            serde_json::to_value(&lora).unwrap_or_default(),
         );
     }
     let text = serde_json::to_string_pretty(&json).unwrap_or_default();
