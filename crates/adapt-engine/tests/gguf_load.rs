@@ -332,6 +332,11 @@ fn write_moe(dir: &Path, arch: &str, ty: GgmlType) -> (std::path::PathBuf, Model
     ] {
         gguf = gguf.kv(&key(k), GgufValue::U32(v as u32));
     }
+    // A loadable file states its tokenizer; this one only needs to be there.
+    let tokens: Vec<String> = (0..vocab).map(|t| format!("t{t}")).collect();
+    gguf = gguf
+        .kv_str("tokenizer.ggml.model", "gpt2")
+        .kv_strings("tokenizer.ggml.tokens", &tokens);
     let mut reference = HashMap::new();
     let mut seed = 100;
     // A tensor `[.., out, in]`; stacked experts are written one by one unless `qwen`.

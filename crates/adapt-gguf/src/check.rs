@@ -116,15 +116,16 @@ impl GgufSupport {
 
     fn metadata_problems(&self, gguf: &GgufFile, arch: &str, problems: &mut Vec<Problem>) {
         let key = |k: &str| format!("{arch}.{k}");
-        for k in [
-            "block_count",
-            "embedding_length",
-            "feed_forward_length",
-            "attention.head_count",
-        ] {
+        for k in ["block_count", "embedding_length", "attention.head_count"] {
             if gguf.get_u32(&key(k)).is_none() {
                 problems.push(Problem::MissingMetadata(key(k)));
             }
+        }
+        // Mixture-of-experts files may state only their experts' width.
+        if gguf.get_u32(&key("feed_forward_length")).is_none()
+            && gguf.get_u32(&key("expert_feed_forward_length")).is_none()
+        {
+            problems.push(Problem::MissingMetadata(key("feed_forward_length")));
         }
         if let (Some(hidden), Some(heads)) = (
             gguf.get_u32(&key("embedding_length")),
