@@ -393,6 +393,7 @@ fn qlora_teaches_a_made_up_fact() {
         data_options: Default::default(),
         config,
         name: None,
+        adapter_path: None,
     };
     let job = adapt.start_training(request, |_| {}).unwrap();
     let summary = job.wait().unwrap();

@@ -27,6 +27,10 @@ pub struct TrainRequest {
     pub config: TrainConfig,
     /// The run's name (default: the model's and the data's file names).
     pub name: Option<String>,
+    /// A folder to write the finished adapter into as well as the run's folder (mlx-lm's
+    /// `--adapter-path`).
+    #[serde(default)]
+    pub adapter_path: Option<PathBuf>,
 }
 
 /// A training request as the app's form gives it: paths, the CSV mapping, the validation
@@ -74,7 +78,6 @@ pub struct TrainCheck {
 }
 
 /// The file types a dataset can be.
-const DATASET_TYPES: &[&str] = &["csv", "tsv", "jsonl"];
 
 /// The presets the form offers: Quick, Standard and Thorough.
 pub fn training_presets() -> Vec<TrainPreset> {
@@ -173,7 +176,22 @@ impl TrainForm {
             data_options,
             config: self.config,
             name: self.name.filter(|n| !n.trim().is_empty()),
+            adapter_path: None,
         }
+    }
+
+    /// The request of a form whose model and dataset were checked (they exist and are a model
+    /// and a dataset file Adapt reads), or every problem by field.
+    pub fn checked_request(self) -> Result<TrainRequest, ApiError> {
+        let problems: Vec<FieldProblem> = self
+            .problems(&supported())
+            .into_iter()
+            .filter(|p| !p.warning)
+            .collect();
+        if !problems.is_empty() {
+            return Err(ApiError::invalid_fields(problems));
+        }
+        Ok(self.request())
     }
 
     /// Every problem of the form, by field: the model and dataset chosen, the held-out share,
@@ -198,7 +216,7 @@ impl TrainForm {
                 "dataset",
                 "Choose a CSV, TSV or JSONL file (or drop one on the window).".into(),
             );
-        } else if !has_type(Path::new(dataset), DATASET_TYPES) {
+        } else if !has_type(Path::new(dataset), adapt_data::import::DATASET_EXTENSIONS) {
             say("dataset", "Datasets are CSV, TSV or JSONL files.".into());
         } else if !Path::new(dataset).is_file() {
             say("dataset", format!("{dataset}: no such file"));
@@ -298,6 +316,37 @@ impl Adapt {
                 message: format!("{}: no such model file or folder", request.model.display()),
                 warning: false,
             });
+        }
+        let data = &request.data;
+        let files = [
+            ("data.train", Some(&data.train)),
+            ("data.valid", data.valid.as_ref()),
+            ("data.test", data.test.as_ref()),
+        ];
+        for (field, path) in files {
+            if let Some(Err(e)) = path.map(|p| crate::datasets::dataset_file(p)) {
+                problems.push(FieldProblem {
+                    field: field.into(),
+                    message: e.message,
+                    warning: false,
+                });
+            }
+        }
+        if let Some(dir) = &request.adapter_path {
+            if dir
+                .join(adapt_engine::adapters::files::ADAPTERS_FILE)
+                .exists()
+            {
+                problems.push(FieldProblem {
+                    field: "adapter_path".into(),
+                    message: format!(
+                        "{} already holds an adapter; choose another folder or move that one \
+                         away first (Adapt does not overwrite it)",
+                        dir.display()
+                    ),
+                    warning: false,
+                });
+            }
         }
         if problems.iter().any(|p| !p.warning) {
             return Err(ApiError::invalid_fields(problems));
