@@ -97,6 +97,15 @@ fn what_the_app_asks_of_the_api() {
     assert_eq!(calibration.steps, 3);
     assert!(calibration.measured > 0 && calibration.seconds_per_step > 0.0);
     assert_eq!(calibration.plan.total, plan.memory.total);
+    // On the real 4-bit model with two layers adapted the peak measured 1.17× the estimate
+    // (the largest gap seen on SmolLM2; random shapes stay within 10 %: tests/memory.rs).
+    let ratio = calibration.measured as f64 / plan.memory.total as f64;
+    assert!(
+        (0.5..1.2).contains(&ratio),
+        "measured {} against {:?}",
+        calibration.measured,
+        plan.memory
+    );
     assert!(
         adapt.runs().unwrap().is_empty(),
         "a calibration records no run"

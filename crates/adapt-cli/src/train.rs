@@ -91,7 +91,7 @@ pub struct TrainArgs {
     epochs: Option<u64>,
     #[arg(long)]
     grad_accumulation_steps: Option<u64>,
-    /// Recompute activations in the backward pass: less memory, about a third more time.
+    /// Recompute activations in the backward pass: less memory, more compute.
     #[arg(long)]
     grad_checkpoint: bool,
     /// Clip the gradients' global norm.
