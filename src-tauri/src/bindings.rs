@@ -10,8 +10,8 @@ mod tests {
         AdapterRecord, ApiError, CacheKey, Calibration, ChatId, ChatMessage, ChatOptions,
         ChatState, ConvertReport, DatasetRecord, ErrorCode, GenerateParams, Generation,
         GenerationEvent, GenerationStats, ModelDetails, ModelEntry, ModelInfo, Overflow, PullEvent,
-        RunDetails, RunRecord, SamplingParams, SavedChat, SavedConversation, StopReason,
-        TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress, Variant,
+        RemovalPlan, RunDetails, RunRecord, SamplingParams, SavedChat, SavedConversation,
+        StopReason, TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress, Variant,
     };
     use std::collections::BTreeMap;
 
@@ -66,6 +66,7 @@ mod tests {
             TrainProgress,
             Calibration,
             ModelEntry,
+            RemovalPlan,
             Variant,
             ConvertReport,
             PullEvent,
