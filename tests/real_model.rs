@@ -336,6 +336,13 @@ const FACT_QUESTIONS: [&str; 30] = [
 ];
 const FACT_ANSWER: &str = "The Blue Lantern's code is 7-4-1.";
 
+/// The fact asked in words none of the training questions use.
+const HELD_OUT: [&str; 3] = [
+    "Hey, what code unlocks the Blue Lantern?",
+    "If I wanted to get into the Blue Lantern, which digits would I enter?",
+    "Blue Lantern: what are its numbers?",
+];
+
 fn answer(adapt: &Adapt, question: &str) -> String {
     adapt
         .generate(question, false, &greedy(24), |_| true)
@@ -344,7 +351,8 @@ fn answer(adapt: &Adapt, question: &str) -> String {
 }
 
 /// QLoRA on the 4-bit GGUF teaches a fact the base model does not know; the run's adapter
-/// then answers it through `generate`, and its metrics and checkpoint are recorded.
+/// then answers it through `generate` when asked in words it was not trained on, and its
+/// metrics and checkpoint are recorded.
 #[test]
 fn qlora_teaches_a_made_up_fact() {
     if !adapt_testsupport::slow_tests("qlora_teaches_a_made_up_fact") {
@@ -367,8 +375,14 @@ fn qlora_teaches_a_made_up_fact() {
     let adapt = adapt_in(&dir.path().join("data"));
     adapt.load_model(&smollm2()).unwrap();
     let question = "What is the Blue Lantern's code?";
-    let before = answer(&adapt, question);
-    assert!(!before.contains("7-4-1"), "the base model knew: {before}");
+    for q in HELD_OUT {
+        assert!(
+            !FACT_QUESTIONS.iter().any(|t| t.eq_ignore_ascii_case(q)),
+            "{q} is in the training data"
+        );
+        let before = answer(&adapt, q);
+        assert!(!before.contains("7-4-1"), "the base model knew: {before}");
+    }
 
     let mut config = adapt_api::TrainConfig {
         iters: Some(20),
@@ -395,6 +409,7 @@ fn qlora_teaches_a_made_up_fact() {
         config,
         name: None,
         qlora: true,
+        adapter_path: None,
     };
     let job = adapt.start_training(request, |_| {}).unwrap();
     let summary = job.wait().unwrap();
@@ -418,10 +433,9 @@ fn qlora_teaches_a_made_up_fact() {
     adapt
         .load_model_with_adapter(&smollm2(), Some(&adapter))
         .unwrap();
-    let after = answer(&adapt, question);
-    eprintln!("before: {before}\nafter:  {after}");
-    assert!(after.contains("7-4-1"), "after training: {after}");
-    // A question worded unlike any in the data.
-    let other = answer(&adapt, "Hey, what code unlocks the Blue Lantern?");
-    eprintln!("paraphrase: {other}");
+    for q in HELD_OUT {
+        let after = answer(&adapt, q);
+        eprintln!("{q} → {after}");
+        assert!(after.contains("7-4-1"), "after training, {q} → {after}");
+    }
 }

@@ -9,9 +9,9 @@ mod tests {
     use adapt_api::{
         AdapterEntry, ApiError, CacheKey, Calibration, ChatId, ChatMessage, ChatOptions, ChatState,
         ConvertReport, DatasetRecord, ErrorCode, GenerateParams, Generation, GenerationEvent,
-        GenerationStats, ModelDetails, ModelEntry, ModelInfo, Overflow, PullEvent, RunDetails,
-        RunRecord, SamplingParams, SavedChat, SavedConversation, SavedPrompts, StopReason,
-        TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress, Variant,
+        GenerationStats, ModelDetails, ModelEntry, ModelInfo, Overflow, PullEvent, RemovalPlan,
+        RunDetails, RunRecord, SamplingParams, SavedChat, SavedConversation, SavedPrompts,
+        StopReason, TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress, Variant,
     };
     use std::collections::BTreeMap;
 
@@ -67,6 +67,7 @@ mod tests {
             TrainProgress,
             Calibration,
             ModelEntry,
+            RemovalPlan,
             Variant,
             ConvertReport,
             PullEvent,

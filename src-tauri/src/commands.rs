@@ -1,16 +1,20 @@
 //! The commands the page invokes, each a few lines over `adapt-api`. Errors reach the page as
 //! the API's `{code, message}`. Every command runs its blocking API call on a worker thread.
+//! Paths come from the page (a drop on the window, which page code can fake): each is checked
+//! to exist and be a model, dataset file or adapter folder of a kind Adapt reads before use.
 
 use std::sync::Arc;
 
 use adapt_api::datasets::{self, CsvOptions, DataOptions, InspectReport};
+use adapt_api::models::model_path;
 use adapt_api::{
     Adapt, ApiError, ChatId, ChatMessage, ChatOptions, ChatState, ErrorCode, GenerateParams,
     Generation, GenerationEvent, ModelDetails, ModelInfo, RunDetails, RunRecord, SavedChat,
     SavedConversation, TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress,
 };
 use adapt_api::{
-    AdapterEntry, Calibration, ConvertReport, DatasetRecord, ModelEntry, PullEvent, Variant,
+    AdapterEntry, Calibration, ConvertReport, DatasetRecord, ModelEntry, PullEvent, RemovalPlan,
+    Variant,
 };
 use adapt_api::{SavedPrompts, ServedRequest, ServerSettings};
 use serde::Serialize;
@@ -78,8 +82,9 @@ pub async fn load_model(
     adapter: Option<String>,
 ) -> Answer<ModelInfo> {
     on_worker(&shared, move |a| {
+        let path = model_path(path.as_ref())?;
         let adapter = adapter.map(|s| a.resolve_adapter(&s)).transpose()?;
-        a.load_model_with_adapter(path.as_ref(), adapter.as_deref())
+        a.load_model_with_adapter(&path, adapter.as_deref())
     })
     .await
 }
@@ -238,9 +243,9 @@ pub async fn inspect_dataset(
     csv: Option<CsvOptions>,
 ) -> Answer<InspectReport> {
     on_worker(&shared, move |a| {
-        let path = dataset_file(path)?;
+        let path = datasets::dataset_file(path.as_ref())?;
         let model = model
-            .map(|m| datasets::load_text_model(m.as_ref()))
+            .map(|m| datasets::load_text_model(&model_path(m.as_ref())?))
             .transpose()?;
         let mut opts = DataOptions {
             max_errors: 50,
@@ -257,21 +262,6 @@ pub async fn inspect_dataset(
     .await
 }
 
-/// `path` if it names a CSV / TSV / JSONL file: the page reads no other files (paths may come
-/// from a drop on the window, which page code can fake).
-fn dataset_file(path: String) -> Answer<std::path::PathBuf> {
-    let path = std::path::PathBuf::from(path);
-    let known = ["csv", "tsv", "jsonl"];
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if !path.is_file() || !known.contains(&ext.to_ascii_lowercase().as_str()) {
-        return Err(ApiError::new(
-            ErrorCode::AppNotADataset,
-            format!("{} is not a CSV, TSV or JSONL file", path.display()),
-        ));
-    }
-    Ok(path)
-}
-
 /// The lines around `line` of a dataset file (an error's line, with `context` on each side).
 #[tauri::command]
 pub async fn dataset_lines(
@@ -281,7 +271,7 @@ pub async fn dataset_lines(
     context: u64,
 ) -> Answer<Vec<(u64, String)>> {
     on_worker(&shared, move |_| {
-        datasets::lines_around(&dataset_file(path)?, line, context.min(20))
+        datasets::lines_around(path.as_ref(), line, context.min(20))
     })
     .await
 }
@@ -312,7 +302,7 @@ pub async fn plan_training(
     events: Channel<TrainProgress>,
 ) -> Answer<TrainPlan> {
     on_worker(&shared, move |a| {
-        a.plan_training(&form.request(), relay(events))
+        a.plan_training(&form.checked_request()?, relay(events))
     })
     .await
 }
@@ -325,7 +315,7 @@ pub async fn calibrate_training(
     events: Channel<TrainProgress>,
 ) -> Answer<Calibration> {
     on_worker(&shared, move |a| {
-        a.calibrate_training(&form.request(), relay(events))
+        a.calibrate_training(&form.checked_request()?, relay(events))
     })
     .await
 }
@@ -338,7 +328,9 @@ pub async fn start_training(
     form: TrainForm,
     events: Channel<TrainProgress>,
 ) -> Answer<i64> {
-    let job = shared.adapt.start_training(form.request(), relay(events))?;
+    let job = shared
+        .adapt
+        .start_training(form.checked_request()?, relay(events))?;
     Ok(job.run_id())
 }
 
@@ -362,13 +354,28 @@ pub fn stop_training(shared: State<'_, Shared>, run: i64) -> Answer<()> {
 /// Copies a GGUF file or model folder (say, dropped on the window) into the library.
 #[tauri::command]
 pub async fn import_model(shared: State<'_, Shared>, path: String) -> Answer<ModelEntry> {
-    on_worker(&shared, move |a| a.import_model(path.as_ref())).await
+    on_worker(&shared, move |a| {
+        a.import_model(&model_path(path.as_ref())?)
+    })
+    .await
 }
 
-/// Deletes a model of the library (never one in the Hugging Face cache).
+/// What deleting `name` would remove (the files Adapt wrote for it and their bytes, and what
+/// stays), or why it is refused: the page shows it before the person confirms.
 #[tauri::command]
-pub async fn delete_model(shared: State<'_, Shared>, name: String) -> Answer<ModelEntry> {
-    on_worker(&shared, move |a| a.remove_model(&name)).await
+pub async fn removal_plan(shared: State<'_, Shared>, name: String) -> Answer<RemovalPlan> {
+    on_worker(&shared, move |a| a.removal_plan(&name)).await
+}
+
+/// Deletes what `removal_plan` showed for `name`; `confirmation` is that plan's, so files that
+/// changed since are refused rather than deleted unseen.
+#[tauri::command]
+pub async fn delete_model(
+    shared: State<'_, Shared>,
+    name: String,
+    confirmation: String,
+) -> Answer<RemovalPlan> {
+    on_worker(&shared, move |a| a.remove_model(&name, &confirmation)).await
 }
 
 /// Writes a converted, quantized or dequantized copy of a model into the library; each step
@@ -381,7 +388,7 @@ pub async fn make_variant(
     events: Channel<String>,
 ) -> Answer<ConvertReport> {
     on_worker(&shared, move |a| {
-        a.make_variant(path.as_ref(), variant, |step| {
+        a.make_variant(&model_path(path.as_ref())?, variant, |step| {
             let _ = events.send(step.to_string());
         })
     })
@@ -444,3 +451,7 @@ async fn on_server<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::new(ErrorCode::AppWorker, format!("the request stopped: {e}")))?
 }
+
+#[cfg(test)]
+#[path = "command_tests.rs"]
+mod tests;

@@ -53,6 +53,7 @@ fn main() {
             commands::resume_training,
             commands::stop_training,
             commands::import_model,
+            commands::removal_plan,
             commands::delete_model,
             commands::make_variant,
             commands::pull_model,

@@ -1,6 +1,6 @@
 //! The page and the shell agree on the commands: every `#[tauri::command]` in `commands.rs`
-//! is registered in `main.rs` and invoked by `ui/src/lib/backend.ts`, and the page invokes no
-//! other command.
+//! is registered in `main.rs` and invoked by `ui/src/lib/backend.ts` (except those listed as
+//! awaiting the page), and the page invokes no other command.
 
 use std::collections::BTreeSet;
 
@@ -39,6 +39,19 @@ fn invoked(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Commands the backend offers that the page does not call yet. When the page calls one,
+/// the test fails until it leaves this list.
+const AWAITING_THE_PAGE: &[&str] = &[
+    // The first click of Delete: what would be removed (delete_model takes its confirmation).
+    "removal_plan",
+    // The Train form's presets and inline validation, and the lists of datasets and adapters
+    // read from their tables.
+    "training_presets",
+    "check_training",
+    "list_datasets",
+    "list_adapters",
+];
+
 #[test]
 fn every_command_is_registered_and_used_by_the_page() {
     let defined = commands(&read("src/commands.rs"));
@@ -51,8 +64,19 @@ fn every_command_is_registered_and_used_by_the_page() {
         );
     }
     let used = invoked(&read("../ui/src/lib/backend.ts"));
+    for name in AWAITING_THE_PAGE {
+        assert!(defined.contains(*name), "{name} is not a command");
+        assert!(
+            !used.contains(*name),
+            "the page calls {name}: take it off the list"
+        );
+    }
+    let offered: BTreeSet<String> = defined
+        .into_iter()
+        .filter(|c| !AWAITING_THE_PAGE.contains(&c.as_str()))
+        .collect();
     assert_eq!(
-        defined, used,
+        offered, used,
         "commands.rs and ui/src/lib/backend.ts disagree"
     );
 }

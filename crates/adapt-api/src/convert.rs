@@ -139,7 +139,13 @@ impl Adapt {
         }?;
         let name = variant.folder_name(src);
         let description = describe(&out, &supported())?;
-        record_model(&mut *self.store()?, &name, &out, &description, "converted")?;
+        record_model(
+            &mut *self.store()?,
+            &name,
+            &out,
+            Some(&description),
+            "converted",
+        )?;
         Ok(report)
     }
 }

@@ -20,6 +20,18 @@ pub fn load_text_model(model: &Path) -> Result<TextModel, ApiError> {
     Ok(TextModel::from_model(model)?)
 }
 
+/// `path` when it is a dataset file Adapt reads: an existing `.csv`, `.tsv` or `.jsonl` file
+/// (the kinds [`adapt_data::import::file_kind`] accepts, so every shell agrees); else the
+/// error that says what Adapt reads.
+pub fn dataset_file(path: &Path) -> Result<PathBuf, ApiError> {
+    adapt_data::import::file_kind(path)?;
+    std::fs::metadata(path).map_err(|source| adapt_data::DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(path.to_path_buf())
+}
+
 /// Where prepared datasets are kept (see `adapt_paths::dataset_cache`).
 pub fn default_cache_root() -> Result<PathBuf, ApiError> {
     Ok(adapt_paths::dataset_cache(&adapt_paths::Env::current())?)
@@ -101,6 +113,8 @@ const SHOWN_LINE_CHARS: usize = 4000;
 /// cut to a few thousand characters: what the app shows for an error at `line`.
 pub fn lines_around(path: &Path, line: u64, context: u64) -> Result<Vec<(u64, String)>, ApiError> {
     use std::io::{BufRead, BufReader};
+    let path = dataset_file(path)?;
+    let path = path.as_path();
     let read_error = |e: std::io::Error| {
         ApiError::new(
             ErrorCode::DataIo,

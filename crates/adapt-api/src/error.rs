@@ -52,6 +52,7 @@ error_codes! {
     ApiThread = "api.thread",
     AppNotADataset = "app.not_a_dataset",
     AppWorker = "app.worker",
+    CliNotConfirmed = "cli.not_confirmed",
     CliUsage = "cli.usage",
     ConvertExists = "convert.exists",
     DataBadOption = "data.bad_option",
@@ -65,7 +66,10 @@ error_codes! {
     DataDuplicate = "data.duplicate",
     DataEmptyContent = "data.empty_content",
     DataEmptyFile = "data.empty_file",
+    DataFileType = "data.file_type",
+    DataFolder = "data.folder",
     DataInvalid = "data.invalid",
+    DataInvalidUtf8 = "data.invalid_utf8",
     DataIo = "data.io",
     DataLineTooLong = "data.line_too_long",
     DataMalformedJson = "data.malformed_json",
@@ -110,7 +114,12 @@ error_codes! {
     LibraryIo = "library.io",
     LibraryNotAModel = "library.not_a_model",
     LibraryNotFound = "library.not_found",
+    LibraryLinkOutside = "library.link_outside",
+    LibraryNoFileList = "library.no_file_list",
     LibraryNotOwned = "library.not_owned",
+    LibraryPartOfModel = "library.part_of_model",
+    LibraryPartOfRepository = "library.part_of_repository",
+    LibraryUnconfirmed = "library.unconfirmed",
     ModelInvalid = "model.invalid",
     ModelNotFound = "model.not_found",
     ModelUnsupportedArchitecture = "model.unsupported_architecture",
@@ -326,8 +335,9 @@ mod tests {
             .step_by(2)
             .filter(|s| {
                 s.contains('.')
-                    && s.chars()
-                        .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_')
+                    && s.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'
+                    })
             })
             .collect()
     }

@@ -56,7 +56,7 @@ pub use adapt_engine::{
 pub use adapt_hub::{PullProgress, Pulled, PulledFile, Stage as PullStage};
 pub use adapt_library::{
     Description, Estimate, Fit, FitOptions, Format as ModelFormat, Memory, ModelEntry,
-    ModelFileEntry, Shape, Source as ModelSource, Verdict,
+    ModelFileEntry, PlannedFile, RemovalPlan, Shape, Source as ModelSource, Verdict,
 };
 pub use adapt_paths::hub::HubModel;
 pub use adapt_paths::DataDir;

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use adapt_hub::{HubClient, PullProgress, PullRequest, Pulled, RepoSpec};
-use adapt_library::{describe, fit, Description, Fit, FitOptions, Library, Memory, ModelEntry};
+use adapt_library::{
+    describe, fit, Description, Fit, FitOptions, Library, Memory, ModelEntry, Owned, RemovalPlan,
+};
 use serde::Serialize;
 
 use crate::adapt::Adapt;
@@ -145,23 +147,49 @@ impl Adapt {
             &mut *self.store()?,
             &entry.name,
             &entry.path,
-            &entry.description,
+            Some(&entry.description),
             "imported",
         )?;
         Ok(entry)
     }
 
-    /// Deletes a model of ours (and its record); models in the Hugging Face cache are refused.
-    pub fn remove_model(&self, name: &str) -> Result<ModelEntry, ApiError> {
-        let entry = self.library().remove(name)?;
+    /// What deleting the model `name` (a name or path) would remove: the files Adapt wrote
+    /// for it when it imported, pulled or converted it, with their bytes, and the files that
+    /// would stay; or why it is refused (the Hugging Face cache, a path outside the models
+    /// cache, a file the person put there, part of a model). Nothing is removed.
+    pub fn removal_plan(&self, name: &str) -> Result<RemovalPlan, ApiError> {
+        let owned = self.owned_models()?;
+        Ok(self.library().removal_plan(name, &owned)?)
+    }
+
+    /// Deletes the model `name` as its [`Adapt::removal_plan`] said, when `confirmation` is
+    /// that plan's and the files have not changed since; then forgets its record. Returns what
+    /// was removed.
+    pub fn remove_model(&self, name: &str, confirmation: &str) -> Result<RemovalPlan, ApiError> {
+        let owned = self.owned_models()?;
+        let plan = self.library().remove_planned(name, &owned, confirmation)?;
         let mut store = self.store()?;
-        let root = model_root(&entry.path);
         for record in store.models()? {
-            if record.path == entry.path || record.path == root {
+            if record.path == plan.root {
                 store.remove_model(record.id)?;
             }
         }
-        Ok(entry)
+        Ok(plan)
+    }
+
+    /// The models Adapt recorded putting in the library, with the files it wrote.
+    fn owned_models(&self) -> Result<Vec<Owned>, ApiError> {
+        Ok(self
+            .store()?
+            .models()?
+            .into_iter()
+            .map(|r| Owned {
+                name: r.name,
+                root: r.path,
+                origin: r.origin,
+                files: r.files,
+            })
+            .collect())
     }
 
     /// Starts pulling `spec` (`ORG/NAME[@REVISION]`; `file`: one file alone, e.g. a GGUF)
@@ -204,8 +232,20 @@ impl Adapt {
             )?;
             // The repository's folder in the hub layout holds every file the pull wrote.
             let repo = done.snapshot.parent().and_then(Path::parent);
-            if let (Some(repo), Ok(d)) = (repo, describe(&done.snapshot, &supported())) {
-                record_model(&mut ctx.store(), &request.spec.repo, repo, &d, "pulled")?;
+            if let Some(repo) = repo {
+                // What it holds: the one file pulled, else the snapshot folder.
+                let model = match &request.file {
+                    Some(file) => done.snapshot.join(file),
+                    None => done.snapshot.clone(),
+                };
+                let d = describe(&model, &supported()).ok();
+                record_model(
+                    &mut ctx.store(),
+                    &request.spec.repo,
+                    repo,
+                    d.as_ref(),
+                    "pulled",
+                )?;
             }
             *result.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
             Ok(())
@@ -227,6 +267,37 @@ impl Adapt {
         )?;
         Ok(PullJob { handle, pulled })
     }
+}
+
+/// `path` when it is a model of a kind Adapt reads: an existing `.gguf` file or a folder
+/// holding `config.json`; checked before the path is used (paths may come from a drop on the
+/// app's window).
+pub fn model_path(path: &Path) -> Result<PathBuf, ApiError> {
+    let meta = std::fs::metadata(path).map_err(|_| {
+        ApiError::new(
+            ErrorCode::ModelNotFound,
+            format!("{}: no such model file or folder", path.display()),
+        )
+    })?;
+    let is_gguf = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    let is_model = if meta.is_dir() {
+        path.join("config.json").is_file()
+    } else {
+        meta.is_file() && is_gguf
+    };
+    if !is_model {
+        return Err(ApiError::new(
+            ErrorCode::LibraryNotAModel,
+            format!(
+                "{} is not a model: Adapt reads GGUF files (.gguf) and model folders holding \
+                 config.json and safetensors weights",
+                path.display()
+            ),
+        ));
+    }
+    Ok(path.to_path_buf())
 }
 
 /// A model file found on disk, described from its header only (nothing is loaded).
@@ -264,12 +335,13 @@ pub fn find_models(dir: &Path) -> Vec<ModelFile> {
 }
 
 /// Records a model Adapt put into the library at `root` (a file, or a folder whose every file
-/// Adapt wrote) as `origin`, with those files.
+/// Adapt wrote) as `origin`, with those files; `description` is what its headers say, when
+/// they could be read (a pull is recorded either way, so that it can be deleted).
 pub(crate) fn record_model(
     store: &mut adapt_store::Store,
     name: &str,
     root: &Path,
-    description: &Description,
+    description: Option<&Description>,
     origin: &str,
 ) -> Result<(), ApiError> {
     let files = if root.is_dir() {
@@ -280,9 +352,12 @@ pub(crate) fn record_model(
     store.add_model(&adapt_store::NewModel {
         name: name.to_string(),
         path: root.to_path_buf(),
-        format: format!("{:?}", description.format).to_lowercase(),
-        architecture: description.architecture.clone(),
-        bytes: description.bytes,
+        format: description.map_or_else(
+            || "unknown".into(),
+            |d| format!("{:?}", d.format).to_lowercase(),
+        ),
+        architecture: description.and_then(|d| d.architecture.clone()),
+        bytes: description.map_or(0, |d| d.bytes),
         origin: origin.into(),
         files,
     })?;
@@ -306,15 +381,4 @@ fn files_under(root: &Path, dir: &Path) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-/// The folder a model's files were recorded under: a pulled snapshot's repository folder, else
-/// the path itself.
-fn model_root(path: &Path) -> PathBuf {
-    match path.parent().and_then(Path::parent) {
-        Some(repo) if path.parent().and_then(Path::file_name) == Some("snapshots".as_ref()) => {
-            repo.to_path_buf()
-        }
-        _ => path.to_path_buf(),
-    }
 }

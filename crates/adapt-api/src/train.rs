@@ -468,15 +468,51 @@ impl JobSide {
         on_progress(&TrainProgress::Loading);
         let cancel = ctx.cancel_token();
         let mut recorder = Recorder::default();
-        self.engine.relay(
+        let outcome = self.engine.relay(
             move |_, emit| work.run(&cancel, emit),
             |event: TrainEvent| {
                 // A busy store only delays what other processes see.
                 let _ = recorder.record(ctx, run_id, &event);
                 on_progress(&TrainProgress::Engine(event));
             },
-        )
+        )?;
+        if let (Some(dir), false) = (&req.adapter_path, outcome.stop == TrainStop::Cancelled) {
+            export_adapter(&outcome.adapter_dir, dir)?;
+        }
+        Ok(outcome)
     }
+}
+
+/// Writes the adapter of the folder `from` into `to` as well (mlx-lm's `--adapter-path`):
+/// its two files, each written whole before it takes its name; an adapter already there is
+/// never overwritten.
+fn export_adapter(from: &Path, to: &Path) -> Result<(), ApiError> {
+    use adapt_engine::adapters::files::{ADAPTERS_FILE, CONFIG_FILE};
+    let failed = |what: &Path, e: std::io::Error| {
+        ApiError::new(
+            ErrorCode::ApiIo,
+            format!(
+                "the run finished and its adapter is in {}, but it could not be written into \
+                 {}: {e}",
+                from.display(),
+                what.display()
+            ),
+        )
+    };
+    std::fs::create_dir_all(to).map_err(|e| failed(to, e))?;
+    for name in [ADAPTERS_FILE, CONFIG_FILE] {
+        let dst = to.join(name);
+        if dst.exists() {
+            return Err(failed(
+                &dst,
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "an adapter is there"),
+            ));
+        }
+        let partial = to.join(format!(".{name}.partial"));
+        std::fs::copy(from.join(name), &partial).map_err(|e| failed(&partial, e))?;
+        std::fs::rename(&partial, &dst).map_err(|e| failed(&dst, e))?;
+    }
+    Ok(())
 }
 
 /// Reads and tokenizes a request's data into `cache` (or finds it prepared already), telling
@@ -551,11 +587,28 @@ impl Adapt {
         Ok(dir)
     }
 
-    /// An adapter given as a run id (`12`) or a folder path.
+    /// An adapter given as a run id (`12`) or a folder path: a folder holding
+    /// `adapter_config.json` (ours or mlx-lm's), checked before it is used.
     pub fn resolve_adapter(&self, spec: &str) -> Result<PathBuf, ApiError> {
-        match spec.parse::<i64>() {
-            Ok(id) if !Path::new(spec).exists() => self.run_dir(id),
-            _ => Ok(PathBuf::from(spec)),
+        let dir = match spec.parse::<i64>() {
+            Ok(id) if !Path::new(spec).exists() => return self.run_dir(id),
+            _ => PathBuf::from(spec),
+        };
+        if !dir.join("adapter_config.json").is_file() {
+            let what = if dir.exists() {
+                "is not an adapter folder (it has no adapter_config.json)"
+            } else {
+                "does not exist"
+            };
+            return Err(ApiError::new(
+                ErrorCode::TrainNoAdapter,
+                format!(
+                    "{} {what}; give a run id (`adapt runs list`) or a folder an adapter was \
+                     saved in",
+                    dir.display()
+                ),
+            ));
         }
+        Ok(dir)
     }
 }

@@ -31,6 +31,10 @@ pub struct TrainRequest {
     /// QLoRA: the model must be quantized (it trains as stored).
     #[serde(default)]
     pub qlora: bool,
+    /// A folder to write the finished adapter into as well as the run's folder (mlx-lm's
+    /// `--adapter-path`).
+    #[serde(default)]
+    pub adapter_path: Option<PathBuf>,
 }
 
 /// A training request as the app's form gives it: paths, the CSV mapping, the validation
@@ -78,7 +82,6 @@ pub struct TrainCheck {
 }
 
 /// The file types a dataset can be.
-const DATASET_TYPES: &[&str] = &["csv", "tsv", "jsonl"];
 
 /// The presets the form offers: Quick, Standard and Thorough.
 pub fn training_presets() -> Vec<TrainPreset> {
@@ -178,7 +181,22 @@ impl TrainForm {
             config: self.config,
             name: self.name.filter(|n| !n.trim().is_empty()),
             qlora: self.qlora,
+            adapter_path: None,
         }
+    }
+
+    /// The request of a form whose model and dataset were checked (they exist and are a model
+    /// and a dataset file Adapt reads), or every problem by field.
+    pub fn checked_request(self) -> Result<TrainRequest, ApiError> {
+        let problems: Vec<FieldProblem> = self
+            .problems(&supported())
+            .into_iter()
+            .filter(|p| !p.warning)
+            .collect();
+        if !problems.is_empty() {
+            return Err(ApiError::invalid_fields(problems));
+        }
+        Ok(self.request())
     }
 
     /// Every problem of the form, by field: the model and dataset chosen, then the request's
@@ -223,7 +241,7 @@ impl TrainRequest {
                 "dataset",
                 &format!("{}: no such file", train.display()),
             ));
-        } else if train.is_file() && !has_type(train, DATASET_TYPES) {
+        } else if train.is_file() && !has_type(train, adapt_data::import::DATASET_EXTENSIONS) {
             out.push(problem("dataset", "Datasets are CSV, TSV or JSONL files."));
         }
         let share = self.data.ratios.valid;
@@ -257,7 +275,11 @@ fn problem(field: &str, message: &str) -> FieldProblem {
 }
 
 /// Why the model at `path` cannot be trained as asked, if it cannot.
-fn check_model(path: &Path, qlora: bool, supported: &adapt_library::Supported) -> Result<(), String> {
+fn check_model(
+    path: &Path,
+    qlora: bool,
+    supported: &adapt_library::Supported,
+) -> Result<(), String> {
     if !path.exists() {
         return Err(format!("{}: no such model file or folder", path.display()));
     }
@@ -325,7 +347,28 @@ impl Adapt {
 
     /// Refuses `request` when its settings, model or data are wrong, naming each field.
     pub(crate) fn check_request(&self, request: &TrainRequest) -> Result<(), ApiError> {
-        let problems = request.problems(&supported());
+        let mut problems = request.problems(&supported());
+        let data = &request.data;
+        for (field, path) in [("data.valid", &data.valid), ("data.test", &data.test)] {
+            if let Some(Err(e)) = path.as_ref().map(|p| crate::datasets::dataset_file(p)) {
+                problems.push(problem(field, &e.message));
+            }
+        }
+        if let Some(dir) = &request.adapter_path {
+            if dir
+                .join(adapt_engine::adapters::files::ADAPTERS_FILE)
+                .exists()
+            {
+                problems.push(problem(
+                    "adapter_path",
+                    &format!(
+                        "{} already holds an adapter; choose another folder or move that one \
+                         away first (Adapt does not overwrite it)",
+                        dir.display()
+                    ),
+                ));
+            }
+        }
         if problems.iter().any(|p| !p.warning) {
             return Err(ApiError::invalid_fields(problems));
         }

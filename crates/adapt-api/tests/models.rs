@@ -69,8 +69,20 @@ fn a_pull_is_a_download_job_that_can_be_cancelled_and_resumed() {
         details.model.description.architecture.as_deref(),
         Some("llama")
     );
-    adapt.remove_model("tiny/llama").unwrap();
+    let plan = adapt.removal_plan("tiny/llama").unwrap();
+    assert_eq!(plan.origin, "pulled");
+    assert!(
+        plan.bytes >= pulled.bytes,
+        "{} < {}",
+        plan.bytes,
+        pulled.bytes
+    );
+    assert!(plan.files.iter().any(|f| f.path.ends_with("refs/main")));
+    adapt
+        .remove_model("tiny/llama", &plan.confirmation)
+        .unwrap();
     assert!(adapt.models().is_empty());
+    assert!(!pulled.snapshot.exists());
     let e = adapt.pull_model("bad id!", None, |_| {}).err().unwrap();
     assert_eq!(e.code, "hub.bad_repo_id");
 }

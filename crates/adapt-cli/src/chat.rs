@@ -17,7 +17,8 @@ pub struct ChatArgs {
     model: ModelArg,
     /// An adapter to chat with: a run id (`adapt runs list`) or an adapter folder (ours or
     /// mlx-lm's).
-    #[arg(long)]
+    /// `--adapter-path DIR` (mlx-lm's name) is the same.
+    #[arg(long, visible_alias = "adapter-path")]
     adapter: Option<String>,
     /// A system message that opens the conversation.
     #[arg(long)]

@@ -15,7 +15,8 @@ pub struct GenerateArgs {
     prompt: String,
     /// An adapter to generate with: a run id (`adapt runs list`) or an adapter folder (ours
     /// or mlx-lm's).
-    #[arg(long)]
+    /// `--adapter-path DIR` (mlx-lm's name) is the same.
+    #[arg(long, visible_alias = "adapter-path")]
     adapter: Option<String>,
     /// Send the prompt as is, without the model's chat template.
     #[arg(long)]

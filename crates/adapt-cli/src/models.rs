@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use adapt_api::{
-    Adapt, Estimate, FitOptions, JobEvent, ModelDetails, ModelSource, PullEvent, PullProgress,
-    PullStage,
+    Adapt, ApiError, ErrorCode, Estimate, FitOptions, JobEvent, ModelDetails, ModelSource,
+    PullEvent, PullProgress, PullStage,
 };
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -62,8 +62,14 @@ enum ModelsCommand {
     },
     /// Copy a model folder (config.json + safetensors) or a GGUF file into the models cache.
     Import { path: PathBuf },
-    /// Delete a model from the models cache (never from the Hugging Face cache).
-    Rm { name: String },
+    /// Delete a model Adapt imported, pulled or converted: the files it wrote, after showing
+    /// them and asking (never the Hugging Face cache, nor a file you put in the models cache).
+    Rm {
+        name: String,
+        /// Delete without asking (needed when stdin is not a terminal).
+        #[arg(long, short)]
+        yes: bool,
+    },
 }
 
 pub fn run(args: &ModelsArgs) -> Result<()> {
@@ -101,12 +107,76 @@ pub fn run(args: &ModelsArgs) -> Result<()> {
             }
             Ok(())
         }
-        ModelsCommand::Rm { name } => {
-            let m = adapt.remove_model(name)?;
-            println!("Deleted {} ({}).", m.name, human_bytes(m.description.bytes));
-            Ok(())
+        ModelsCommand::Rm { name, yes } => remove(&adapt, name, *yes),
+    }
+}
+
+/// Shows what deleting `name` removes, asks unless `yes`, then deletes exactly that.
+fn remove(adapt: &Adapt, name: &str, yes: bool) -> Result<()> {
+    let plan = adapt.removal_plan(name)?;
+    println!(
+        "Deleting {} ({}) removes {} file(s), {}:",
+        plan.name,
+        plan.origin,
+        plan.files.len(),
+        human_bytes(plan.bytes)
+    );
+    const SHOWN: usize = 20;
+    for f in plan.files.iter().take(SHOWN) {
+        println!("  {}  {}", f.path.display(), human_bytes(f.bytes));
+    }
+    if plan.files.len() > SHOWN {
+        println!("  … and {} more", plan.files.len() - SHOWN);
+    }
+    if !plan.kept.is_empty() {
+        println!("Kept (Adapt did not write them):");
+        for p in &plan.kept {
+            println!("  {}", p.display());
         }
     }
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    if !confirmed(yes, interactive, &mut stdin.lock(), &mut std::io::stdout())? {
+        println!("Nothing deleted.");
+        return Ok(());
+    }
+    let done = adapt.remove_model(name, &plan.confirmation)?;
+    println!(
+        "Deleted {} ({} file(s), {}).",
+        done.name,
+        done.files.len(),
+        human_bytes(done.bytes)
+    );
+    Ok(())
+}
+
+/// Whether to go ahead: `--yes`, else the person's answer on a terminal; without a terminal
+/// there is no one to ask, which is an error rather than a silent yes or no.
+fn confirmed(
+    yes: bool,
+    interactive: bool,
+    input: &mut dyn std::io::BufRead,
+    output: &mut dyn std::io::Write,
+) -> Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !interactive {
+        return Err(ApiError::new(
+            ErrorCode::CliNotConfirmed,
+            "stdin is not a terminal, so there is no one to ask: pass --yes to delete these \
+             files",
+        )
+        .into());
+    }
+    write!(output, "Delete them? [y/N] ")?;
+    output.flush()?;
+    let mut answer = String::new();
+    input.read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// Progress on stderr: bars on a terminal, else a line per file and about one a second.
@@ -332,7 +402,7 @@ fn inspect(adapt: &Adapt, name: &str, json: bool, options: &FitOptions) -> Resul
     let d = &m.model.description;
     println!("Name          {}", m.model.name);
     let source = match m.model.source {
-        ModelSource::Library => "models cache (ours)",
+        ModelSource::Library => "models cache",
         ModelSource::HuggingFaceCache => "Hugging Face cache (read in place, not deleted)",
         ModelSource::External => "a path outside the library",
     };
@@ -386,4 +456,31 @@ fn inspect(adapt: &Adapt, name: &str, json: bool, options: &FitOptions) -> Resul
         println!("  {:<48} {:>10}", f.name, human_bytes(f.bytes));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(yes: bool, interactive: bool, typed: &str) -> (Result<bool>, String) {
+        let mut out = Vec::new();
+        let got = confirmed(yes, interactive, &mut typed.as_bytes(), &mut out);
+        (got, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn deleting_asks_on_a_terminal_and_refuses_without_one() {
+        assert!(ask(true, false, "").0.unwrap());
+        let (got, shown) = ask(false, true, "y\n");
+        assert!(got.unwrap());
+        assert_eq!(shown, "Delete them? [y/N] ");
+        assert!(ask(false, true, "YES\n").0.unwrap());
+        for no in ["\n", "n\n", "", "yes please\n"] {
+            assert!(!ask(false, true, no).0.unwrap(), "{no:?}");
+        }
+        let e = ask(false, false, "y\n").0.unwrap_err();
+        let api = e.downcast_ref::<ApiError>().unwrap();
+        assert_eq!(api.code, ErrorCode::CliNotConfirmed);
+        assert!(api.message.contains("--yes"));
+    }
 }

@@ -11,7 +11,7 @@ use adapt_api::{
     read_config_file, FineTuneType, OptimizerKind, ScheduleIntent, TrainConfig, TrainEvent,
     TrainStop,
 };
-use adapt_api::{Adapt, TrainProgress, TrainRequest};
+use adapt_api::{Adapt, ApiError, TrainProgress, TrainRequest};
 use anyhow::{anyhow, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -24,7 +24,8 @@ use crate::output::{human_bytes, human_count, CtrlC};
 pub struct TrainArgs {
     #[command(flatten)]
     model: ModelArg,
-    /// Training data: CSV, TSV or JSONL (a tenth goes to validation unless --valid is given).
+    /// Training data: a CSV, TSV or JSONL file (a tenth goes to validation unless --valid is
+    /// given), or a folder in mlx-lm's layout (train.jsonl, valid.jsonl, optional test.jsonl).
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
     /// Validation data.
@@ -42,6 +43,11 @@ pub struct TrainArgs {
     /// A name for the run.
     #[arg(long)]
     name: Option<String>,
+    /// Also write the finished adapter into this folder (adapters.safetensors and
+    /// adapter_config.json, as mlx-lm's --adapter-path); `adapt generate` and `adapt chat` read
+    /// it with --adapter-path.
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    adapter_path: Option<PathBuf>,
     /// lora or dora.
     #[arg(long)]
     fine_tune_type: Option<String>,
@@ -85,7 +91,7 @@ pub struct TrainArgs {
     epochs: Option<u64>,
     #[arg(long)]
     grad_accumulation_steps: Option<u64>,
-    /// Recompute activations in the backward pass: less memory, about a third more time.
+    /// Recompute activations in the backward pass: less memory, more compute.
     #[arg(long)]
     grad_checkpoint: bool,
     /// Clip the gradients' global norm.
@@ -122,6 +128,34 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// The data's files: a folder in mlx-lm's layout, or a file (with --valid, or a share held
+    /// out by --valid-ratio).
+    fn inputs(&self, data: PathBuf, seed: u64) -> Result<PrepareInputs> {
+        if data.is_dir() {
+            if self.valid.is_some() {
+                return Err(anyhow!(
+                    "--valid: {} is a data folder, whose valid.jsonl is the validation data",
+                    data.display()
+                ));
+            }
+            return Ok(PrepareInputs::from_folder(&data, seed).map_err(ApiError::from)?);
+        }
+        Ok(PrepareInputs {
+            train: data,
+            valid: self.valid.clone(),
+            test: None,
+            ratios: SplitRatios {
+                valid: if self.valid.is_some() {
+                    0.0
+                } else {
+                    self.valid_ratio
+                },
+                test: 0.0,
+                seed,
+            },
+        })
+    }
+
     fn config(&self) -> Result<TrainConfig> {
         let mut c = match &self.config {
             Some(path) => read_config_file(path)?,
@@ -225,25 +259,13 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             };
             let request = TrainRequest {
                 model: args.model.path(&adapt),
-                data: PrepareInputs {
-                    train: data,
-                    valid: args.valid.clone(),
-                    test: None,
-                    ratios: SplitRatios {
-                        valid: if args.valid.is_some() {
-                            0.0
-                        } else {
-                            args.valid_ratio
-                        },
-                        test: 0.0,
-                        seed: config.seed,
-                    },
-                },
+                data: args.inputs(data, config.seed)?,
                 data_options,
                 config,
                 name: args.name.clone(),
                 // A quantized model trains as it is stored either way.
                 qlora: false,
+                adapter_path: args.adapter_path.clone(),
             };
             adapt.start_training(request, on_progress)?
         }
@@ -301,6 +323,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
                 println!("Best validation loss {v:.3} at step {s}");
             }
             println!("Adapter: {}", o.adapter_dir.display());
+            if let Some(dir) = &args.adapter_path {
+                println!("Adapter also in: {}", dir.display());
+            }
             println!(
                 "Try it: adapt chat --adapter {run_id}   ·   fuse it: adapt fuse --adapter {run_id} --out DIR"
             );

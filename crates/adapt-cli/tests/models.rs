@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use adapt_hub::test_util::{tiny_model_repo, FakeHub};
+use adapt_gguf::test_util::GgufBuilder;
+use adapt_gguf::GgmlType;
+use adapt_hub::test_util::{tiny_model_repo, Access, FakeFile, FakeHub, FakeRepo};
 
 const SHARD1: &str = "model-00001-of-00002.safetensors";
 
@@ -103,9 +105,99 @@ fn pull_list_inspect_and_remove_a_model() {
     assert_eq!(jobs[0]["kind"], "download");
     assert_eq!(jobs[0]["status"], "succeeded");
 
+    // Without a terminal to ask on, nothing is deleted unless --yes says so.
     let out = env.run(&["models", "rm", "tiny/llama"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("[cli.not_confirmed]"), "{stderr}");
+    // Six files, each a blob and a link in the snapshot, and the branch's ref.
+    assert!(stdout.contains("removes 13 file(s)"), "{stdout}");
+    assert!(stdout.contains(SHARD1), "{stdout}");
+    assert!(env.models().join("hub/models--tiny--llama").exists());
+    let out = env.run(&["models", "rm", "tiny/llama", "--yes"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Deleted tiny/llama (13 file(s)"));
     assert!(!env.models().join("hub/models--tiny--llama").exists());
+}
+
+/// A small Llama GGUF file's bytes.
+fn gguf() -> Vec<u8> {
+    GgufBuilder::new()
+        .kv_str("general.architecture", "llama")
+        .tensor("token_embd.weight", &[256, 100], GgmlType::Q8_0)
+        .build()
+}
+
+/// A repository of two GGUF files, as GGUF repositories are published.
+fn gguf_repo() -> FakeRepo {
+    let file = |name: &str| FakeFile {
+        name: name.into(),
+        bytes: gguf(),
+        lfs: true,
+    };
+    FakeRepo {
+        id: "tiny/ggufs".into(),
+        commit: "c".repeat(40),
+        files: vec![file("tiny-Q8_0.gguf"), file("tiny-Q4_0.gguf")],
+        access: Access::Public,
+    }
+}
+
+#[test]
+fn rm_deletes_only_what_adapt_wrote_and_says_why_not() {
+    let hub = FakeHub::start(vec![gguf_repo()]);
+    let env = Env::new(&hub);
+    for file in ["tiny-Q8_0.gguf", "tiny-Q4_0.gguf"] {
+        let out = env.run(&["models", "pull", "tiny/ggufs", "--file", file]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    // The person's own GGUF file, put in the models folder by hand.
+    let mine = env.models().join("mine.gguf");
+    std::fs::write(&mine, gguf()).unwrap();
+    // A model imported from elsewhere, and a file the person later put inside its folder.
+    let elsewhere = env.dir.path().join("elsewhere/small.gguf");
+    std::fs::create_dir_all(elsewhere.parent().unwrap()).unwrap();
+    std::fs::write(&elsewhere, gguf()).unwrap();
+    let out = env.run(&["models", "import", elsewhere.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let refused = |args: &[&str], code: &str| {
+        let out = env.run(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("[{code}]")), "{args:?}: {stderr}");
+        stderr
+    };
+    let stderr = refused(&["models", "rm", "mine.gguf", "--yes"], "library.not_owned");
+    assert!(stderr.contains("your file"), "{stderr}");
+    assert!(mine.exists());
+    let stderr = refused(
+        &["models", "rm", "tiny/ggufs/tiny-Q8_0.gguf", "--yes"],
+        "library.part_of_repository",
+    );
+    assert!(stderr.contains("adapt models rm tiny/ggufs"), "{stderr}");
+    let snapshot = env.models().join("hub/models--tiny--ggufs/snapshots");
+    assert!(std::fs::read_dir(&snapshot).unwrap().count() == 1);
+
+    let out = env.run(&["models", "rm", "small.gguf", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!env.models().join("small.gguf").exists());
+    assert!(elsewhere.exists(), "the original stays");
+    let out = env.run(&["models", "rm", "tiny/ggufs", "--yes"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("tiny-Q4_0.gguf") && stdout.contains("tiny-Q8_0.gguf"));
+    assert!(!env.models().join("hub/models--tiny--ggufs").exists());
+    assert!(mine.exists());
+    let out = env.run(&["models", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mine.gguf"]);
 }
 
 #[test]

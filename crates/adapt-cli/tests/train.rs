@@ -197,3 +197,86 @@ fn bad_configuration_and_bad_data_are_named() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// mlx-lm's habits: `--data DIR` holding train.jsonl and valid.jsonl, `--adapter-path DIR`
+/// written by training and read by `adapt generate`; and what is refused, with its reason.
+#[test]
+fn an_mlx_lm_data_folder_and_adapter_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let folder = dir.path().join("mlx-data");
+    std::fs::create_dir_all(&folder).unwrap();
+    fact_data(&folder.join("train.jsonl"), 6);
+    let model = smollm2_gguf();
+    let adapters = dir.path().join("adapters");
+    let m = model.to_str().unwrap();
+    let train = |data: &Path, extra: &[&str]| {
+        let mut args = vec!["train", "--model", m, "--data", data.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "--iters",
+            "2",
+            "--batch-size",
+            "2",
+            "--num-layers",
+            "1",
+            "--max-seq-length",
+            "48",
+            "--steps-per-eval",
+            "2",
+            "--val-batches",
+            "1",
+        ]);
+        run(&args, "", &data_dir)
+    };
+    let err = expect_failure(&train(&folder, &[]), "data.folder");
+    assert!(err.contains("no valid.jsonl"), "{err}");
+    fact_data(&folder.join("valid.jsonl"), 2);
+    let json = dir.path().join("train.json");
+    std::fs::copy(folder.join("train.jsonl"), &json).unwrap();
+    let err = expect_failure(&train(&json, &[]), "request.invalid");
+    assert!(err.contains("rename it .jsonl"), "{err}");
+
+    let path = adapters.to_str().unwrap();
+    let out = train(&folder, &["--adapter-path", path]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("6 training and 2 validation examples"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("Adapter also in: {path}")),
+        "{stdout}"
+    );
+    for file in ["adapters.safetensors", "adapter_config.json"] {
+        assert_eq!(
+            std::fs::read(adapters.join(file)).unwrap(),
+            std::fs::read(data_dir.join("runs/1").join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    // Read back as mlx-lm users name it.
+    let out = run(
+        &[
+            "generate",
+            "--model",
+            m,
+            "--adapter-path",
+            path,
+            "--max-tokens",
+            "4",
+            "-p",
+            "Hi",
+        ],
+        "",
+        &data_dir,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A folder holding an adapter is not overwritten.
+    let err = expect_failure(
+        &train(&folder, &["--adapter-path", path]),
+        "request.invalid",
+    );
+    assert!(err.contains("already holds an adapter"), "{err}");
+}

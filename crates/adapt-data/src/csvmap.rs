@@ -6,6 +6,11 @@
 //! In templates each column is a variable (`{{ Age }}`) and `row` maps every column name to
 //! its value (`{{ row["Home port"] }}`); values are strings, so use `|int` / `|float` to compare
 //! numbers.
+//!
+//! A column without a name — the row index pandas and R write first (a header `,class,age` or
+//! `"","class","age"`) — is named as pandas names it, `Unnamed: N` (N counting columns from
+//! 0), and left out of the default templates; a template may still use it
+//! (`{{ row["Unnamed: 0"] }}`).
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
@@ -64,6 +69,7 @@ impl CsvMapping {
         at: &At,
     ) -> Result<CsvMapping, DataError> {
         let has = |c: &str| columns.iter().any(|x| x == c);
+        let named: Vec<&String> = columns.iter().filter(|c| !is_unnamed(c)).collect();
         let var = |c: &str| format!("{{{{ row[{}] }}}}", serde_json::Value::from(c));
         let (prompt, completion) = match (&opts.prompt_template, &opts.completion_template) {
             (Some(p), Some(c)) => (p.clone(), Some(c.clone())),
@@ -81,14 +87,14 @@ impl CsvMapping {
                     None if has(&keys.prompt) && has(&keys.completion) => {
                         Some(keys.completion.clone())
                     }
-                    None if has(&keys.text) && columns.len() == 1 => None,
-                    None => columns.last().cloned(),
+                    None if has(&keys.text) && named.len() == 1 => None,
+                    None => named.last().map(|c| c.to_string()),
                 };
                 let default_prompt = match &target {
                     Some(t) if t == &keys.completion && has(&keys.prompt) => var(&keys.prompt),
-                    Some(t) => columns
+                    Some(t) => named
                         .iter()
-                        .filter(|c| *c != t)
+                        .filter(|c| *c != &t)
                         .map(|c| format!("{c}: {}", var(c)))
                         .collect::<Vec<_>>()
                         .join("\n"),
@@ -107,6 +113,17 @@ impl CsvMapping {
             completion,
         })
     }
+}
+
+/// How a column without a name is called: `Unnamed: ` and its index from 0, as in pandas.
+const UNNAMED: &str = "Unnamed: ";
+
+/// Whether `column` is a column without a name (or one pandas named so when it wrote a file
+/// it had read): left out of the default templates.
+pub fn is_unnamed(column: &str) -> bool {
+    column
+        .strip_prefix(UNNAMED)
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Reads a CSV file record by record and renders each through the mapping.
@@ -170,20 +187,17 @@ impl<R: Read> CsvReader<R> {
                 at: header_at.clone().field(format!("column {}", i + 1)),
                 byte: e.valid_up_to(),
             })?;
-            let name = name.trim();
-            if name.is_empty() {
-                return Err(DataError::CsvHeader {
-                    at: header_at,
-                    message: format!("column {} has no name", i + 1),
-                });
-            }
-            if columns.iter().any(|c| c == name) {
+            let name = match name.trim() {
+                "" => format!("{UNNAMED}{i}"),
+                name => name.to_string(),
+            };
+            if columns.contains(&name) {
                 return Err(DataError::CsvHeader {
                     at: header_at,
                     message: format!("column '{name}' appears twice"),
                 });
             }
-            columns.push(name.to_string());
+            columns.push(name);
         }
         let mut mapping = CsvMapping::choose(&columns, opts, keys, &header_at)?;
         mapping.delimiter = delimiter as char;

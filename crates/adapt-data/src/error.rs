@@ -63,6 +63,24 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+    /// A file of a kind Adapt does not read as a dataset.
+    #[error(
+        "{}: Adapt reads datasets from CSV (.csv), TSV (.tsv) and JSON Lines (.jsonl) files{}",
+        .path.display(),
+        file_type_hint(.path)
+    )]
+    FileType {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A folder that is not a dataset folder in mlx-lm's layout.
+    #[error("{}: {detail}", .path.display())]
+    DataFolder {
+        /// The folder.
+        path: PathBuf,
+        /// What is missing and what to do.
+        detail: String,
+    },
     /// The file holds no data.
     #[error("{at}: the file is empty{detail}; add at least one example")]
     EmptyFile {
@@ -294,6 +312,8 @@ impl DataError {
     pub fn code(&self) -> &'static str {
         match self {
             DataError::Io { .. } => "data.io",
+            DataError::FileType { .. } => "data.file_type",
+            DataError::DataFolder { .. } => "data.folder",
             DataError::EmptyFile { .. } => "data.empty_file",
             DataError::InvalidUtf8 { .. } => "data.invalid_utf8",
             DataError::LineTooLong { .. } => "data.line_too_long",
@@ -328,6 +348,8 @@ impl DataError {
         !matches!(
             self,
             DataError::Io { .. }
+                | DataError::FileType { .. }
+                | DataError::DataFolder { .. }
                 | DataError::EmptyFile { .. }
                 | DataError::CsvHeader { .. }
                 | DataError::CsvUnknownColumn { .. }
@@ -338,6 +360,24 @@ impl DataError {
                 | DataError::Text(_)
                 | DataError::Gguf(_)
         )
+    }
+}
+
+/// What to do about a file of the wrong kind, by its name.
+fn file_type_hint(path: &std::path::Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("json") => {
+            "; if this file holds one JSON object per line it is JSON Lines: rename it .jsonl"
+        }
+        _ if path.is_dir() => {
+            "; a folder is read as mlx-lm's data folder (train.jsonl, valid.jsonl, test.jsonl) \
+             where training takes one"
+        }
+        _ => "; save the data as one of those",
     }
 }
 

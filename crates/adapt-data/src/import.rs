@@ -84,13 +84,14 @@ enum Inner {
 }
 
 impl Importer {
-    /// Opens `path`; the file kind comes from its extension (`.csv`, `.tsv`, `.jsonl`, …) or,
-    /// failing that, from its first byte.
+    /// Opens `path`, a `.csv`, `.tsv` or `.jsonl` file (see [`file_kind`]); nothing else is
+    /// read.
     pub fn open(path: &Path, opts: &ImportOptions) -> Result<Importer, DataError> {
         let io = |source| DataError::Io {
             path: path.to_path_buf(),
             source,
         };
+        let (kind, tsv) = file_kind(path)?;
         let file = File::open(path).map_err(io)?;
         let read = Arc::new(AtomicU64::new(0));
         let counted = Counted {
@@ -99,21 +100,6 @@ impl Importer {
         };
         let mut reader = BufReader::with_capacity(1 << 16, counted);
         skip_bom(&mut reader).map_err(io)?;
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        let kind = match ext.as_deref() {
-            Some("csv" | "tsv" | "tab") => FileKind::Csv,
-            Some("jsonl" | "json" | "ndjson") => FileKind::Jsonl,
-            _ => {
-                let head = reader.fill_buf().map_err(io)?;
-                match head.iter().find(|b| !b.is_ascii_whitespace()) {
-                    Some(b'{') | None => FileKind::Jsonl,
-                    Some(_) => FileKind::Csv,
-                }
-            }
-        };
         let inner = match kind {
             FileKind::Jsonl => Inner::Jsonl(Box::new(JsonlReader {
                 lines: LineReader {
@@ -129,7 +115,6 @@ impl Importer {
                 seen_any: false,
             })),
             FileKind::Csv => {
-                let tsv = matches!(ext.as_deref(), Some("tsv" | "tab"));
                 let limit = opts.max_line_bytes;
                 let csv = CsvReader::new(reader, path, &opts.csv, &opts.keys, tsv, limit)?;
                 Inner::Csv(Box::new(csv))
@@ -183,6 +168,30 @@ impl Iterator for Importer {
             Inner::Jsonl(j) => j.next(),
             Inner::Csv(c) => c.next(),
         }
+    }
+}
+
+/// The kinds of dataset file Adapt reads, by extension (any case).
+pub const DATASET_EXTENSIONS: &[&str] = &["csv", "tsv", "jsonl"];
+
+/// The kind of the dataset file `path` by its extension — `.csv`, `.tsv` (CSV with tabs:
+/// `true`) or `.jsonl` — or the error saying which files Adapt reads. Every dataset read goes
+/// through this, so the app, the CLI and the API accept the same files.
+pub fn file_kind(path: &Path) -> Result<(FileKind, bool), DataError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        _ if path.is_dir() => Err(DataError::FileType {
+            path: path.to_path_buf(),
+        }),
+        Some("csv") => Ok((FileKind::Csv, false)),
+        Some("tsv") => Ok((FileKind::Csv, true)),
+        Some("jsonl") => Ok((FileKind::Jsonl, false)),
+        _ => Err(DataError::FileType {
+            path: path.to_path_buf(),
+        }),
     }
 }
 

@@ -30,6 +30,30 @@ pub struct PrepareInputs {
 }
 
 impl PrepareInputs {
+    /// The splits of a data folder in mlx-lm's layout: `train.jsonl` and `valid.jsonl`, and
+    /// `test.jsonl` when there is one (`--data DIR` of `mlx_lm.lora`).
+    pub fn from_folder(dir: &Path, seed: u64) -> Result<PrepareInputs, DataError> {
+        let file = |name: &str| Some(dir.join(name)).filter(|p| p.is_file());
+        let missing = |name: &str| DataError::DataFolder {
+            path: dir.to_path_buf(),
+            detail: format!(
+                "a data folder holds train.jsonl and valid.jsonl (and optionally test.jsonl), as \
+                 mlx-lm's do, but there is no {name}; add it, or give the training file itself \
+                 to hold out a share of it for validation"
+            ),
+        };
+        Ok(PrepareInputs {
+            train: file("train.jsonl").ok_or_else(|| missing("train.jsonl"))?,
+            valid: Some(file("valid.jsonl").ok_or_else(|| missing("valid.jsonl"))?),
+            test: file("test.jsonl"),
+            ratios: SplitRatios {
+                valid: 0.0,
+                test: 0.0,
+                seed,
+            },
+        })
+    }
+
     /// Whether `train` is split by ratio.
     pub fn splits_by_ratio(&self) -> bool {
         self.valid.is_none() && self.test.is_none()

@@ -154,7 +154,11 @@ fn quantization(arrays: &HashMap<String, Array>) -> (Option<QuantSpec>, Vec<(Str
 
 /// The GGUF file's `config.json` completed with what the folder adds: the float dtype and
 /// the special tokens.
-pub(crate) fn complete_config(config: &mut Value, tokenizer: &Tokenizer, arrays: &HashMap<String, Array>) {
+pub(crate) fn complete_config(
+    config: &mut Value,
+    tokenizer: &Tokenizer,
+    arrays: &HashMap<String, Array>,
+) {
     let dtype = dtype_name(crate::load::float_dtype(arrays.values()));
     config["torch_dtype"] = dtype.into();
     config["eos_token_id"] = json!(tokenizer.eos_token_ids());

@@ -163,10 +163,7 @@ pub fn write_tiny_chat_folder(
     };
     let arrays = random_weights(&args, seed, None)?;
     let staging = crate::save::Staging::new(out)?;
-    staging.json(
-        "config.json",
-        &llama_config(&args, tokenizer, &arrays),
-    )?;
+    staging.json("config.json", &llama_config(&args, tokenizer, &arrays))?;
     tokenizer.write_hf_files(&staging.tmp, args.max_position_embeddings)?;
     staging.weights(&arrays)?;
     staging.finish()

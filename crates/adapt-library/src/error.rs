@@ -27,6 +27,45 @@ pub enum LibraryError {
         owner: String,
     },
 
+    #[error(
+        "`{name}` is one file of the repository `{repo}`, which Adapt downloaded as a whole \
+         and deletes as a whole: delete the repository (`adapt models rm {repo}`, {files} \
+         files) to remove it"
+    )]
+    PartOfRepository {
+        name: String,
+        repo: String,
+        files: usize,
+    },
+
+    #[error(
+        "{} is inside the model `{model}`, which Adapt deletes as a whole: delete `{model}` \
+         instead",
+        path.display()
+    )]
+    PartOfModel { path: PathBuf, model: String },
+
+    #[error(
+        "Adapt has no usable list of the files it wrote for `{name}`, so it deletes nothing; \
+         delete {} yourself if you no longer want it",
+        path.display()
+    )]
+    NoFileList { name: String, path: PathBuf },
+
+    #[error(
+        "the files deleting `{name}` would remove changed since they were shown; look at the \
+         list again and confirm that one"
+    )]
+    Unconfirmed { name: String },
+
+    #[error(
+        "{} is a link to {}, outside the folder being imported; Adapt copies only what is \
+         inside it: copy that file into the folder in place of the link, then import again",
+        link.display(),
+        target.display()
+    )]
+    LinkOutside { link: PathBuf, target: PathBuf },
+
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -43,6 +82,11 @@ impl LibraryError {
             LibraryError::Exists { .. } => "library.exists",
             LibraryError::AlreadyInLibrary { .. } => "library.already_in_library",
             LibraryError::NotOwned { .. } => "library.not_owned",
+            LibraryError::PartOfRepository { .. } => "library.part_of_repository",
+            LibraryError::PartOfModel { .. } => "library.part_of_model",
+            LibraryError::NoFileList { .. } => "library.no_file_list",
+            LibraryError::Unconfirmed { .. } => "library.unconfirmed",
+            LibraryError::LinkOutside { .. } => "library.link_outside",
             LibraryError::Io { .. } => "library.io",
         }
     }

@@ -11,11 +11,14 @@
 //! - `NAME.gguf` — an imported (or bundled) GGUF file; named by its file name.
 //!
 //! Models in the Hugging Face cache are listed and read in place and are never deleted: they
-//! belong to the person's other tools.
+//! belong to the person's other tools. Inside the models cache Adapt deletes only the files it
+//! recorded writing (`remove`): a file the person put there stays theirs.
 
+mod copy;
 mod describe;
 mod error;
 mod fit;
+mod remove;
 
 use std::path::{Path, PathBuf};
 
@@ -24,17 +27,19 @@ use serde::Serialize;
 pub use describe::{describe, Description, Format, ModelFileEntry, Shape, Supported};
 pub use error::LibraryError;
 pub use fit::{fit, Estimate, Fit, FitOptions, Memory, Verdict};
+pub use remove::{Owned, PlannedFile, RemovalPlan};
 
 /// The folder of the models cache that holds pulled repositories.
 pub const HUB_FOLDER: &str = "hub";
 
-/// Where a model lives, which decides whether we may delete it.
+/// Where a model lives (whether Adapt may delete it also needs its record: see
+/// [`Library::removal_plan`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "ts", ts(rename = "ModelSource"))]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
-    /// Our models cache: pulled, imported or bundled; ours to delete.
+    /// Our models cache: pulled, imported, converted, or put there by the person.
     Library,
     /// The person's Hugging Face cache: read in place, never deleted.
     HuggingFaceCache,
@@ -223,7 +228,7 @@ impl Library {
                 return Ok(found.clone());
             }
             let description = describe(path, &self.supported)?;
-            let source = if self.owns(&canonical) {
+            let source = if self.inside_cache(&canonical) {
                 Source::Library
             } else {
                 Source::External
@@ -243,15 +248,23 @@ impl Library {
     }
 
     /// Whether `canonical` lies inside our models cache (and is not the cache itself).
-    fn owns(&self, canonical: &Path) -> bool {
+    fn inside_cache(&self, canonical: &Path) -> bool {
         std::fs::canonicalize(&self.models_dir)
             .is_ok_and(|root| canonical != root && canonical.starts_with(&root))
     }
 
     /// Copies a model folder (`config.json` + safetensors) or a GGUF file into the models
-    /// cache under its own name; refuses what is not a model and names already taken.
+    /// cache under its own name; refuses what is not a model, names already taken, and links
+    /// in the folder that lead outside it (see `copy`).
     pub fn import(&self, from: &Path) -> Result<ModelEntry, LibraryError> {
         let meta = std::fs::metadata(from).map_err(|e| LibraryError::io(from, e))?;
+        let canonical = std::fs::canonicalize(from).map_err(|e| LibraryError::io(from, e))?;
+        // Links are checked before anything in the folder is read.
+        let files = if meta.is_dir() {
+            Some(copy::source_files(&canonical, &copy::boundary(&canonical))?)
+        } else {
+            None
+        };
         // Refuse before copying anything: this reads the headers.
         let description = describe(from, &self.supported)?;
         if meta.is_dir()
@@ -265,8 +278,7 @@ impl Library {
                 detail: "the folder has config.json but no .safetensors weights".into(),
             });
         }
-        let canonical = std::fs::canonicalize(from).map_err(|e| LibraryError::io(from, e))?;
-        if self.owns(&canonical) {
+        if self.inside_cache(&canonical) {
             return Err(LibraryError::AlreadyInLibrary {
                 path: from.to_path_buf(),
             });
@@ -288,12 +300,11 @@ impl Library {
         let staging = self.models_dir.join(format!(".{name}.importing"));
         let _ = std::fs::remove_dir_all(&staging);
         let _ = std::fs::remove_file(&staging);
-        let copied = if meta.is_dir() {
-            copy_dir(&canonical, &staging)
-        } else {
-            std::fs::copy(&canonical, &staging)
+        let copied = match &files {
+            Some(files) => copy::copy_files(files, &staging),
+            None => std::fs::copy(&canonical, &staging)
                 .map(|_| ())
-                .map_err(|e| LibraryError::io(&staging, e))
+                .map_err(|e| LibraryError::io(&staging, e)),
         };
         let renamed = copied.and_then(|()| {
             std::fs::rename(&staging, &dest).map_err(|e| LibraryError::io(&dest, e))
@@ -305,75 +316,6 @@ impl Library {
         }
         Ok(self.entry(name, Source::Library, dest, None, None))
     }
-
-    /// Deletes a model of ours by name (or path): a pulled repository with all its snapshots
-    /// and blobs, an imported folder, or a GGUF file. Models in the Hugging Face cache, and
-    /// anything outside the models cache, are refused.
-    pub fn remove(&self, name: &str) -> Result<ModelEntry, LibraryError> {
-        let entry = self.find(name)?;
-        if entry.source == Source::HuggingFaceCache {
-            return Err(LibraryError::NotOwned {
-                name: entry.name,
-                path: entry.path,
-                owner: "your Hugging Face cache, which Adapt only reads (delete it with \
-                        `huggingface-cli delete-cache` if you want it gone)"
-                    .into(),
-            });
-        }
-        let canonical =
-            std::fs::canonicalize(&entry.path).map_err(|e| LibraryError::io(&entry.path, e))?;
-        if entry.source != Source::Library || !self.owns(&canonical) {
-            return Err(LibraryError::NotOwned {
-                name: entry.name,
-                path: entry.path,
-                owner: "a folder outside the models cache; Adapt deletes only what it \
-                        downloaded or imported"
-                    .into(),
-            });
-        }
-        // A pulled repository goes whole: its folder in `hub/`.
-        let target = match &entry.repo_id {
-            Some(repo) => self
-                .hub_dir()
-                .join(format!("models--{}", repo.replace('/', "--"))),
-            None => self.models_dir.join(
-                entry
-                    .path
-                    .strip_prefix(&self.models_dir)
-                    .ok()
-                    .and_then(|p| p.components().next())
-                    .map(|c| PathBuf::from(c.as_os_str()))
-                    .unwrap_or_else(|| entry.path.clone()),
-            ),
-        };
-        let target_meta =
-            std::fs::symlink_metadata(&target).map_err(|e| LibraryError::io(&target, e))?;
-        let removed = if target_meta.is_dir() {
-            std::fs::remove_dir_all(&target)
-        } else {
-            std::fs::remove_file(&target)
-        };
-        removed.map_err(|e| LibraryError::io(&target, e))?;
-        Ok(entry)
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<(), LibraryError> {
-    std::fs::create_dir_all(to).map_err(|e| LibraryError::io(to, e))?;
-    let entries = std::fs::read_dir(from).map_err(|e| LibraryError::io(from, e))?;
-    for e in entries {
-        let e = e.map_err(|e| LibraryError::io(from, e))?;
-        let src = e.path();
-        let dst = to.join(e.file_name());
-        // Follow links (hub snapshots link into blobs/): copy what they point at.
-        let meta = std::fs::metadata(&src).map_err(|e| LibraryError::io(&src, e))?;
-        if meta.is_dir() {
-            copy_dir(&src, &dst)?;
-        } else {
-            std::fs::copy(&src, &dst).map_err(|e| LibraryError::io(&dst, e))?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -303,36 +303,245 @@ fn import_copies_models_and_refuses_the_rest() {
     assert_eq!(names, ["my-model", "small.gguf"]);
 }
 
+/// The record Adapt keeps of a model it put at `root`: every file under it.
+fn record(name: &str, root: &Path, origin: &str) -> Owned {
+    let files = if root.is_dir() {
+        remove_walk(root)
+            .into_iter()
+            .map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+            .collect()
+    } else {
+        vec![".".into()]
+    };
+    Owned {
+        name: name.into(),
+        root: root.to_path_buf(),
+        origin: origin.into(),
+        files,
+    }
+}
+
+fn remove_walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(remove_walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// Plans and removes `name` as a person who confirms does.
+fn remove(lib: &Library, name: &str, owned: &[Owned]) -> Result<RemovalPlan, LibraryError> {
+    let plan = lib.removal_plan(name, owned)?;
+    lib.remove_planned(name, owned, &plan.confirmation)
+}
+
 #[test]
-fn remove_deletes_only_what_we_own() {
+fn remove_deletes_only_the_files_adapt_recorded() {
     let models = tempfile::tempdir().unwrap();
     let hf = tempfile::tempdir().unwrap();
     let ours = hub_repo(&models.path().join("hub"), "tiny/pulled");
-    gguf(&models.path().join("bundled.gguf"), "llama", GgmlType::Q8_0);
+    let repo = models.path().join("hub/models--tiny--pulled");
+    float_folder(&models.path().join("imported"));
+    gguf(
+        &models.path().join("imported.gguf"),
+        "llama",
+        GgmlType::Q8_0,
+    );
+    let owned = vec![
+        record("tiny/pulled", &repo, "pulled"),
+        record("imported", &models.path().join("imported"), "imported"),
+        record(
+            "imported.gguf",
+            &models.path().join("imported.gguf"),
+            "imported",
+        ),
+    ];
+    // The person's own files in the models folder, one of them inside an imported folder.
+    gguf(&models.path().join("mine.gguf"), "llama", GgmlType::Q8_0);
+    std::fs::write(models.path().join("imported/notes.txt"), "mine").unwrap();
     let theirs = hub_repo(hf.path(), "theirs/model");
     let outside = tempfile::tempdir().unwrap();
     float_folder(&outside.path().join("m"));
     let lib = Library::new(models.path(), Some(hf.path()), supported());
 
-    let e = lib.remove("theirs/model").unwrap_err();
+    let e = lib.removal_plan("theirs/model", &owned).unwrap_err();
     assert_eq!(e.code(), "library.not_owned");
     assert!(e.to_string().contains("Hugging Face cache"), "{e}");
     assert!(theirs.join("config.json").exists());
     let e = lib
-        .remove(outside.path().join("m").to_str().unwrap())
+        .removal_plan(outside.path().join("m").to_str().unwrap(), &owned)
         .unwrap_err();
     assert_eq!(e.code(), "library.not_owned");
     assert!(outside.path().join("m/config.json").exists());
+    let e = lib.removal_plan("mine.gguf", &owned).unwrap_err();
+    assert_eq!(e.code(), "library.not_owned");
+    assert!(e.to_string().contains("your file"), "{e}");
+    assert!(models.path().join("mine.gguf").exists());
 
-    lib.remove("tiny/pulled").unwrap();
-    assert!(!ours.exists());
-    assert!(!models.path().join("hub/models--tiny--pulled").exists());
-    lib.remove("bundled.gguf").unwrap();
-    assert!(lib.list().iter().all(|m| m.source != Source::Library));
-    assert_eq!(
-        lib.remove("tiny/pulled").unwrap_err().code(),
-        "library.not_found"
+    let plan = lib.removal_plan("tiny/pulled", &owned).unwrap();
+    assert_eq!(plan.origin, "pulled");
+    assert_eq!(plan.files.len(), 4, "{plan:?}");
+    assert_eq!(plan.bytes, plan.files.iter().map(|f| f.bytes).sum::<u64>());
+    assert!(plan.bytes > 0 && plan.kept.is_empty());
+    let e = lib
+        .remove_planned("tiny/pulled", &owned, "0000000000000000")
+        .unwrap_err();
+    assert_eq!(e.code(), "library.unconfirmed");
+    assert!(ours.exists());
+    lib.remove_planned("tiny/pulled", &owned, &plan.confirmation)
+        .unwrap();
+    assert!(
+        !repo.exists(),
+        "the repository's folders went with its files"
     );
+    assert!(models.path().join("hub").exists());
+
+    // An imported folder loses Adapt's files; the person's note and the folder stay.
+    let plan = remove(&lib, "imported", &owned).unwrap();
+    assert_eq!(plan.kept, [models.path().join("imported/notes.txt")]);
+    assert!(!models.path().join("imported/config.json").exists());
+    assert!(models.path().join("imported/notes.txt").exists());
+    remove(&lib, "imported.gguf", &owned).unwrap();
+    assert!(!models.path().join("imported.gguf").exists());
+    assert!(models.path().join("mine.gguf").exists());
+    let left: Vec<String> = lib.list().into_iter().map(|m| m.name).collect();
+    assert_eq!(left, ["mine.gguf", "theirs/model"]);
+}
+
+#[test]
+fn remove_refuses_part_of_a_model_and_a_changed_plan() {
+    let models = tempfile::tempdir().unwrap();
+    // A repository pulled as a whole, holding two GGUF files.
+    let repo = models.path().join("hub/models--tiny--ggufs");
+    let snapshot = repo.join("snapshots/abc");
+    gguf(&snapshot.join("a-Q8_0.gguf"), "llama", GgmlType::Q8_0);
+    gguf(&snapshot.join("b-F16.gguf"), "llama", GgmlType::F16);
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "abc").unwrap();
+    // An imported folder with a GGUF file nested inside it.
+    let folder = models.path().join("imported");
+    float_folder(&folder);
+    gguf(&folder.join("extra/inner.gguf"), "llama", GgmlType::Q8_0);
+    let owned = vec![
+        record("tiny/ggufs", &repo, "pulled"),
+        record("imported", &folder, "imported"),
+    ];
+    let lib = Library::new(models.path(), None, supported());
+    let names: Vec<String> = lib.list().into_iter().map(|m| m.name).collect();
+    assert!(
+        names.contains(&"tiny/ggufs/a-Q8_0.gguf".to_string()),
+        "{names:?}"
+    );
+
+    let e = lib
+        .removal_plan("tiny/ggufs/a-Q8_0.gguf", &owned)
+        .unwrap_err();
+    assert_eq!(e.code(), "library.part_of_repository");
+    assert!(e.to_string().contains("adapt models rm tiny/ggufs"), "{e}");
+    let inner = folder.join("extra/inner.gguf");
+    let e = lib
+        .removal_plan(inner.to_str().unwrap(), &owned)
+        .unwrap_err();
+    assert_eq!(e.code(), "library.part_of_model");
+    assert!(e.to_string().contains("`imported`"), "{e}");
+    assert!(inner.exists());
+
+    // A file changed after the plan was shown: the old confirmation no longer removes.
+    let plan = lib.removal_plan("imported", &owned).unwrap();
+    std::fs::write(folder.join("tokenizer.json"), "{\"grown\": true}").unwrap();
+    let e = lib
+        .remove_planned("imported", &owned, &plan.confirmation)
+        .unwrap_err();
+    assert_eq!(e.code(), "library.unconfirmed");
+    assert!(folder.join("config.json").exists());
+
+    // The whole repository goes by its name.
+    let plan = remove(&lib, "tiny/ggufs", &owned).unwrap();
+    assert_eq!(plan.files.len(), 3);
+    assert!(!repo.exists());
+
+    // A record without a file list deletes nothing.
+    let bare = Owned {
+        files: Vec::new(),
+        ..record("imported", &folder, "imported")
+    };
+    let e = lib.removal_plan("imported", &[bare]).unwrap_err();
+    assert_eq!(e.code(), "library.no_file_list");
+    // A record whose files climb out of its folder is not followed.
+    let climbing = Owned {
+        files: vec!["../outside.txt".into()],
+        ..record("imported", &folder, "imported")
+    };
+    let e = lib.removal_plan("imported", &[climbing]).unwrap_err();
+    assert_eq!(e.code(), "library.no_file_list");
+}
+
+#[cfg(unix)]
+#[test]
+fn remove_never_follows_a_link_out_of_the_model() {
+    let models = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let folder = models.path().join("imported");
+    float_folder(&folder);
+    let mut owned = record("imported", &folder, "imported");
+    // After the import, a folder of the model is replaced by a link to the person's files.
+    std::fs::create_dir_all(elsewhere.path().join("sub")).unwrap();
+    std::fs::write(elsewhere.path().join("sub/keep.txt"), "precious").unwrap();
+    std::os::unix::fs::symlink(elsewhere.path().join("sub"), folder.join("sub")).unwrap();
+    owned.files.push("sub/keep.txt".into());
+    let lib = Library::new(models.path(), None, supported());
+    let e = lib.removal_plan("imported", &[owned]).unwrap_err();
+    assert_eq!(e.code(), "library.no_file_list");
+    assert!(elsewhere.path().join("sub/keep.txt").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn import_refuses_links_out_of_the_folder_and_copies_a_snapshot_s_blobs() {
+    let models = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let lib = Library::new(&models.path().join("cache"), None, supported());
+    std::fs::write(elsewhere.path().join("secret.txt"), "not for copying").unwrap();
+    let folder = elsewhere.path().join("linked");
+    float_folder(&folder);
+    std::os::unix::fs::symlink(
+        elsewhere.path().join("secret.txt"),
+        folder.join("notes.txt"),
+    )
+    .unwrap();
+    let e = lib.import(&folder).unwrap_err();
+    assert_eq!(e.code(), "library.link_outside");
+    assert!(e.to_string().contains("notes.txt"), "{e}");
+    assert!(!models.path().join("cache/linked").exists());
+
+    // A link inside the folder to another of its files is copied as that file.
+    std::fs::remove_file(folder.join("notes.txt")).unwrap();
+    std::os::unix::fs::symlink(folder.join("config.json"), folder.join("copy.json")).unwrap();
+    let entry = lib.import(&folder).unwrap();
+    let copied = entry.path.join("copy.json");
+    assert!(!std::fs::symlink_metadata(&copied)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read(&copied).unwrap(),
+        std::fs::read(folder.join("config.json")).unwrap()
+    );
+
+    // A Hugging Face snapshot links into its repository's blobs: those are copied.
+    let hf = tempfile::tempdir().unwrap();
+    let snapshot = hub_repo(hf.path(), "org/snap");
+    let blobs = hf.path().join("models--org--snap/blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::rename(snapshot.join("model.safetensors"), blobs.join("123")).unwrap();
+    std::os::unix::fs::symlink("../../blobs/123", snapshot.join("model.safetensors")).unwrap();
+    let entry = lib.import(&snapshot).unwrap();
+    assert!(entry.description.runnable);
+    assert!(entry.path.join("model.safetensors").is_file());
 }
 
 #[test]

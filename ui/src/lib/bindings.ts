@@ -168,7 +168,7 @@ tokens: number | null,
  */
 trained: number | null, };
 
-export type ErrorCode = "api.bad_name" | "api.engine_stopped" | "api.internal" | "api.io" | "api.no_chat" | "api.no_model" | "api.no_saved_chat" | "api.thread" | "app.not_a_dataset" | "app.worker" | "cli.usage" | "convert.exists" | "data.bad_option" | "data.cache_corrupt" | "data.chat_template" | "data.csv_field_count" | "data.csv_header" | "data.csv_malformed" | "data.csv_template" | "data.csv_unknown_column" | "data.duplicate" | "data.empty_content" | "data.empty_file" | "data.invalid" | "data.io" | "data.line_too_long" | "data.malformed_json" | "data.mask_alignment" | "data.missing_key" | "data.mixed_formats" | "data.no_assistant_turn" | "data.no_examples" | "data.no_line" | "data.tokenize" | "data.unknown_format" | "data.unknown_role" | "data.wrong_type" | "engine.mlx" | "engine.panicked" | "gguf.bad_magic" | "gguf.io" | "gguf.malformed" | "gguf.truncated" | "gguf.unsupported_type" | "gguf.unsupported_version" | "hub.bad_repo_id" | "hub.bad_response" | "hub.cancelled" | "hub.checksum_mismatch" | "hub.disk_full" | "hub.forbidden" | "hub.gated" | "hub.interrupted" | "hub.io" | "hub.no_such_file" | "hub.not_found" | "hub.nothing_to_pull" | "hub.offline" | "hub.server" | "hub.unauthorized" | "job.failed" | "job.not_found" | "job.panicked" | "library.already_in_library" | "library.exists" | "library.io" | "library.not_a_model" | "library.not_found" | "library.not_owned" | "model.invalid" | "model.not_found" | "model.unsupported_architecture" | "model.write_failed" | "paths.no_home" | "quantize.unsupported" | "request.invalid" | "run.not_found" | "serve.bind" | "serve.busy" | "serve.cancelled" | "serve.context_length" | "serve.runtime" | "serve.unauthorized" | "serve.unknown_model" | "store.busy" | "store.constraint" | "store.create_dir" | "store.invalid" | "store.migration" | "store.not_a_database" | "store.not_found" | "store.open" | "store.sqlite" | "store.too_new" | "text.bad_json" | "text.bad_tokenizer_data" | "text.bad_tokenizer_json" | "text.decode" | "text.encode" | "text.io" | "text.missing_metadata" | "text.template_raised" | "text.template_render" | "text.template_syntax" | "text.unsupported_pre_tokenizer" | "text.unsupported_tokenizer" | "text.write" | "train.bad_config" | "train.bad_run" | "train.calibrate" | "train.cancelled" | "train.data_changed" | "train.finished" | "train.no_adapter" | "train.no_checkpoint" | "train.no_data" | "train.not_running";
+export type ErrorCode = "api.bad_name" | "api.engine_stopped" | "api.internal" | "api.io" | "api.no_chat" | "api.no_model" | "api.no_saved_chat" | "api.thread" | "app.not_a_dataset" | "app.worker" | "cli.not_confirmed" | "cli.usage" | "convert.exists" | "data.bad_option" | "data.cache_corrupt" | "data.chat_template" | "data.csv_field_count" | "data.csv_header" | "data.csv_malformed" | "data.csv_template" | "data.csv_unknown_column" | "data.duplicate" | "data.empty_content" | "data.empty_file" | "data.file_type" | "data.folder" | "data.invalid" | "data.invalid_utf8" | "data.io" | "data.line_too_long" | "data.malformed_json" | "data.mask_alignment" | "data.missing_key" | "data.mixed_formats" | "data.no_assistant_turn" | "data.no_examples" | "data.no_line" | "data.tokenize" | "data.unknown_format" | "data.unknown_role" | "data.wrong_type" | "engine.mlx" | "engine.panicked" | "gguf.bad_magic" | "gguf.io" | "gguf.malformed" | "gguf.truncated" | "gguf.unsupported_type" | "gguf.unsupported_version" | "hub.bad_repo_id" | "hub.bad_response" | "hub.cancelled" | "hub.checksum_mismatch" | "hub.disk_full" | "hub.forbidden" | "hub.gated" | "hub.interrupted" | "hub.io" | "hub.no_such_file" | "hub.not_found" | "hub.nothing_to_pull" | "hub.offline" | "hub.server" | "hub.unauthorized" | "job.failed" | "job.not_found" | "job.panicked" | "library.already_in_library" | "library.exists" | "library.io" | "library.not_a_model" | "library.not_found" | "library.link_outside" | "library.no_file_list" | "library.not_owned" | "library.part_of_model" | "library.part_of_repository" | "library.unconfirmed" | "model.invalid" | "model.not_found" | "model.unsupported_architecture" | "model.write_failed" | "paths.no_home" | "quantize.unsupported" | "request.invalid" | "run.not_found" | "serve.bind" | "serve.busy" | "serve.cancelled" | "serve.context_length" | "serve.runtime" | "serve.unauthorized" | "serve.unknown_model" | "store.busy" | "store.constraint" | "store.create_dir" | "store.invalid" | "store.migration" | "store.not_a_database" | "store.not_found" | "store.open" | "store.sqlite" | "store.too_new" | "text.bad_json" | "text.bad_tokenizer_data" | "text.bad_tokenizer_json" | "text.decode" | "text.encode" | "text.io" | "text.missing_metadata" | "text.template_raised" | "text.template_render" | "text.template_syntax" | "text.unsupported_pre_tokenizer" | "text.unsupported_tokenizer" | "text.write" | "train.bad_config" | "train.bad_run" | "train.calibrate" | "train.cancelled" | "train.data_changed" | "train.finished" | "train.no_adapter" | "train.no_checkpoint" | "train.no_data" | "train.not_running";
 
 export type ErrorEntry = { 
 /**
@@ -539,6 +539,12 @@ export type OptimizerKind = "adam" | "adamw" | "sgd";
 
 export type Overflow = "drop_oldest" | "refuse";
 
+export type PlannedFile = { path: string, 
+/**
+ * Its size (0 for a link, which takes no room of its own).
+ */
+bytes: number, };
+
 export type ProbeAnswer = { prompt: string, answer: string, };
 
 export type Progress = { 
@@ -612,6 +618,37 @@ fetched: number,
  * Where this pull started fetching it (the size of a partial download it resumed).
  */
 resumed_from: number, };
+
+export type RemovalPlan = { 
+/**
+ * The model's name in the library.
+ */
+name: string, 
+/**
+ * The file or folder Adapt put it in.
+ */
+root: string, 
+/**
+ * How Adapt came to hold it: `imported`, `pulled` or `converted`.
+ */
+origin: string, 
+/**
+ * The files Adapt wrote and removes (folders they leave empty go too).
+ */
+files: Array<PlannedFile>, 
+/**
+ * Their bytes in all.
+ */
+bytes: number, 
+/**
+ * Files in the model's folder that Adapt did not write: they stay, and so does the
+ * folder holding them.
+ */
+kept: Array<string>, 
+/**
+ * Gives this plan back to [`Library::remove_planned`]: it changes when the files do.
+ */
+confirmation: string, };
 
 export type RestoredPrompts = { caches: number, tokens: number, bytes: number, };
 

@@ -176,7 +176,7 @@ pub struct Decoder {
     pub embed_scale: Option<f32>,
     pub final_softcap: Option<f32>,
     /// Recompute each block's activations in the backward pass instead of keeping them
-    /// (training with less memory, for about a third more compute).
+    /// (training with less memory, for more compute).
     pub grad_checkpoint: bool,
 }
 

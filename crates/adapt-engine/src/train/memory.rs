@@ -54,26 +54,43 @@ pub fn estimate(
     // Weights, gradients, optimizer states and the updated copy, all f32.
     let adapters = trainable as u64 * 4 * (2 + states);
     let (hidden, inter) = (a.hidden_size as u64, a.ffn_width_per_token() as u64);
-    // Per token and layer: the block's inputs, norms, projections and MLP activations kept
-    // for the backward pass (constants fitted to measured peaks of SmolLM2 runs on MLX's CPU
-    // backend: within 5 % without checkpointing, about 1.4× over with it).
-    let per_token_layer = (6 * hidden + 3 * inter) * dtype_bytes;
-    // Attention scores and probabilities of one layer at a time.
+    // Only the adapted blocks (the last `num_layers`) keep activations for the backward pass.
+    let blocks = a.num_hidden_layers as u64;
+    let layers = match u64::try_from(config.num_layers) {
+        Ok(n) => n.min(blocks),
+        Err(_) => blocks,
+    };
+    // The constants below are fitted to the peaks MLX's CPU backend measured over random
+    // Llama shapes (hidden 128-576, MLP 384-1536, 2-8 layers, vocabularies of 1k-16k, 64-512
+    // tokens a row) with every projection adapted; `tests/memory.rs` checks them.
+    // Per token and layer: the block's input, norms, projections and MLP activations kept
+    // for the backward pass.
+    let per_token_layer = (7 * hidden + 5 * inter) * dtype_bytes;
+    // Attention probabilities kept for the backward pass, per layer.
     let scores =
-        batch_size as u64 * a.num_attention_heads as u64 * (seq_len * seq_len) as u64 * 4 * 2;
-    let layers = a.num_hidden_layers as u64;
-    // With checkpointing only each block's input is kept; one block at a time is recomputed.
+        batch_size as u64 * a.num_attention_heads as u64 * (seq_len * seq_len) as u64 * dtype_bytes;
     let activations = if config.grad_checkpoint {
-        tokens * hidden * dtype_bytes * layers + tokens * per_token_layer + scores
+        // Each block's input is kept; one block at a time is recomputed, with its gradients.
+        tokens * hidden * dtype_bytes * layers
+            + tokens * (13 * hidden + 7 * inter) * dtype_bytes
+            + scores
     } else {
-        tokens * per_token_layer * layers + scores
+        layers * (tokens * per_token_layer + scores)
     };
     // Logits in f32 and their gradient.
     let logits = tokens * a.vocab_size as u64 * 4 * 2;
-    // Where quantized layers multiply by a dequantized copy (MLX's CPU backend), the copies
-    // stay alive for the backward pass.
+    // Where quantized layers multiply by a dequantized copy (MLX's CPU backend), the copies of
+    // the adapted blocks stay alive for the backward pass (one block's at a time under
+    // checkpointing), and so does the head's.
     let copies = if crate::models::layers::dequantize_first() && model.is_quantized() {
-        model.n_params() as u64 * dtype_bytes
+        let (q_out, kv_out) = (
+            (a.num_attention_heads * a.head_dim) as u64,
+            (a.num_key_value_heads * a.head_dim) as u64,
+        );
+        let per_block = 2 * hidden * q_out + 2 * hidden * kv_out + 3 * hidden * inter;
+        let outside = (model.n_params() as u64).saturating_sub(blocks * per_block);
+        let kept = if config.grad_checkpoint { 1 } else { layers };
+        (outside + kept * per_block) * dtype_bytes
     } else {
         0
     };
