@@ -71,3 +71,28 @@ impl SamplingArgs {
         }
     }
 }
+
+/// Where KV caches may live (each kept as a setting once given).
+#[derive(Args, Clone)]
+pub struct CacheBudgetArgs {
+    /// Memory for KV caches (every conversation's and the server's prompt cache), in MB; the
+    /// least recently used cache leaves memory first.
+    #[arg(long)]
+    pub cache_memory_mb: Option<u64>,
+    /// Disk for saved KV caches, in MB; the least recently used file is removed first.
+    #[arg(long)]
+    pub cache_disk_mb: Option<u64>,
+}
+
+impl CacheBudgetArgs {
+    /// Saves the budgets given (in bytes) as settings.
+    pub fn apply(&self, adapt: &adapt_api::Adapt) -> Result<(), adapt_api::ApiError> {
+        if self.cache_memory_mb.is_none() && self.cache_disk_mb.is_none() {
+            return Ok(());
+        }
+        let mb = |v: Option<u64>| v.map(|m| m << 20);
+        adapt
+            .set_cache_budgets(mb(self.cache_memory_mb), mb(self.cache_disk_mb))
+            .map(|_| ())
+    }
+}

@@ -8,7 +8,7 @@ use adapt_api::{Adapt, ApiError, ChatId, ChatOptions, ErrorCode, SavedChat};
 use anyhow::Result;
 use clap::Args;
 
-use crate::args::{ModelArg, SamplingArgs};
+use crate::args::{CacheBudgetArgs, ModelArg, SamplingArgs};
 use crate::output;
 
 #[derive(Args)]
@@ -27,14 +27,8 @@ pub struct ChatArgs {
     /// answers).
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["4", "8"]))]
     kv_bits: Option<String>,
-    /// Memory for KV caches of all conversations, in MB (kept as a setting); the least
-    /// recently used conversation's cache leaves memory first.
-    #[arg(long)]
-    cache_memory_mb: Option<u64>,
-    /// Disk for saved KV caches, in MB (kept as a setting); the least recently used file is
-    /// removed first.
-    #[arg(long)]
-    cache_disk_mb: Option<u64>,
+    #[command(flatten)]
+    budgets: CacheBudgetArgs,
     /// Do not print the stats line after each reply.
     #[arg(long)]
     quiet: bool,
@@ -61,10 +55,7 @@ struct Session<'a> {
 
 pub fn run(args: &ChatArgs) -> Result<()> {
     let adapt = output::start_with_adapter(&args.model, args.adapter.as_deref())?;
-    if args.cache_memory_mb.is_some() || args.cache_disk_mb.is_some() {
-        let mb = |v: Option<u64>| v.map(|m| m << 20);
-        adapt.set_cache_budgets(mb(args.cache_memory_mb), mb(args.cache_disk_mb))?;
-    }
+    args.budgets.apply(&adapt)?;
     let options = ChatOptions {
         kv_bits: args.kv_bits.as_deref().and_then(|b| b.parse().ok()),
         ..ChatOptions::default()

@@ -9,7 +9,7 @@ use adapt_server::Server;
 use anyhow::Result;
 use clap::Args;
 
-use crate::args::ModelArg;
+use crate::args::{CacheBudgetArgs, ModelArg};
 use crate::output::{human_bytes, human_count};
 
 #[derive(Args)]
@@ -35,13 +35,8 @@ pub struct ServeArgs {
     /// The most tokens one request may generate (also the default).
     #[arg(long, default_value_t = 4096)]
     max_tokens: usize,
-    /// Memory for KV caches (the prompt cache included), in MB (kept as a setting).
-    #[arg(long)]
-    cache_memory_mb: Option<u64>,
-    /// Disk for saved KV caches (the prompt cache kept between runs), in MB (kept as a
-    /// setting).
-    #[arg(long)]
-    cache_disk_mb: Option<u64>,
+    #[command(flatten)]
+    budgets: CacheBudgetArgs,
     /// No line per request.
     #[arg(long)]
     quiet: bool,
@@ -57,13 +52,10 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         api_key: args.api_key.clone(),
         max_concurrency: args.max_concurrency,
         max_tokens: args.max_tokens,
-        cache_memory_mb: args.cache_memory_mb,
+        cache_memory_mb: args.budgets.cache_memory_mb,
     };
     settings.check()?;
-    if args.cache_memory_mb.is_some() || args.cache_disk_mb.is_some() {
-        let mb = |v: Option<u64>| v.map(|m| m << 20);
-        adapt.set_cache_budgets(mb(args.cache_memory_mb), mb(args.cache_disk_mb))?;
-    }
+    args.budgets.apply(&adapt)?;
     let key = adapt.server_key(&settings)?;
     let path = args.model.path(&adapt);
     eprintln!("Loading {} …", path.display());
