@@ -44,12 +44,6 @@ fn invoked(text: &str) -> BTreeSet<String> {
 const AWAITING_THE_PAGE: &[&str] = &[
     // The first click of Delete: what would be removed (delete_model takes its confirmation).
     "removal_plan",
-    // The Train form's presets and inline validation, and the lists of datasets and adapters
-    // read from their tables.
-    "training_presets",
-    "check_training",
-    "list_datasets",
-    "list_adapters",
 ];
 
 #[test]
