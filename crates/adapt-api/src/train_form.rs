@@ -239,8 +239,11 @@ impl TrainRequest {
                 "dataset",
                 &format!("{}: no such file", train.display()),
             ));
-        } else if train.is_file() && !has_type(train, adapt_data::import::DATASET_EXTENSIONS) {
-            out.push(problem("dataset", "Datasets are CSV, TSV or JSONL files."));
+        } else if train.is_file() {
+            // Says which files Adapt reads, and how to make this one one of them.
+            if let Err(e) = crate::datasets::dataset_file(train) {
+                out.push(problem("dataset", &e.message));
+            }
         }
         let share = self.data.ratios.valid;
         if self.data.valid.is_none() && !(0.0..=0.5).contains(&share) {
@@ -294,13 +297,6 @@ fn check_model(
         );
     }
     Ok(())
-}
-
-/// Whether `path` ends in one of `types` (any case).
-pub(crate) fn has_type(path: &Path, types: &[&str]) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| types.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 impl Adapt {
