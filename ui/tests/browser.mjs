@@ -77,8 +77,7 @@ try {
   await page.getByTestId("composer").fill("Show me some code");
   await page.getByTestId("send").click();
   const md = page.getByTestId("message-assistant").last();
-  await md.getByTestId("code-block").waitFor();
-  await page.getByTestId("turn-stats").last().waitFor();
+  await md.getByTestId("turn-stats").waitFor();
   assert.equal(await md.locator("strong").textContent(), "bold");
   assert.equal(await md.locator("li").count(), 2);
   assert.equal(await md.locator("img, script").count(), 0);
@@ -308,7 +307,17 @@ try {
   assert.equal(d.split("L").length, 4, d);
   assert.match(await page.getByTestId("run-figures").textContent(), /best validation at step 15/);
   assert.match(await page.getByTestId("probes").textContent(), /7-4-1/);
+  // Axes with step ticks; the pointer over a chart reads the values at its step.
+  const chart = page.getByTestId("run-dashboard").getByTestId("chart").first();
+  assert.ok((await chart.locator("line.axis").count()) >= 2);
+  const box = await chart.locator("svg").boundingBox();
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.4);
+  assert.match(await chart.getByTestId("chart-hover").textContent(), /step \d+.*train \d/);
   await page.screenshot({ path: join(out, "runs.png") });
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.screenshot({ path: join(out, "runs-dark.png") });
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.mouse.move(0, 0);
   // Server: started with the loaded model, its address shown, a client's requests logged
   // (the second with cached tokens), then stopped.
   await page.locator("[data-view=server]").click();
