@@ -81,8 +81,6 @@ pub struct TrainCheck {
     pub total_steps: Option<u64>,
 }
 
-/// The file types a dataset can be.
-
 /// The presets the form offers: Quick, Standard and Thorough.
 pub fn training_presets() -> Vec<TrainPreset> {
     let base = TrainConfig {
