@@ -106,6 +106,11 @@ features() { [ "$1" = engine_files ] && echo "--features engine" || true; }
 # Workers only when asked for: libFuzzer's jobs mode writes fuzz-N.log files into the folder.
 parallel() { [ "$JOBS" -gt 1 ] && echo "-jobs=$JOBS -workers=$JOBS" || true; }
 
+# cargo fuzz sets RUSTFLAGS, which drops the rpath that finds MLX's libmlx.so: the target that
+# links MLX finds it through the runtime folder scripts/setup.sh recorded.
+mlx_runtime=$(sed -nE 's/^runtime = "(.*)"/\1/p' "$ROOT/.cargo/mlx-linux.toml" 2>/dev/null || true)
+if [ -n "$mlx_runtime" ]; then export LD_LIBRARY_PATH=$mlx_runtime${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}; fi
+
 results=${FUZZ_RESULTS:-$FUZZ/results.tsv}
 printf 'target\tseconds\texecutions\tcoverage\tfeatures\tcorpus\tcrashes\n' >"$results"
 cd "$FUZZ"
