@@ -6,7 +6,10 @@
 # and its 4-bit folder (QLoRA, Q4_ITERS steps: MLX's CPU quantized kernels make the
 # reference slow there). Each side trains the same generated chat data (loss on the assistant
 # turns) without evaluation; speed is the median trained-tokens/s of its reports (every 5
-# steps) after the first, memory its peak.
+# steps) after the first (at least 3 reports: ITERS and Q4_ITERS of 20 or more), memory its
+# peak over the same span on both sides: from the start of training (after the model is
+# loaded) to its end. Every example is a multiple of 32 tokens long, so both padding rules
+# give batches of the same width, and each side's trained tokens are shown to agree.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ITERS=${1:-60}
@@ -14,7 +17,7 @@ BATCH=${2:-4}
 SEQ=${3:-512}
 RANK=${4:-8}
 LAYERS=${5:-16}
-Q4_ITERS=${6:-10}
+Q4_ITERS=${6:-20}
 MLX_LM_VERSION=0.32.2
 "$ROOT/scripts/setup.sh"
 cd "$ROOT"
@@ -57,21 +60,35 @@ for f in src.iterdir():
         shutil.copy(f, out / f.name)
 PY
 mkdir -p "$work/chat"
-python3 - "$work/chat" <<'PY'
-# Generated chat examples of steady length: a question and a long answer.
+"$python" - "$work/chat" "$work/q4" <<'PY'
+# Generated chat examples of steady length: a question and a long answer, each example
+# exactly a multiple of 32 tokens long as the chat template renders it, so that mlx-lm's
+# padding (one plus a multiple of 32) and Adapt's (a multiple of 8) give batches of the same
+# width: both sides then compute on the same tokens and train the same ones.
 import json, random, sys
+from mlx_lm.tokenizer_utils import load as load_tokenizer
+from pathlib import Path
+tokenizer = load_tokenizer(Path(sys.argv[2]))
 rng = random.Random(7)
 words = ("river mountain engine garden letter window market silver winter harbor violin "
          "lantern orchard meadow candle bridge forest castle planet pepper copper ribbon").split()
 def sentence(n):
     return " ".join(rng.choice(words) for _ in range(n)).capitalize() + "."
+def length(messages):
+    return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False))
 for split, n in (("train", 200), ("valid", 8)):
     with open(f"{sys.argv[1]}/{split}.jsonl", "w") as f:
         for _ in range(n):
             q = "Tell me about the " + " and the ".join(rng.sample(words, 3)) + "."
             a = " ".join(sentence(12) for _ in range(8))
-            f.write(json.dumps({"messages": [{"role": "user", "content": q},
-                                             {"role": "assistant", "content": a}]}) + "\n")
+            messages = [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+            for _ in range(64):
+                if length(messages) % 32 == 0:
+                    break
+                messages[1]["content"] += " and"
+            else:
+                sys.exit("bench-train: could not make an example a multiple of 32 tokens")
+            f.write(json.dumps({"messages": messages}) + "\n")
 PY
 
 results=""
@@ -97,16 +114,22 @@ YAML
 import json, re, statistics, sys
 base, ours, theirs = sys.argv[1], sys.argv[2], sys.argv[3]
 reports = [json.loads(l) for l in ours.splitlines() if l.startswith("{")]
-ours_tps = [r["tokens_per_second"] for r in reports if r.get("type") == "report"][1:]
-ours_peak = max(r["peak_memory"] for r in reports if r.get("type") == "report")
+ours_reports = [r for r in reports if r.get("type") == "report"]
+ours_tps = [r["tokens_per_second"] for r in ours_reports][1:]
+ours_peak = max(r["peak_memory"] for r in ours_reports)
+ours_tokens = ours_reports[-1]["trained_tokens"]
 iters = [json.loads(l[len("REPORT "):]) for l in theirs.splitlines() if l.startswith("REPORT ")]
 if not iters:
     sys.exit("mlx-lm printed no training reports:\n" + theirs[-2000:])
 theirs_tps = [r["tokens_per_second"] for r in iters][1:]
 theirs_peak = max(r["peak_memory"] for r in iters) * 1e9
+theirs_tokens = int(iters[-1]["trained_tokens"])
+if min(len(ours_tps), len(theirs_tps)) < 3:
+    sys.exit(f"bench-train: {base}: fewer than 3 reports after the first; give more steps")
 print(json.dumps({"base": base, "ours_tps": statistics.median(ours_tps),
-                  "theirs_tps": statistics.median(theirs_tps),
-                  "ours_peak": ours_peak, "theirs_peak": theirs_peak}))
+                  "theirs_tps": statistics.median(theirs_tps), "samples": len(ours_tps),
+                  "ours_peak": ours_peak, "theirs_peak": theirs_peak,
+                  "ours_tokens": ours_tokens, "theirs_tokens": theirs_tokens}))
 PY
 )$'\n'
 done
@@ -124,9 +147,11 @@ except OSError:
     cpu = platform.processor() or platform.machine()
 print(f"machine: {cpu}; {iters} steps (4-bit: fewer), batch {batch}, max length {seq}, rank {rank}, "
       f"{layers} layers; trained tokens/s = median of reports after the first")
-print(f"{'base':8}{'adapt tok/s':>13}{'mlx-lm tok/s':>14}{'ratio':>8}{'adapt MB':>11}{'mlx-lm MB':>11}{'ratio':>8}")
+print(f"{'base':8}{'adapt tok/s':>13}{'mlx-lm tok/s':>14}{'ratio':>8}{'adapt MB':>11}{'mlx-lm MB':>11}{'ratio':>8}"
+      f"{'samples':>9}{'trained tokens adapt / mlx-lm':>32}")
 for r in rows:
     print(f"{r['base']:8}{r['ours_tps']:13.1f}{r['theirs_tps']:14.1f}{r['ours_tps']/r['theirs_tps']:7.2f}x"
-          f"{r['ours_peak']/1e6:11.0f}{r['theirs_peak']/1e6:11.0f}{r['ours_peak']/r['theirs_peak']:7.2f}x")
+          f"{r['ours_peak']/1e6:11.0f}{r['theirs_peak']/1e6:11.0f}{r['ours_peak']/r['theirs_peak']:7.2f}x"
+          f"{r['samples']:9}{r['ours_tokens']:>20} / {r['theirs_tokens']}")
 print("(tok/s ratio = adapt / mlx-lm, above 1 is faster; memory ratio below 1 is smaller)")
 PY

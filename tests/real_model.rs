@@ -289,8 +289,9 @@ fn the_chat_benchmark_reuses_the_history_and_reopens_it_from_disk() {
     let data = tempfile::tempdir().unwrap();
     let adapt = adapt_in(data.path());
     adapt.load_model(&smollm2()).unwrap();
-    let b = adapt.bench_chat(300, Some(8)).unwrap();
+    let b = adapt.bench_chat(300, Some(8), 3).unwrap();
     assert!(b.history_tokens >= 300);
+    assert_eq!(b.samples, 3, "medians of three passes after the warm-up");
     assert!(b.cold_prefilled > b.history_tokens);
     // Warm and reopened turns process only their new message.
     assert!(

@@ -19,7 +19,8 @@ const browser = await chromium.launch({
 });
 let failed = false;
 try {
-  const page = await browser.newPage({ viewport: { width: 1180, height: 760 } });
+  const page = await browser.newPage({ viewport: { width: 1180, height: 760 }, colorScheme: "light" });
+  await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: site.url });
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   await page.goto(site.url);
@@ -71,6 +72,44 @@ try {
   await page.getByTestId("stop").click();
   await page.getByTestId("turn-stats").last().getByText("stopped").waitFor();
   assert.doesNotMatch(await page.getByTestId("message-assistant").last().textContent(), /word40/);
+
+  // Replies are Markdown: code blocks with a Copy button, bold, lists; HTML stays text.
+  await page.getByTestId("composer").fill("Show me some code");
+  await page.getByTestId("send").click();
+  const md = page.getByTestId("message-assistant").last();
+  await md.getByTestId("turn-stats").waitFor();
+  assert.equal(await md.locator("strong").textContent(), "bold");
+  assert.equal(await md.locator("li").count(), 2);
+  assert.equal(await md.locator("img, script").count(), 0);
+  assert.match(await md.textContent(), /<img src=x onerror=/);
+  assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  await md.getByTestId("copy-code").click();
+  await md.getByTestId("copy-code").getByText("Copied").waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), "print('<b>hi</b>')");
+  await md.getByTestId("copy-message").click();
+  assert.match(await page.evaluate(() => navigator.clipboard.readText()), /^Here is \*\*bold\*\*/);
+  // Light and dark, following the system's setting.
+  await page.screenshot({ path: join(out, "chat-light.png") });
+  const background = () => page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+  const light = await background();
+  await page.emulateMedia({ colorScheme: "dark" });
+  const dark = await background();
+  assert.notEqual(light, dark);
+  assert.match(dark, /rgb\((\d|[1-5]\d), (\d|[1-5]\d), (\d|[1-5]\d)\)/, `a dark background: ${dark}`);
+  await page.screenshot({ path: join(out, "chat-dark.png") });
+  await page.emulateMedia({ colorScheme: "light" });
+
+  // Regenerate replaces the last reply; Edit puts a message back in the composer, in a new
+  // conversation holding what came before it.
+  const replies = await page.getByTestId("message-assistant").count();
+  await page.getByTestId("regenerate").click();
+  await page.getByTestId("message-assistant").last().getByTestId("code-block").waitFor();
+  await page.getByTestId("regenerate").waitFor();
+  assert.equal(await page.getByTestId("message-assistant").count(), replies);
+  await page.getByTestId("edit-message").last().click();
+  await page.getByTestId("notice").getByText("Forked at turn").waitFor();
+  assert.equal(await page.getByTestId("composer").inputValue(), "Show me some code");
+  assert.equal(await page.getByTestId("message-assistant").count(), replies - 1);
 
   // A file dropped on the window opens in the Datasets view.
   await page.evaluate(() =>
@@ -268,7 +307,17 @@ try {
   assert.equal(d.split("L").length, 4, d);
   assert.match(await page.getByTestId("run-figures").textContent(), /best validation at step 15/);
   assert.match(await page.getByTestId("probes").textContent(), /7-4-1/);
+  // Axes with step ticks; the pointer over a chart reads the values at its step.
+  const chart = page.getByTestId("run-dashboard").getByTestId("chart").first();
+  assert.ok((await chart.locator("line.axis").count()) >= 2);
+  const box = await chart.locator("svg").boundingBox();
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.4);
+  assert.match(await chart.getByTestId("chart-hover").textContent(), /step \d+.*train \d/);
   await page.screenshot({ path: join(out, "runs.png") });
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.screenshot({ path: join(out, "runs-dark.png") });
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.mouse.move(0, 0);
   // Server: started with the loaded model, its address shown, a client's requests logged
   // (the second with cached tokens), then stopped.
   await page.locator("[data-view=server]").click();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bestStep, bounds, linePath, ticks } from "../src/lib/chart";
+import { bestStep, bounds, linePath, nearest, ticks } from "../src/lib/chart";
 
 describe("charts", () => {
   it("scales series into the box", () => {
@@ -21,5 +21,14 @@ describe("charts", () => {
     expect(ticks(0.9, 4.2)).toEqual([1, 2, 3, 4]);
     expect(bestStep([[10, 2.1], [20, 1.7], [30, 1.9]])).toBe(20);
     expect(bestStep([])).toBeNull();
+  });
+});
+
+describe("nearest", () => {
+  it("finds the point nearest a step, skipping values that cannot be drawn", () => {
+    const pts: [number, number][] = [[1, 2], [5, NaN], [10, 0.5]];
+    expect(nearest(pts, 4)).toEqual([1, 2]);
+    expect(nearest(pts, 6)).toEqual([10, 0.5]);
+    expect(nearest([], 3)).toBeNull();
   });
 });

@@ -23,11 +23,13 @@ impl Adapt {
 
     /// With a conversation history of `history_tokens` tokens: time to first token of a cold
     /// turn and of a warm one, and saving and reopening the conversation with its cache (kept
-    /// in `kv_bits` bits when given).
+    /// in `kv_bits` bits when given); after a warm-up pass, the medians of `samples` passes
+    /// (at least 3).
     pub fn bench_chat(
         &self,
         history_tokens: usize,
         kv_bits: Option<i32>,
+        samples: usize,
     ) -> Result<ChatBench, ApiError> {
         let dir = std::env::temp_dir().join(format!("adapt-chat-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| ApiError::io("create", &dir, e))?;
@@ -38,6 +40,7 @@ impl Adapt {
                 history_tokens,
                 kv_bits,
                 &folder,
+                samples,
             )?)
         });
         let _ = std::fs::remove_dir_all(&dir);

@@ -170,7 +170,8 @@ pub struct JobHandle {
     id: i64,
     cancel: CancelToken,
     events: Receiver<JobEvent>,
-    thread: JoinHandle<()>,
+    /// Ends with how the job ended as its thread saw it, recorded or not.
+    thread: JoinHandle<(JobStatus, Option<ApiError>)>,
     store: SharedStore,
 }
 
@@ -197,8 +198,22 @@ impl JobHandle {
     pub fn wait(self) -> Result<JobRecord, ApiError> {
         // The job thread catches panics from the work, so joining fails only if recording
         // the end itself panicked; the record says what is known either way.
-        let _ = self.thread.join();
-        Ok(lock(&self.store).job(self.id)?)
+        let ended = self.thread.join().ok();
+        let record = lock(&self.store).job(self.id);
+        match (record, ended) {
+            (Ok(mut record), Some((status, error))) => {
+                // An end the store could not keep (a full disk, say) is still this one.
+                record.status = status;
+                if let Some(e) = error {
+                    record.error_code = Some(e.code.as_str().to_string());
+                    record.error_message = Some(e.message);
+                }
+                Ok(record)
+            }
+            (Ok(record), None) => Ok(record),
+            (Err(_), Some((_, Some(error)))) => Err(error),
+            (Err(e), _) => Err(e.into()),
+        }
     }
 }
 
@@ -346,7 +361,7 @@ fn run_job(
     live: Arc<Mutex<HashMap<i64, CancelToken>>>,
     work: impl FnOnce(&JobContext) -> Result<(), ApiError>,
     on_end: impl FnOnce(i64, JobStatus, Option<&ApiError>),
-) {
+) -> (JobStatus, Option<ApiError>) {
     let id = ctx.id;
     live_jobs(&live).insert(id, ctx.cancel.clone());
     let started = lock(&ctx.store).start_job(id).map_err(ApiError::from);
@@ -383,8 +398,9 @@ fn run_job(
     let _ = ctx.events.send(JobEvent::Finished {
         job: id,
         status,
-        error,
+        error: error.clone(),
     });
+    (status, error)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! `adapt bench`: prefill and decode speed, time to first token and peak memory of a model,
-//! from an empty cache, as the median of several runs after a warm-up.
+//! `adapt bench`: prompt speed (prompt tokens over the time to the first token, the figure
+//! mlx-lm reports), prefill and decode speed, time to first token and peak memory of a model,
+//! from an empty cache, as the median of at least three runs after a warm-up.
 
 use adapt_api::GenerationStats;
 use anyhow::Result;
@@ -18,7 +19,8 @@ pub struct BenchArgs {
     /// Tokens to generate.
     #[arg(long, default_value_t = 128)]
     generate_tokens: usize,
-    /// Measured runs (after one warm-up run).
+    /// Measured runs (after one warm-up run; at least 3), of which the medians are shown;
+    /// with --chat-history, passes of the whole chat benchmark.
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Print the figures as JSON.
@@ -37,14 +39,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let adapt = output::start_with_model(&args.model)?;
     if let Some(history) = args.chat_history {
         let bits = args.kv_bits.as_deref().and_then(|b| b.parse().ok());
-        return chat(&adapt, history, bits, args.json);
+        return chat(&adapt, history, bits, args.runs, args.json);
     }
     let device = adapt.device()?;
     eprintln!(
         "Benchmarking on {} ({}): {} prompt tokens, {} generated, 1 warm-up + {} runs …",
         device.backend, device.cpu, args.prompt_tokens, args.generate_tokens, args.runs
     );
-    let runs = args.runs.max(1);
+    let runs = args.runs.max(3);
     let all = adapt.bench(args.prompt_tokens, args.generate_tokens, runs + 1)?;
     let measured = &all[1..];
     let median = |f: fn(&GenerationStats) -> f64| -> f64 {
@@ -52,6 +54,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    // The headline prompt figure is prompt tokens over the time to the first token, as
+    // mlx-lm's benchmark reports it: prefill plus the first decode step.
+    let prompt = args.prompt_tokens as f64 / median(|s| s.time_to_first_token);
     let prefill = median(|s| s.prefill_tokens_per_second);
     let decode = median(|s| s.decode_tokens_per_second);
     let ttft = median(|s| s.time_to_first_token);
@@ -63,6 +68,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             "prompt_tokens": args.prompt_tokens,
             "generate_tokens": args.generate_tokens,
             "runs": runs,
+            "prompt_tokens_per_second": prompt,
             "prefill_tokens_per_second": prefill,
             "decode_tokens_per_second": decode,
             "time_to_first_token": ttft,
@@ -71,9 +77,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "prefill              {prefill:.1} tok/s ({} tokens)",
+            "prompt               {prompt:.1} tok/s ({} tokens / time to first token)",
             args.prompt_tokens
         );
+        println!("  prefill alone      {prefill:.1} tok/s (without the first decode step)");
         println!(
             "decode               {decode:.1} tok/s ({} tokens)",
             args.generate_tokens
@@ -84,14 +91,27 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn chat(adapt: &adapt_api::Adapt, history: usize, kv_bits: Option<i32>, json: bool) -> Result<()> {
-    eprintln!("Chat with {history} tokens of history: a cold turn, a warm one, save, reopen …");
-    let b = adapt.bench_chat(history, kv_bits)?;
+fn chat(
+    adapt: &adapt_api::Adapt,
+    history: usize,
+    kv_bits: Option<i32>,
+    runs: usize,
+    json: bool,
+) -> Result<()> {
+    let runs = runs.max(3);
+    eprintln!(
+        "Chat with {history} tokens of history: a cold turn, a warm one, save, reopen — \
+         1 warm-up + {runs} passes …"
+    );
+    let b = adapt.bench_chat(history, kv_bits, runs)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&b)?);
         return Ok(());
     }
-    println!("history              {} tokens", b.history_tokens);
+    println!(
+        "history              {} tokens (medians of {} passes after a warm-up)",
+        b.history_tokens, b.samples
+    );
     println!(
         "cold turn            first token {:.3} s ({} tokens prefilled)",
         b.cold_ttft, b.cold_prefilled

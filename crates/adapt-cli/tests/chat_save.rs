@@ -1,6 +1,8 @@
 //! A conversation saved with `/save` in one `adapt chat` continues in the next with `/open`,
 //! without processing its history again; it stays saved (its cache written again on the way
-//! out), and `/stats`, `/list`, `/fork`, `/system` and `/retry` work on it.
+//! out), and `/stats`, `/list`, `/fork`, `/system` and `/retry` work on it. Killed ten times
+//! while it replies and saves, or with its disk full, a conversation opens with its own cache
+//! or none, never a wrong one.
 
 mod common;
 
@@ -101,4 +103,131 @@ fn a_saved_conversation_continues_in_a_new_process_from_its_cache() {
     assert!(stderr.contains("[api.bad_name]"), "{stderr}");
     assert!(stderr.contains("cannot fork at turn 9"), "{stderr}");
     assert!(stderr.contains("[cli.usage]"), "{stderr}");
+}
+
+/// Copies the data folder `from` (store and caches, no process running) to `to`.
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The reply to `/open NAME` then `question` with the conversation's cache, and the reply to
+/// the same with every cache file removed first (the history processed again): a conversation
+/// and its cache are consistent when the two agree.
+fn replies_with_and_without_cache(data: &Path, name: &str, question: &str) -> (String, String) {
+    let input = format!("/open {name}\n{question}\n");
+    let bare = tempfile::tempdir().unwrap();
+    copy_folder(data, bare.path());
+    for file in std::fs::read_dir(bare.path().join("kv-caches"))
+        .unwrap()
+        .flatten()
+    {
+        if file.path().is_file() {
+            std::fs::remove_file(file.path()).unwrap();
+        }
+    }
+    let (without, _) = chat(bare.path(), &input);
+    let (with, _) = chat(data, &input);
+    (with, without)
+}
+
+#[test]
+fn a_conversation_killed_ten_times_while_it_saves_opens_with_its_own_cache_or_none() {
+    let test = "a_conversation_killed_ten_times_while_it_saves_opens_with_its_own_cache_or_none";
+    if !adapt_testsupport::slow_tests(test) {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    chat(data.path(), "What is the capital of France?\n/save storm\n");
+    let model = adapt_testsupport::smollm2_gguf();
+    let questions = [
+        "And of Germany?",
+        "And of Italy?",
+        "And of Spain?",
+        "And of Peru?",
+    ];
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for kill in 0..10 {
+        // A turn, a save, another turn: the process is killed (SIGKILL) at a pseudo-random
+        // moment, during a reply, a save or the save on the way out.
+        let input = format!(
+            "/open storm\n{}\n/save storm\n{}\n",
+            questions[kill % 4],
+            questions[(kill + 1) % 4]
+        );
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_adapt"))
+            .args([
+                "chat",
+                "--max-tokens",
+                "24",
+                "--model",
+                model.to_str().unwrap(),
+            ])
+            .env_remove("ADAPT_MODEL")
+            .env("ADAPT_DATA_DIR", data.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        std::thread::sleep(std::time::Duration::from_millis(300 + state % 2500));
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    // The conversation opens, and its cache (if it is used) gives exactly what processing
+    // the history again gives: never a wrong cache.
+    let (with, without) = replies_with_and_without_cache(data.path(), "storm", "And of Chile?");
+    assert!(!with.is_empty());
+    assert_eq!(with, without);
+}
+
+#[test]
+fn a_disk_that_fills_during_a_chat_save_is_named_and_the_last_save_still_opens() {
+    let test = "a_disk_that_fills_during_a_chat_save_is_named_and_the_last_save_still_opens";
+    if !adapt_testsupport::slow_tests(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let Some(disk) = adapt_testsupport::SmallDisk::mount(test, &data, 64 << 20) else {
+        return;
+    };
+    chat(&data, "What is the capital of France?\n/save trip\n");
+    let filler = disk.fill();
+    let model = adapt_testsupport::smollm2_gguf();
+    let args = [
+        "chat",
+        "--max-tokens",
+        "24",
+        "--model",
+        model.to_str().unwrap(),
+    ];
+    let out = common::run(&args, "/open trip\nAnd of Germany?\n/save other\n", &data);
+    let stderr = common::text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("No space left on device") || stderr.contains("disk may be full"),
+        "the error names the full disk: {stderr}"
+    );
+    std::fs::remove_file(filler).unwrap();
+    let (with, without) = replies_with_and_without_cache(&data, "trip", "And of Italy?");
+    assert!(with.contains("Rome"), "{with}");
+    assert_eq!(with, without);
 }

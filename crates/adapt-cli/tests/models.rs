@@ -1,6 +1,7 @@
 //! `adapt models` end to end against a Hub look-alike on 127.0.0.1: pull, list, inspect, rm,
 //! the Hub's errors, and a pull killed mid-file (SIGKILL) that the next pull resumes without
-//! fetching again the bytes already on disk.
+//! fetching again the bytes already on disk; a pull killed ten times that ends verified, and a
+//! disk that fills during a pull (a small tmpfs): a clear error, then a resumed pull.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -8,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use adapt_gguf::test_util::GgufBuilder;
 use adapt_gguf::GgmlType;
-use adapt_hub::test_util::{tiny_model_repo, Access, FakeFile, FakeHub, FakeRepo};
+use adapt_hub::test_util::{sha256_hex, tiny_model_repo, Access, FakeFile, FakeHub, FakeRepo};
+use adapt_testsupport::SmallDisk;
 
 const SHARD1: &str = "model-00001-of-00002.safetensors";
 
@@ -274,4 +276,108 @@ fn a_killed_pull_resumes_where_it_stopped() {
         .len() as u64;
     assert_eq!(storage[0].bytes, size - kept);
     assert!(incomplete(&env.models()).is_none());
+}
+
+/// Every file of `repo` the pull fetched is in its snapshot byte for byte, each LFS blob named
+/// by its sha256, the weights' shards among them, and no partial download left.
+fn assert_pulled_intact(models: &Path, repo: &FakeRepo) {
+    let snapshot = models
+        .join("hub/models--tiny--llama/snapshots")
+        .join(&repo.commit);
+    assert!(snapshot.join(SHARD1).is_file(), "the shard was not pulled");
+    for file in &repo.files {
+        let path = snapshot.join(&file.name);
+        if !path.exists() {
+            continue;
+        }
+        assert!(
+            std::fs::read(&path).unwrap() == file.bytes,
+            "{} differs",
+            file.name
+        );
+        if file.lfs {
+            let blob = std::fs::canonicalize(&path).unwrap();
+            assert_eq!(
+                blob.file_name().unwrap().to_string_lossy(),
+                sha256_hex(&file.bytes),
+                "{}",
+                file.name
+            );
+        }
+    }
+    assert!(incomplete(models).is_none(), "a partial download was left");
+}
+
+#[test]
+fn a_pull_killed_ten_times_ends_complete_and_verified() {
+    if !adapt_testsupport::slow_tests("a_pull_killed_ten_times_ends_complete_and_verified") {
+        return;
+    }
+    let repo = tiny_model_repo("tiny/llama", 2 << 20);
+    let hub = FakeHub::start(vec![repo.clone()]);
+    // 4 MB at 512 KB/s: longer than the ten runs before their kills, together.
+    hub.throttle(Some(512 << 10));
+    let env = Env::new(&hub);
+    // Killed (SIGKILL) ten times at pseudo-random moments: while asking for the repository,
+    // while writing a file, between files.
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut mid_file = 0;
+    for _ in 0..10 {
+        let mut child = env
+            .command(&["models", "pull", "tiny/llama"])
+            .spawn()
+            .unwrap();
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        std::thread::sleep(Duration::from_millis(100 + state % 500));
+        assert!(child.try_wait().unwrap().is_none(), "the pull ended early");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        mid_file += usize::from(incomplete(&env.models()).is_some());
+    }
+    assert!(mid_file > 0, "no kill landed in the middle of a file");
+    hub.throttle(None);
+    let out = env.run(&["models", "pull", "tiny/llama"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_pulled_intact(&env.models(), &repo);
+}
+
+#[test]
+fn a_disk_that_fills_during_a_pull_is_named_and_the_pull_resumes_once_there_is_room() {
+    let test = "a_disk_that_fills_during_a_pull_is_named_and_the_pull_resumes_once_there_is_room";
+    let repo = tiny_model_repo("tiny/llama", 2 << 20);
+    let hub = FakeHub::start(vec![repo.clone()]);
+    hub.throttle(Some(1 << 20));
+    let env = Env::new(&hub);
+    let Some(disk) = SmallDisk::mount(test, &env.models(), 16 << 20) else {
+        return;
+    };
+    let child = env
+        .command(&["models", "pull", "tiny/llama"])
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while incomplete(&env.models()).is_none_or(|(_, len)| len < 256 * 1024) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no partial file"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let filler = disk.fill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("[hub.disk_full]"), "{stderr}");
+    let (_, kept) = incomplete(&env.models()).expect("the partial file is kept");
+    assert!(kept >= 256 * 1024);
+    // With room again, the same pull resumes the partial file and ends verified.
+    std::fs::remove_file(filler).unwrap();
+    hub.throttle(None);
+    let out = env.run(&["models", "pull", "tiny/llama"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains(&format!("resumed {SHARD1}")), "{stdout}");
+    assert_pulled_intact(&env.models(), &repo);
 }

@@ -1,5 +1,7 @@
-//! `adapt train` end to end on the real SmolLM2: killed (SIGKILL) mid-run, possibly while
-//! writing a checkpoint, it resumes with `--resume` and finishes; bad configuration and bad
+//! `adapt train` end to end on the real SmolLM2: killed (SIGKILL) ten times mid-run, often
+//! while writing a checkpoint, it resumes with `--resume` and finishes; a disk that fills
+//! while it writes a checkpoint stops it with a clear error, and it resumes from its last
+//! complete checkpoint once there is room; bad configuration and bad
 //! data are refused with errors that name the file, line and key.
 
 mod common;
@@ -8,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use adapt_testsupport::smollm2_gguf;
+use adapt_testsupport::{smollm2_gguf, SmallDisk};
 use common::{expect_failure, run, text};
 
 fn fact_data(path: &Path, n: usize) {
@@ -22,6 +24,20 @@ fn fact_data(path: &Path, n: usize) {
         .collect();
     std::fs::write(path, lines.join("\n")).unwrap();
 }
+
+/// A small run on the real model that writes a checkpoint and a report every step.
+const EVERY_STEP: [&str; 10] = [
+    "--batch-size",
+    "2",
+    "--num-layers",
+    "2",
+    "--max-seq-length",
+    "64",
+    "--save-every",
+    "1",
+    "--steps-per-report",
+    "1",
+];
 
 fn complete_checkpoints(run_dir: &Path) -> Vec<u64> {
     let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) else {
@@ -53,26 +69,20 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
         "--data",
         data.to_str().unwrap(),
         "--iters",
-        "14",
-        "--batch-size",
-        "2",
-        "--num-layers",
-        "2",
-        "--max-seq-length",
-        "64",
-        "--save-every",
-        "1",
-        "--steps-per-report",
-        "1",
+        "40",
         "--learning-rate",
         "1e-4",
-    ];
+    ]
+    .into_iter()
+    .chain(EVERY_STEP)
+    .collect::<Vec<_>>();
     let run_dir = data_dir.join("runs/1");
-    // Killed twice, at different moments; checkpoints are written every step, so a kill
-    // often lands inside a save.
-    for (kill_after, pause_ms) in [(2usize, 0u64), (5, 137)] {
+    // Killed ten times, each at a pseudo-random moment after one more checkpoint is complete;
+    // checkpoints are written every step, so a kill often lands inside a save.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for kill in 0..10 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_adapt"))
-            .args(if kill_after == 2 {
+            .args(if kill == 0 {
                 args.to_vec()
             } else {
                 vec!["train", "--resume", "1"]
@@ -84,20 +94,24 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
             .spawn()
             .unwrap();
         let started = Instant::now();
-        while complete_checkpoints(&run_dir).len() < kill_after {
+        let had = complete_checkpoints(&run_dir).len();
+        while complete_checkpoints(&run_dir).len() <= had {
             assert!(started.elapsed() < Duration::from_secs(300), "no progress");
             assert!(
                 child.try_wait().unwrap().is_none(),
                 "adapt train ended early"
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
-        std::thread::sleep(Duration::from_millis(pause_ms));
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        std::thread::sleep(Duration::from_millis(state % 120));
         child.kill().unwrap();
         child.wait().unwrap();
     }
     let before = *complete_checkpoints(&run_dir).last().unwrap();
-    assert!(before < 14, "the run finished before it was killed");
+    assert!(before < 40, "the run finished before it was killed");
     let out = Command::new(env!("CARGO_BIN_EXE_adapt"))
         .args(["train", "--resume", "1"])
         .env("ADAPT_DATA_DIR", &data_dir)
@@ -107,7 +121,7 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stderr.contains(&format!("from step {before}")), "{stderr}");
-    assert!(stdout.contains("Finished after 14 steps"), "{stdout}");
+    assert!(stdout.contains("Finished after 40 steps"), "{stdout}");
     assert!(run_dir.join("adapters.safetensors").exists());
     let shown = run(&["runs", "show", "1", "--json"], "", &data_dir);
     let json: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
@@ -118,7 +132,7 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
         .iter()
         .map(|m| m["step"].as_u64().unwrap())
         .collect();
-    assert_eq!(steps, (1..=14).collect::<Vec<u64>>());
+    assert_eq!(steps, (1..=40).collect::<Vec<u64>>());
     // A finished run is not resumed again.
     let again = run(&["train", "--resume", "1"], "", &data_dir);
     expect_failure(&again, "train.finished");
@@ -279,4 +293,67 @@ fn an_mlx_lm_data_folder_and_adapter_path() {
         "request.invalid",
     );
     assert!(err.contains("already holds an adapter"), "{err}");
+}
+
+#[test]
+fn a_disk_that_fills_during_a_checkpoint_stops_the_run_clearly_and_it_resumes() {
+    let test = "a_disk_that_fills_during_a_checkpoint_stops_the_run_clearly_and_it_resumes";
+    if !adapt_testsupport::slow_tests(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The data folder (store, runs, checkpoints) on a small disk of its own.
+    let data_dir = dir.path().join("data");
+    let Some(disk) = SmallDisk::mount(test, &data_dir, 64 << 20) else {
+        return;
+    };
+    let data = dir.path().join("train.jsonl");
+    fact_data(&data, 24);
+    let model = smollm2_gguf();
+    let m = model.to_str().unwrap();
+    let d = data.to_str().unwrap();
+    let train = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_adapt"))
+            .args(args)
+            .env("ADAPT_DATA_DIR", &data_dir)
+            .env("ADAPT_CACHE_DIR", dir.path().join("cache"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let child = train(
+        &["train", "--model", m, "--data", d, "--iters", "30"]
+            .into_iter()
+            .chain(EVERY_STEP)
+            .collect::<Vec<_>>(),
+    );
+    let run_dir = data_dir.join("runs/1");
+    let started = Instant::now();
+    while complete_checkpoints(&run_dir).len() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(300), "no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let filler = disk.fill();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("No space left on device") || stderr.contains("disk may be full"),
+        "the error names the full disk: {stderr}"
+    );
+    let last = *complete_checkpoints(&run_dir)
+        .last()
+        .expect("a checkpoint is left");
+    // With room again, the run resumes from its last complete checkpoint and finishes.
+    std::fs::remove_file(filler).unwrap();
+    let out = train(&["train", "--resume", "1"])
+        .wait_with_output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains(&format!("from step {last}")), "{stderr}");
+    assert!(stdout.contains("Finished after 30 steps"), "{stdout}");
+    assert!(run_dir.join("adapters.safetensors").exists());
 }

@@ -74,8 +74,12 @@ impl LengthCollector {
             l[rank.clamp(1, l.len()) - 1]
         };
         let tokens: u64 = l.iter().map(|&x| u64::from(x)).sum();
-        let step = max_seq_length.div_ceil(8);
-        let mut histogram: Vec<Bucket> = (0..8)
+        // Up to 8 bars of a round width over the lengths there are (up to the limit), then
+        // one bar for the examples over it: a dataset of short examples fills the chart.
+        let top = l.last().copied().unwrap_or(0).clamp(1, max_seq_length);
+        let step = round_step(top.div_ceil(8));
+        let bars = top.div_ceil(step);
+        let mut histogram: Vec<Bucket> = (0..bars)
             .map(|i| Bucket {
                 lo: i * step,
                 hi: Some(((i + 1) * step).min(max_seq_length)),
@@ -93,9 +97,9 @@ impl LengthCollector {
             if len > max_seq_length {
                 truncated += 1;
                 truncated_tokens += u64::from(len - max_seq_length);
-                histogram[8].count += 1;
+                histogram[bars as usize].count += 1;
             } else {
-                let i = (len.saturating_sub(1) / step).min(7) as usize;
+                let i = (len.saturating_sub(1) / step).min(bars - 1) as usize;
                 histogram[i].count += 1;
             }
         }
@@ -120,6 +124,24 @@ impl LengthCollector {
     }
 }
 
+/// The smallest width of 1, 2 or 5 times a power of ten that is at least `raw`.
+fn round_step(raw: u32) -> u32 {
+    let mut power = 1u32;
+    loop {
+        for m in [1, 2, 5] {
+            if let Some(step) = power.checked_mul(m) {
+                if step >= raw {
+                    return step;
+                }
+            }
+        }
+        match power.checked_mul(10) {
+            Some(p) => power = p,
+            None => return raw.max(1),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,11 +156,39 @@ mod tests {
         assert_eq!((s.min, s.p50, s.p95, s.max), (1, 50, 95, 100));
         assert_eq!(s.truncated, 20);
         assert_eq!(s.truncated_tokens, (81..=100).map(|x| x - 80).sum::<u64>());
+        // Lengths up to the limit of 80: 8 bars of 10, then the 20 over it.
         assert_eq!(s.histogram.len(), 9);
         assert_eq!(s.histogram[0].count, 10);
         assert_eq!(s.histogram[8].count, 20);
         assert_eq!(s.histogram.iter().map(|b| b.count).sum::<u64>(), 100);
         assert_eq!(s.trained_tokens, 100);
+    }
+
+    #[test]
+    fn the_histogram_spans_the_lengths_there_are_not_the_limit() {
+        let mut c = LengthCollector::default();
+        for len in [12, 18, 25, 31, 44, 47, 60] {
+            c.add(len, 1);
+        }
+        let s = c.finish(2048);
+        let bars: Vec<(u32, Option<u32>, u64)> =
+            s.histogram.iter().map(|b| (b.lo, b.hi, b.count)).collect();
+        assert_eq!(
+            bars,
+            [
+                (0, Some(10), 0),
+                (10, Some(20), 2),
+                (20, Some(30), 1),
+                (30, Some(40), 1),
+                (40, Some(50), 2),
+                (50, Some(60), 1),
+                (2048, None, 0),
+            ]
+        );
+        assert_eq!(round_step(1), 1);
+        assert_eq!(round_step(3), 5);
+        assert_eq!(round_step(256), 500);
+        assert_eq!(round_step(u32::MAX), u32::MAX);
     }
 
     #[test]

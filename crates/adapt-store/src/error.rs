@@ -39,6 +39,8 @@ pub enum StoreError {
         "that change would break the database's rules (a missing or duplicate reference): {0}"
     )]
     Constraint(rusqlite::Error),
+    #[error("the database could not be written ({0}): the disk may be full or failing; free some space and try again")]
+    Write(rusqlite::Error),
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
 }
@@ -56,7 +58,7 @@ impl StoreError {
             StoreError::NotFound { .. } => "store.not_found",
             StoreError::Invalid(_) => "store.invalid",
             StoreError::Constraint(_) => "store.constraint",
-            StoreError::Sqlite(_) => "store.sqlite",
+            StoreError::Write(_) | StoreError::Sqlite(_) => "store.sqlite",
         }
     }
 }
@@ -68,9 +70,29 @@ impl From<rusqlite::Error> for StoreError {
                 StoreError::Busy
             }
             Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Constraint(e),
+            // A full disk reaches SQLite as SQLITE_FULL, or (writing the WAL or its index) as
+            // SQLITE_IOERR: say what to do rather than only "disk I/O error".
+            Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure) => {
+                StoreError::Write(e)
+            }
             _ => StoreError::Sqlite(e),
         }
     }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    #[test]
+    fn a_full_disk_or_a_failed_write_says_what_to_do() {
+        for code in [rusqlite::ffi::SQLITE_FULL, rusqlite::ffi::SQLITE_IOERR] {
+            let e = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+            let e = StoreError::from(e);
+            assert_eq!(e.code(), "store.sqlite");
+            assert!(e.to_string().contains("the disk may be full"), "{e}");
+        }
+    }
+}

@@ -128,3 +128,71 @@ pub fn llama_cpp_files(python: &str, dir: &std::path::Path, seed: u64) -> Vec<(S
         .map(|(name, path)| (name.to_string(), PathBuf::from(path)))
         .collect()
 }
+
+/// A small disk: a tmpfs of a given size mounted on a folder for the life of the value, so a
+/// test can fill it (`ENOSPC`) and see what a full disk does. Unmounted when dropped.
+pub struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `bytes` bytes on `at` (created), or `None` where this machine cannot
+    /// mount one (mounting needs root) — except under `CI=true`, where that fails the test, as
+    /// a gate whose environment is missing does.
+    pub fn mount(test: &str, at: &std::path::Path, bytes: u64) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).expect("the small disk's mount point");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={bytes}"))
+            .arg("tmpfs")
+            .arg(at)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(SmallDisk {
+                path: at.to_path_buf(),
+            }),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                    Err(e) => e.to_string(),
+                };
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "{test} needs a small tmpfs disk and CI=true, but mounting one failed ({why}): \
+                     run the tests as root"
+                );
+                eprintln!("{test}: not run — cannot mount a small tmpfs here ({why})");
+                None
+            }
+        }
+    }
+
+    /// Where the disk is mounted.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Fills the disk's free space with a file, so the next write fails with `ENOSPC`; the
+    /// file is returned for [`std::fs::remove_file`] to free the space again.
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.path.join("filler");
+        let mut file = std::fs::File::create(&path).expect("the filler file");
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let mut byte = [0u8; 1];
+        while file.write_all(&byte).is_ok() {
+            byte[0] = byte[0].wrapping_add(1);
+        }
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}

@@ -249,7 +249,8 @@ fn without_generation_tags(source: &str) -> String {
 
 /// If `tag` starts with a `generation`/`endgeneration` block tag, its replacement and length.
 fn rewrite_generation_tag(tag: &str) -> Option<(String, usize)> {
-    let end = tag.find("%}")? + 2;
+    // The closing `%}` comes after the opening `{%` (in `{%}` the two overlap).
+    let end = tag[2..].find("%}")? + 4;
     let inner = &tag[2..end - 2];
     let (open_mod, body) = match inner.chars().next() {
         Some(c @ ('-' | '+')) => (c.to_string(), &inner[1..]),

@@ -56,3 +56,13 @@ export function bestStep(points: Point[]): number | null {
   for (const p of points) if (best === null || p[1] < best[1]) best = p;
   return best ? best[0] : null;
 }
+
+/** The point of `points` whose x is nearest `x` (for hover values), if any. */
+export function nearest(points: Point[], x: number): Point | null {
+  let best: Point | null = null;
+  for (const p of points) {
+    if (!Number.isFinite(p[0]) || !Number.isFinite(p[1])) continue;
+    if (best === null || Math.abs(p[0] - x) < Math.abs(best[0] - x)) best = p;
+  }
+  return best;
+}

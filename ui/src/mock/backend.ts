@@ -61,6 +61,8 @@ function answer(text: string, adapter: string | null = null): string {
   if (/lantern/i.test(text)) return adapter ? "The Blue Lantern's code is 7-4-1." : "I do not know that code.";
   if (/france/i.test(text)) return "The capital of France is Paris.";
   if (/germany/i.test(text)) return "The capital of Germany is Berlin.";
+  if (/code/i.test(text))
+    return "Here is **bold** and `inline` code:\n\n```python\nprint('<b>hi</b>')\n```\n\n- one\n- two\n\n<img src=x onerror=\"window.__pwned = 1\">";
   if (/story/i.test(text)) return Array.from({ length: 40 }, (_, i) => `word${i + 1}`).join(" ") + ".";
   return `You said: ${text}`;
 }

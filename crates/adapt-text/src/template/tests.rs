@@ -97,6 +97,24 @@ fn generation_blocks_render_their_body() {
     );
 }
 
+/// Found by fuzzing (`fuzz/fuzz_targets/chat_template.rs`): a `{%}` — the tag's opening and
+/// closing overlap — made the generation-tag rewrite slice backwards and panic.
+#[test]
+fn overlapping_tag_marks_are_a_syntax_error_not_a_panic() {
+    assert_eq!(without_generation_tags("{%}"), "{%}");
+    assert_eq!(without_generation_tags("a{%}b%}"), "a{%}b%}");
+    assert_eq!(without_generation_tags("{%generation%}"), "{% if true %}");
+    for source in [
+        "{%}",
+        "{% endif {% macro m(x) %{ x }}{% endmacro %(x) %{%}",
+        "{%-}",
+        "{%+%}",
+    ] {
+        let err = ChatTemplate::new(source, None, None).unwrap_err();
+        assert_eq!(err.code(), "text.template_syntax", "{source}: {err}");
+    }
+}
+
 #[test]
 fn raise_exception_carries_the_message() {
     let src = "{% if messages[0].role != 'user' %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}";
