@@ -189,6 +189,17 @@ impl Store {
         }
     }
 
+    /// Replaces a sweep's definition (JSON).
+    pub fn set_sweep_spec(&mut self, id: i64, spec: &str) -> Result<()> {
+        match self.conn.execute(
+            "UPDATE sweeps SET spec = ?2 WHERE id = ?1",
+            params![id, spec],
+        )? {
+            0 => Err(StoreError::NotFound { what: "sweep", id }),
+            _ => Ok(()),
+        }
+    }
+
     /// Marks `run` as the sweep's best trial.
     pub fn set_sweep_best(&mut self, id: i64, run: Option<i64>) -> Result<()> {
         match self.conn.execute(
@@ -315,6 +326,7 @@ mod tests {
             "the refused trial left no run"
         );
         store.set_sweep_best(sweep.id, Some(run_id)).unwrap();
+        store.set_sweep_spec(sweep.id, r#"{"trials":3}"#).unwrap();
         store
             .set_sweep_status(sweep.id, Status::Succeeded, None)
             .unwrap();
@@ -324,6 +336,7 @@ mod tests {
             (Some(run_id), Status::Succeeded)
         );
         assert!(done.finished_at.is_some());
+        assert_eq!(done.spec, r#"{"trials":3}"#);
         assert_eq!(store.sweeps().unwrap(), vec![done]);
         // Deleting a trial's run keeps the trial, unlinked.
         store.delete_run(run_id).unwrap();

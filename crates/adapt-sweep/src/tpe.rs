@@ -23,6 +23,15 @@ pub struct Observation {
     pub value: f64,
 }
 
+impl Observation {
+    /// Better trials first: those that reached more rungs, then the lower loss.
+    pub fn better_first(a: &Observation, b: &Observation) -> std::cmp::Ordering {
+        b.rungs_reached
+            .cmp(&a.rungs_reached)
+            .then(finite(a.value).total_cmp(&finite(b.value)))
+    }
+}
+
 /// The sampler's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sampler {
@@ -40,11 +49,7 @@ impl Sampler {
     /// The values of trial `number` (0 for the first), given the trials before it.
     pub fn suggest(&self, space: &Space, number: u64, history: &[Observation]) -> Params {
         let mut ranked: Vec<&Observation> = history.iter().collect();
-        ranked.sort_by(|a, b| {
-            b.rungs_reached
-                .cmp(&a.rungs_reached)
-                .then(finite(a.value).total_cmp(&finite(b.value)))
-        });
+        ranked.sort_by(|a, b| Observation::better_first(a, b));
         let n_good = ((ranked.len() as f64 * GAMMA).ceil() as usize).clamp(1, 25);
         let startup = number < self.startup_trials || ranked.len() < 2;
         let (good, bad) = ranked.split_at(n_good.min(ranked.len()));
