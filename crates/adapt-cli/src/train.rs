@@ -22,6 +22,19 @@ use crate::output::{human_bytes, human_count, CtrlC};
 
 #[derive(Args)]
 pub struct TrainArgs {
+    /// Go on with run RUN from its newest checkpoint.
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["data", "config"])]
+    resume: Option<i64>,
+    /// Print events as JSON lines.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    pub(crate) settings: TrainSettings,
+}
+
+/// The model, the data and the training settings (flags over a configuration file).
+#[derive(Args)]
+pub struct TrainSettings {
     #[command(flatten)]
     model: ModelArg,
     /// Training data: CSV, TSV or JSONL (a tenth goes to validation unless --valid is given).
@@ -36,9 +49,6 @@ pub struct TrainArgs {
     /// A YAML or JSON file with mlx-lm's LoRA keys (and Adapt's); flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Go on with run RUN from its newest checkpoint.
-    #[arg(long, value_name = "RUN", conflicts_with_all = ["data", "config"])]
-    resume: Option<i64>,
     /// A name for the run.
     #[arg(long)]
     name: Option<String>,
@@ -114,14 +124,11 @@ pub struct TrainArgs {
     /// A prompt answered with the adapter at each evaluation (repeatable).
     #[arg(long)]
     probe: Vec<String>,
-    /// Print events as JSON lines.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     read: ReadArgs,
 }
 
-impl TrainArgs {
+impl TrainSettings {
     fn config(&self) -> Result<TrainConfig> {
         let mut c = match &self.config {
             Some(path) => read_config_file(path)?,
@@ -203,6 +210,38 @@ impl TrainArgs {
         c.validate("flags").map_err(adapt_api::ApiError::from)?;
         Ok(c)
     }
+
+    /// The training request these flags describe.
+    pub(crate) fn request(&self, adapt: &Adapt) -> Result<TrainRequest> {
+        let config = self.config()?;
+        let mut data_options = self.read.options()?;
+        data_options.max_seq_length = config.max_seq_length as u32;
+        let Some(data) = self.data.clone() else {
+            return Err(anyhow!("--data is required (or --resume)"));
+        };
+        Ok(TrainRequest {
+            model: self.model.path(adapt),
+            data: PrepareInputs {
+                train: data,
+                valid: self.valid.clone(),
+                test: None,
+                ratios: SplitRatios {
+                    valid: if self.valid.is_some() {
+                        0.0
+                    } else {
+                        self.valid_ratio
+                    },
+                    test: 0.0,
+                    seed: config.seed,
+                },
+            },
+            data_options,
+            config,
+            name: self.name.clone(),
+            // A quantized model trains as it is stored either way.
+            qlora: false,
+        })
+    }
 }
 
 pub fn train(args: &TrainArgs) -> Result<()> {
@@ -217,34 +256,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             adapt.resume_training(run, on_progress)?
         }
         None => {
-            let config = args.config()?;
-            let mut data_options = args.read.options()?;
-            data_options.max_seq_length = config.max_seq_length as u32;
-            let Some(data) = args.data.clone() else {
-                return Err(anyhow!("--data is required (or --resume RUN)"));
-            };
-            let request = TrainRequest {
-                model: args.model.path(&adapt),
-                data: PrepareInputs {
-                    train: data,
-                    valid: args.valid.clone(),
-                    test: None,
-                    ratios: SplitRatios {
-                        valid: if args.valid.is_some() {
-                            0.0
-                        } else {
-                            args.valid_ratio
-                        },
-                        test: 0.0,
-                        seed: config.seed,
-                    },
-                },
-                data_options,
-                config,
-                name: args.name.clone(),
-                // A quantized model trains as it is stored either way.
-                qlora: false,
-            };
+            let request = args.settings.request(&adapt)?;
             adapt.start_training(request, on_progress)?
         }
     };
