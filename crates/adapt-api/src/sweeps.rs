@@ -481,8 +481,14 @@ impl SweepSide {
                     let number = trials.len() as u64;
                     let seen: Vec<Observation> = trials.iter().filter_map(observation).collect();
                     let params = sampler.suggest(&plan.spec.space, number, &seen);
+                    // The run keeps the settings the trial trains with (the base when they
+                    // cannot be made: the trial then fails saying why).
+                    let mut request = plan.request.clone();
+                    if let Ok((config, _)) = trial_config(&plan, &params, number) {
+                        request.config = config;
+                    }
                     let run = RunConfig {
-                        request: plan.request.clone(),
+                        request,
                         data_key: Some(report.key.clone()),
                     };
                     let new_run = NewRun {

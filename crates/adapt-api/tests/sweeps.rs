@@ -13,12 +13,8 @@ use adapt_api::{
 use serde_json::json;
 
 fn tiny_model(dir: &Path) -> PathBuf {
-    let out = dir.join("tiny");
-    let gguf = adapt_gguf::GgufFile::open(adapt_testsupport::smollm2_gguf()).unwrap();
-    let tokenizer = adapt_text::Tokenizer::from_gguf(&gguf).unwrap();
-    let args = adapt_engine::testing::tiny_llama_args();
-    adapt_engine::testing::write_tiny_chat_folder(&out, &args, 7, &tokenizer).unwrap();
-    out
+    let gguf = adapt_testsupport::smollm2_gguf();
+    adapt_engine::testing::write_tiny_folder_like(&gguf, &dir.join("tiny")).unwrap()
 }
 
 /// Short answers the model can learn quickly: a fixed code for each of a few questions.
@@ -37,7 +33,7 @@ fn fact_data(path: &Path, n: usize) {
 
 fn request(model: &Path, data: &Path) -> TrainRequest {
     let config = TrainConfig {
-        iters: Some(12),
+        iters: Some(8),
         batch_size: 4,
         num_layers: 2,
         max_seq_length: 64,
@@ -67,13 +63,17 @@ fn request(model: &Path, data: &Path) -> TrainRequest {
     }
 }
 
-fn sweep(dir: &Path, model: &Path, data: &Path, seed: u64) -> (Vec<TrialRecord>, Adapt, i64) {
-    let adapt = Adapt::start_with(AdaptConfig {
+fn start(dir: &Path) -> Adapt {
+    Adapt::start_with(AdaptConfig {
         data_dir: Some(dir.join("data")),
         dataset_cache: Some(dir.join("cache")),
         ..AdaptConfig::default()
     })
-    .unwrap();
+    .unwrap()
+}
+
+fn sweep(dir: &Path, model: &Path, data: &Path, seed: u64) -> (Vec<TrialRecord>, Adapt, i64) {
+    let adapt = start(dir);
     let req = request(model, data);
     let spec = read_sweep_spec(
         json!({
@@ -110,7 +110,7 @@ fn sweep(dir: &Path, model: &Path, data: &Path, seed: u64) -> (Vec<TrialRecord>,
     let best = job.wait().unwrap().expect("a trial completed");
     let details = adapt.sweep_details(id).unwrap();
     assert_eq!(details.sweep.best_run_id, best.run_id);
-    assert_eq!(details.rungs, [3, 6, 12]);
+    assert_eq!(details.rungs, [2, 4, 8]);
     (details.trials, adapt, id)
 }
 
@@ -133,11 +133,16 @@ fn a_sweep_keeps_the_good_learning_rate_prunes_early_and_repeats_for_its_seed() 
     assert!(
         trials
             .iter()
-            .any(|t| t.state == TrialState::Pruned && t.steps < 12 && lr(t) == 1e-7),
+            .any(|t| t.state == TrialState::Pruned && t.steps < 8 && lr(t) == 1e-7),
         "{trials:#?}"
     );
     // Every trial is a run of its own; the best one's adapter is listed.
     let run = best.run_id.unwrap();
+    // Its run records the settings it trained with.
+    let config: serde_json::Value =
+        serde_json::from_str(&adapt.run(run).unwrap().run.config).unwrap();
+    assert_eq!(config["request"]["config"]["learning_rate"], json!(3e-2));
+    assert_eq!(config["request"]["config"]["steps_per_eval"], json!(2));
     assert!(adapt
         .run_dir(run)
         .unwrap()
@@ -175,12 +180,7 @@ fn unknown_knobs_and_a_missing_step_budget_are_refused_by_name() {
     assert!(e.message.contains("'lerning_rate'"), "{}", e.message);
 
     let dir = tempfile::tempdir().unwrap();
-    let adapt = Adapt::start_with(AdaptConfig {
-        data_dir: Some(dir.path().join("data")),
-        dataset_cache: Some(dir.path().join("cache")),
-        ..AdaptConfig::default()
-    })
-    .unwrap();
+    let adapt = start(dir.path());
     let data = dir.path().join("facts.jsonl");
     fact_data(&data, 8);
     let mut req = request(&adapt_testsupport::smollm2_gguf(), &data);
@@ -204,4 +204,56 @@ fn unknown_knobs_and_a_missing_step_budget_are_refused_by_name() {
         .unwrap();
     assert_eq!(e.code, "sweep.needs_steps");
     assert!(adapt.sweeps().unwrap().is_empty(), "nothing recorded");
+}
+
+#[test]
+fn a_sweep_on_smollm2_with_the_sample_data_promotes_a_trial() {
+    if !adapt_testsupport::slow_tests("a_sweep_on_smollm2_with_the_sample_data_promotes_a_trial") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let adapt = start(dir.path());
+    let data = adapt_testsupport::repo_root().join("examples/blue-lantern.jsonl");
+    let mut req = request(&adapt_testsupport::smollm2_gguf(), &data);
+    req.config.iters = Some(2);
+    req.config.batch_size = 2;
+    req.config.num_layers = 1;
+    req.config.max_seq_length = 128;
+    req.data_options.max_seq_length = 128;
+    req.data.ratios.valid = 0.2;
+    let spec = read_sweep_spec(
+        json!({
+            "space": {"learning_rate": {"log_uniform": [1e-5, 1e-3]},
+                      "lora_parameters.rank": [4, 8]},
+            "trials": 2, "seed": 1, "rungs": [0.5], "reduction": 2,
+        }),
+        "sweep",
+        &req.config,
+    )
+    .unwrap();
+    let mut loads = 0;
+    let job = adapt
+        .start_sweep(
+            SweepRequest {
+                request: req,
+                spec,
+                name: None,
+            },
+            move |p| {
+                if let SweepProgress::Setup(adapt_api::TrainProgress::Loading) = p {
+                    loads += 1;
+                    assert_eq!(loads, 1, "the model is loaded once");
+                }
+            },
+        )
+        .unwrap();
+    let id = job.sweep_id();
+    let best = job.wait().unwrap().expect("a trial completed");
+    let details = adapt.sweep_details(id).unwrap();
+    assert_eq!(details.trials.len(), 2);
+    assert_eq!(details.trials[0].number, best.number);
+    assert!(best.best_val_loss.unwrap().is_finite());
+    let folder = adapt.run_dir(best.run_id.unwrap()).unwrap();
+    assert!(folder.join("adapters.safetensors").is_file());
+    assert!(folder.join("adapter_config.json").is_file());
 }

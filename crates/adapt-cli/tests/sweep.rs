@@ -12,12 +12,8 @@ use std::time::{Duration, Instant};
 use common::{expect_failure, run, text};
 
 fn tiny_model(dir: &Path) -> PathBuf {
-    let out = dir.join("tiny");
-    let gguf = adapt_gguf::GgufFile::open(adapt_testsupport::smollm2_gguf()).unwrap();
-    let tokenizer = adapt_text::Tokenizer::from_gguf(&gguf).unwrap();
-    let args = adapt_engine::testing::tiny_llama_args();
-    adapt_engine::testing::write_tiny_chat_folder(&out, &args, 7, &tokenizer).unwrap();
-    out
+    let gguf = adapt_testsupport::smollm2_gguf();
+    adapt_engine::testing::write_tiny_folder_like(&gguf, &dir.join("tiny")).unwrap()
 }
 
 fn fact_data(path: &Path, n: usize) {
