@@ -26,6 +26,9 @@ pub(crate) struct EngineState {
     pub chats: ChatPool,
     /// Adapters taken off the model, kept for requests that name them again.
     pub adapters: AdapterShelf,
+    /// A sweep's base model (its file and the model as it trains), loaded once for every
+    /// trial and dropped when the sweep ends.
+    pub sweep_base: Option<(std::path::PathBuf, LoadedModel)>,
 }
 
 impl EngineState {

@@ -145,6 +145,14 @@ error_codes! {
     StoreOpen = "store.open",
     StoreSqlite = "store.sqlite",
     StoreTooNew = "store.too_new",
+    SweepBadField = "sweep.bad_field",
+    SweepBadRecord = "sweep.bad_record",
+    SweepFinished = "sweep.finished",
+    SweepNeedsSteps = "sweep.needs_steps",
+    SweepNeedsValidation = "sweep.needs_validation",
+    SweepNotFound = "sweep.not_found",
+    SweepRunning = "sweep.running",
+    SweepUnknownKnob = "sweep.unknown_knob",
     TextBadJson = "text.bad_json",
     TextBadTokenizerData = "text.bad_tokenizer_data",
     TextBadTokenizerJson = "text.bad_tokenizer_json",
@@ -282,6 +290,7 @@ from_coded!(
     adapt_data::DataError,
     adapt_hub::HubError,
     adapt_library::LibraryError,
+    adapt_sweep::SweepError,
 );
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub enum JobKind {
     Download,
     PrepareDataset,
     Convert,
+    Sweep,
 }
 
 impl JobKind {
@@ -55,6 +56,7 @@ impl JobKind {
             JobKind::Download => "download",
             JobKind::PrepareDataset => "prepare_dataset",
             JobKind::Convert => "convert",
+            JobKind::Sweep => "sweep",
         }
     }
 }

@@ -7,7 +7,8 @@
 //! request contract, presets and validation; `train.rs`: runs as jobs; `train_record.rs`),
 //! conversion (`convert.rs`), benchmarks (`bench.rs`), serving (`serve.rs`: requests by model
 //! name with prompt-cache reuse, `serve_prompt.rs`: messages, tools and tool calls,
-//! `prompt_files.rs`: the prompt cache on disk, `server_settings.rs`). Generation streams
+//! `prompt_files.rs`: the prompt cache on disk, `server_settings.rs`), sweeps (`sweeps.rs`:
+//! trials on one loaded model, judged by successive halving, resumable). Generation streams
 //! [`GenerationEvent`]s and can be stopped from the caller's side. Errors cross this boundary
 //! as [`ApiError`] (`{code, message, fields}`, the code an [`ErrorCode`]), never as strings to
 //! match.
@@ -35,6 +36,7 @@ mod saved_chats;
 mod serve;
 mod serve_prompt;
 mod server_settings;
+mod sweeps;
 mod train;
 mod train_form;
 mod train_record;
@@ -61,6 +63,8 @@ pub use adapt_library::{
 pub use adapt_paths::hub::HubModel;
 pub use adapt_paths::DataDir;
 pub use adapt_store::{AdapterRecord, CheckpointRecord, DatasetRecord, Metric, RunRecord};
+pub use adapt_store::{SweepRecord, TrialRecord, TrialState};
+pub use adapt_sweep::{Domain, Space, SweepSpec};
 pub use budgets::{CacheBudgets, DEFAULT_DISK_BUDGET, DEFAULT_MEMORY_BUDGET};
 pub use chats::ChatState;
 pub use convert::{FuseReport, Variant};
@@ -78,6 +82,9 @@ pub use serve::{
 };
 pub use serve_prompt::{ToolCall, ToolFormat};
 pub use server_settings::ServerSettings;
+pub use sweeps::{
+    read_sweep_file, read_sweep_spec, SweepDetails, SweepEnd, SweepJob, SweepProgress, SweepRequest,
+};
 pub use train::{Calibration, TrainEnd, TrainJob, TrainProgress, TrainSummary};
 pub use train_form::{
     read_config_file, training_presets, TrainCheck, TrainForm, TrainPreset, TrainRequest,

@@ -303,6 +303,7 @@ fn complete_on_engine(
         model,
         chats,
         adapters,
+        ..
     } = state;
     let lm = model.as_mut().ok_or_else(ApiError::no_model)?;
     let adapter = adapters.use_dir(lm, request.adapter.as_deref())?;

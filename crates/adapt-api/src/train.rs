@@ -120,17 +120,17 @@ fn take<T: Clone>(slot: &Mutex<Option<T>>) -> Option<T> {
 
 /// What a run record keeps to run it again (`runs.config`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct RunConfig {
-    request: TrainRequest,
+pub(crate) struct RunConfig {
+    pub(crate) request: TrainRequest,
     /// The prepared dataset's cache key: a resumed run must see the same data.
-    data_key: Option<String>,
+    pub(crate) data_key: Option<String>,
 }
 
 /// What the engine thread trains: the model, the prepared splits and the settings.
-struct TrainWork {
+pub(crate) struct TrainWork {
     model: PathBuf,
     train: PathBuf,
-    valid: Option<PathBuf>,
+    pub(crate) valid: Option<PathBuf>,
     config: TrainConfig,
     dir: PathBuf,
     resume: bool,
@@ -138,7 +138,7 @@ struct TrainWork {
 
 impl TrainWork {
     /// The engine's work for `req` on its prepared data, writing into `dir`.
-    fn new(
+    pub(crate) fn new(
         req: &TrainRequest,
         report: &PrepareReport,
         dir: PathBuf,
@@ -173,6 +173,17 @@ impl TrainWork {
         emit: &mut dyn FnMut(TrainEvent),
     ) -> Result<TrainOutcome, ApiError> {
         let mut lm = load_for_training(&self.model)?;
+        self.run_on(&mut lm, &|| cancel.is_cancelled(), &mut |e| emit(e.clone()))
+    }
+
+    /// On the engine thread: trains adapters on `lm` (loaded already), telling `on_event`
+    /// each event; `cancel` is polled before every step.
+    pub(crate) fn run_on(
+        self,
+        lm: &mut LoadedModel,
+        cancel: &dyn Fn() -> bool,
+        on_event: &mut dyn FnMut(&TrainEvent),
+    ) -> Result<TrainOutcome, ApiError> {
         let train_split = TokenCache::open(&self.train)?;
         let valid_split = self.valid.as_deref().map(TokenCache::open).transpose()?;
         let data = TrainData {
@@ -185,12 +196,12 @@ impl TrainWork {
             tokenizer,
             chat_template,
             ..
-        } = &mut lm;
+        } = lm;
         let prober = greedy_prober(tokenizer, chat_template.as_ref());
         let hooks = Hooks {
             prober: Some(&prober),
-            on_event: &mut |e| emit(e.clone()),
-            cancel: &|| cancel.is_cancelled(),
+            on_event,
+            cancel,
         };
         let files = RunFiles { dir: self.dir };
         Ok(train(
@@ -206,7 +217,7 @@ impl TrainWork {
 
 /// Loads a model as it trains: a quantized model as it is stored (QLoRA), as in mlx-lm, on
 /// every backend; float weights as the backend holds them (on a GPU, as stored).
-fn load_for_training(model: &Path) -> Result<LoadedModel, ApiError> {
+pub(crate) fn load_for_training(model: &Path) -> Result<LoadedModel, ApiError> {
     let options = LoadOptions {
         keep_quantized: true,
         ..LoadOptions::default()
@@ -517,7 +528,7 @@ fn export_adapter(from: &Path, to: &Path) -> Result<(), ApiError> {
 
 /// Reads and tokenizes a request's data into `cache` (or finds it prepared already), telling
 /// `on_progress`.
-fn prepare_data(
+pub(crate) fn prepare_data(
     req: &TrainRequest,
     cache: &Path,
     on_progress: &mut dyn FnMut(&TrainProgress),

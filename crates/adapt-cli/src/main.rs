@@ -14,6 +14,7 @@ mod models;
 mod output;
 mod runs;
 mod serve;
+mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -55,6 +56,9 @@ enum Command {
     /// prompt prefixes across requests.
     Serve(Box<serve::ServeArgs>),
     Train(Box<train::TrainArgs>),
+    /// Search training settings (TPE, successive halving on validation loss) on one loaded
+    /// model; `adapt sweep show N` ranks the trials, `--resume N` goes on where it stopped.
+    Sweep(Box<sweep::SweepArgs>),
     Fuse(train::FuseArgs),
 }
 
@@ -69,6 +73,7 @@ fn main() {
         Command::Convert(args) => convert::convert(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Train(args) => train::train(&args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Fuse(args) => train::fuse(&args),
         Command::Quantize(args) => convert::quantize(&args),
         Command::Runs(args) => runs::run(&args),

@@ -22,6 +22,19 @@ use crate::output::{human_bytes, human_count, CtrlC};
 
 #[derive(Args)]
 pub struct TrainArgs {
+    /// Go on with run RUN from its newest checkpoint.
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["data", "config"])]
+    resume: Option<i64>,
+    /// Print events as JSON lines.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    pub(crate) settings: TrainSettings,
+}
+
+/// The model, the data and the training settings (flags over a configuration file).
+#[derive(Args)]
+pub struct TrainSettings {
     #[command(flatten)]
     model: ModelArg,
     /// Training data: a CSV, TSV or JSONL file (a tenth goes to validation unless --valid is
@@ -37,9 +50,6 @@ pub struct TrainArgs {
     /// A YAML or JSON file with mlx-lm's LoRA keys (and Adapt's); flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Go on with run RUN from its newest checkpoint.
-    #[arg(long, value_name = "RUN", conflicts_with_all = ["data", "config"])]
-    resume: Option<i64>,
     /// A name for the run.
     #[arg(long)]
     name: Option<String>,
@@ -120,14 +130,11 @@ pub struct TrainArgs {
     /// A prompt answered with the adapter at each evaluation (repeatable).
     #[arg(long)]
     probe: Vec<String>,
-    /// Print events as JSON lines.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     read: ReadArgs,
 }
 
-impl TrainArgs {
+impl TrainSettings {
     /// The data's files: a folder in mlx-lm's layout, or a file (with --valid, or a share held
     /// out by --valid-ratio).
     fn inputs(&self, data: PathBuf, seed: u64) -> Result<PrepareInputs> {
@@ -237,6 +244,26 @@ impl TrainArgs {
         c.validate("flags").map_err(adapt_api::ApiError::from)?;
         Ok(c)
     }
+
+    /// The training request these flags describe.
+    pub(crate) fn request(&self, adapt: &Adapt) -> Result<TrainRequest> {
+        let config = self.config()?;
+        let mut data_options = self.read.options()?;
+        data_options.max_seq_length = config.max_seq_length as u32;
+        let Some(data) = self.data.clone() else {
+            return Err(anyhow!("--data is required (or --resume)"));
+        };
+        Ok(TrainRequest {
+            model: self.model.path(adapt),
+            data: self.inputs(data, config.seed)?,
+            data_options,
+            config,
+            name: self.name.clone(),
+            // A quantized model trains as it is stored either way.
+            qlora: false,
+            adapter_path: self.adapter_path.clone(),
+        })
+    }
 }
 
 pub fn train(args: &TrainArgs) -> Result<()> {
@@ -251,22 +278,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             adapt.resume_training(run, on_progress)?
         }
         None => {
-            let config = args.config()?;
-            let mut data_options = args.read.options()?;
-            data_options.max_seq_length = config.max_seq_length as u32;
-            let Some(data) = args.data.clone() else {
-                return Err(anyhow!("--data is required (or --resume RUN)"));
-            };
-            let request = TrainRequest {
-                model: args.model.path(&adapt),
-                data: args.inputs(data, config.seed)?,
-                data_options,
-                config,
-                name: args.name.clone(),
-                // A quantized model trains as it is stored either way.
-                qlora: false,
-                adapter_path: args.adapter_path.clone(),
-            };
+            let request = args.settings.request(&adapt)?;
             adapt.start_training(request, on_progress)?
         }
     };
@@ -323,7 +335,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
                 println!("Best validation loss {v:.3} at step {s}");
             }
             println!("Adapter: {}", o.adapter_dir.display());
-            if let Some(dir) = &args.adapter_path {
+            if let Some(dir) = &args.settings.adapter_path {
                 println!("Adapter also in: {}", dir.display());
             }
             println!(

@@ -169,6 +169,18 @@ pub fn write_tiny_chat_folder(
     staging.finish()
 }
 
+/// [`write_tiny_chat_folder`] with the tokenizer and chat template of the GGUF file `gguf`
+/// (tests pass the real SmolLM2's): a tiny model that tokenizes and chats like that one.
+pub fn write_tiny_folder_like(gguf: &Path, out: &Path) -> Result<std::path::PathBuf> {
+    let file = adapt_gguf::GgufFile::open(gguf).map_err(|e| {
+        crate::error::EngineError::InvalidRequest(format!("{}: {e}", gguf.display()))
+    })?;
+    let tokenizer = adapt_text::Tokenizer::from_gguf(&file).map_err(|e| {
+        crate::error::EngineError::InvalidRequest(format!("{}: {e}", gguf.display()))
+    })?;
+    write_tiny_chat_folder(out, &tiny_llama_args(), 7, &tokenizer)
+}
+
 /// The `config.json` of a Hugging Face Llama of shape `args` with these tensors.
 fn llama_config(
     args: &ModelArgs,

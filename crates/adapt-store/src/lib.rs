@@ -18,6 +18,7 @@
 //! | [`kv_caches`]     | `kv_caches`     | [`KvCacheRecord`], [`CacheKey`]           |
 //! | [`jobs`]          | `jobs`          | [`JobRecord`], [`CancelOutcome`]          |
 //! | [`settings`]      | `settings`      | plain key → value strings                 |
+//! | [`sweeps`]        | `sweeps`, `sweep_trials` | [`SweepRecord`], [`TrialRecord`] |
 //!
 //! A [`Store`] is one connection: use it from one thread at a time (share it behind a mutex,
 //! or open one per thread — WAL lets readers and a writer work at the same time). Times are
@@ -37,6 +38,7 @@ pub mod models;
 pub mod runs;
 pub mod settings;
 mod store;
+pub mod sweeps;
 
 pub use adapters::{AdapterRecord, NewAdapter};
 pub use checkpoints::CheckpointRecord;
@@ -50,3 +52,4 @@ pub use metrics::Metric;
 pub use models::{ModelRecord, NewModel};
 pub use runs::{NewRun, RunRecord, Status};
 pub use store::{now_ms, Store};
+pub use sweeps::{SweepRecord, TrialRecord, TrialState};

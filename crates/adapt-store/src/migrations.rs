@@ -21,7 +21,7 @@ use rusqlite::TransactionBehavior;
 use crate::store::Store;
 use crate::{
     adapters, checkpoints, conversations, datasets, jobs, kv_caches, messages, metrics, models,
-    runs, settings, Result, StoreError,
+    runs, settings, sweeps, Result, StoreError,
 };
 
 /// One schema version: the SQL that takes the previous version to this one.
@@ -55,6 +55,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 3,
         steps: &[models::V3, datasets::V3],
+    },
+    Migration {
+        version: 4,
+        steps: &[sweeps::V4],
     },
 ];
 

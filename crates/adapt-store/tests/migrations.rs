@@ -113,6 +113,27 @@ const SEEDS: &[Seed] = &[
             assert_eq!(m.files, ["config.json", "model.safetensors"]);
         },
     },
+    Seed {
+        version: 4,
+        sql: "
+        INSERT INTO runs (id, name, config, status, created_at)
+            VALUES (4, 'sweep trial', '{}', 'cancelled', 4);
+        INSERT INTO sweeps (id, name, spec, status, best_run_id, created_at)
+            VALUES (1, 'lr', '{}', 'interrupted', NULL, 4);
+        INSERT INTO sweep_trials (sweep_id, number, run_id, params, state, rung_losses,
+                                  best_val_loss, steps, seconds, reason)
+            VALUES (1, 0, 4, '{\"learning_rate\":0.1}', 'pruned', '[3.5]', 3.5, 10, 1.5,
+                    'pruned at step 10');
+    ",
+        check: |store| {
+            assert_eq!(store.sweep(1).unwrap().status, Status::Interrupted);
+            let t = &store.trials(1).unwrap()[0];
+            assert_eq!(
+                (t.run_id, t.rung_losses.clone(), t.steps),
+                (Some(4), vec![3.5], 10)
+            );
+        },
+    },
 ];
 
 fn fresh_schema(dir: &Path) -> Vec<String> {
