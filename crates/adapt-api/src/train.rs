@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use adapt_data::{PrepareReport, Progress, Split, TokenCache};
+use adapt_engine::distributed::share_from_rank0;
 use adapt_engine::load::{load, LoadOptions, LoadedModel};
 use adapt_engine::train::{
     greedy_prober, plan, run_state, train, Hooks, MemoryEstimate, RunFiles, TrainConfig, TrainData,
@@ -120,14 +121,14 @@ fn take<T: Clone>(slot: &Mutex<Option<T>>) -> Option<T> {
 
 /// What a run record keeps to run it again (`runs.config`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct RunConfig {
-    request: TrainRequest,
+pub(crate) struct RunConfig {
+    pub(crate) request: TrainRequest,
     /// The prepared dataset's cache key: a resumed run must see the same data.
-    data_key: Option<String>,
+    pub(crate) data_key: Option<String>,
 }
 
 /// What the engine thread trains: the model, the prepared splits and the settings.
-struct TrainWork {
+pub(crate) struct TrainWork {
     model: PathBuf,
     train: PathBuf,
     valid: Option<PathBuf>,
@@ -138,7 +139,7 @@ struct TrainWork {
 
 impl TrainWork {
     /// The engine's work for `req` on its prepared data, writing into `dir`.
-    fn new(
+    pub(crate) fn new(
         req: &TrainRequest,
         report: &PrepareReport,
         dir: PathBuf,
@@ -167,7 +168,7 @@ impl TrainWork {
     }
 
     /// On the engine thread: loads the model as it trains, trains, and emits each event.
-    fn run(
+    pub(crate) fn run(
         self,
         cancel: &CancelToken,
         emit: &mut dyn FnMut(TrainEvent),
@@ -464,6 +465,9 @@ impl JobSide {
             let json = serde_json::to_string(&config).unwrap_or_default();
             ctx.store().set_run_config(run_id, &json)?;
         }
+        // In a group, the other ranks train this run too (`group_train`).
+        let json = serde_json::to_vec(&config).unwrap_or_default();
+        self.engine.call(move |_| Ok(share_from_rank0(json)?))?;
         let work = TrainWork::new(&req, &report, dir, resume)?;
         on_progress(&TrainProgress::Loading);
         let cancel = ctx.cancel_token();
@@ -481,7 +485,7 @@ impl JobSide {
 
 /// Reads and tokenizes a request's data into `cache` (or finds it prepared already), telling
 /// `on_progress`.
-fn prepare_data(
+pub(crate) fn prepare_data(
     req: &TrainRequest,
     cache: &Path,
     on_progress: &mut dyn FnMut(&TrainProgress),

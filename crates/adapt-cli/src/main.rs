@@ -10,6 +10,7 @@ mod data;
 mod doctor;
 mod generate;
 mod jobs;
+mod launch;
 mod models;
 mod output;
 mod runs;
@@ -55,6 +56,8 @@ enum Command {
     /// prompt prefixes across requests.
     Serve(Box<serve::ServeArgs>),
     Train(Box<train::TrainArgs>),
+    /// Train on several processes or machines at once (data-parallel, MLX's distributed engine).
+    Launch(launch::LaunchArgs),
     Fuse(train::FuseArgs),
 }
 
@@ -69,6 +72,7 @@ fn main() {
         Command::Convert(args) => convert::convert(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Train(args) => train::train(&args),
+        Command::Launch(args) => launch::run_launch(&args),
         Command::Fuse(args) => train::fuse(&args),
         Command::Quantize(args) => convert::quantize(&args),
         Command::Runs(args) => runs::run(&args),
