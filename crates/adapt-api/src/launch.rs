@@ -10,7 +10,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -363,7 +363,11 @@ fn watch(children: &mut [Child]) -> Vec<RankExit> {
                 if !status.success() {
                     failed_at.get_or_insert_with(std::time::Instant::now);
                 }
-                exits[rank] = Some(exit(rank, status, false));
+                exits[rank] = Some(RankExit {
+                    rank,
+                    code: status.code(),
+                    stopped: false,
+                });
             }
         }
         if failed_at.is_some_and(|t| t.elapsed() >= GRACE) {
@@ -383,14 +387,6 @@ fn watch(children: &mut [Child]) -> Vec<RankExit> {
             return exits.into_iter().flatten().collect();
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn exit(rank: usize, status: ExitStatus, stopped: bool) -> RankExit {
-    RankExit {
-        rank,
-        code: status.code(),
-        stopped,
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::text;
+use common::{complete_checkpoints, text};
 
 fn tokenizer() -> adapt_text::Tokenizer {
     let gguf = adapt_gguf::GgufFile::open(adapt_testsupport::smollm2_gguf()).unwrap();
@@ -108,19 +108,6 @@ fn assert_close(one: &[f64], group: &[f64]) {
     }
 }
 
-fn checkpoint_steps(run_dir: &Path) -> Vec<u64> {
-    let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) else {
-        return Vec::new();
-    };
-    let mut steps: Vec<u64> = entries
-        .flatten()
-        .filter(|e| e.path().join("state.json").exists())
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("step-")?.parse().ok())
-        .collect();
-    steps.sort();
-    steps
-}
-
 #[test]
 fn two_ranks_train_like_one_process_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
@@ -150,7 +137,7 @@ fn two_ranks_train_like_one_process_from_the_cli() {
     assert!(stdout.contains("[1] "), "{stdout}");
     // Rank 0 alone records the run and writes its files.
     let runs = group_dir.join("runs");
-    assert_eq!(checkpoint_steps(&runs.join("1")), vec![2, 4, 6]);
+    assert_eq!(complete_checkpoints(&runs.join("1")), vec![2, 4, 6]);
     assert!(runs.join("1/adapters.safetensors").is_file());
     let entries: Vec<_> = std::fs::read_dir(&runs).unwrap().flatten().collect();
     assert_eq!(entries.len(), 1, "one run folder: {entries:?}");
@@ -192,7 +179,7 @@ fn launch_and_kill_rank_1(data_dir: &Path, args: &[&str], step: u64) -> (Output,
         .recv_timeout(Duration::from_secs(60))
         .expect("rank 1 started");
     let started = Instant::now();
-    while !checkpoint_steps(&data_dir.join("runs/1")).contains(&step) {
+    while !complete_checkpoints(&data_dir.join("runs/1")).contains(&step) {
         assert!(
             started.elapsed() < Duration::from_secs(300),
             "no checkpoint {step}"
@@ -219,7 +206,9 @@ fn a_killed_rank_stops_the_group_which_resumes_from_rank_0s_checkpoint() {
         stderr.contains("[launch.rank_failed]") && stderr.contains("rank 1 was killed"),
         "{stderr}"
     );
-    let kept = *checkpoint_steps(&group_dir.join("runs/1")).last().unwrap();
+    let kept = *complete_checkpoints(&group_dir.join("runs/1"))
+        .last()
+        .unwrap();
     assert!((2..12).contains(&kept), "{kept}");
 
     let mut resume = vec!["launch", "-n", "2", "--"];
@@ -230,7 +219,7 @@ fn a_killed_rank_stops_the_group_which_resumes_from_rank_0s_checkpoint() {
     let resumed = losses(&stdout, "[0] ");
     assert_eq!(resumed.len() as u64, 12 - kept);
     assert_eq!(
-        checkpoint_steps(&group_dir.join("runs/1")).last(),
+        complete_checkpoints(&group_dir.join("runs/1")).last(),
         Some(&12)
     );
     // The uninterrupted run, alone, takes the same last steps.

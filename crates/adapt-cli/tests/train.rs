@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use adapt_testsupport::smollm2_gguf;
-use common::{expect_failure, run, text};
+use common::{complete_checkpoints, expect_failure, run, text};
 
 fn fact_data(path: &Path, n: usize) {
     let lines: Vec<String> = (0..n)
@@ -21,19 +21,6 @@ fn fact_data(path: &Path, n: usize) {
         })
         .collect();
     std::fs::write(path, lines.join("\n")).unwrap();
-}
-
-fn complete_checkpoints(run_dir: &Path) -> Vec<u64> {
-    let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) else {
-        return Vec::new();
-    };
-    let mut steps: Vec<u64> = entries
-        .flatten()
-        .filter(|e| e.path().join("state.json").exists())
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("step-")?.parse().ok())
-        .collect();
-    steps.sort();
-    steps
 }
 
 #[test]
