@@ -17,7 +17,11 @@ fn tokenizer() -> adapt_text::Tokenizer {
     adapt_text::Tokenizer::from_gguf(&gguf).unwrap()
 }
 
+/// MLX in this process (writing the tiny model) is used by one test at a time.
+static MLX: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn tiny_model(dir: &Path) -> PathBuf {
+    let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
     let out = dir.join("tiny");
     let args = adapt_engine::testing::tiny_llama_args();
     adapt_engine::testing::write_tiny_chat_folder(&out, &args, 7, &tokenizer()).unwrap();

@@ -19,6 +19,13 @@ use adapt_engine::testing::{random_model, tiny_llama_args, F32};
 use adapt_engine::train::{train, Hooks, RunFiles, TrainConfig, TrainData, TrainEvent};
 use serde_json::json;
 
+/// MLX in this process is used by one test at a time.
+static MLX: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    MLX.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The task of a child rank: (test name, folder shared with the parent).
 fn task() -> Option<(String, PathBuf)> {
     let t = std::env::var("RANK_TASK").ok()?;
@@ -242,6 +249,7 @@ fn two_ranks_train_like_one_process() {
     if let Some((_, dir)) = task() {
         return train_rank(&dir);
     }
+    let _mlx = lock();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let one = train_here(&d.join("alone"), &d.join("data-alone"), false, None);
@@ -303,6 +311,7 @@ fn a_group_resumes_after_a_rank_is_killed() {
     assert!(statuses.iter().all(|s| s.success()), "{statuses:?}");
     let resumed = read_json(&d.join("rank-0-resumed.json"));
     assert_eq!(resumed["error"], serde_json::Value::Null);
+    let _mlx = lock();
     let one = train_here(&d.join("alone"), &d.join("data-alone"), false, None);
     let tail = serde_json::Value::Array(one["losses"].as_array().unwrap()[4..].to_vec());
     close(&tail, &resumed["losses"], TOLERANCE, "resumed losses");
