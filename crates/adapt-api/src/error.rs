@@ -83,6 +83,10 @@ error_codes! {
     DataUnknownFormat = "data.unknown_format",
     DataUnknownRole = "data.unknown_role",
     DataWrongType = "data.wrong_type",
+    DistributedConfig = "distributed.config",
+    DistributedInit = "distributed.init",
+    DistributedMismatch = "distributed.mismatch",
+    DistributedPeerLost = "distributed.peer_lost",
     EngineMlx = "engine.mlx",
     EnginePanicked = "engine.panicked",
     GgufBadMagic = "gguf.bad_magic",
@@ -109,6 +113,9 @@ error_codes! {
     JobFailed = "job.failed",
     JobNotFound = "job.not_found",
     JobPanicked = "job.panicked",
+    LaunchBadHosts = "launch.bad_hosts",
+    LaunchRankFailed = "launch.rank_failed",
+    LaunchSpawn = "launch.spawn",
     LibraryAlreadyInLibrary = "library.already_in_library",
     LibraryExists = "library.exists",
     LibraryIo = "library.io",
@@ -285,6 +292,7 @@ macro_rules! from_coded {
 
 from_coded!(
     adapt_engine::EngineError,
+    adapt_engine::distributed::DistributedError,
     adapt_store::StoreError,
     adapt_paths::PathsError,
     adapt_data::DataError,

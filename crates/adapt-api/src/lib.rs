@@ -27,7 +27,9 @@ mod convert;
 pub mod datasets;
 mod engine_thread;
 mod error;
+mod group_train;
 pub mod jobs;
+pub mod launch;
 pub mod models;
 mod prompt_files;
 mod records;
@@ -44,6 +46,7 @@ mod train_record;
 pub use adapt::Adapt;
 pub use adapt_engine::chat_bench::ChatBench;
 pub use adapt_engine::convert::ConvertReport;
+pub use adapt_engine::distributed::DistBackend;
 pub use adapt_engine::models::layers::QuantSpec;
 pub use adapt_engine::quantize::Target as QuantizeTarget;
 pub use adapt_engine::train::{

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use adapt_data::{PrepareReport, Progress, Split, TokenCache};
+use adapt_engine::distributed::share_from_rank0;
 use adapt_engine::load::{load, LoadOptions, LoadedModel};
 use adapt_engine::train::{
     greedy_prober, plan, run_state, train, Hooks, MemoryEstimate, RunFiles, TrainConfig, TrainData,
@@ -167,7 +168,7 @@ impl TrainWork {
     }
 
     /// On the engine thread: loads the model as it trains, trains, and emits each event.
-    fn run(
+    pub(crate) fn run(
         self,
         cancel: &CancelToken,
         emit: &mut dyn FnMut(TrainEvent),
@@ -475,6 +476,9 @@ impl JobSide {
             let json = serde_json::to_string(&config).unwrap_or_default();
             ctx.store().set_run_config(run_id, &json)?;
         }
+        // In a group, the other ranks train this run too (`group_train`).
+        let json = serde_json::to_vec(&config).unwrap_or_default();
+        self.engine.call(move |_| Ok(share_from_rank0(json)?))?;
         let work = TrainWork::new(&req, &report, dir, resume)?;
         on_progress(&TrainProgress::Loading);
         let cancel = ctx.cancel_token();

@@ -10,6 +10,7 @@ mod data;
 mod doctor;
 mod generate;
 mod jobs;
+mod launch;
 mod models;
 mod output;
 mod runs;
@@ -59,6 +60,8 @@ enum Command {
     /// Search training settings (TPE, successive halving on validation loss) on one loaded
     /// model; `adapt sweep show N` ranks the trials, `--resume N` goes on where it stopped.
     Sweep(Box<sweep::SweepArgs>),
+    /// Train on several processes or machines at once (data-parallel, MLX's distributed engine).
+    Launch(launch::LaunchArgs),
     Fuse(train::FuseArgs),
 }
 
@@ -74,6 +77,7 @@ fn main() {
         Command::Serve(args) => serve::run(&args),
         Command::Train(args) => train::train(&args),
         Command::Sweep(args) => sweep::run(&args),
+        Command::Launch(args) => launch::run_launch(&args),
         Command::Fuse(args) => train::fuse(&args),
         Command::Quantize(args) => convert::quantize(&args),
         Command::Runs(args) => runs::run(&args),

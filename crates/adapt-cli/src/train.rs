@@ -266,7 +266,27 @@ impl TrainSettings {
     }
 }
 
+/// A rank other than 0 of a group (`adapt launch`): trains rank 0's run beside it.
+fn follow(args: &TrainArgs, rank: usize, size: usize) -> Result<()> {
+    let adapt = Adapt::start()?;
+    eprintln!("Rank {rank} of {size}: training rank 0's run beside it; rank 0 writes the files.");
+    let mut view = View::new(args.json);
+    let outcome = adapt.follow_training(|p| view.show(p))?;
+    view.done();
+    eprintln!(
+        "Rank {rank}: {} steps, final training loss {}.",
+        outcome.steps,
+        outcome
+            .final_train_loss
+            .map_or("-".to_string(), |l| format!("{l:.4}"))
+    );
+    Ok(())
+}
+
 pub fn train(args: &TrainArgs) -> Result<()> {
+    if let Some((rank, size)) = adapt_api::launch::this_rank()?.filter(|(r, _)| *r > 0) {
+        return follow(args, rank, size);
+    }
     let adapt = Adapt::start()?;
     let (tx, rx) = mpsc::channel();
     let on_progress = move |p: &TrainProgress| {

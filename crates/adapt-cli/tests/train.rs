@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use adapt_testsupport::{smollm2_gguf, SmallDisk};
-use common::{expect_failure, run, text};
+use common::{complete_checkpoints, expect_failure, run, text};
 
 fn fact_data(path: &Path, n: usize) {
     let lines: Vec<String> = (0..n)
@@ -38,19 +38,6 @@ const EVERY_STEP: [&str; 10] = [
     "--steps-per-report",
     "1",
 ];
-
-fn complete_checkpoints(run_dir: &Path) -> Vec<u64> {
-    let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) else {
-        return Vec::new();
-    };
-    let mut steps: Vec<u64> = entries
-        .flatten()
-        .filter(|e| e.path().join("state.json").exists())
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("step-")?.parse().ok())
-        .collect();
-    steps.sort();
-    steps
-}
 
 #[test]
 fn a_killed_run_resumes_from_its_last_checkpoint() {

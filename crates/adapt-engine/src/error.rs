@@ -46,6 +46,10 @@ pub enum EngineError {
     /// Tokenizer or chat-template failure.
     #[error(transparent)]
     Text(#[from] adapt_text::TextError),
+
+    /// Joining or talking to the group of processes training together.
+    #[error(transparent)]
+    Distributed(#[from] crate::distributed::DistributedError),
 }
 
 impl EngineError {
@@ -60,6 +64,7 @@ impl EngineError {
             EngineError::Write { .. } => "model.write_failed",
             EngineError::Gguf(e) => e.code(),
             EngineError::Text(e) => e.code(),
+            EngineError::Distributed(e) => e.code(),
         }
     }
 

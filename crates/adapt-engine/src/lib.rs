@@ -15,6 +15,7 @@ pub mod chat;
 pub mod chat_bench;
 pub mod convert;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod generate;
 pub mod load;

@@ -38,3 +38,17 @@ pub fn expect_failure(out: &Output, code: &str) -> String {
     assert!(!stderr.contains("panicked"), "stderr: {stderr}");
     stderr
 }
+
+/// The steps of the complete checkpoints (with `state.json`) in a run folder, in order.
+pub fn complete_checkpoints(run_dir: &Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) else {
+        return Vec::new();
+    };
+    let mut steps: Vec<u64> = entries
+        .flatten()
+        .filter(|e| e.path().join("state.json").exists())
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("step-")?.parse().ok())
+        .collect();
+    steps.sort();
+    steps
+}

@@ -5,7 +5,9 @@ use adapt_data::{Batch, Batcher, Position};
 use mlx_rs::error::Exception;
 use mlx_rs::{Array, Dtype};
 
+use super::data_parallel::{local_part, reduce_pair};
 use crate::cache::KvCache;
+use crate::distributed::Group;
 use crate::error::Result;
 use crate::models::decoder::Decoder;
 use crate::models::Model;
@@ -55,7 +57,13 @@ pub fn masked_loss(
 }
 
 /// Mean validation loss over the first `batches` batches (`-1`: all), weighted by tokens.
-pub(crate) fn evaluate(lm: &Model, valid: &Batcher<'_>, batches: i64) -> Result<f64> {
+/// In a group, each rank measures its rows of every batch and the sums are added up.
+pub(crate) fn evaluate(
+    lm: &Model,
+    valid: &Batcher<'_>,
+    batches: i64,
+    group: Option<&Group>,
+) -> Result<f64> {
     let n = if batches < 0 {
         valid.batches_per_epoch()
     } else {
@@ -67,12 +75,16 @@ pub(crate) fn evaluate(lm: &Model, valid: &Batcher<'_>, batches: i64) -> Result<
             epoch: 0,
             step: step as u64,
         });
-        let (x, y, m) = batch_arrays(&batch)?;
+        let part = group.map(|g| local_part(&batch, g.rank(), g.size()));
+        let (x, y, m) = batch_arrays(part.as_ref().map_or(&batch, |p| &p.batch))?;
         let v = masked_loss(lm.net(), &x, &y, &m)?;
         mlx_rs::transforms::eval(&v)?;
         let t = v[1].item_cast::<f32>() as f64;
         sum += v[0].item_cast::<f32>() as f64 * t;
         toks += t;
+    }
+    if let Some(g) = group {
+        (sum, toks) = reduce_pair(g, sum, toks)?;
     }
     Ok(sum / toks.max(1.0))
 }

@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub(crate) mod data_parallel;
 pub mod events;
 pub mod files;
 pub mod loss;

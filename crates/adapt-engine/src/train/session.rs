@@ -9,7 +9,9 @@
 //! caller that stops between steps and starts again with `resume` takes exactly the steps an
 //! uninterrupted run would have.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 
 use adapt_data::{BatchConfig, Batcher, TokenCache};
@@ -20,6 +22,7 @@ use mlx_rs::Array;
 
 use super::checkpoint::{self, replace_file, TrainState, OPTIMIZER_FILE};
 use super::config::TrainConfig;
+use super::data_parallel::{self as dp, RunStart};
 use super::events::{TrainOutcome, TrainReport, TrainStop};
 use super::files::RunFiles;
 use super::loss::{batch_arrays, evaluate, masked_loss};
@@ -27,6 +30,7 @@ use super::memory::{self, fit_memory, longest, MemoryEstimate};
 use super::optimizer::Opt;
 use super::schedule::Schedule;
 use crate::adapters::{self, ADAPTERS_FILE};
+use crate::distributed::Group;
 use crate::error::{EngineError, Result};
 use crate::models::decoder::Decoder;
 use crate::models::Model;
@@ -88,6 +92,8 @@ pub struct Session<'a> {
     peak: u64,
     /// Reports: loss sum, steps, tokens since the last one, and when it was.
     window: (f64, u64, u64, Instant),
+    /// The group training data-parallel with this process (rank 0 alone writes files).
+    group: Option<&'static Group>,
 }
 
 impl<'a> Session<'a> {
@@ -106,14 +112,17 @@ impl<'a> Session<'a> {
             path: files.checkpoints(),
             message: e.to_string(),
         })?;
+        let group = dp::training_group()?;
+        let leader = group.is_none_or(|g| g.is_leader());
         adapters::remove(lm);
         let trainable = adapters::attach(lm, &config.adapter(), config.seed)?;
-        let resumed = match resume {
-            true => Some(resume_point(lm, &files)?),
-            false => {
+        let resumed = match (resume && leader, leader) {
+            (true, _) => Some(resume_point(lm, &files)?),
+            (false, true) => {
                 write_adapter_config(config, lm, &files)?;
                 None
             }
+            (false, false) => None,
         };
         // Memory: lower the batch size until the estimate fits, or refuse. A resumed run keeps
         // the batches it started with.
@@ -126,6 +135,14 @@ impl<'a> Session<'a> {
                 (e, None)
             }
             None => fit_memory(lm, config, trainable, seq_len)?,
+        };
+        let (estimate, shared) = match group {
+            Some(g) => {
+                let shape = (trainable, seq_len);
+                let (e, start) = dp_start(g, lm, data, config, shape, estimate, &resumed)?;
+                (e, Some(start))
+            }
+            None => (estimate, None),
         };
         let batch_config = BatchConfig {
             batch_size: estimate.batch_size,
@@ -152,15 +169,19 @@ impl<'a> Session<'a> {
         )
         .map_err(EngineError::InvalidRequest)?;
         let mut opt = Opt::new(config);
-        let state = match &resumed {
-            Some((dir, state)) => {
-                let file = dir.join(OPTIMIZER_FILE);
-                let arrays = Array::load_safetensors(&file)
-                    .map_err(|e| EngineError::InvalidRequest(format!("{}: {e}", file.display())))?;
-                opt.load_state(arrays)?;
-                state.clone()
+        let (state, resumed_from) = match (shared, &resumed) {
+            (Some(start), _) => {
+                if !start.optimizer.is_empty() {
+                    opt.load_state(start.optimizer)?;
+                }
+                let from = (start.state.step > 0).then_some(start.state.step);
+                (start.state, from)
             }
-            None => TrainState::fresh(config.seed, estimate.batch_size),
+            (None, Some((dir, state))) => {
+                opt.load_state(read_optimizer(dir)?)?;
+                (state.clone(), Some(state.step))
+            }
+            (None, None) => (TrainState::fresh(config.seed, estimate.batch_size), None),
         };
         adapters::set_training(lm, true);
         lm.net_mut().grad_checkpoint = config.grad_checkpoint;
@@ -174,7 +195,7 @@ impl<'a> Session<'a> {
             opt,
             schedule,
             seconds_before: state.seconds,
-            resumed_from: resumed.as_ref().map(|(_, s)| s.step),
+            resumed_from,
             state,
             total_steps,
             batches_per_epoch,
@@ -186,6 +207,7 @@ impl<'a> Session<'a> {
             last_loss: None,
             peak: 0,
             window: (0.0, 0, 0, Instant::now()),
+            group,
         })
     }
 
@@ -287,12 +309,22 @@ impl<'a> Session<'a> {
         let (mut loss_sum, mut tokens) = (0.0f64, 0u64);
         for _ in 0..self.config.grad_accumulation_steps {
             let batch = self.train.next_batch(&mut self.state.position);
-            let (x, y, m) = batch_arrays(&batch)?;
-            let (values, g) = value_and_grad(self.lm.net_mut(), (&x, &y, &m))?;
+            let part = self
+                .group
+                .map(|g| dp::local_part(&batch, g.rank(), g.size()));
+            let batch = part.as_ref().map_or(&batch, |p| &p.batch);
+            let (x, y, m) = batch_arrays(batch)?;
+            let (values, mut g) = value_and_grad(self.lm.net_mut(), (&x, &y, &m))?;
+            if let Some(part) = &part {
+                let weight = Array::from_f32(part.weight);
+                for a in g.values_mut() {
+                    *a = a.multiply(&weight)?;
+                }
+            }
             eval_in_backward_order(&values, &g)?;
             let n = values[1].item_cast::<f32>() as u64;
             loss_sum += values[0].item_cast::<f32>() as f64 * n as f64;
-            tokens += n;
+            tokens += part.as_ref().map_or(n, |p| p.global_tokens);
             grads = Some(match grads {
                 None => g,
                 Some(acc) => acc
@@ -302,6 +334,9 @@ impl<'a> Session<'a> {
             });
         }
         let mut grads = grads.unwrap_or_default();
+        if let Some(group) = self.group {
+            (grads, loss_sum) = dp::reduce_step(group, grads, loss_sum)?;
+        }
         if self.config.grad_accumulation_steps > 1 {
             let n = Array::from_f32(self.config.grad_accumulation_steps as f32);
             for g in grads.values_mut() {
@@ -369,17 +404,20 @@ impl<'a> Session<'a> {
             ));
         };
         adapters::set_training(self.lm, false);
-        let measured = evaluate(self.lm, valid, self.config.val_batches)
+        let measured = evaluate(self.lm, valid, self.config.val_batches, self.group)
             .and_then(|loss| Ok((loss, probe(self.lm)?)));
         adapters::set_training(self.lm, true);
         let (val_loss, probed) = measured?;
+        let leads = self.leads();
         let state = &mut self.state;
         let improved = state.best_val_loss.is_none_or(|b| val_loss < b);
         if improved {
             state.best_val_loss = Some(val_loss);
             state.best_step = Some(state.step);
             state.evals_since_best = 0;
-            replace_file(&self.files.best(), |p| adapters::save_weights(self.lm, p))?;
+            if leads {
+                replace_file(&self.files.best(), |p| adapters::save_weights(self.lm, p))?;
+            }
         } else {
             state.evals_since_best += 1;
         }
@@ -407,6 +445,13 @@ impl<'a> Session<'a> {
     /// folder.
     pub fn checkpoint(&mut self) -> Result<PathBuf> {
         self.state.seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
+        if !self.leads() {
+            // Rank 0 writes the group's checkpoint; this is where it goes.
+            return Ok(checkpoint::step_dir(
+                &self.files.checkpoints(),
+                self.state.step,
+            ));
+        }
         let opt_state = self.opt.state()?;
         let lm = &*self.lm;
         checkpoint::write(&self.files.checkpoints(), &self.state, |dir| {
@@ -437,7 +482,7 @@ impl<'a> Session<'a> {
             let path = self.checkpoint()?;
             on_checkpoint(self.state.step, path);
         }
-        if stop != TrainStop::Cancelled {
+        if stop != TrainStop::Cancelled && self.leads() {
             self.write_adapter()?;
         }
         Ok(TrainOutcome {
@@ -453,6 +498,16 @@ impl<'a> Session<'a> {
             peak_memory: self.peak,
             losses: std::mem::take(&mut self.losses),
         })
+    }
+
+    /// Whether this process writes the run's files (alone, or rank 0 of its group).
+    pub fn leads(&self) -> bool {
+        self.group.is_none_or(|g| g.is_leader())
+    }
+
+    /// This process's rank and the group's size (`(0, 1)` alone).
+    pub fn rank(&self) -> (usize, usize) {
+        self.group.map_or((0, 1), |g| (g.rank(), g.size()))
     }
 
     fn write_adapter(&self) -> Result<()> {
@@ -506,6 +561,58 @@ fn resume_point(lm: &mut Model, files: &RunFiles) -> Result<(PathBuf, TrainState
     };
     adapters::load_weights(lm, &dir.join(ADAPTERS_FILE))?;
     Ok((dir, state))
+}
+
+/// The optimizer state of the checkpoint in `dir`.
+fn read_optimizer(dir: &Path) -> Result<HashMap<String, Array>> {
+    let file = dir.join(OPTIMIZER_FILE);
+    Array::load_safetensors(&file)
+        .map_err(|e| EngineError::InvalidRequest(format!("{}: {e}", file.display())))
+}
+
+/// Starts a session of `group`: every rank takes rank 0's state, adapter weights and
+/// optimizer state (fresh or resumed), and the batch size every rank fits.
+fn dp_start(
+    group: &Group,
+    lm: &mut Model,
+    data: &TrainData<'_>,
+    config: &TrainConfig,
+    (trainable, seq_len): (usize, usize),
+    estimate: MemoryEstimate,
+    resumed: &Option<(PathBuf, TrainState)>,
+) -> Result<(MemoryEstimate, RunStart)> {
+    let fits = estimate.batch_size;
+    let (state, optimizer) = match resumed {
+        Some((dir, state)) => (state.clone(), read_optimizer(dir)?),
+        None => (TrainState::fresh(config.seed, fits), HashMap::new()),
+    };
+    let weights = lm
+        .net()
+        .trainable_parameters()
+        .flatten()
+        .iter()
+        .map(|(k, a)| (k.to_string(), (*a).clone()))
+        .collect();
+    let start = RunStart {
+        state,
+        examples: data.train.len(),
+        weights,
+        optimizer,
+    };
+    let mut start = dp::share_start(group, start)?;
+    let weights = std::mem::take(&mut start.weights);
+    lm.net_mut()
+        .update_flattened(weights.into_iter().map(|(k, a)| (Rc::from(k), a)).collect());
+    let batch = match start.state.step > 0 {
+        true => start.state.batch_size.unwrap_or(config.batch_size),
+        false => dp::agree_batch_size(group, fits, config.batch_size)?,
+    };
+    start.state.batch_size = Some(batch);
+    let estimate = match batch == fits {
+        true => estimate,
+        false => memory::estimate(lm, config, trainable, batch, seq_len, memory::budget()),
+    };
+    Ok((estimate, start))
 }
 
 /// Writes the run's `adapter_config.json`: the configuration, with mlx-lm's

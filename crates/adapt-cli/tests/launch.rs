@@ -1,0 +1,256 @@
+//! `adapt launch -n 2 -- train …` on this machine's loopback over a tiny model: the group's
+//! losses equal one process's, rank 0 alone records and writes the run, every output line
+//! carries its rank; a rank killed with SIGKILL stops the group with a clear error, and the
+//! group resumes from rank 0's checkpoint to the end. A slow test does the same on SmolLM2.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{complete_checkpoints, text};
+
+fn tokenizer() -> adapt_text::Tokenizer {
+    let gguf = adapt_gguf::GgufFile::open(adapt_testsupport::smollm2_gguf()).unwrap();
+    adapt_text::Tokenizer::from_gguf(&gguf).unwrap()
+}
+
+/// MLX in this process (writing the tiny model) is used by one test at a time.
+static MLX: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn tiny_model(dir: &Path) -> PathBuf {
+    let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
+    let out = dir.join("tiny");
+    let args = adapt_engine::testing::tiny_llama_args();
+    adapt_engine::testing::write_tiny_chat_folder(&out, &args, 7, &tokenizer()).unwrap();
+    out
+}
+
+/// Chat examples of different lengths.
+fn chat_data(path: &Path, n: usize) {
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            let pad = "very ".repeat(i % 7);
+            format!(
+                r#"{{"messages": [{{"role": "user", "content": "Question {i}: what is the {pad}secret code?"}}, {{"role": "assistant", "content": "The code is {}."}}]}}"#,
+                100 + i * 7
+            )
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n")).unwrap();
+}
+
+fn adapt(data_dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_adapt"));
+    c.args(args)
+        .env_remove("ADAPT_MODEL")
+        .env("ADAPT_DATA_DIR", data_dir);
+    c
+}
+
+fn output(mut c: Command) -> Output {
+    c.output().unwrap()
+}
+
+fn train_args<'a>(model: &'a str, data: &'a str, iters: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--model",
+        model,
+        "--data",
+        data,
+        "--valid-ratio",
+        "0.2",
+        "--iters",
+        iters,
+        "--batch-size",
+        "4",
+        "--num-layers",
+        "2",
+        "--rank",
+        "4",
+        "--dropout",
+        "0",
+        "--learning-rate",
+        "1e-3",
+        "--save-every",
+        "2",
+        "--steps-per-report",
+        "1",
+        "--steps-per-eval",
+        "3",
+        "--json",
+    ]
+}
+
+/// The losses in the `--json` summary line of `stdout` (the one starting with `prefix`).
+fn losses(stdout: &str, prefix: &str) -> Vec<f64> {
+    let line = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .find(|l| l.starts_with("{\"run_id\""))
+        .unwrap_or_else(|| panic!("no summary line after '{prefix}' in:\n{stdout}"));
+    let json: serde_json::Value = serde_json::from_str(line).unwrap();
+    json["outcome"]["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+fn assert_close(one: &[f64], group: &[f64]) {
+    assert_eq!(one.len(), group.len(), "{one:?} vs {group:?}");
+    for (i, (a, b)) in one.iter().zip(group).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-4 * (1.0 + a.abs()),
+            "step {}: {a} vs {b}",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn two_ranks_train_like_one_process_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let data = dir.path().join("train.jsonl");
+    chat_data(&data, 30);
+    let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let args = train_args(m, d, "6");
+
+    let alone = output(adapt(&dir.path().join("alone"), &args));
+    assert!(alone.status.success(), "{}", text(&alone.stderr));
+    let one = losses(&text(&alone.stdout), "");
+
+    let group_dir = dir.path().join("group");
+    let mut launch = vec!["launch", "-n", "2", "--"];
+    launch.extend(&args);
+    let out = output(adapt(&group_dir, &launch));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_close(&one, &losses(&stdout, "[0] "));
+    assert!(
+        stdout
+            .lines()
+            .all(|l| l.starts_with("[0] ") || l.starts_with("[1] ")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[1] "), "{stdout}");
+    // Rank 0 alone records the run and writes its files.
+    let runs = group_dir.join("runs");
+    assert_eq!(complete_checkpoints(&runs.join("1")), vec![2, 4, 6]);
+    assert!(runs.join("1/adapters.safetensors").is_file());
+    let entries: Vec<_> = std::fs::read_dir(&runs).unwrap().flatten().collect();
+    assert_eq!(entries.len(), 1, "one run folder: {entries:?}");
+    let list = output(adapt(&group_dir, &["runs", "list"]));
+    assert!(
+        !text(&list.stdout).contains("\n2 "),
+        "{}",
+        text(&list.stdout)
+    );
+}
+
+/// Starts a launch, SIGKILLs rank 1 once rank 0 has a checkpoint of `step`, and returns the
+/// launcher's output.
+fn launch_and_kill_rank_1(data_dir: &Path, args: &[&str], step: u64) -> (Output, String) {
+    let mut launch = vec!["launch", "-n", "2", "--"];
+    launch.extend(args);
+    let mut child = adapt(data_dir, &launch)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(pid) = line
+                .strip_prefix("Rank 1 started (process ")
+                .and_then(|r| r.strip_suffix(")."))
+            {
+                let _ = tx.send(pid.to_string());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let pid = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("rank 1 started");
+    let started = Instant::now();
+    while !complete_checkpoints(&data_dir.join("runs/1")).contains(&step) {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint {step}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out, reader.join().unwrap())
+}
+
+#[test]
+fn a_killed_rank_stops_the_group_which_resumes_from_rank_0s_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let data = dir.path().join("train.jsonl");
+    chat_data(&data, 30);
+    let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let args = train_args(m, d, "12");
+    let group_dir = dir.path().join("group");
+    let (out, stderr) = launch_and_kill_rank_1(&group_dir, &args, 2);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("[launch.rank_failed]") && stderr.contains("rank 1 was killed"),
+        "{stderr}"
+    );
+    let kept = *complete_checkpoints(&group_dir.join("runs/1"))
+        .last()
+        .unwrap();
+    assert!((2..12).contains(&kept), "{kept}");
+
+    let mut resume = vec!["launch", "-n", "2", "--"];
+    resume.extend(["train", "--resume", "1", "--json"]);
+    let out = output(adapt(&group_dir, &resume));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let resumed = losses(&stdout, "[0] ");
+    assert_eq!(resumed.len() as u64, 12 - kept);
+    assert_eq!(
+        complete_checkpoints(&group_dir.join("runs/1")).last(),
+        Some(&12)
+    );
+    // The uninterrupted run, alone, takes the same last steps.
+    let alone = output(adapt(&dir.path().join("alone"), &args));
+    assert!(alone.status.success(), "{}", text(&alone.stderr));
+    let one = losses(&text(&alone.stdout), "");
+    assert_close(&one[kept as usize..], &resumed);
+}
+
+#[test]
+fn smollm2_trains_on_two_ranks_like_one() {
+    if !adapt_testsupport::slow_tests("smollm2_trains_on_two_ranks_like_one") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("train.jsonl");
+    chat_data(&data, 16);
+    let model = adapt_testsupport::smollm2_gguf();
+    let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let mut args = train_args(m, d, "3");
+    args.extend(["--max-seq-length", "64"]);
+    let alone = output(adapt(&dir.path().join("alone"), &args));
+    assert!(alone.status.success(), "{}", text(&alone.stderr));
+    let mut launch = vec!["launch", "-n", "2", "--"];
+    launch.extend(&args);
+    let out = output(adapt(&dir.path().join("group"), &launch));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert_close(&losses(&text(&alone.stdout), ""), &losses(&stdout, "[0] "));
+}
