@@ -45,9 +45,9 @@ pub use adapt_engine::convert::ConvertReport;
 pub use adapt_engine::models::layers::QuantSpec;
 pub use adapt_engine::quantize::Target as QuantizeTarget;
 pub use adapt_engine::train::{
-    AdapterConfig, FieldProblem, FineTuneType, LoraParameters, LrSchedule, MemoryEstimate,
-    OptimizerKind, ProbeAnswer, ScheduleIntent, TrainConfig, TrainEvent, TrainOutcome, TrainPlan,
-    TrainReport, TrainStop,
+    AdapterConfig, BatchResize, FieldProblem, FineTuneType, LoraParameters, LrSchedule,
+    MemoryEstimate, OptimizerKind, ProbeAnswer, ResizeReason, ScheduleIntent, TrainConfig,
+    TrainEvent, TrainOutcome, TrainPlan, TrainReport, TrainStop,
 };
 pub use adapt_engine::{
     CacheKey, ChatMessage, ChatOptions, DeviceReport, GenerateParams, Generation, GenerationStats,

@@ -257,7 +257,11 @@ fn problem(field: &str, message: &str) -> FieldProblem {
 }
 
 /// Why the model at `path` cannot be trained as asked, if it cannot.
-fn check_model(path: &Path, qlora: bool, supported: &adapt_library::Supported) -> Result<(), String> {
+fn check_model(
+    path: &Path,
+    qlora: bool,
+    supported: &adapt_library::Supported,
+) -> Result<(), String> {
     if !path.exists() {
         return Err(format!("{}: no such model file or folder", path.display()));
     }

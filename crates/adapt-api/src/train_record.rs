@@ -74,7 +74,8 @@ impl Recorder {
             TrainEvent::Checkpoint { step, path } => {
                 ctx.store().add_checkpoint(run, *step, path)?;
             }
-            TrainEvent::Calibrated { .. } => {}
+            // Kept in the run's checkpoints (`state.json`) and streamed to the shells.
+            TrainEvent::Calibrated { .. } | TrainEvent::BatchResized(_) => {}
         }
         Ok(())
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use adapt_api::datasets::{PrepareInputs, SplitRatios};
 use adapt_api::{
-    read_config_file, FineTuneType, OptimizerKind, ScheduleIntent, TrainConfig, TrainEvent,
-    TrainStop,
+    read_config_file, FineTuneType, OptimizerKind, ResizeReason, ScheduleIntent, TrainConfig,
+    TrainEvent, TrainStop,
 };
 use adapt_api::{Adapt, TrainProgress, TrainRequest};
 use anyhow::{anyhow, Result};
@@ -91,6 +91,10 @@ pub struct TrainArgs {
     /// Clip the gradients' global norm.
     #[arg(long)]
     max_grad_norm: Option<f32>,
+    /// The most memory training may use, in MiB (default: what is free); the micro-batch
+    /// follows it during the run.
+    #[arg(long, value_name = "MIB")]
+    memory_budget: Option<u64>,
     /// [default: 10]
     #[arg(long)]
     steps_per_report: Option<u64>,
@@ -180,6 +184,9 @@ impl TrainArgs {
             (c.iters, c.epochs) = (None, self.epochs);
         }
         c.max_grad_norm = self.max_grad_norm.or(c.max_grad_norm);
+        if let Some(mib) = self.memory_budget {
+            c.memory_budget = Some(mib << 20);
+        }
         c.early_stopping_patience = self.patience.or(c.early_stopping_patience);
         if self.grad_checkpoint {
             c.grad_checkpoint = true;
@@ -428,6 +435,21 @@ impl View {
                     self.line(&format!("  probe: {} → {}", p.prompt, p.answer));
                 }
             }
+            TrainEvent::BatchResized(r) => self.line(&format!(
+                "Memory: from step {} passing {} rows at a time instead of {} ({}: peak {} against \
+                 a budget of {}); the batch is unchanged",
+                r.step,
+                r.to,
+                r.from,
+                match r.reason {
+                    ResizeReason::OverBudget => "the step went over the budget and was retried",
+                    ResizeReason::AllocationFailed => "MLX could not allocate; the step was retried",
+                    ResizeReason::NearBudget => "the step came near the budget",
+                    ResizeReason::Room => "there was room for more",
+                },
+                human_bytes(r.peak_memory),
+                human_bytes(r.budget)
+            )),
             TrainEvent::Checkpoint { step, .. } => {
                 if let Some(bar) = &self.bar {
                     bar.set_message(format!("checkpoint at step {step}"));

@@ -21,6 +21,20 @@ message: string,
  */
 fields: Array<FieldProblem>, };
 
+export type BatchResize = { 
+/**
+ * The step (from 1) first taken at the new size.
+ */
+step: number, 
+/**
+ * Rows per micro-batch before and after.
+ */
+from: number, to: number, reason: ResizeReason, 
+/**
+ * The measured peak that decided it, and the budget it was held against (bytes).
+ */
+peak_memory: number, budget: number, };
+
 export type CacheKey = { model: string, 
 /**
  * Empty for none.
@@ -397,7 +411,11 @@ export type LrSchedule = { name: string, arguments: Array<number>, warmup: numbe
 
 export type Memory = { total: number, available: number, };
 
-export type MemoryEstimate = { batch_size: number, seq_len: number, weights: number, 
+export type MemoryEstimate = { 
+/**
+ * Rows passed through the model at once (the batch is kept by adding their gradients).
+ */
+batch_size: number, seq_len: number, weights: number, 
 /**
  * Adapter weights, their gradients and the optimizer's state.
  */
@@ -613,6 +631,8 @@ fetched: number,
  */
 resumed_from: number, };
 
+export type ResizeReason = "over_budget" | "allocation_failed" | "near_budget" | "room";
+
 export type RestoredPrompts = { caches: number, tokens: number, bytes: number, };
 
 export type RunDetails = { run: RunRecord, metrics: Array<Metric>, checkpoints: Array<CheckpointRecord>, jobs: Array<JobRecord>, };
@@ -827,7 +847,12 @@ probes: Array<string>,
 /**
  * Tokens generated per probe answer.
  */
-probe_max_tokens: number, };
+probe_max_tokens: number, 
+/**
+ * The most memory training may use, in bytes (default: what the machine has free). The
+ * micro-batch shrinks when a step nears it and grows back when there is room.
+ */
+memory_budget: number | null, };
 
 export type TrainEnd = { run_id: number, 
 /**
@@ -843,7 +868,7 @@ export type TrainEvent = { "type": "started", total_steps: number, resumed_from:
 /**
  * Set when the batch size was lowered to fit in memory.
  */
-batch_size_note: string | null, } | { "type": "calibrated", estimated: number, measured: number, } | { "type": "report" } & TrainReport | { "type": "evaluated", step: number, val_loss: number, improved: boolean, probes: Array<ProbeAnswer>, } | { "type": "checkpoint", step: number, path: string, };
+batch_size_note: string | null, } | { "type": "calibrated", estimated: number, measured: number, } | { "type": "report" } & TrainReport | { "type": "evaluated", step: number, val_loss: number, improved: boolean, probes: Array<ProbeAnswer>, } | { "type": "checkpoint", step: number, path: string, } | { "type": "batch_resized" } & BatchResize;
 
 export type TrainForm = { model: string, dataset: string, 
 /**

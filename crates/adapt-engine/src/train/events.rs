@@ -1,11 +1,12 @@
 //! What a training run streams and how it ends: [`TrainEvent`] (started, calibrated, a
-//! report, an evaluation, a checkpoint) and [`TrainOutcome`].
+//! report, an evaluation, a checkpoint, a micro-batch resize) and [`TrainOutcome`].
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use super::memory::MemoryEstimate;
+use super::microbatch::BatchResize;
 
 /// Figures of one report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,6 +66,8 @@ pub enum TrainEvent {
         step: u64,
         path: PathBuf,
     },
+    /// The micro-batch changed to follow memory (the batch, and so the training, did not).
+    BatchResized(BatchResize),
 }
 
 /// Why a run ended.

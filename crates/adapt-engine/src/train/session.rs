@@ -2,7 +2,7 @@
 //! state, advanced one optimizer step at a time.
 //!
 //! [`Session::start`] attaches the adapters (fresh, or a checkpoint's when resuming), fits the
-//! batch size to memory and sizes the schedule; then [`Session::step`] trains one optimizer
+//! micro-batch to memory ([`super::microbatch`]) and sizes the schedule; then [`Session::step`] trains one optimizer
 //! step (accumulated micro-batches, clipping, the update), [`Session::evaluate`] measures the
 //! validation loss (keeping the best adapter), [`Session::checkpoint`] writes everything a
 //! resume needs, and [`Session::finish`] writes the run's adapter and says how it ended. A
@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use adapt_data::{BatchConfig, Batcher, TokenCache};
-use mlx_rs::error::Exception;
 use mlx_rs::module::{FlattenedModuleParam, ModuleParameters};
 use mlx_rs::optimizers::clip_grad_norm;
 use mlx_rs::Array;
@@ -22,13 +21,13 @@ use super::checkpoint::{self, replace_file, TrainState, OPTIMIZER_FILE};
 use super::config::TrainConfig;
 use super::events::{TrainOutcome, TrainReport, TrainStop};
 use super::files::RunFiles;
-use super::loss::{batch_arrays, evaluate, masked_loss};
+use super::loss::evaluate;
 use super::memory::{self, fit_memory, longest, MemoryEstimate};
+use super::microbatch::{self, Attempt, BatchResize, MicroBatch};
 use super::optimizer::Opt;
 use super::schedule::Schedule;
 use crate::adapters::{self, ADAPTERS_FILE};
 use crate::error::{EngineError, Result};
-use crate::models::decoder::Decoder;
 use crate::models::Model;
 
 /// The split caches a run trains and validates on.
@@ -49,8 +48,11 @@ pub struct StepResult {
     /// Trained (loss-bearing) tokens in the step.
     pub tokens: u64,
     pub learning_rate: f64,
-    /// MLX's peak memory after the step, in bytes.
+    /// MLX's peak memory over the run so far, in bytes.
     pub peak_memory: u64,
+    /// MLX's peak memory during this step alone, and what was held when it began.
+    pub step_peak: u64,
+    pub step_base: u64,
 }
 
 /// What an evaluation found.
@@ -88,6 +90,9 @@ pub struct Session<'a> {
     peak: u64,
     /// Reports: loss sum, steps, tokens since the last one, and when it was.
     window: (f64, u64, u64, Instant),
+    /// Rows per pass through the model, and its changes not yet told.
+    micro: MicroBatch,
+    resized: Vec<BatchResize>,
 }
 
 impl<'a> Session<'a> {
@@ -115,20 +120,25 @@ impl<'a> Session<'a> {
                 None
             }
         };
-        // Memory: lower the batch size until the estimate fits, or refuse. A resumed run keeps
-        // the batches it started with.
+        // Memory: the batch stays as configured; the rows passed through the model at once
+        // start at the most whose estimate fits (or the run is refused), then follow the
+        // measured peaks. A resumed run keeps its batch and its micro-batch.
         let seq_len = longest(data.train, config);
-        let (estimate, batch_size_note) = match &resumed {
+        let (batch, estimate, batch_size_note) = match &resumed {
             Some((_, state)) => {
                 let batch = state.batch_size.unwrap_or(config.batch_size);
-                let budget = memory::budget();
-                let e = memory::estimate(lm, config, trainable, batch, seq_len, budget);
-                (e, None)
+                let rows = state.micro_batch_size.unwrap_or(batch);
+                let budget = memory::run_budget(config);
+                let e = memory::estimate(lm, config, trainable, rows, seq_len, budget);
+                (batch, e, None)
             }
-            None => fit_memory(lm, config, trainable, seq_len)?,
+            None => {
+                let (e, note) = fit_memory(lm, config, trainable, seq_len)?;
+                (config.batch_size, e, note)
+            }
         };
         let batch_config = BatchConfig {
-            batch_size: estimate.batch_size,
+            batch_size: batch,
             max_seq_length: config.max_seq_length,
             seed: config.seed,
             pad_id: data.pad_id,
@@ -160,8 +170,12 @@ impl<'a> Session<'a> {
                 opt.load_state(arrays)?;
                 state.clone()
             }
-            None => TrainState::fresh(config.seed, estimate.batch_size),
+            None => TrainState {
+                micro_batch_size: Some(estimate.batch_size),
+                ..TrainState::fresh(config.seed, batch)
+            },
         };
+        let micro = MicroBatch::new(batch, state.micro_batch_size.unwrap_or(batch));
         adapters::set_training(lm, true);
         lm.net_mut().grad_checkpoint = config.grad_checkpoint;
         mlx_rs::memory::reset_peak_memory()?;
@@ -186,6 +200,8 @@ impl<'a> Session<'a> {
             last_loss: None,
             peak: 0,
             window: (0.0, 0, 0, Instant::now()),
+            micro,
+            resized: Vec::new(),
         })
     }
 
@@ -222,7 +238,7 @@ impl<'a> Session<'a> {
         &self.estimate
     }
 
-    /// Set when the batch size was lowered to fit in memory.
+    /// Set when the micro-batch started below the batch to fit in memory.
     pub fn batch_size_note(&self) -> Option<&str> {
         self.batch_size_note.as_deref()
     }
@@ -232,14 +248,14 @@ impl<'a> Session<'a> {
         self.lm
     }
 
-    /// Trains one optimizer step: `grad_accumulation_steps` micro-batches, their gradients
-    /// averaged, clipped and applied.
+    /// Trains one optimizer step: `grad_accumulation_steps` batches, each in as many
+    /// micro-batches as memory asks for, their gradients averaged, clipped and applied.
     pub fn step(&mut self) -> Result<StepResult> {
-        mlx_rs::random::seed(step_seed(self.config.seed, self.state.step))?;
         let lr = self.schedule.at(self.state.step);
         self.opt.set_lr(lr as f32);
-        let (grads, loss, tokens) = self.gradients()?;
-        let grads = self.clipped(grads)?;
+        let acc = self.gradients()?;
+        let (loss, tokens) = (acc.loss, acc.tokens);
+        let grads = self.clipped(acc.grads)?;
         self.opt.update(self.lm.net_mut(), &grads)?;
         let trainable: Vec<Array> = self
             .lm
@@ -266,49 +282,56 @@ impl<'a> Session<'a> {
         self.window.0 += loss;
         self.window.1 += 1;
         self.window.2 += tokens;
-        let peak_memory = mlx_rs::memory::peak_memory()? as u64;
-        self.peak = self.peak.max(peak_memory);
+        let step_peak = (mlx_rs::memory::peak_memory()? as u64).max(acc.peak);
+        self.peak = self.peak.max(step_peak);
+        let budget = memory::run_budget(&self.config);
+        let next = self.state.step + 1;
+        if let Some(r) = self.micro.after_step(next, acc.peak, acc.base, budget) {
+            self.resized(r);
+        }
         Ok(StepResult {
             step: self.state.step,
             loss,
             tokens,
             learning_rate: lr,
-            peak_memory,
+            peak_memory: self.peak,
+            step_peak,
+            step_base: acc.base,
         })
     }
 
-    /// The accumulated gradients of one step, its mean loss and its trained tokens.
-    fn gradients(&mut self) -> Result<(FlattenedModuleParam, f64, u64)> {
-        let mut value_and_grad =
-            mlx_rs::nn::value_and_grad(|net: &mut Decoder, (x, y, m): (&Array, &Array, &Array)| {
-                masked_loss(net, x, y, m)
-            });
-        let mut grads: Option<FlattenedModuleParam> = None;
-        let (mut loss_sum, mut tokens) = (0.0f64, 0u64);
-        for _ in 0..self.config.grad_accumulation_steps {
-            let batch = self.train.next_batch(&mut self.state.position);
-            let (x, y, m) = batch_arrays(&batch)?;
-            let (values, g) = value_and_grad(self.lm.net_mut(), (&x, &y, &m))?;
-            mlx_rs::transforms::eval(values.iter().chain(g.values()))?;
-            let n = values[1].item_cast::<f32>() as u64;
-            loss_sum += values[0].item_cast::<f32>() as f64 * n as f64;
-            tokens += n;
-            grads = Some(match grads {
-                None => g,
-                Some(acc) => acc
-                    .into_iter()
-                    .map(|(k, a)| Ok((k.clone(), a.add(&g[&k])?)))
-                    .collect::<std::result::Result<_, Exception>>()?,
-            });
-        }
-        let mut grads = grads.unwrap_or_default();
-        if self.config.grad_accumulation_steps > 1 {
-            let n = Array::from_f32(self.config.grad_accumulation_steps as f32);
-            for g in grads.values_mut() {
-                *g = g.divide(&n)?;
+    /// The accumulated gradients of one step: its batches taken once, then passed through the
+    /// model — again from the start, in smaller parts, while memory says it is too big.
+    fn gradients(&mut self) -> Result<microbatch::Accumulated> {
+        let batches: Vec<_> = (0..self.config.grad_accumulation_steps)
+            .map(|_| self.train.next_batch(&mut self.state.position))
+            .collect();
+        let step = self.state.step + 1;
+        loop {
+            mlx_rs::random::seed(step_seed(self.config.seed, self.state.step))?;
+            let budget = memory::run_budget(&self.config);
+            match microbatch::gradients(self.lm.net_mut(), &batches, &mut self.micro, step, budget)?
+            {
+                Attempt::Done(acc) => return Ok(acc),
+                Attempt::Retry(r) => self.resized(r),
             }
         }
-        Ok((grads, loss_sum / tokens.max(1) as f64, tokens))
+    }
+
+    fn resized(&mut self, r: BatchResize) {
+        self.state.micro_batch_size = Some(r.to);
+        self.state.resizes.push(r.clone());
+        self.resized.push(r);
+    }
+
+    /// The micro-batch changes since the last call, oldest first.
+    pub fn take_resizes(&mut self) -> Vec<BatchResize> {
+        std::mem::take(&mut self.resized)
+    }
+
+    /// Rows per pass through the model now.
+    pub fn micro_batch_size(&self) -> usize {
+        self.micro.rows()
     }
 
     fn clipped(&self, grads: FlattenedModuleParam) -> Result<FlattenedModuleParam> {

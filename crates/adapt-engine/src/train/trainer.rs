@@ -55,6 +55,9 @@ pub fn train<'a>(
             break;
         }
         let step = session.step()?;
+        for resize in session.take_resizes() {
+            on_event(&TrainEvent::BatchResized(resize));
+        }
         if step.step == CALIBRATION_STEP.min(session.total_steps()) {
             on_event(&TrainEvent::Calibrated {
                 estimated: session.memory().total,
