@@ -46,8 +46,9 @@ pub use adapt_engine::models::layers::QuantSpec;
 pub use adapt_engine::quantize::Target as QuantizeTarget;
 pub use adapt_engine::train::{
     AdapterConfig, BatchResize, FieldProblem, FineTuneType, LoraParameters, LrSchedule,
-    MemoryEstimate, OptimizerKind, ProbeAnswer, ResizeReason, ScheduleIntent, TrainConfig,
-    TrainEvent, TrainOutcome, TrainPlan, TrainReport, TrainStop,
+    MemoryEstimate, MemoryLeak, MemoryProfile, MemorySample, MemorySuggestion, OptimizerKind,
+    ProbeAnswer, ResizeReason, ScheduleIntent, TrainConfig, TrainEvent, TrainOutcome, TrainPlan,
+    TrainReport, TrainStop,
 };
 pub use adapt_engine::{
     CacheKey, ChatMessage, ChatOptions, DeviceReport, GenerateParams, Generation, GenerationStats,

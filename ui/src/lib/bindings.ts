@@ -433,6 +433,53 @@ logits: number, total: number,
  */
 budget: number, };
 
+export type MemoryLeak = { micro_batch_size: number, width: number, first_step: number, last_step: number, 
+/**
+ * Growth from the first to the last of those steps, bytes.
+ */
+growth: number, };
+
+export type MemoryProfile = { samples: Array<MemorySample>, 
+/**
+ * The highest peak of any step, and the preflight estimate beside it.
+ */
+peak: number, estimate: MemoryEstimate, leaks: Array<MemoryLeak>, 
+/**
+ * Largest saving first.
+ */
+suggestions: Array<MemorySuggestion>, };
+
+export type MemorySample = { step: number, 
+/**
+ * Rows per pass through the model, and the widest batch's tokens per row.
+ */
+micro_batch_size: number, width: number, 
+/**
+ * Held by arrays after the step, the step's peak, and MLX's buffer cache after it.
+ */
+active: number, peak: number, cache: number, 
+/**
+ * The breakdown of the peak: model weights, adapter weights with their gradients and
+ * optimizer state, logits with their gradient (estimated from the shape), and the rest of
+ * what the step added (activations kept for the backward pass).
+ */
+weights: number, adapters: number, logits: number, activations: number, 
+/**
+ * What an evaluation after this step (validation batches, probe answers with their KV
+ * caches) took above the memory held before it.
+ */
+evaluation: number | null, };
+
+export type MemorySuggestion = { 
+/**
+ * The setting, as a configuration spells it.
+ */
+setting: string, advice: string, 
+/**
+ * Bytes saved per step, by the estimate.
+ */
+saves: number, };
+
 export type Metric = { step: number, epoch: number, train_loss: number | null, 
 /**
  * Only on steps where validation ran.
@@ -852,7 +899,11 @@ probe_max_tokens: number,
  * The most memory training may use, in bytes (default: what the machine has free). The
  * micro-batch shrinks when a step nears it and grows back when there is room.
  */
-memory_budget: number | null, };
+memory_budget: number | null, 
+/**
+ * Build the next step's batches on a helper thread while a step runs.
+ */
+prefetch: boolean, };
 
 export type TrainEnd = { run_id: number, 
 /**
@@ -868,7 +919,7 @@ export type TrainEvent = { "type": "started", total_steps: number, resumed_from:
 /**
  * Set when the batch size was lowered to fit in memory.
  */
-batch_size_note: string | null, } | { "type": "calibrated", estimated: number, measured: number, } | { "type": "report" } & TrainReport | { "type": "evaluated", step: number, val_loss: number, improved: boolean, probes: Array<ProbeAnswer>, } | { "type": "checkpoint", step: number, path: string, } | { "type": "batch_resized" } & BatchResize;
+batch_size_note: string | null, } | { "type": "calibrated", estimated: number, measured: number, } | { "type": "report" } & TrainReport | { "type": "evaluated", step: number, val_loss: number, improved: boolean, probes: Array<ProbeAnswer>, } | { "type": "checkpoint", step: number, path: string, } | { "type": "batch_resized" } & BatchResize | { "type": "memory" } & MemorySample | { "type": "memory_profile" } & MemoryProfile;
 
 export type TrainForm = { model: string, dataset: string, 
 /**

@@ -75,6 +75,8 @@ pub struct TrainConfig {
     /// The most memory training may use, in bytes (default: what the machine has free). The
     /// micro-batch shrinks when a step nears it and grows back when there is room.
     pub memory_budget: Option<u64>,
+    /// Build the next step's batches on a helper thread while a step runs.
+    pub prefetch: bool,
 }
 
 impl Default for TrainConfig {
@@ -106,6 +108,7 @@ impl Default for TrainConfig {
             probes: Vec::new(),
             probe_max_tokens: 48,
             memory_budget: None,
+            prefetch: true,
         }
     }
 }

@@ -77,7 +77,7 @@ pub(crate) struct Accumulated {
 }
 
 /// How an attempt at a step's gradients ended.
-pub(crate) enum Attempt {
+enum Attempt {
     Done(Accumulated),
     /// Too big: take the step again at the new size.
     Retry(BatchResize),
@@ -163,6 +163,27 @@ impl MicroBatch {
     }
 }
 
+/// Step `step`'s gradients over `batches`, taken again at half the micro-batch while memory
+/// says it is too big; `seed` reseeds MLX's random state (dropout) before each attempt. Returns
+/// them with the changes of the micro-batch on the way.
+pub(crate) fn step_gradients(
+    net: &mut Decoder,
+    batches: &[Batch],
+    micro: &mut MicroBatch,
+    step: u64,
+    seed: u64,
+    budget: impl Fn() -> u64,
+) -> Result<(Accumulated, Vec<BatchResize>)> {
+    let mut resized = Vec::new();
+    loop {
+        mlx_rs::random::seed(seed)?;
+        match gradients(net, batches, micro, step, budget())? {
+            Attempt::Done(acc) => return Ok((acc, resized)),
+            Attempt::Retry(r) => resized.push(r),
+        }
+    }
+}
+
 /// Whether MLX failed for want of memory.
 fn allocation_failed(e: &Exception) -> bool {
     let text = e.what().to_ascii_lowercase();
@@ -173,7 +194,7 @@ fn allocation_failed(e: &Exception) -> bool {
 /// micro-batch `micro`: each batch's gradient is the token-weighted sum of its micro-batches',
 /// the batches' gradients are averaged. A micro-batch over `budget` (or an allocation failure)
 /// halves `micro` and asks for the step again; at one row it is an error saying what to change.
-pub(crate) fn gradients(
+fn gradients(
     net: &mut Decoder,
     batches: &[Batch],
     micro: &mut MicroBatch,

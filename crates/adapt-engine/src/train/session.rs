@@ -23,8 +23,9 @@ use super::events::{TrainOutcome, TrainReport, TrainStop};
 use super::files::RunFiles;
 use super::loss::evaluate;
 use super::memory::{self, fit_memory, longest, MemoryEstimate};
-use super::microbatch::{self, Attempt, BatchResize, MicroBatch};
+use super::microbatch::{self, BatchResize, MicroBatch};
 use super::optimizer::Opt;
+use super::prefetch::Prefetch;
 use super::schedule::Schedule;
 use crate::adapters::{self, ADAPTERS_FILE};
 use crate::error::{EngineError, Result};
@@ -53,6 +54,11 @@ pub struct StepResult {
     /// MLX's peak memory during this step alone, and what was held when it began.
     pub step_peak: u64,
     pub step_base: u64,
+    /// Seconds the step waited for its batches to be built (none when they were built ahead).
+    pub batch_seconds: f64,
+    /// Rows per pass through the model in this step, and its widest batch's tokens per row.
+    pub micro_batch_size: usize,
+    pub width: usize,
 }
 
 /// What an evaluation found.
@@ -93,6 +99,7 @@ pub struct Session<'a> {
     /// Rows per pass through the model, and its changes not yet told.
     micro: MicroBatch,
     resized: Vec<BatchResize>,
+    prefetch: Prefetch,
 }
 
 impl<'a> Session<'a> {
@@ -202,6 +209,7 @@ impl<'a> Session<'a> {
             window: (0.0, 0, 0, Instant::now()),
             micro,
             resized: Vec::new(),
+            prefetch: Prefetch::new(config.prefetch),
         })
     }
 
@@ -253,7 +261,8 @@ impl<'a> Session<'a> {
     pub fn step(&mut self) -> Result<StepResult> {
         let lr = self.schedule.at(self.state.step);
         self.opt.set_lr(lr as f32);
-        let acc = self.gradients()?;
+        let (acc, batch_seconds, width) = self.gradients()?;
+        let micro_batch_size = self.micro.rows();
         let (loss, tokens) = (acc.loss, acc.tokens);
         let grads = self.clipped(acc.grads)?;
         self.opt.update(self.lm.net_mut(), &grads)?;
@@ -297,25 +306,31 @@ impl<'a> Session<'a> {
             peak_memory: self.peak,
             step_peak,
             step_base: acc.base,
+            batch_seconds,
+            micro_batch_size,
+            width,
         })
     }
 
-    /// The accumulated gradients of one step: its batches taken once, then passed through the
-    /// model — again from the start, in smaller parts, while memory says it is too big.
-    fn gradients(&mut self) -> Result<microbatch::Accumulated> {
-        let batches: Vec<_> = (0..self.config.grad_accumulation_steps)
-            .map(|_| self.train.next_batch(&mut self.state.position))
-            .collect();
+    /// The accumulated gradients of one step: its batches (built ahead while the step before
+    /// ran, when prefetching) passed through the model — again from the start, in smaller
+    /// parts, while memory says it is too big — while the next step's batches are built.
+    fn gradients(&mut self) -> Result<(microbatch::Accumulated, f64, usize)> {
+        let n = self.config.grad_accumulation_steps;
+        let (current, waited) = self.prefetch.take(&self.train, self.state.position, n);
+        self.state.position = current.next;
+        let width = current.batches.iter().map(|b| b.width).max().unwrap_or(0);
         let step = self.state.step + 1;
-        loop {
-            mlx_rs::random::seed(step_seed(self.config.seed, self.state.step))?;
-            let budget = memory::run_budget(&self.config);
-            match microbatch::gradients(self.lm.net_mut(), &batches, &mut self.micro, step, budget)?
-            {
-                Attempt::Done(acc) => return Ok(acc),
-                Attempt::Retry(r) => self.resized(r),
-            }
+        let seed = step_seed(self.config.seed, self.state.step);
+        let (net, micro, config) = (self.lm.net_mut(), &mut self.micro, &self.config);
+        let (acc, resized) = self.prefetch.ahead(&self.train, current.next, n, || {
+            let budget = || memory::run_budget(config);
+            microbatch::step_gradients(net, &current.batches, micro, step, seed, budget)
+        })?;
+        for r in resized {
+            self.resized(r);
         }
+        Ok((acc, waited, width))
     }
 
     fn resized(&mut self, r: BatchResize) {

@@ -1,10 +1,14 @@
-//! A batch size that follows memory during the run, on a tiny random model: a memory budget
-//! that the short batches fit and the long ones do not makes the run take its long steps in
-//! smaller micro-batches — found out mid-run, retried, and recorded — and the run finishes with
-//! the losses of the run that never shrank; a run stopped after the shrink resumes at the
-//! smaller micro-batch and still takes the same steps.
+//! Training that fits itself to the machine, on a tiny random model.
+//!
+//! A batch size that follows memory during the run: a memory budget that the short batches fit
+//! and the long ones do not makes the run take its long steps in smaller micro-batches — found
+//! out mid-run, retried, and recorded — and the run finishes with the losses of the run that
+//! never shrank; a run stopped after the shrink resumes at the smaller micro-batch and still
+//! takes the same steps. Batches prepared ahead on a helper thread give the same steps as
+//! batches built inline, across a resume.
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use adapt_data::cache::CacheWriter;
 use adapt_data::render::Tokenized;
@@ -13,9 +17,16 @@ use adapt_engine::models::ModelArgs;
 use adapt_engine::testing::{random_model, tiny_llama_args, F32};
 use adapt_engine::train::checkpoint;
 use adapt_engine::train::{
-    plan, train, BatchResize, Hooks, ResizeReason, RunFiles, TrainConfig, TrainData, TrainEvent,
-    TrainStop,
+    plan, train, BatchResize, Hooks, MemoryProfile, MemorySample, ResizeReason, RunFiles,
+    TrainConfig, TrainData, TrainEvent, TrainStop,
 };
+
+/// MLX's memory counters are the process's: one test at a time.
+static MLX: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    MLX.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 const SHORT: usize = 12;
 const LONG: usize = 4;
@@ -66,6 +77,8 @@ struct Run {
     /// The run's peak after each step (reports every step).
     peaks: Vec<u64>,
     resizes: Vec<BatchResize>,
+    samples: Vec<MemorySample>,
+    profile: Option<MemoryProfile>,
 }
 
 fn run(
@@ -112,6 +125,17 @@ fn run(
                 _ => None,
             })
             .collect(),
+        samples: events
+            .iter()
+            .filter_map(|e| match e {
+                TrainEvent::Memory(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect(),
+        profile: events.iter().find_map(|e| match e {
+            TrainEvent::MemoryProfile(p) => Some(p.clone()),
+            _ => None,
+        }),
     }
 }
 
@@ -128,6 +152,7 @@ fn assert_same_losses(a: &[f64], b: &[f64]) {
 
 #[test]
 fn a_budget_that_long_batches_overrun_shrinks_the_micro_batch_mid_run() {
+    let _mlx = lock();
     let dir = tempfile::tempdir().unwrap();
     let cache = data(&dir.path().join("train.bin"));
     // A seed whose first epoch opens with a short batch, so the long one comes mid-run.
@@ -180,6 +205,11 @@ fn a_budget_that_long_batches_overrun_shrinks_the_micro_batch_mid_run() {
     }
     // The same batches, the same optimizer: the losses of the run that never shrank.
     assert_same_losses(&whole.losses, &shrunk.losses);
+    // The profile saw every step at the micro-batch it ran with.
+    assert_eq!(shrunk.samples.len(), 10);
+    let long = &shrunk.samples[first_long as usize - 1];
+    assert_eq!((long.micro_batch_size, long.width > 64), (first.to, true));
+    assert_eq!(shrunk.samples[0].micro_batch_size, BATCH);
 
     // Stopped right after the shrink, then resumed: the checkpoint holds the micro-batch and
     // its history, and the run takes the same steps.
@@ -209,6 +239,7 @@ fn a_budget_that_long_batches_overrun_shrinks_the_micro_batch_mid_run() {
 
 #[test]
 fn a_budget_below_one_row_is_refused_with_what_to_change() {
+    let _mlx = lock();
     let dir = tempfile::tempdir().unwrap();
     let cache = data(&dir.path().join("train.bin"));
     let mut model = random_model(&args(), 11, None, F32).unwrap();
@@ -229,4 +260,56 @@ fn a_budget_below_one_row_is_refused_with_what_to_change() {
     };
     let e = train(&mut model, &d, &c, &files, false, hooks).unwrap_err();
     assert!(e.to_string().contains("memory_budget"), "{e}");
+}
+
+#[test]
+fn batches_prepared_ahead_take_the_same_steps_across_a_resume() {
+    let _mlx = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = data(&dir.path().join("train.bin"));
+    let mut c = config(3);
+    c.grad_accumulation_steps = 2;
+    c.save_every = 2;
+    c.prefetch = false;
+    let inline = run(&dir.path().join("inline"), &cache, &c, false, None);
+    c.prefetch = true;
+    let part = dir.path().join("ahead");
+    let first = run(&part, &cache, &c, false, Some(5));
+    assert_eq!(first.stop, TrainStop::Cancelled);
+    let second = run(&part, &cache, &c, true, None);
+    let ahead: Vec<f64> = first.losses.iter().chain(&second.losses).copied().collect();
+    assert_eq!(inline.losses, ahead);
+}
+
+#[test]
+fn the_memory_profile_breaks_down_every_step_and_ranks_suggestions() {
+    let _mlx = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = data(&dir.path().join("train.bin"));
+    let r = run(&dir.path().join("p"), &cache, &config(1), false, None);
+    let p = r.profile.unwrap();
+    assert_eq!(p.samples, r.samples);
+    assert_eq!(p.samples.len(), 10);
+    assert_eq!(p.peak, p.samples.iter().map(|s| s.peak).max().unwrap());
+    for s in &p.samples {
+        assert!(s.weights > 0 && s.adapters > 0 && s.active > 0, "{s:?}");
+        assert!(s.logits + s.activations <= s.peak, "{s:?}");
+        // A long batch's logits (4 rows of at least 184 tokens, 4096 f32 and their gradient).
+        if s.width > 64 {
+            assert!(s.logits >= 4 * 184 * 4096 * 8, "{s:?}");
+        }
+    }
+    // Steady memory: no leak; the suggestions, largest saving first, each below the estimate.
+    assert!(p.leaks.is_empty(), "{:?}", p.leaks);
+    let names: Vec<&str> = p.suggestions.iter().map(|s| s.setting.as_str()).collect();
+    for expected in [
+        "grad_checkpoint",
+        "max_seq_length",
+        "quantize",
+        "grad_accumulation_steps",
+    ] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    assert!(p.suggestions.windows(2).all(|w| w[0].saves >= w[1].saves));
+    assert!(p.suggestions.iter().all(|s| s.saves < p.estimate.total));
 }
