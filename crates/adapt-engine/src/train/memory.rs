@@ -102,9 +102,10 @@ pub fn budget() -> u64 {
     free.min(limit) / 10 * 9
 }
 
-/// What a run of `config` may use: its `memory_budget` when set, else [`budget`].
+/// What a run of `config` may use now: [`budget`], capped at its `memory_budget` when set.
 pub fn run_budget(config: &TrainConfig) -> u64 {
-    config.memory_budget.unwrap_or_else(budget)
+    let free = budget();
+    config.memory_budget.map_or(free, |cap| cap.min(free))
 }
 
 /// The largest batch size up to `config.batch_size` whose estimate fits, or the estimate for
