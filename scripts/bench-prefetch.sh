@@ -4,6 +4,7 @@
 # the other on this machine. Each side: median seconds per step over the reports after the
 # first two (warm-up), for each of RUNS runs; the table gives the median of those medians.
 #   scripts/bench-prefetch.sh [ITERS] [BATCH] [MAX_SEQ_LENGTH] [RUNS]
+# ADAPT_BIN=<path to adapt> skips the release build and times that binary.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ITERS=${1:-8}
@@ -13,8 +14,11 @@ RUNS=${4:-3}
 "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-cargo build --release --quiet -p adapt-cli
-adapt=$TARGET/release/adapt
+adapt=${ADAPT_BIN:-}
+if [ -z "$adapt" ]; then
+    cargo build --release --quiet -p adapt-cli
+    adapt=$TARGET/release/adapt
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export ADAPT_DATA_DIR=$work/data ADAPT_CACHE_DIR=$work/cache

@@ -29,9 +29,10 @@ pub struct MemorySample {
     pub active: u64,
     pub peak: u64,
     pub cache: u64,
-    /// The breakdown of the peak: model weights, adapter weights with their gradients and
-    /// optimizer state, logits with their gradient (estimated from the shape), and the rest of
-    /// what the step added (activations kept for the backward pass).
+    /// The breakdown of the peak: model weights (with the dequantized copies a quantized
+    /// model's layers make during a step where the backend multiplies that way), adapter
+    /// weights with their gradients and optimizer state, logits with their gradient (from the
+    /// shape), and the rest of what the step added (activations kept for the backward pass).
     pub weights: u64,
     pub adapters: u64,
     pub logits: u64,
@@ -80,6 +81,8 @@ pub struct MemoryProfile {
 /// Collects a run's samples.
 pub struct Profiler {
     weights: u64,
+    /// Dequantized copies made during a step (part of `weights`, not held between steps).
+    copies: u64,
     adapters: u64,
     vocab: u64,
     samples: Vec<MemorySample>,
@@ -89,7 +92,8 @@ impl Profiler {
     /// A profiler for a run on `lm` whose preflight estimate is `estimate`.
     pub fn new(lm: &Model, estimate: &MemoryEstimate) -> Profiler {
         Profiler {
-            weights: lm.nbytes() as u64,
+            weights: estimate.weights,
+            copies: estimate.weights.saturating_sub(lm.nbytes() as u64),
             adapters: estimate.adapters,
             vocab: lm.args.vocab_size as u64,
             samples: Vec::new(),
@@ -109,7 +113,7 @@ impl Profiler {
         let active = mlx_rs::memory::active_memory()? as u64;
         let cache = mlx_rs::memory::cache_memory()? as u64;
         let logits = (micro * width) as u64 * self.vocab * 4 * 2;
-        let added = peak.saturating_sub(base);
+        let added = peak.saturating_sub(base).saturating_sub(self.copies);
         self.samples.push(MemorySample {
             step,
             micro_batch_size: micro,
