@@ -50,8 +50,9 @@ pub use adapt_engine::distributed::DistBackend;
 pub use adapt_engine::models::layers::QuantSpec;
 pub use adapt_engine::quantize::Target as QuantizeTarget;
 pub use adapt_engine::train::{
-    AdapterConfig, FieldProblem, FineTuneType, LoraParameters, LrSchedule, MemoryEstimate,
-    OptimizerKind, ProbeAnswer, ScheduleIntent, TrainConfig, TrainEvent, TrainOutcome, TrainPlan,
+    AdapterConfig, BatchResize, FieldProblem, FineTuneType, LoraParameters, LrSchedule,
+    MemoryEstimate, MemoryLeak, MemoryProfile, MemorySample, MemorySuggestion, OptimizerKind,
+    ProbeAnswer, ResizeReason, ScheduleIntent, TrainConfig, TrainEvent, TrainOutcome, TrainPlan,
     TrainReport, TrainStop,
 };
 pub use adapt_engine::{

@@ -74,7 +74,11 @@ impl Recorder {
             TrainEvent::Checkpoint { step, path } => {
                 ctx.store().add_checkpoint(run, *step, path)?;
             }
-            TrainEvent::Calibrated { .. } => {}
+            // Streamed to the shells; resizes are also kept in the run's checkpoints.
+            TrainEvent::Calibrated { .. }
+            | TrainEvent::BatchResized(_)
+            | TrainEvent::Memory(_)
+            | TrainEvent::MemoryProfile(_) => {}
         }
         Ok(())
     }

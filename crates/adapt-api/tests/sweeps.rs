@@ -60,6 +60,7 @@ fn request(model: &Path, data: &Path) -> TrainRequest {
         config,
         name: None,
         qlora: false,
+        adapter_path: None,
     }
 }
 

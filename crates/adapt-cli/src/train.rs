@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use adapt_api::datasets::{PrepareInputs, SplitRatios};
 use adapt_api::{
-    read_config_file, FineTuneType, OptimizerKind, ScheduleIntent, TrainConfig, TrainEvent,
-    TrainStop,
+    read_config_file, FineTuneType, MemoryProfile, OptimizerKind, ResizeReason, ScheduleIntent,
+    TrainConfig, TrainEvent, TrainStop,
 };
 use adapt_api::{Adapt, ApiError, TrainProgress, TrainRequest};
 use anyhow::{anyhow, Result};
@@ -107,6 +107,13 @@ pub struct TrainSettings {
     /// Clip the gradients' global norm.
     #[arg(long)]
     max_grad_norm: Option<f32>,
+    /// The most memory training may use, in MiB (default: what is free); the micro-batch
+    /// follows it during the run.
+    #[arg(long, value_name = "MIB")]
+    memory_budget: Option<u64>,
+    /// Build each step's batches when it starts instead of ahead on a helper thread.
+    #[arg(long)]
+    no_prefetch: bool,
     /// [default: 10]
     #[arg(long)]
     steps_per_report: Option<u64>,
@@ -130,6 +137,9 @@ pub struct TrainSettings {
     /// A prompt answered with the adapter at each evaluation (repeatable).
     #[arg(long)]
     probe: Vec<String>,
+    /// Write the run's memory profile (per-step memory, leaks, suggestions) to this JSON file.
+    #[arg(long, value_name = "FILE")]
+    profile_memory: Option<PathBuf>,
     #[command(flatten)]
     read: ReadArgs,
 }
@@ -221,6 +231,12 @@ impl TrainSettings {
             (c.iters, c.epochs) = (None, self.epochs);
         }
         c.max_grad_norm = self.max_grad_norm.or(c.max_grad_norm);
+        if let Some(mib) = self.memory_budget {
+            c.memory_budget = Some(mib << 20);
+        }
+        if self.no_prefetch {
+            c.prefetch = false;
+        }
         c.early_stopping_patience = self.patience.or(c.early_stopping_patience);
         if self.grad_checkpoint {
             c.grad_checkpoint = true;
@@ -270,7 +286,7 @@ impl TrainSettings {
 fn follow(args: &TrainArgs, rank: usize, size: usize) -> Result<()> {
     let adapt = Adapt::start()?;
     eprintln!("Rank {rank} of {size}: training rank 0's run beside it; rank 0 writes the files.");
-    let mut view = View::new(args.json);
+    let mut view = View::new(args.json, None);
     let outcome = adapt.follow_training(|p| view.show(p))?;
     view.done();
     eprintln!(
@@ -309,7 +325,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     );
     let ctrl_c = CtrlC::install();
     ctrl_c.arm();
-    let mut view = View::new(args.json);
+    let mut view = View::new(args.json, args.settings.profile_memory.clone());
     let mut asked = false;
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
@@ -370,11 +386,17 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 struct View {
     json: bool,
     bar: Option<ProgressBar>,
+    /// Where the memory profile goes.
+    profile: Option<PathBuf>,
 }
 
 impl View {
-    fn new(json: bool) -> View {
-        View { json, bar: None }
+    fn new(json: bool, profile: Option<PathBuf>) -> View {
+        View {
+            json,
+            bar: None,
+            profile,
+        }
     }
 
     fn line(&self, text: &str) {
@@ -385,6 +407,20 @@ impl View {
     }
 
     fn show(&mut self, p: &TrainProgress) {
+        if let (TrainProgress::Engine(TrainEvent::MemoryProfile(m)), Some(path)) =
+            (p, &self.profile)
+        {
+            let written = serde_json::to_vec_pretty(m)
+                .map_err(|e| e.to_string())
+                .and_then(|json| std::fs::write(path, json).map_err(|e| e.to_string()));
+            match written {
+                Ok(()) => self.line(&format!("Memory profile: {}", path.display())),
+                Err(e) => self.line(&format!(
+                    "Memory profile: cannot write {}: {e}",
+                    path.display()
+                )),
+            }
+        }
         if self.json {
             if let TrainProgress::Engine(e) = p {
                 println!("{}", serde_json::to_string(e).unwrap_or_default());
@@ -485,11 +521,55 @@ impl View {
                     self.line(&format!("  probe: {} → {}", p.prompt, p.answer));
                 }
             }
+            TrainEvent::BatchResized(r) => self.line(&format!(
+                "Memory: from step {} passing {} rows at a time instead of {} ({}: peak {} against \
+                 a budget of {}); the batch is unchanged",
+                r.step,
+                r.to,
+                r.from,
+                match r.reason {
+                    ResizeReason::OverBudget => "the step went over the budget and was retried",
+                    ResizeReason::AllocationFailed => "MLX could not allocate; the step was retried",
+                    ResizeReason::NearBudget => "the step came near the budget",
+                    ResizeReason::Room => "there was room for more",
+                },
+                human_bytes(r.peak_memory),
+                human_bytes(r.budget)
+            )),
+            TrainEvent::Memory(_) => {}
+            TrainEvent::MemoryProfile(m) => self.memory_summary(m),
             TrainEvent::Checkpoint { step, .. } => {
                 if let Some(bar) = &self.bar {
                     bar.set_message(format!("checkpoint at step {step}"));
                 }
             }
+        }
+    }
+
+    fn memory_summary(&self, m: &MemoryProfile) {
+        self.line(&format!(
+            "Memory: peak {} (estimated {}) over {} steps",
+            human_bytes(m.peak),
+            human_bytes(m.estimate.total),
+            m.samples.len()
+        ));
+        for l in &m.leaks {
+            self.line(&format!(
+                "  possible leak: {} more held after steps {}–{} at {} rows × {} tokens",
+                human_bytes(l.growth),
+                l.first_step,
+                l.last_step,
+                l.micro_batch_size,
+                l.width
+            ));
+        }
+        for s in m.suggestions.iter().take(3) {
+            self.line(&format!(
+                "  saves ~{}: {} ({})",
+                human_bytes(s.saves),
+                s.advice,
+                s.setting
+            ));
         }
     }
 

@@ -51,6 +51,50 @@ pub struct Batch {
     pub indices: Vec<usize>,
 }
 
+impl Batch {
+    /// Loss-bearing positions of the batch: mask entries after each row's first token (the
+    /// first token is never predicted).
+    pub fn trained_tokens(&self) -> u64 {
+        self.mask
+            .chunks(self.width.max(1))
+            .map(|row| row.iter().skip(1).map(|&m| u64::from(m)).sum::<u64>())
+            .sum()
+    }
+
+    /// The batch cut into at most `parts` micro-batches of consecutive rows (as even as
+    /// possible), each trimmed to its own longest row rounded up to a multiple of 8. Together
+    /// they hold exactly this batch's rows, tokens and mask, so their token-weighted losses
+    /// and gradients add up to this batch's.
+    pub fn split_rows(&self, parts: usize) -> Vec<Batch> {
+        let per = self.rows.div_ceil(parts.clamp(1, self.rows.max(1)));
+        (0..self.rows)
+            .step_by(per.max(1))
+            .map(|start| {
+                let end = (start + per).min(self.rows);
+                let lengths = self.lengths[start..end].to_vec();
+                let longest = lengths.iter().copied().max().unwrap_or(0) as usize;
+                let width = (longest.div_ceil(8).max(1) * 8).min(self.width);
+                let mut tokens = Vec::with_capacity((end - start) * width);
+                let mut mask = Vec::with_capacity((end - start) * width);
+                for r in start..end {
+                    let row = r * self.width;
+                    tokens.extend_from_slice(&self.tokens[row..row + width]);
+                    mask.extend_from_slice(&self.mask[row..row + width]);
+                }
+                Batch {
+                    position: self.position,
+                    rows: end - start,
+                    width,
+                    tokens,
+                    mask,
+                    lengths,
+                    indices: self.indices[start..end].to_vec(),
+                }
+            })
+            .collect()
+    }
+}
+
 /// Hands out batches of one split.
 pub struct Batcher<'a> {
     cache: &'a TokenCache,
@@ -143,5 +187,55 @@ impl<'a> Batcher<'a> {
             step: (batch.position.step + 1) % self.buckets.len() as u64,
         };
         batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows of lengths 3, 5, 9 and 17 in a batch 24 wide, masks on after the first token.
+    fn batch() -> Batch {
+        let lengths = [3u32, 5, 9, 17];
+        let width = 24;
+        let mut tokens = vec![0u32; 4 * width];
+        let mut mask = vec![0u8; 4 * width];
+        for (r, &n) in lengths.iter().enumerate() {
+            for j in 0..n as usize {
+                tokens[r * width + j] = 100 * r as u32 + j as u32 + 1;
+                mask[r * width + j] = u8::from(j > 0);
+            }
+        }
+        Batch {
+            position: Position { epoch: 1, step: 2 },
+            rows: 4,
+            width,
+            tokens,
+            mask,
+            lengths: lengths.to_vec(),
+            indices: vec![7, 3, 5, 1],
+        }
+    }
+
+    #[test]
+    fn split_rows_keeps_every_row_trimmed_to_its_own_width() {
+        let b = batch();
+        assert_eq!(b.trained_tokens(), 2 + 4 + 8 + 16);
+        assert_eq!(b.split_rows(1), vec![b.clone()]);
+        let halves = b.split_rows(2);
+        assert_eq!(halves.len(), 2);
+        assert_eq!((halves[0].rows, halves[0].width), (2, 8));
+        assert_eq!((halves[1].rows, halves[1].width), (2, 24));
+        assert_eq!(halves[1].indices, vec![5, 1]);
+        assert_eq!(&halves[0].tokens[8..13], &b.tokens[24..29]);
+        let total: u64 = halves.iter().map(Batch::trained_tokens).sum();
+        assert_eq!(total, b.trained_tokens());
+        // More parts than rows: one row each; three parts of four rows: two rows, then two.
+        assert_eq!(b.split_rows(9).len(), 4);
+        assert_eq!(b.split_rows(3).len(), 2);
+        assert!(b
+            .split_rows(4)
+            .iter()
+            .all(|m| m.rows == 1 && m.position == b.position));
     }
 }

@@ -21,6 +21,20 @@ message: string,
  */
 fields: Array<FieldProblem>, };
 
+export type BatchResize = { 
+/**
+ * The step (from 1) first taken at the new size.
+ */
+step: number, 
+/**
+ * Rows per micro-batch before and after.
+ */
+from: number, to: number, reason: ResizeReason, 
+/**
+ * The measured peak that decided it, and the budget it was held against (bytes).
+ */
+peak_memory: number, budget: number, };
+
 export type CacheKey = { model: string, 
 /**
  * Empty for none.
@@ -168,7 +182,7 @@ tokens: number | null,
  */
 trained: number | null, };
 
-export type ErrorCode = "api.bad_name" | "api.engine_stopped" | "api.internal" | "api.io" | "api.no_chat" | "api.no_model" | "api.no_saved_chat" | "api.thread" | "app.not_a_dataset" | "app.worker" | "cli.not_confirmed" | "cli.usage" | "convert.exists" | "data.bad_option" | "data.cache_corrupt" | "data.chat_template" | "data.csv_field_count" | "data.csv_header" | "data.csv_malformed" | "data.csv_template" | "data.csv_unknown_column" | "data.duplicate" | "data.empty_content" | "data.empty_file" | "data.file_type" | "data.folder" | "data.invalid" | "data.invalid_utf8" | "data.io" | "data.line_too_long" | "data.malformed_json" | "data.mask_alignment" | "data.missing_key" | "data.mixed_formats" | "data.no_assistant_turn" | "data.no_examples" | "data.no_line" | "data.tokenize" | "data.unknown_format" | "data.unknown_role" | "data.wrong_type" | "engine.mlx" | "engine.panicked" | "gguf.bad_magic" | "gguf.io" | "gguf.malformed" | "gguf.truncated" | "gguf.unsupported_type" | "gguf.unsupported_version" | "hub.bad_repo_id" | "hub.bad_response" | "hub.cancelled" | "hub.checksum_mismatch" | "hub.disk_full" | "hub.forbidden" | "hub.gated" | "hub.interrupted" | "hub.io" | "hub.no_such_file" | "hub.not_found" | "hub.nothing_to_pull" | "hub.offline" | "hub.server" | "hub.unauthorized" | "job.failed" | "job.not_found" | "job.panicked" | "library.already_in_library" | "library.exists" | "library.io" | "library.not_a_model" | "library.not_found" | "library.link_outside" | "library.no_file_list" | "library.not_owned" | "library.part_of_model" | "library.part_of_repository" | "library.unconfirmed" | "model.invalid" | "model.not_found" | "model.unsupported_architecture" | "model.write_failed" | "paths.no_home" | "quantize.unsupported" | "request.invalid" | "run.not_found" | "serve.bind" | "serve.busy" | "serve.cancelled" | "serve.context_length" | "serve.runtime" | "serve.unauthorized" | "serve.unknown_model" | "store.busy" | "store.constraint" | "store.create_dir" | "store.invalid" | "store.migration" | "store.not_a_database" | "store.not_found" | "store.open" | "store.sqlite" | "store.too_new" | "text.bad_json" | "text.bad_tokenizer_data" | "text.bad_tokenizer_json" | "text.decode" | "text.encode" | "text.io" | "text.missing_metadata" | "text.template_raised" | "text.template_render" | "text.template_syntax" | "text.unsupported_pre_tokenizer" | "text.unsupported_tokenizer" | "text.write" | "train.bad_config" | "train.bad_run" | "train.calibrate" | "train.cancelled" | "train.data_changed" | "train.finished" | "train.no_adapter" | "train.no_checkpoint" | "train.no_data" | "train.not_running";
+export type ErrorCode = "api.bad_name" | "api.engine_stopped" | "api.internal" | "api.io" | "api.no_chat" | "api.no_model" | "api.no_saved_chat" | "api.thread" | "app.not_a_dataset" | "app.worker" | "cli.not_confirmed" | "cli.usage" | "convert.exists" | "data.bad_option" | "data.cache_corrupt" | "data.chat_template" | "data.csv_field_count" | "data.csv_header" | "data.csv_malformed" | "data.csv_template" | "data.csv_unknown_column" | "data.duplicate" | "data.empty_content" | "data.empty_file" | "data.file_type" | "data.folder" | "data.invalid" | "data.invalid_utf8" | "data.io" | "data.line_too_long" | "data.malformed_json" | "data.mask_alignment" | "data.missing_key" | "data.mixed_formats" | "data.no_assistant_turn" | "data.no_examples" | "data.no_line" | "data.tokenize" | "data.unknown_format" | "data.unknown_role" | "data.wrong_type" | "distributed.config" | "distributed.init" | "distributed.mismatch" | "distributed.peer_lost" | "engine.mlx" | "engine.panicked" | "gguf.bad_magic" | "gguf.io" | "gguf.malformed" | "gguf.truncated" | "gguf.unsupported_type" | "gguf.unsupported_version" | "hub.bad_repo_id" | "hub.bad_response" | "hub.cancelled" | "hub.checksum_mismatch" | "hub.disk_full" | "hub.forbidden" | "hub.gated" | "hub.interrupted" | "hub.io" | "hub.no_such_file" | "hub.not_found" | "hub.nothing_to_pull" | "hub.offline" | "hub.server" | "hub.unauthorized" | "job.failed" | "job.not_found" | "job.panicked" | "launch.bad_hosts" | "launch.rank_failed" | "launch.spawn" | "library.already_in_library" | "library.exists" | "library.io" | "library.not_a_model" | "library.not_found" | "library.link_outside" | "library.no_file_list" | "library.not_owned" | "library.part_of_model" | "library.part_of_repository" | "library.unconfirmed" | "model.invalid" | "model.not_found" | "model.unsupported_architecture" | "model.write_failed" | "paths.no_home" | "quantize.unsupported" | "request.invalid" | "run.not_found" | "serve.bind" | "serve.busy" | "serve.cancelled" | "serve.context_length" | "serve.runtime" | "serve.unauthorized" | "serve.unknown_model" | "store.busy" | "store.constraint" | "store.create_dir" | "store.invalid" | "store.migration" | "store.not_a_database" | "store.not_found" | "store.open" | "store.sqlite" | "store.too_new" | "sweep.bad_field" | "sweep.bad_record" | "sweep.finished" | "sweep.needs_steps" | "sweep.needs_validation" | "sweep.not_found" | "sweep.running" | "sweep.unknown_knob" | "text.bad_json" | "text.bad_tokenizer_data" | "text.bad_tokenizer_json" | "text.decode" | "text.encode" | "text.io" | "text.missing_metadata" | "text.template_raised" | "text.template_render" | "text.template_syntax" | "text.unsupported_pre_tokenizer" | "text.unsupported_tokenizer" | "text.write" | "train.bad_config" | "train.bad_run" | "train.calibrate" | "train.cancelled" | "train.data_changed" | "train.finished" | "train.no_adapter" | "train.no_checkpoint" | "train.no_data" | "train.not_running";
 
 export type ErrorEntry = { 
 /**
@@ -397,7 +411,11 @@ export type LrSchedule = { name: string, arguments: Array<number>, warmup: numbe
 
 export type Memory = { total: number, available: number, };
 
-export type MemoryEstimate = { batch_size: number, seq_len: number, weights: number, 
+export type MemoryEstimate = { 
+/**
+ * Rows passed through the model at once (the batch is kept by adding their gradients).
+ */
+batch_size: number, seq_len: number, weights: number, 
 /**
  * Adapter weights, their gradients and the optimizer's state.
  */
@@ -414,6 +432,54 @@ logits: number, total: number,
  * What MLX may use on this machine now.
  */
 budget: number, };
+
+export type MemoryLeak = { micro_batch_size: number, width: number, first_step: number, last_step: number, 
+/**
+ * Growth from the first to the last of those steps, bytes.
+ */
+growth: number, };
+
+export type MemoryProfile = { samples: Array<MemorySample>, 
+/**
+ * The highest peak of any step, and the preflight estimate beside it.
+ */
+peak: number, estimate: MemoryEstimate, leaks: Array<MemoryLeak>, 
+/**
+ * Largest saving first.
+ */
+suggestions: Array<MemorySuggestion>, };
+
+export type MemorySample = { step: number, 
+/**
+ * Rows per pass through the model, and the widest batch's tokens per row.
+ */
+micro_batch_size: number, width: number, 
+/**
+ * Held by arrays after the step, the step's peak, and MLX's buffer cache after it.
+ */
+active: number, peak: number, cache: number, 
+/**
+ * The breakdown of the peak: model weights (with the dequantized copies a quantized
+ * model's layers make during a step where the backend multiplies that way), adapter
+ * weights with their gradients and optimizer state, logits with their gradient (from the
+ * shape), and the rest of what the step added (activations kept for the backward pass).
+ */
+weights: number, adapters: number, logits: number, activations: number, 
+/**
+ * What an evaluation after this step (validation batches, probe answers with their KV
+ * caches) took above the memory held before it.
+ */
+evaluation: number | null, };
+
+export type MemorySuggestion = { 
+/**
+ * The setting, as a configuration spells it.
+ */
+setting: string, advice: string, 
+/**
+ * Bytes saved per step, by the estimate.
+ */
+saves: number, };
 
 export type Metric = { step: number, epoch: number, train_loss: number | null, 
 /**
@@ -650,6 +716,8 @@ kept: Array<string>,
  */
 confirmation: string, };
 
+export type ResizeReason = "over_budget" | "allocation_failed" | "near_budget" | "room";
+
 export type RestoredPrompts = { caches: number, tokens: number, bytes: number, };
 
 export type RunDetails = { run: RunRecord, metrics: Array<Metric>, checkpoints: Array<CheckpointRecord>, jobs: Array<JobRecord>, };
@@ -864,7 +932,16 @@ probes: Array<string>,
 /**
  * Tokens generated per probe answer.
  */
-probe_max_tokens: number, };
+probe_max_tokens: number, 
+/**
+ * The most memory training may use, in bytes (default: what the machine has free). The
+ * micro-batch shrinks when a step nears it and grows back when there is room.
+ */
+memory_budget: number | null, 
+/**
+ * Build the next step's batches on a helper thread while a step runs.
+ */
+prefetch: boolean, };
 
 export type TrainEnd = { run_id: number, 
 /**
@@ -880,7 +957,7 @@ export type TrainEvent = { "type": "started", total_steps: number, resumed_from:
 /**
  * Set when the batch size was lowered to fit in memory.
  */
-batch_size_note: string | null, } | { "type": "calibrated", estimated: number, measured: number, } | { "type": "report" } & TrainReport | { "type": "evaluated", step: number, val_loss: number, improved: boolean, probes: Array<ProbeAnswer>, } | { "type": "checkpoint", step: number, path: string, };
+batch_size_note: string | null, } | { "type": "calibrated", estimated: number, measured: number, } | { "type": "report" } & TrainReport | { "type": "evaluated", step: number, val_loss: number, improved: boolean, probes: Array<ProbeAnswer>, } | { "type": "checkpoint", step: number, path: string, } | { "type": "batch_resized" } & BatchResize | { "type": "memory" } & MemorySample | { "type": "memory_profile" } & MemoryProfile;
 
 export type TrainForm = { model: string, dataset: string, 
 /**

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use adapt_data::Position;
 use serde::{Deserialize, Serialize};
 
+use super::microbatch::BatchResize;
 use crate::error::{EngineError, Result};
 
 pub const STATE_FILE: &str = "state.json";
@@ -34,6 +35,12 @@ pub struct TrainState {
     /// Rows per batch (the run's, after any lowering to fit in memory).
     #[serde(default)]
     pub batch_size: Option<usize>,
+    /// Rows per pass through the model now (a batch in parts when lower than `batch_size`).
+    #[serde(default)]
+    pub micro_batch_size: Option<usize>,
+    /// Every change of the micro-batch so far, oldest first.
+    #[serde(default)]
+    pub resizes: Vec<BatchResize>,
 }
 
 impl TrainState {
@@ -49,6 +56,8 @@ impl TrainState {
             evals_since_best: 0,
             seconds: 0.0,
             batch_size: Some(batch_size),
+            micro_batch_size: Some(batch_size),
+            resizes: Vec::new(),
         }
     }
 }
@@ -151,6 +160,8 @@ mod tests {
             evals_since_best: 0,
             seconds: 1.0,
             batch_size: Some(4),
+            micro_batch_size: Some(2),
+            resizes: Vec::new(),
         }
     }
 

@@ -72,6 +72,11 @@ pub struct TrainConfig {
     pub probes: Vec<String>,
     /// Tokens generated per probe answer.
     pub probe_max_tokens: usize,
+    /// The most memory training may use, in bytes (default: what the machine has free). The
+    /// micro-batch shrinks when a step nears it and grows back when there is room.
+    pub memory_budget: Option<u64>,
+    /// Build the next step's batches on a helper thread while a step runs.
+    pub prefetch: bool,
 }
 
 impl Default for TrainConfig {
@@ -102,6 +107,8 @@ impl Default for TrainConfig {
             keep_best: true,
             probes: Vec::new(),
             probe_max_tokens: 48,
+            memory_budget: None,
+            prefetch: true,
         }
     }
 }
@@ -224,6 +231,13 @@ impl TrainConfig {
         }
         if self.grad_accumulation_steps == 0 {
             say("grad_accumulation_steps", "At least 1.", false);
+        }
+        if self.memory_budget.is_some_and(|b| b < 1 << 20) {
+            say(
+                "memory_budget",
+                "At least 1 MiB (in bytes), or leave it out to use the free memory.",
+                false,
+            );
         }
         for (field, value) in [
             ("steps_per_report", self.steps_per_report),

@@ -1,11 +1,13 @@
 //! What a training run streams and how it ends: [`TrainEvent`] (started, calibrated, a
-//! report, an evaluation, a checkpoint) and [`TrainOutcome`].
+//! report, an evaluation, a checkpoint, a micro-batch resize, memory) and [`TrainOutcome`].
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use super::memory::MemoryEstimate;
+use super::microbatch::BatchResize;
+use super::profile::{MemoryProfile, MemorySample};
 
 /// Figures of one report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,6 +67,12 @@ pub enum TrainEvent {
         step: u64,
         path: PathBuf,
     },
+    /// The micro-batch changed to follow memory (the batch, and so the training, did not).
+    BatchResized(BatchResize),
+    /// Memory after a step (and the evaluation after it, once it ran).
+    Memory(MemorySample),
+    /// The run's memory profile, last before it ends.
+    MemoryProfile(MemoryProfile),
 }
 
 /// Why a run ended.

@@ -88,3 +88,28 @@ pub(crate) fn evaluate(
     }
     Ok(sum / toks.max(1.0))
 }
+
+/// Computes the loss, then the gradients one by one in the order the backward pass produces
+/// them: the last block's first (the MLP's before the attention's, by name), down to the first
+/// block's, then the parameters outside blocks. One evaluation of everything lets MLX schedule
+/// a block's gradients long after the block, keeping its activations (or, under gradient
+/// checkpointing, their recomputation) alive meanwhile: on MLX's CPU backend that took about a
+/// fifth more memory without checkpointing and undid most of checkpointing's saving.
+pub(crate) fn eval_in_backward_order(
+    values: &[Array],
+    grads: &mlx_rs::module::FlattenedModuleParam,
+) -> Result<()> {
+    mlx_rs::transforms::eval(values)?;
+    let block = |name: &str| -> Option<usize> {
+        let rest = &name[name.find("layers.")? + "layers.".len()..];
+        rest[..rest.find('.')?].parse().ok()
+    };
+    let mut named: Vec<(Option<usize>, &str, &Array)> =
+        grads.iter().map(|(k, g)| (block(k), &**k, g)).collect();
+    // `None` (outside blocks) sorts below every block, so it comes last.
+    named.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    for (_, _, g) in named {
+        mlx_rs::transforms::eval([g])?;
+    }
+    Ok(())
+}

@@ -15,6 +15,7 @@ use crate::models::Model;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct MemoryEstimate {
+    /// Rows passed through the model at once (the batch is kept by adding their gradients).
     pub batch_size: usize,
     pub seq_len: usize,
     pub weights: u64,
@@ -118,6 +119,12 @@ pub fn budget() -> u64 {
     free.min(limit) / 10 * 9
 }
 
+/// What a run of `config` may use now: [`budget`], capped at its `memory_budget` when set.
+pub fn run_budget(config: &TrainConfig) -> u64 {
+    let free = budget();
+    config.memory_budget.map_or(free, |cap| cap.min(free))
+}
+
 /// The largest batch size up to `config.batch_size` whose estimate fits, or the estimate for
 /// one row when even that does not.
 pub fn fit_batch(
@@ -192,17 +199,19 @@ pub(crate) fn fit_memory(
     trainable: usize,
     seq_len: usize,
 ) -> Result<(MemoryEstimate, Option<String>)> {
-    let budget = budget();
+    let budget = run_budget(config);
     match fit_batch(lm, config, trainable, seq_len, budget) {
         Ok(e) if e.batch_size == config.batch_size => Ok((e, None)),
         Ok(e) => {
             let full = estimate(lm, config, trainable, config.batch_size, seq_len, budget);
             let note = format!(
-                "batch size {} would need about {} MB, more than the {} MB available; using {}",
+                "batch size {} would need about {} MB, more than the {} MB available; passing {} \
+                 rows at a time and adding their gradients, so the batch stays {}",
                 config.batch_size,
                 full.total >> 20,
                 budget >> 20,
-                e.batch_size
+                e.batch_size,
+                config.batch_size
             );
             Ok((e, Some(note)))
         }

@@ -2,7 +2,7 @@
 //! state, advanced one optimizer step at a time.
 //!
 //! [`Session::start`] attaches the adapters (fresh, or a checkpoint's when resuming), fits the
-//! batch size to memory and sizes the schedule; then [`Session::step`] trains one optimizer
+//! micro-batch to memory ([`super::microbatch`]) and sizes the schedule; then [`Session::step`] trains one optimizer
 //! step (accumulated micro-batches, clipping, the update), [`Session::evaluate`] measures the
 //! validation loss (keeping the best adapter), [`Session::checkpoint`] writes everything a
 //! resume needs, and [`Session::finish`] writes the run's adapter and says how it ended. A
@@ -15,7 +15,6 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use adapt_data::{BatchConfig, Batcher, TokenCache};
-use mlx_rs::error::Exception;
 use mlx_rs::module::{FlattenedModuleParam, ModuleParameters};
 use mlx_rs::optimizers::clip_grad_norm;
 use mlx_rs::Array;
@@ -25,14 +24,15 @@ use super::config::TrainConfig;
 use super::data_parallel::{self as dp, RunStart};
 use super::events::{TrainOutcome, TrainReport, TrainStop};
 use super::files::RunFiles;
-use super::loss::{batch_arrays, evaluate, masked_loss};
+use super::loss::evaluate;
 use super::memory::{self, fit_memory, longest, MemoryEstimate};
+use super::microbatch::{self, BatchResize, MicroBatch};
 use super::optimizer::Opt;
+use super::prefetch::Prefetch;
 use super::schedule::Schedule;
 use crate::adapters::{self, ADAPTERS_FILE};
 use crate::distributed::Group;
 use crate::error::{EngineError, Result};
-use crate::models::decoder::Decoder;
 use crate::models::Model;
 
 /// The split caches a run trains and validates on.
@@ -53,8 +53,16 @@ pub struct StepResult {
     /// Trained (loss-bearing) tokens in the step.
     pub tokens: u64,
     pub learning_rate: f64,
-    /// MLX's peak memory after the step, in bytes.
+    /// MLX's peak memory over the run so far, in bytes.
     pub peak_memory: u64,
+    /// MLX's peak memory during this step alone, and what was held when it began.
+    pub step_peak: u64,
+    pub step_base: u64,
+    /// Seconds the step waited for its batches to be built (none when they were built ahead).
+    pub batch_seconds: f64,
+    /// Rows per pass through the model in this step, and its widest batch's tokens per row.
+    pub micro_batch_size: usize,
+    pub width: usize,
 }
 
 /// What an evaluation found.
@@ -94,6 +102,10 @@ pub struct Session<'a> {
     window: (f64, u64, u64, Instant),
     /// The group training data-parallel with this process (rank 0 alone writes files).
     group: Option<&'static Group>,
+    /// Rows per pass through the model, and its changes not yet told.
+    micro: MicroBatch,
+    resized: Vec<BatchResize>,
+    prefetch: Prefetch,
 }
 
 impl<'a> Session<'a> {
@@ -124,17 +136,22 @@ impl<'a> Session<'a> {
             }
             (false, false) => None,
         };
-        // Memory: lower the batch size until the estimate fits, or refuse. A resumed run keeps
-        // the batches it started with.
+        // Memory: the batch stays as configured; the rows passed through the model at once
+        // start at the most whose estimate fits (or the run is refused), then follow the
+        // measured peaks. A resumed run keeps its batch and its micro-batch.
         let seq_len = longest(data.train, config);
-        let (estimate, batch_size_note) = match &resumed {
+        let (batch, estimate, batch_size_note) = match &resumed {
             Some((_, state)) => {
                 let batch = state.batch_size.unwrap_or(config.batch_size);
-                let budget = memory::budget();
-                let e = memory::estimate(lm, config, trainable, batch, seq_len, budget);
-                (e, None)
+                let rows = state.micro_batch_size.unwrap_or(batch);
+                let budget = memory::run_budget(config);
+                let e = memory::estimate(lm, config, trainable, rows, seq_len, budget);
+                (batch, e, None)
             }
-            None => fit_memory(lm, config, trainable, seq_len)?,
+            None => {
+                let (e, note) = fit_memory(lm, config, trainable, seq_len)?;
+                (config.batch_size, e, note)
+            }
         };
         let (estimate, shared) = match group {
             Some(g) => {
@@ -144,8 +161,13 @@ impl<'a> Session<'a> {
             }
             None => (estimate, None),
         };
+        // A group trains the batch size every rank fits.
+        let batch = match &shared {
+            Some(start) => start.state.batch_size.unwrap_or(batch),
+            None => batch,
+        };
         let batch_config = BatchConfig {
-            batch_size: estimate.batch_size,
+            batch_size: batch,
             max_seq_length: config.max_seq_length,
             seed: config.seed,
             pad_id: data.pad_id,
@@ -181,8 +203,15 @@ impl<'a> Session<'a> {
                 opt.load_state(read_optimizer(dir)?)?;
                 (state.clone(), Some(state.step))
             }
-            (None, None) => (TrainState::fresh(config.seed, estimate.batch_size), None),
+            (None, None) => {
+                let state = TrainState {
+                    micro_batch_size: Some(estimate.batch_size),
+                    ..TrainState::fresh(config.seed, batch)
+                };
+                (state, None)
+            }
         };
+        let micro = MicroBatch::new(batch, state.micro_batch_size.unwrap_or(batch));
         adapters::set_training(lm, true);
         lm.net_mut().grad_checkpoint = config.grad_checkpoint;
         mlx_rs::memory::reset_peak_memory()?;
@@ -208,6 +237,9 @@ impl<'a> Session<'a> {
             peak: 0,
             window: (0.0, 0, 0, Instant::now()),
             group,
+            micro,
+            resized: Vec::new(),
+            prefetch: Prefetch::new(config.prefetch),
         })
     }
 
@@ -244,7 +276,7 @@ impl<'a> Session<'a> {
         &self.estimate
     }
 
-    /// Set when the batch size was lowered to fit in memory.
+    /// Set when the micro-batch started below the batch to fit in memory.
     pub fn batch_size_note(&self) -> Option<&str> {
         self.batch_size_note.as_deref()
     }
@@ -254,14 +286,15 @@ impl<'a> Session<'a> {
         self.lm
     }
 
-    /// Trains one optimizer step: `grad_accumulation_steps` micro-batches, their gradients
-    /// averaged, clipped and applied.
+    /// Trains one optimizer step: `grad_accumulation_steps` batches, each in as many
+    /// micro-batches as memory asks for, their gradients averaged, clipped and applied.
     pub fn step(&mut self) -> Result<StepResult> {
-        mlx_rs::random::seed(step_seed(self.config.seed, self.state.step))?;
         let lr = self.schedule.at(self.state.step);
         self.opt.set_lr(lr as f32);
-        let (grads, loss, tokens) = self.gradients()?;
-        let grads = self.clipped(grads)?;
+        let (acc, batch_seconds, width) = self.gradients()?;
+        let micro_batch_size = self.micro.rows();
+        let (loss, tokens) = (acc.loss, acc.tokens);
+        let grads = self.clipped(acc.grads)?;
         self.opt.update(self.lm.net_mut(), &grads)?;
         let trainable: Vec<Array> = self
             .lm
@@ -288,62 +321,86 @@ impl<'a> Session<'a> {
         self.window.0 += loss;
         self.window.1 += 1;
         self.window.2 += tokens;
-        let peak_memory = mlx_rs::memory::peak_memory()? as u64;
-        self.peak = self.peak.max(peak_memory);
+        let step_peak = (mlx_rs::memory::peak_memory()? as u64).max(acc.peak);
+        self.peak = self.peak.max(step_peak);
+        let budget = memory::run_budget(&self.config);
+        let next = self.state.step + 1;
+        if let Some(r) = self.micro.after_step(next, acc.peak, acc.base, budget) {
+            self.resized(r);
+        }
         Ok(StepResult {
             step: self.state.step,
             loss,
             tokens,
             learning_rate: lr,
-            peak_memory,
+            peak_memory: self.peak,
+            step_peak,
+            step_base: acc.base,
+            batch_seconds,
+            micro_batch_size,
+            width,
         })
     }
 
-    /// The accumulated gradients of one step, its mean loss and its trained tokens.
-    fn gradients(&mut self) -> Result<(FlattenedModuleParam, f64, u64)> {
-        let mut value_and_grad =
-            mlx_rs::nn::value_and_grad(|net: &mut Decoder, (x, y, m): (&Array, &Array, &Array)| {
-                masked_loss(net, x, y, m)
-            });
-        let mut grads: Option<FlattenedModuleParam> = None;
-        let (mut loss_sum, mut tokens) = (0.0f64, 0u64);
-        for _ in 0..self.config.grad_accumulation_steps {
-            let batch = self.train.next_batch(&mut self.state.position);
-            let part = self
-                .group
-                .map(|g| dp::local_part(&batch, g.rank(), g.size()));
-            let batch = part.as_ref().map_or(&batch, |p| &p.batch);
-            let (x, y, m) = batch_arrays(batch)?;
-            let (values, mut g) = value_and_grad(self.lm.net_mut(), (&x, &y, &m))?;
-            if let Some(part) = &part {
-                let weight = Array::from_f32(part.weight);
-                for a in g.values_mut() {
-                    *a = a.multiply(&weight)?;
-                }
-            }
-            eval_in_backward_order(&values, &g)?;
-            let n = values[1].item_cast::<f32>() as u64;
-            loss_sum += values[0].item_cast::<f32>() as f64 * n as f64;
-            tokens += part.as_ref().map_or(n, |p| p.global_tokens);
-            grads = Some(match grads {
-                None => g,
-                Some(acc) => acc
-                    .into_iter()
-                    .map(|(k, a)| Ok((k.clone(), a.add(&g[&k])?)))
-                    .collect::<std::result::Result<_, Exception>>()?,
-            });
+    /// The accumulated gradients of one step: its batches (built ahead while the step before
+    /// ran, when prefetching) passed through the model — again from the start, in smaller
+    /// parts, while memory says it is too big — while the next step's batches are built. In a
+    /// group, this rank's rows of each batch, weighted by their share of the batch's trained
+    /// tokens, then summed across the group.
+    fn gradients(&mut self) -> Result<(microbatch::Accumulated, f64, usize)> {
+        let n = self.config.grad_accumulation_steps;
+        let (current, waited) = self.prefetch.take(&self.train, self.state.position, n);
+        self.state.position = current.next;
+        let width = current.batches.iter().map(|b| b.width).max().unwrap_or(0);
+        let step = self.state.step + 1;
+        let seed = step_seed(self.config.seed, self.state.step);
+        let parts: Option<Vec<dp::LocalPart>> = self.group.map(|g| {
+            current
+                .batches
+                .iter()
+                .map(|b| dp::local_part(b, g.rank(), g.size()))
+                .collect()
+        });
+        let (batches, weights): (Vec<_>, Vec<f32>) = match &parts {
+            Some(parts) => parts.iter().map(|p| (p.batch.clone(), p.weight)).unzip(),
+            None => (current.batches.clone(), Vec::new()),
+        };
+        let (net, micro, config) = (self.lm.net_mut(), &mut self.micro, &self.config);
+        let (mut acc, resized) = self.prefetch.ahead(&self.train, current.next, n, || {
+            let budget = || memory::run_budget(config);
+            microbatch::step_gradients(net, &batches, &weights, micro, step, seed, budget)
+        })?;
+        for r in resized {
+            self.resized(r);
         }
-        let mut grads = grads.unwrap_or_default();
-        if let Some(group) = self.group {
-            (grads, loss_sum) = dp::reduce_step(group, grads, loss_sum)?;
+        if let (Some(group), Some(parts)) = (self.group, &parts) {
+            let global: u64 = parts.iter().map(|p| p.global_tokens).sum();
+            let (grads, loss_sum) = dp::reduce_step(
+                group,
+                std::mem::take(&mut acc.grads),
+                acc.loss * acc.tokens as f64,
+            )?;
+            acc.grads = grads;
+            acc.tokens = global;
+            acc.loss = loss_sum / global.max(1) as f64;
         }
-        if self.config.grad_accumulation_steps > 1 {
-            let n = Array::from_f32(self.config.grad_accumulation_steps as f32);
-            for g in grads.values_mut() {
-                *g = g.divide(&n)?;
-            }
-        }
-        Ok((grads, loss_sum / tokens.max(1) as f64, tokens))
+        Ok((acc, waited, width))
+    }
+
+    fn resized(&mut self, r: BatchResize) {
+        self.state.micro_batch_size = Some(r.to);
+        self.state.resizes.push(r.clone());
+        self.resized.push(r);
+    }
+
+    /// The micro-batch changes since the last call, oldest first.
+    pub fn take_resizes(&mut self) -> Vec<BatchResize> {
+        std::mem::take(&mut self.resized)
+    }
+
+    /// Rows per pass through the model now.
+    pub fn micro_batch_size(&self) -> usize {
+        self.micro.rows()
     }
 
     fn clipped(&self, grads: FlattenedModuleParam) -> Result<FlattenedModuleParam> {
@@ -527,28 +584,6 @@ impl<'a> Session<'a> {
             })
         }
     }
-}
-
-/// Computes the loss, then the gradients one by one in the order the backward pass produces
-/// them: the last block's first (the MLP's before the attention's, by name), down to the first
-/// block's, then the parameters outside blocks. One evaluation of everything lets MLX schedule
-/// a block's gradients long after the block, keeping its activations (or, under gradient
-/// checkpointing, their recomputation) alive meanwhile: on MLX's CPU backend that took about a
-/// fifth more memory without checkpointing and undid most of checkpointing's saving.
-fn eval_in_backward_order(values: &[Array], grads: &FlattenedModuleParam) -> Result<()> {
-    mlx_rs::transforms::eval(values)?;
-    let block = |name: &str| -> Option<usize> {
-        let rest = &name[name.find("layers.")? + "layers.".len()..];
-        rest[..rest.find('.')?].parse().ok()
-    };
-    let mut named: Vec<(Option<usize>, &str, &Array)> =
-        grads.iter().map(|(k, g)| (block(k), &**k, g)).collect();
-    // `None` (outside blocks) sorts below every block, so it comes last.
-    named.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
-    for (_, _, g) in named {
-        mlx_rs::transforms::eval([g])?;
-    }
-    Ok(())
 }
 
 /// The newest complete checkpoint of the run in `files`, its adapter loaded onto `lm`.

@@ -1,11 +1,13 @@
 //! The training loop: a [`Session`] stepped to the end, with its events told to the caller —
 //! started, the measured peak after the first steps, reports, evaluations with probe answers,
-//! checkpoints — early stopping, and a stop between steps that keeps a checkpoint.
+//! checkpoints, memory after each step and the run's memory profile — early stopping, and a
+//! stop between steps that keeps a checkpoint.
 
 use super::config::TrainConfig;
 use super::events::{TrainEvent, TrainOutcome, TrainStop};
 use super::files::RunFiles;
 use super::probe::{probe, Prober};
+use super::profile::Profiler;
 use super::session::{Session, TrainData};
 use crate::error::Result;
 use crate::models::Model;
@@ -48,6 +50,7 @@ pub fn train<'a>(
         memory: session.memory().clone(),
         batch_size_note: session.batch_size_note().map(str::to_string),
     });
+    let mut profiler = Profiler::new(session.model(), session.memory());
     let mut stop = TrainStop::Finished;
     while !session.done() {
         if cancel() {
@@ -55,6 +58,16 @@ pub fn train<'a>(
             break;
         }
         let step = session.step()?;
+        for resize in session.take_resizes() {
+            on_event(&TrainEvent::BatchResized(resize));
+        }
+        profiler.step(
+            step.step,
+            step.micro_batch_size,
+            step.width,
+            step.step_peak,
+            step.step_base,
+        )?;
         if step.step == CALIBRATION_STEP.min(session.total_steps()) {
             on_event(&TrainEvent::Calibrated {
                 estimated: session.memory().total,
@@ -66,7 +79,10 @@ pub fn train<'a>(
             on_event(&TrainEvent::Report(report));
         }
         if session.evaluation_due() {
+            let held = mlx_rs::memory::active_memory()? as u64;
+            mlx_rs::memory::reset_peak_memory()?;
             let (evaluation, probes) = session.evaluate(|m| probe(m, prober, config))?;
+            profiler.evaluation((mlx_rs::memory::peak_memory()? as u64).saturating_sub(held));
             on_event(&TrainEvent::Evaluated {
                 step: evaluation.step,
                 val_loss: evaluation.val_loss,
@@ -76,6 +92,9 @@ pub fn train<'a>(
             if evaluation.patience_spent {
                 stop = TrainStop::EarlyStopped;
             }
+        }
+        if let Some(sample) = profiler.last() {
+            on_event(&TrainEvent::Memory(sample.clone()));
         }
         if session.checkpoint_due() || stop == TrainStop::EarlyStopped {
             let path = session.checkpoint()?;
@@ -88,6 +107,13 @@ pub fn train<'a>(
             break;
         }
     }
+    let profile = profiler.summary(
+        session.model(),
+        config,
+        session.trainable_parameters(),
+        session.memory(),
+    );
+    on_event(&TrainEvent::MemoryProfile(profile));
     session.finish(stop, |step, path| {
         on_event(&TrainEvent::Checkpoint { step, path })
     })
