@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use adapt_data::Position;
 use serde::{Deserialize, Serialize};
 
-use super::microbatch::BatchResize;
+use super::resize::BatchResize;
 use crate::error::{EngineError, Result};
 
 pub const STATE_FILE: &str = "state.json";

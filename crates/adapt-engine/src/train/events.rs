@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::memory::MemoryEstimate;
-use super::microbatch::BatchResize;
 use super::profile::{MemoryProfile, MemorySample};
+use super::resize::BatchResize;
 
 /// Figures of one report.
 #[derive(Debug, Clone, PartialEq, Serialize)]

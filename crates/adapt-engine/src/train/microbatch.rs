@@ -14,9 +14,9 @@ use adapt_data::Batch;
 use mlx_rs::error::Exception;
 use mlx_rs::module::FlattenedModuleParam;
 use mlx_rs::Array;
-use serde::{Deserialize, Serialize};
 
 use super::loss::{batch_arrays, eval_in_backward_order, masked_loss};
+use super::resize::{BatchResize, ResizeReason};
 use crate::error::{EngineError, Result};
 use crate::models::decoder::Decoder;
 
@@ -26,36 +26,6 @@ const NEAR_BUDGET: f64 = 0.9;
 const ROOM: f64 = 0.7;
 /// … for this many steps running.
 const ROOMY_STEPS: u32 = 4;
-
-/// Why the micro-batch changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub enum ResizeReason {
-    /// A micro-batch's peak went over the budget: the step was taken again, smaller.
-    OverBudget,
-    /// MLX could not allocate: the step was taken again, smaller.
-    AllocationFailed,
-    /// The step's peak came near the budget: the next steps are smaller.
-    NearBudget,
-    /// Steps running had room for twice the rows: the next steps are larger.
-    Room,
-}
-
-/// One change of the micro-batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct BatchResize {
-    /// The step (from 1) first taken at the new size.
-    pub step: u64,
-    /// Rows per micro-batch before and after.
-    pub from: usize,
-    pub to: usize,
-    pub reason: ResizeReason,
-    /// The measured peak that decided it, and the budget it was held against (bytes).
-    pub peak_memory: u64,
-    pub budget: u64,
-}
 
 /// The micro-batch of a run: rows per pass through the model, out of the batch's rows.
 #[derive(Debug, Clone)]

@@ -26,9 +26,10 @@ use super::events::{TrainOutcome, TrainReport, TrainStop};
 use super::files::RunFiles;
 use super::loss::evaluate;
 use super::memory::{self, fit_memory, longest, MemoryEstimate};
-use super::microbatch::{self, BatchResize, MicroBatch};
+use super::microbatch::{self, MicroBatch};
 use super::optimizer::Opt;
 use super::prefetch::Prefetch;
+use super::resize::BatchResize;
 use super::schedule::Schedule;
 use crate::adapters::{self, ADAPTERS_FILE};
 use crate::distributed::Group;
@@ -191,26 +192,11 @@ impl<'a> Session<'a> {
         )
         .map_err(EngineError::InvalidRequest)?;
         let mut opt = Opt::new(config);
-        let (state, resumed_from) = match (shared, &resumed) {
-            (Some(start), _) => {
-                if !start.optimizer.is_empty() {
-                    opt.load_state(start.optimizer)?;
-                }
-                let from = (start.state.step > 0).then_some(start.state.step);
-                (start.state, from)
-            }
-            (None, Some((dir, state))) => {
-                opt.load_state(read_optimizer(dir)?)?;
-                (state.clone(), Some(state.step))
-            }
-            (None, None) => {
-                let state = TrainState {
-                    micro_batch_size: Some(estimate.batch_size),
-                    ..TrainState::fresh(config.seed, batch)
-                };
-                (state, None)
-            }
+        let fresh = TrainState {
+            micro_batch_size: Some(estimate.batch_size),
+            ..TrainState::fresh(config.seed, batch)
         };
+        let (state, resumed_from) = starting_state(&mut opt, shared, &resumed, fresh)?;
         let micro = MicroBatch::new(batch, state.micro_batch_size.unwrap_or(batch));
         adapters::set_training(lm, true);
         lm.net_mut().grad_checkpoint = config.grad_checkpoint;
@@ -584,6 +570,30 @@ impl<'a> Session<'a> {
             })
         }
     }
+}
+
+/// The state a session starts from — the group's (rank 0's), a checkpoint's, or `fresh` — with
+/// the step it resumes from; a resumed optimizer state is loaded into `opt`.
+fn starting_state(
+    opt: &mut Opt,
+    shared: Option<RunStart>,
+    resumed: &Option<(PathBuf, TrainState)>,
+    fresh: TrainState,
+) -> Result<(TrainState, Option<u64>)> {
+    Ok(match (shared, resumed) {
+        (Some(start), _) => {
+            if !start.optimizer.is_empty() {
+                opt.load_state(start.optimizer)?;
+            }
+            let from = (start.state.step > 0).then_some(start.state.step);
+            (start.state, from)
+        }
+        (None, Some((dir, state))) => {
+            opt.load_state(read_optimizer(dir)?)?;
+            (state.clone(), Some(state.step))
+        }
+        (None, None) => (fresh, None),
+    })
 }
 
 /// The newest complete checkpoint of the run in `files`, its adapter loaded onto `lm`.
