@@ -28,6 +28,8 @@ const config: TrainConfig = {
   keep_best: true,
   probes: [],
   probe_max_tokens: 48,
+  memory_budget: null,
+  prefetch: true,
 };
 
 const form = (over: Partial<TrainConfig>, lora: Partial<TrainConfig["lora_parameters"]> = {}): TrainForm => ({
