@@ -78,6 +78,10 @@ async fn prepare(
     mut log: ServedRequest,
     arrived: Instant,
 ) -> Result<Job, HttpError> {
+    // A body that says it is too large is refused before any of it is read.
+    if axum::body::HttpBody::size_hint(&body).lower() > app.body_limit as u64 {
+        return Err(HttpError::too_large(app.body_limit));
+    }
     let bytes = axum::body::to_bytes(body, app.body_limit)
         .await
         .map_err(|e| read_error(e, app.body_limit))?;

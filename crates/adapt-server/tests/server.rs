@@ -244,11 +244,9 @@ fn bad_requests_get_openai_errors_and_nothing_breaks() {
     let (s, b) = post(&json!({"messages": [{"role": "user", "content": long}]}).to_string());
     assert_error(s, &b, 400, None);
     assert_eq!(b["error"]["code"], "context_length_exceeded");
-    let huge = format!(
-        "{{\"messages\": [{{\"role\": \"user\", \"content\": \"{}\"}}]}}",
-        "a".repeat(9 << 20)
-    );
-    let (s, b) = post(&huge);
+    // A body over the limit is refused by its stated length, before it is sent (a client
+    // still writing it would meet a closed connection).
+    let (s, b) = announce_body(url, "/v1/chat/completions", 9 << 20);
     assert_error(s, &b, 413, None);
     let (s, b) = request(
         url,
@@ -409,4 +407,40 @@ fn requests_queue_in_order_within_a_bound_and_leaving_cancels() {
         &chat("", json!([{"role": "user", "content": "hi"}]), 2),
     );
     assert_eq!(s, 200, "{b}");
+}
+
+/// Sends only the head of a POST whose `Content-Length` says `length` bytes follow, and reads
+/// the answer the server gives before any of them arrive: its status and body as JSON.
+fn announce_body(url: &str, path: &str, length: usize) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://").split('/').next().unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Until the headers and the whole JSON body are in (the server closes or stops writing).
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("reading the answer: {e}"),
+        }
+        let text = String::from_utf8_lossy(&answer);
+        if let Some((_, body)) = text.split_once("\r\n\r\n") {
+            if serde_json::from_str::<serde_json::Value>(body.trim()).is_ok() {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").unwrap().1.trim().to_string();
+    (status, serde_json::from_str(&body).unwrap())
 }
