@@ -214,6 +214,17 @@ pub fn utc(ms: i64) -> String {
     )
 }
 
+/// For a list command: prints `items` as JSON when asked, or `empty` when there are none.
+/// Whether that said everything (no table to print).
+pub fn listed_plainly<T: serde::Serialize>(items: &[T], json: bool, empty: &str) -> Result<bool> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(items)?);
+    } else if items.is_empty() {
+        println!("{empty}");
+    }
+    Ok(json || items.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -41,12 +41,7 @@ pub fn run(args: &RunsArgs) -> Result<()> {
 
 fn list(adapt: &Adapt, json: bool) -> Result<()> {
     let runs = adapt.runs()?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
-        return Ok(());
-    }
-    if runs.is_empty() {
-        println!("No training runs yet.");
+    if crate::output::listed_plainly(&runs, json, "No training runs yet.")? {
         return Ok(());
     }
     println!(

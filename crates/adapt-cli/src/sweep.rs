@@ -199,12 +199,7 @@ fn state(t: &TrialRecord) -> String {
 
 fn list(adapt: &Adapt, json: bool) -> Result<()> {
     let sweeps = adapt.sweeps()?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&sweeps)?);
-        return Ok(());
-    }
-    if sweeps.is_empty() {
-        println!("No sweeps yet.");
+    if crate::output::listed_plainly(&sweeps, json, "No sweeps yet.")? {
         return Ok(());
     }
     println!(
