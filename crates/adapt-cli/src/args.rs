@@ -96,3 +96,21 @@ impl CacheBudgetArgs {
             .map(|_| ())
     }
 }
+
+/// A `list` subcommand's flags.
+#[derive(Args, Clone)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A `show ID` subcommand's argument and flags.
+#[derive(Args, Clone)]
+pub struct ShowArgs {
+    /// The id (as the list subcommand prints it).
+    pub id: i64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -5,6 +5,7 @@ use adapt_api::{Adapt, RunRecord};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
+use crate::args::{ListArgs, ShowArgs};
 use crate::output::{human_bytes, utc};
 
 #[derive(Args)]
@@ -16,26 +17,16 @@ pub struct RunsArgs {
 #[derive(Subcommand)]
 enum RunsCommand {
     /// List training runs, newest first.
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// Show one run: configuration, metrics and checkpoints.
-    Show {
-        /// The run's id (from `adapt runs list`).
-        id: i64,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Show(ShowArgs),
 }
 
 pub fn run(args: &RunsArgs) -> Result<()> {
     let adapt = Adapt::start()?;
-    match args.command {
-        RunsCommand::List { json } => list(&adapt, json),
-        RunsCommand::Show { id, json } => show(&adapt, id, json),
+    match &args.command {
+        RunsCommand::List(a) => list(&adapt, a.json),
+        RunsCommand::Show(a) => show(&adapt, a.id, a.json),
     }
 }
 

@@ -12,6 +12,7 @@ use adapt_api::{
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
+use crate::args::{ListArgs, ShowArgs};
 use crate::output::{utc, CtrlC};
 use crate::train::TrainSettings;
 
@@ -44,24 +45,16 @@ pub struct SweepArgs {
 #[derive(Subcommand)]
 enum SweepCommand {
     /// List sweeps, newest first.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// Show a sweep's trials ranked: values, best validation loss, steps and why each stopped.
-    Show {
-        /// The sweep's id (from `adapt sweep list`).
-        id: i64,
-        #[arg(long)]
-        json: bool,
-    },
+    Show(ShowArgs),
 }
 
 pub fn run(args: &SweepArgs) -> Result<()> {
     let adapt = Adapt::start()?;
     match &args.command {
-        Some(SweepCommand::List { json }) => list(&adapt, *json),
-        Some(SweepCommand::Show { id, json }) => show(&adapt.sweep_details(*id)?, *json),
+        Some(SweepCommand::List(a)) => list(&adapt, a.json),
+        Some(SweepCommand::Show(a)) => show(&adapt.sweep_details(a.id)?, a.json),
         None => sweep(&adapt, args),
     }
 }
