@@ -2,8 +2,9 @@
 // WebKitWebDriver: first run → load the bundled SmolLM2 → a streamed reply with its cache
 // figures → save → a second turn that reuses the cache → the sample dataset inspected → the
 // backend's check of the Train form shown beside a field → a short training run whose steps
-// appear on the loss chart and whose stream says it ended → a chat with its adapter → the
-// base model and the adapter side by side (A/B) → the Models and Runs views.
+// appear on the loss chart and whose stream says it ended → a chat with its adapter that
+// knows the trained fact → the base model and the adapter side by side (A/B), only the
+// adapter's side knowing it → the Models and Runs views.
 // Screenshots of each view go to docs/screenshots/ (the README shows them).
 //
 // Environment: ADAPT_APP (the built app binary), ADAPT_MODELS_DIR (where SmolLM2 is),
@@ -96,6 +97,8 @@ try {
   await (await byTest("train-length-by")).selectByAttribute("value", "iters");
   await (await byTest("train-iters")).setValue("6");
   await (await byTest("train-batch")).setValue("2");
+  // Six steps at this rate teach SmolLM2 the sample's made-up fact (checked below).
+  await (await byTest("train-lr")).setValue("0.0003");
   await (await byTest("train-max-len")).setValue("128");
   await waitText(await byTest("train-steps"), /^6 optimizer steps/);
   await (await byTest("estimate")).click();
@@ -116,7 +119,8 @@ try {
   await (await byTest("composer")).setValue("What is the Blue Lantern's code?");
   await (await byTest("send")).click();
   await (await byTest("turn-stats")).waitForExist({ timeout: 120_000 });
-  assert.ok((await (await byTest("message-assistant")).getText()).trim().length > 0);
+  const taught = await (await byTest("message-assistant")).getText();
+  assert.match(taught, /7-4-1/, `the adapter's reply: ${taught}`);
   assert.equal(await (await byTest("adapter-picker")).getValue(), "1");
   // A/B on the same loaded weights: the base model beside the new adapter.
   await (await byTest("compare-mode")).click();
@@ -125,7 +129,12 @@ try {
   await (await byTest("compare-composer")).setValue("What is the Blue Lantern's code?");
   await (await byTest("compare-send")).click();
   await (await browser.$('[data-testid="side-1"] [data-testid="side-stats"]')).waitForExist({ timeout: 120_000 });
-  assert.ok((await (await byTest("side-0-assistant")).getText()).trim().length > 0);
+  // Both sides answered: the base model does not know the code, the adapter does.
+  const base = await (await byTest("side-0-assistant")).getText();
+  const tuned = await (await byTest("side-1-assistant")).getText();
+  assert.ok(base.trim().length > 0, "the base side is empty");
+  assert.doesNotMatch(base, /7-4-1/, `the base model's reply: ${base}`);
+  assert.match(tuned, /7-4-1/, `the adapter's side: ${tuned}`);
   await browser.saveScreenshot(join(shots, "chat-compare.png"));
   await (await byTest("compare-mode")).click();
 

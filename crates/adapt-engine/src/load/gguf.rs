@@ -33,10 +33,9 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     let model = Model::new(args, &mut weights)?;
     drop(weights);
     let tokenizer = Tokenizer::from_gguf(&gguf)?;
-    let name = gguf
-        .get_str("general.name")
-        .map(str::to_string)
-        .unwrap_or_else(|| file_stem(path));
+    // The file's own name, as the library lists it: `general.name` is often a training
+    // label ("Smollm2 135M 8k Lc100K Mix1 Ep2") that names no file a person can find.
+    let name = file_stem(path);
     let template = gguf.get_str("tokenizer.chat_template");
     assemble(
         model,
