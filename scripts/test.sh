@@ -48,3 +48,7 @@ for deb in "$TARGET"/debug/bundle/deb/*.deb; do scripts/check-deb.sh "$deb"; don
 # A data folder of its own: the run it trains is run #1.
 ADAPT_DATA_DIR="$ADAPT_DATA_DIR/app" ADAPT_APP="$TARGET/debug/adapt-app" \
     ADAPT_MODELS_DIR="$ROOT/models-cache" xvfb-run -a -s "-screen 0 1280x800x24" node ui/tests/app.mjs
+# Again with the system asking for dark: the page follows it (screenshots NAME-dark.png).
+GTK_THEME=Adwaita:dark ADAPT_APP_THEME=dark ADAPT_DATA_DIR="$ADAPT_DATA_DIR/app-dark" \
+    ADAPT_APP="$TARGET/debug/adapt-app" ADAPT_MODELS_DIR="$ROOT/models-cache" \
+    xvfb-run -a -s "-screen 0 1280x800x24" node ui/tests/app.mjs

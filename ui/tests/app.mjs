@@ -6,6 +6,8 @@
 // knows the trained fact → the base model and the adapter side by side (A/B), only the
 // adapter's side knowing it → the Models and Runs views.
 // Screenshots of each view go to docs/screenshots/ (the README shows them).
+// ADAPT_APP_THEME=dark: the system asks for dark (on Linux, GTK_THEME=Adwaita:dark); the test
+// checks the page follows it and names its screenshots NAME-dark.png.
 //
 // Environment: ADAPT_APP (the built app binary), ADAPT_MODELS_DIR (where SmolLM2 is),
 // ADAPT_DATA_DIR (a fresh data folder), TAURI_DRIVER (default: tauri-driver on PATH). Run it
@@ -23,6 +25,8 @@ const app = process.env.ADAPT_APP;
 assert.ok(process.env.DISPLAY, "no DISPLAY: run under xvfb-run");
 assert.ok(app, "set ADAPT_APP to the built app binary");
 await mkdir(shots, { recursive: true });
+const dark = process.env.ADAPT_APP_THEME === "dark";
+const shot = (name) => join(shots, dark ? name.replace(/\.png$/, "-dark.png") : name);
 
 const driver = spawn(process.env.TAURI_DRIVER ?? "tauri-driver", ["--port", "4444"], {
   stdio: ["ignore", "inherit", "inherit"],
@@ -47,7 +51,12 @@ try {
   };
 
   await (await byTest("first-run")).waitForDisplayed({ timeout: 30_000 });
-  await browser.saveScreenshot(join(shots, "first-run.png"));
+  // The page follows the system's light or dark setting.
+  const background = await browser.execute(() => getComputedStyle(document.documentElement).backgroundColor);
+  const channels = background.match(/\d+/g).slice(0, 3).map(Number);
+  const bright = channels.reduce((a, b) => a + b, 0) / 3;
+  assert.ok(dark ? bright < 64 : bright > 192, `the page's background in ${dark ? "dark" : "light"} mode: ${background}`);
+  await browser.saveScreenshot(shot("first-run.png"));
   await (await byTest("load-bundled")).click();
   await waitText(await byTest("loaded-model"), /SmolLM2|Smollm2/i);
 
@@ -71,7 +80,7 @@ try {
   const replies = await browser.$$('[data-testid="message-assistant"]');
   assert.match(await replies[1].getText(), /Berlin/);
   await waitText(await byTest("cache-state"), /on disk/);
-  await browser.saveScreenshot(join(shots, "chat.png"));
+  await browser.saveScreenshot(shot("chat.png"));
 
   // The sample dataset kept in the repository, tokenized with the loaded model.
   await (await browser.$("[data-view=datasets]")).click();
@@ -81,7 +90,7 @@ try {
   await waitText(await byTest("dataset-summary"), /chat JSONL · 12 valid examples · 0 invalid/);
   await (await byTest("histogram")).waitForExist({ timeout: 30_000 });
   assert.match(await (await browser.$(".trained")).getText(), /7-4-1/);
-  await browser.saveScreenshot(join(shots, "datasets.png"));
+  await browser.saveScreenshot(shot("datasets.png"));
 
   // A short training run on the sample data: the memory estimate, then points on the loss
   // chart as the steps report, then a chat with the new adapter.
@@ -113,7 +122,7 @@ try {
   await waitText(await byTest("train-status"), /succeeded/, 180_000);
   assert.ok(early >= 1 && early < 6, `points while training: ${early}`);
   assert.equal(await points(), 6);
-  await browser.saveScreenshot(join(shots, "train.png"));
+  await browser.saveScreenshot(shot("train.png"));
   await (await byTest("chat-with-adapter")).click();
   await waitText(await byTest("loaded-adapter"), /adapter of run #1/, 60_000);
   await (await byTest("composer")).setValue("What is the Blue Lantern's code?");
@@ -135,16 +144,16 @@ try {
   assert.ok(base.trim().length > 0, "the base side is empty");
   assert.doesNotMatch(base, /7-4-1/, `the base model's reply: ${base}`);
   assert.match(tuned, /7-4-1/, `the adapter's side: ${tuned}`);
-  await browser.saveScreenshot(join(shots, "chat-compare.png"));
+  await browser.saveScreenshot(shot("chat-compare.png"));
   await (await byTest("compare-mode")).click();
 
   await (await browser.$("[data-view=models]")).click();
   await (await byTest("model-row")).waitForExist({ timeout: 30_000 });
-  await browser.saveScreenshot(join(shots, "models.png"));
+  await browser.saveScreenshot(shot("models.png"));
   await (await browser.$("[data-view=runs]")).click();
   await waitText(await byTest("run-figures"), /step 6 · epoch/);
-  await browser.saveScreenshot(join(shots, "runs.png"));
-  console.log("app tests: ok (screenshots in docs/screenshots/)");
+  await browser.saveScreenshot(shot("runs.png"));
+  console.log(`app tests${dark ? " (dark)" : ""}: ok (screenshots in docs/screenshots/)`);
 } catch (e) {
   failed = true;
   console.error(e);
