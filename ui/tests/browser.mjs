@@ -293,8 +293,9 @@ try {
   await page.screenshot({ path: join(out, "models.png") });
   const imported = page.getByTestId("model-row").filter({ hasText: "tiny.Q8_0.gguf" });
   await imported.getByTestId("delete-model").click();
+  await imported.getByTestId("removal-plan").getByText(/^Removes 1 file \(.+\): tiny\.Q8_0\.gguf\.$/).waitFor();
   await imported.getByText("Delete for good?").click();
-  await page.getByTestId("models-notice").getByText("Deleted tiny.Q8_0.gguf.").waitFor();
+  await page.getByTestId("models-notice").getByText(/^Deleted tiny\.Q8_0\.gguf: 1 file, /).waitFor();
   assert.equal(await page.getByTestId("model-row").count(), 3);
   await page.locator("[data-view=runs]").click();
   await page.getByTestId("run-dashboard").waitFor();

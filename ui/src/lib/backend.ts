@@ -8,6 +8,7 @@ import type {
   ConvertReport,
   DatasetRecord,
   ModelEntry,
+  RemovalPlan,
   Opened,
   PullEvent,
   Variant,
@@ -120,7 +121,11 @@ export const backend = {
   /** Stops a run, whichever window or process started it (it writes a checkpoint first). */
   stopTraining: (run: number) => invoke<void>("stop_training", { run }),
   importModel: (path: string) => invoke<ModelEntry>("import_model", { path }),
-  deleteModel: (name: string) => invoke<ModelEntry>("delete_model", { name }),
+  /** What deleting `name` would remove and keep, or why it is refused; shown before Delete. */
+  removalPlan: (name: string) => invoke<RemovalPlan>("removal_plan", { name }),
+  /** Deletes what `plan` showed; refused when the files changed since. */
+  deleteModel: (plan: RemovalPlan) =>
+    invoke<RemovalPlan>("delete_model", { name: plan.name, confirmation: plan.confirmation }),
   makeVariant: (path: string, variant: Variant, onStep: (step: string) => void) =>
     invoke<ConvertReport>("make_variant", { path, variant, events: channel(onStep) }),
   /** Starts a pull; its stream ends with an `ended` event. Returns the job's id. */

@@ -2,7 +2,7 @@
 
 import { humanBytes } from "./chat";
 import { isDatasetPath } from "./datasets";
-import type { ModelDetails, PullEnd, PullProgress, Variant } from "./types";
+import type { ModelDetails, PullEnd, PullProgress, RemovalPlan, Variant } from "./types";
 import { duration } from "./train";
 
 /** The copies of `m` the library can make: GGUF → MLX folder; a folder quantized or back. */
@@ -57,4 +57,16 @@ export function pullEnded(end: PullEnd): { state: PullState; line: string | null
   if (end.status === "cancelled") return { state: "cancelled", line: null, error: null };
   const e = end.error;
   return { state: "failed", line: null, error: e ? `[${e.code}] ${e.message}` : `the pull ended: ${end.status}` };
+}
+
+/** What Delete will do, said before the second click: "Removes 2 files (98 MB): a, b. Keeps
+ *  1 file Adapt did not write: notes.txt." */
+export function removalLine(plan: RemovalPlan): string {
+  const leaf = (path: string) => path.split(/[\\/]/).filter(Boolean).pop() ?? path;
+  const count = (n: number) => `${n} file${n === 1 ? "" : "s"}`;
+  const names = (paths: string[]) =>
+    paths.length <= 3 ? paths.map(leaf).join(", ") : `${paths.slice(0, 3).map(leaf).join(", ")} and ${paths.length - 3} more`;
+  let line = `Removes ${count(plan.files.length)} (${humanBytes(plan.bytes)}): ${names(plan.files.map((f) => f.path))}.`;
+  if (plan.kept.length) line += ` Keeps ${count(plan.kept.length)} Adapt did not write: ${names(plan.kept)}.`;
+  return line;
 }

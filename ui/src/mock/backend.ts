@@ -406,6 +406,14 @@ function serverStatus() {
   };
 }
 
+/** What deleting a library model removes: its one file, as the real library records it. */
+function removalPlan(name: string) {
+  const m = library.find((e) => e.name === name);
+  if (!m) throw fail("library.not_found", `no model named ${name} in the library`);
+  const files = [{ path: m.path, bytes: m.bytes }];
+  return { name, root: m.path, origin: "imported", files, bytes: m.bytes, kept: [], confirmation: `plan:${m.path}:${m.bytes}` };
+}
+
 const handlers: Record<string, (a: Args) => unknown> = {
   server_status: () => serverStatus(),
   start_server: (a) => {
@@ -447,10 +455,12 @@ const handlers: Record<string, (a: Args) => unknown> = {
     library.push(entry);
     return entry;
   },
+  removal_plan: (a) => removalPlan(a.name),
   delete_model: (a) => {
-    const i = library.findIndex((m) => m.name === a.name);
-    if (i < 0) throw fail("library.not_found", `no model named ${a.name}`);
-    return library.splice(i, 1)[0];
+    const plan = removalPlan(a.name);
+    if (a.confirmation !== plan.confirmation) throw fail("library.unconfirmed", `${a.name}: its files changed since they were shown; look again before deleting`);
+    library.splice(library.findIndex((m) => m.name === a.name), 1);
+    return plan;
   },
   make_variant: async (a) => {
     for (const step of ["reading the weights", "quantizing 211 tensors", "measuring the quality"]) {
