@@ -45,10 +45,12 @@ echo "== ui: every view with a mocked backend in Chromium (Playwright)"
 echo "== app: build (debug) with its .deb, then the real window under Xvfb (WebDriver)"
 ui/node_modules/.bin/tauri build --debug --bundles deb --ci
 for deb in "$TARGET"/debug/bundle/deb/*.deb; do scripts/check-deb.sh "$deb"; done
+# The Hub look-alike the app pulls a model from.
+cargo build -p adapt-hub --features test-util --example fake_hub --locked
+export ADAPT_APP="$TARGET/debug/adapt-app" ADAPT_FAKE_HUB="$TARGET/debug/examples/fake_hub" \
+    ADAPT_MODELS_DIR="$ROOT/models-cache"
 # A data folder of its own: the run it trains is run #1.
-ADAPT_DATA_DIR="$ADAPT_DATA_DIR/app" ADAPT_APP="$TARGET/debug/adapt-app" \
-    ADAPT_MODELS_DIR="$ROOT/models-cache" xvfb-run -a -s "-screen 0 1280x800x24" node ui/tests/app.mjs
+ADAPT_DATA_DIR="$ADAPT_DATA_DIR/app" xvfb-run -a -s "-screen 0 1280x800x24" node ui/tests/app.mjs
 # Again with the system asking for dark: the page follows it (screenshots NAME-dark.png).
 GTK_THEME=Adwaita:dark ADAPT_APP_THEME=dark ADAPT_DATA_DIR="$ADAPT_DATA_DIR/app-dark" \
-    ADAPT_APP="$TARGET/debug/adapt-app" ADAPT_MODELS_DIR="$ROOT/models-cache" \
     xvfb-run -a -s "-screen 0 1280x800x24" node ui/tests/app.mjs

@@ -9,12 +9,19 @@
 // ADAPT_APP_THEME=dark: the system asks for dark (on Linux, GTK_THEME=Adwaita:dark); the test
 // checks the page follows it and names its screenshots NAME-dark.png.
 //
+// Then, on the real backend: a GGUF pulled from a Hub look-alike on 127.0.0.1, converted to
+// an MLX folder, dequantized, quantized to 4 bits, the copy deleted.
+//
 // Environment: ADAPT_APP (the built app binary), ADAPT_MODELS_DIR (where SmolLM2 is),
-// ADAPT_DATA_DIR (a fresh data folder), TAURI_DRIVER (default: tauri-driver on PATH). Run it
-// from the repository's root: the app starts there and reads examples/ from there.
+// ADAPT_FAKE_HUB (the built `fake_hub` example of adapt-hub), ADAPT_DATA_DIR (a fresh data
+// folder), TAURI_DRIVER (default: tauri-driver on PATH). Run it from the repository's root:
+// the app starts there and reads examples/ from there. The app gets a models folder of the
+// test's own holding SmolLM2 (what it pulls and writes goes there) and its own HF_HOME.
 import { spawn } from "node:child_process";
-import { mkdir } from "node:fs/promises";
+import { copyFile, link, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { remote } from "webdriverio";
@@ -27,6 +34,35 @@ assert.ok(app, "set ADAPT_APP to the built app binary");
 await mkdir(shots, { recursive: true });
 const dark = process.env.ADAPT_APP_THEME === "dark";
 const shot = (name) => join(shots, dark ? name.replace(/\.png$/, "-dark.png") : name);
+
+const GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf";
+const HUB_REPO = "adapt-test/smollm2-pulled-GGUF";
+const givenModels = process.env.ADAPT_MODELS_DIR;
+const fakeHub = process.env.ADAPT_FAKE_HUB;
+assert.ok(givenModels, "set ADAPT_MODELS_DIR to the folder holding " + GGUF);
+assert.ok(fakeHub, "set ADAPT_FAKE_HUB to the built fake_hub example of adapt-hub");
+const scratch = await mkdtemp(join(tmpdir(), "adapt-app-test-"));
+const place = (from, to) => link(from, to).catch(() => copyFile(from, to));
+for (const dir of ["models", "hub", "hf-home"]) await mkdir(join(scratch, dir));
+await place(join(givenModels, GGUF), join(scratch, "models", GGUF));
+await place(join(givenModels, GGUF), join(scratch, "hub", "smollm2-pulled.Q4_1.gguf"));
+const hub = spawn(fakeHub, ["--port", "0", "--repo", HUB_REPO, "--file", join(scratch, "hub", "smollm2-pulled.Q4_1.gguf")], {
+  stdio: ["ignore", "pipe", "inherit"],
+});
+const [served] = await Promise.race([
+  (async () => {
+    for await (const line of createInterface({ input: hub.stdout })) return [line];
+  })(),
+  new Promise((_, reject) => setTimeout(() => reject(new Error("the Hub look-alike did not start")), 30_000)),
+]);
+const endpoint = served.match(/at (http:\/\/127\.0\.0\.1:\d+)/)?.[1];
+assert.ok(endpoint, `the Hub look-alike said: ${served}`);
+hub.stdout.resume();
+Object.assign(process.env, {
+  ADAPT_MODELS_DIR: join(scratch, "models"),
+  HF_ENDPOINT: endpoint,
+  HF_HOME: join(scratch, "hf-home"),
+});
 
 const driver = spawn(process.env.TAURI_DRIVER ?? "tauri-driver", ["--port", "4444"], {
   stdio: ["ignore", "inherit", "inherit"],
@@ -46,8 +82,13 @@ try {
   });
   const byTest = (id) => browser.$(`[data-testid="${id}"]`);
   const waitText = async (el, pattern, timeout = 60_000) => {
-    await browser.waitUntil(async () => pattern.test(await el.getText()), { timeout, interval: 250 });
-    return el.getText();
+    let last = "";
+    try {
+      await browser.waitUntil(async () => pattern.test((last = await el.getText())), { timeout, interval: 250 });
+    } catch (e) {
+      throw new Error(`waited ${timeout / 1000} s for ${pattern}; the text was: ${last}`, { cause: e });
+    }
+    return last;
   };
 
   await (await byTest("first-run")).waitForDisplayed({ timeout: 30_000 });
@@ -147,9 +188,45 @@ try {
   await browser.saveScreenshot(shot("chat-compare.png"));
   await (await byTest("compare-mode")).click();
 
+  // Models on the real backend: pull a GGUF from the Hub look-alike, convert it to an MLX
+  // folder, dequantize that, quantize the float copy to 4 bits, delete the 4-bit copy.
   await (await browser.$("[data-view=models]")).click();
   await (await byTest("model-row")).waitForExist({ timeout: 30_000 });
+  const row = (has, hasNot = "\u0000") =>
+    browser.$(`//tr[@data-testid="model-row"][contains(., "${has}") and not(contains(., "${hasNot}"))]`);
+  await (await byTest("pull-spec")).setValue(HUB_REPO);
+  await (await byTest("pull-file")).setValue("smollm2-pulled.Q4_1.gguf");
+  await (await byTest("pull")).click();
+  await waitText(await byTest("pull-state"), /^done$/, 120_000);
+  const pulled = await row("smollm2-pulled", "-mlx");
+  await pulled.waitForExist({ timeout: 30_000 });
+  const notice = await byTest("models-notice");
+  await (await pulled.$('[data-testid="variant"]')).click();
+  await waitText(notice, /^Wrote .*→/, 300_000);
+  // The GGUF's Q4_1 blocks convert to an MLX folder quantized as they were; back to float,
+  // and that quantized to 4 bits with its quality cost measured.
+  const converted = await row("-mlx", "-float");
+  await converted.waitForExist({ timeout: 30_000 });
+  assert.match(await converted.getText(), /library/);
+  await (await converted.$('.//button[@data-testid="variant"][.="Dequantize"]')).click();
+  await waitText(notice, /^Wrote .*float.*→/, 300_000);
+  const float = await row("-float", "-4bit");
+  await float.waitForExist({ timeout: 30_000 });
+  await (await float.$('.//button[@data-testid="variant"][.="Quantize 4-bit"]')).click();
+  await waitText(notice, /^Wrote 4-bit \(group 64\)[^:]*: .* → .* · mean KL \d/, 300_000);
+  const quantized = await row("-4bit");
+  await quantized.waitForExist({ timeout: 30_000 });
   await browser.saveScreenshot(shot("models.png"));
+  // The first click names what a second removes: the files the quantization wrote.
+  await (await quantized.$('[data-testid="delete-model"]')).click();
+  await waitText(await quantized.$('[data-testid="removal-plan"]'), /^Removes \d+ files \(.+\): .*model\.safetensors/);
+  await (await quantized.$('[data-testid="delete-model"]')).click();
+  const alert = await browser.$('[role="alert"]');
+  await browser.waitUntil(async () => /^Deleted .*-4bit/.test(await notice.getText()) || (await alert.isExisting()), {
+    timeout: 60_000,
+  });
+  assert.ok(!(await alert.isExisting()), `deleting the 4-bit copy: ${await alert.isExisting() && (await alert.getText())}`);
+  await (await row("-4bit")).waitForExist({ timeout: 30_000, reverse: true });
   await (await browser.$("[data-view=runs]")).click();
   await waitText(await byTest("run-figures"), /step 6 · epoch/);
   await browser.saveScreenshot(shot("runs.png"));
@@ -160,5 +237,7 @@ try {
 } finally {
   if (browser) await browser.deleteSession().catch(() => {});
   driver.kill("SIGTERM");
+  hub.kill("SIGTERM");
+  await rm(scratch, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);
