@@ -138,6 +138,11 @@ describe("the trials shown", () => {
     expect(rows[2].points).toEqual([[2, 2.2], [4, 2.0]]);
     expect(rows[0].points).toEqual([[2, 2.1], [4, 1.9]]);
     expect(trialRows(details(), null).map((r) => r.number)).toEqual([1, 0, 2]);
+    // Resumed here after step 2: the stored point before it stays, the stream's follow.
+    const resumed = liveSweep(1);
+    applySweepProgress(resumed, { stage: "trial_started", detail: { number: 2, run_id: 12, params: {}, resumed: true } });
+    applySweepProgress(resumed, trialEvent(2, { type: "evaluated", step: 4, val_loss: 2.05, improved: true, probes: [] }));
+    expect(trialRows(details(), resumed)[2].points).toEqual([[2, 2.2], [4, 2.05]]);
     expect(trialRows(null, null)).toEqual([]);
   });
 

@@ -294,7 +294,12 @@ export function trialRows(details: SweepDetails | null, live: LiveSweep | null):
   const rows = stored.map((r) => {
     const l = live?.trials.find((t) => t.number === r.number);
     // The stream is newer while the trial trains, or when it has seen more of it.
-    if (l && (l.state === "running" || l.points.length > r.points.length)) return { ...l, bestValLoss: l.bestValLoss ?? r.bestValLoss };
+    if (l && (l.state === "running" || l.points.length > r.points.length)) {
+      // A trial resumed here streams from its checkpoint on: the stored points before it stay.
+      const from = l.points.length ? l.points[0][0] : Infinity;
+      const points = [...r.points.filter(([step]) => step < from), ...l.points];
+      return { ...l, points, bestValLoss: l.bestValLoss ?? r.bestValLoss };
+    }
     return l ? { ...r, totalSteps: l.totalSteps } : r;
   });
   for (const l of live?.trials ?? []) if (!rows.some((r) => r.number === l.number)) rows.push(l);
