@@ -11,7 +11,8 @@ mod tests {
         ConvertReport, DatasetRecord, ErrorCode, GenerateParams, Generation, GenerationEvent,
         GenerationStats, ModelDetails, ModelEntry, ModelInfo, Overflow, PullEvent, RemovalPlan,
         RunDetails, RunRecord, SamplingParams, SavedChat, SavedConversation, SavedPrompts,
-        StopReason, TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress, Variant,
+        StopReason, SweepDetails, SweepForm, SweepProgress, SweepRecord, TrainCheck, TrainForm,
+        TrainPlan, TrainPreset, TrainProgress, Variant,
     };
     use std::collections::BTreeMap;
 
@@ -73,6 +74,10 @@ mod tests {
             PullEvent,
             ServerStatus,
             SavedPrompts,
+            SweepForm,
+            SweepRecord,
+            SweepDetails,
+            SweepProgress,
         );
         for decl in collector.seen.values() {
             out.push_str(&format!("\nexport {decl}\n"));

@@ -40,6 +40,11 @@ impl App {
                 inspect_dataset,
                 dataset_lines,
                 plan_training,
+                list_sweeps,
+                sweep_details,
+                start_sweep,
+                resume_sweep,
+                stop_sweep,
             ])
             .build(mock_context(noop_assets()))
             .unwrap();
@@ -189,4 +194,49 @@ fn paths_are_checked_before_they_are_used() {
         .map(|f| f["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["model", "dataset"], "{e}");
+}
+
+#[test]
+fn sweeps_are_listed_and_bad_requests_refused_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::new(dir.path());
+    assert_eq!(app.invoke("list_sweeps", json!({})).unwrap(), json!([]));
+    for cmd in ["sweep_details", "stop_sweep"] {
+        assert_eq!(app.refused(cmd, json!({"id": 3})), "sweep.not_found");
+    }
+    assert_eq!(
+        app.refused("resume_sweep", json!({"id": 3, "events": "__CHANNEL__:1"})),
+        "sweep.not_found"
+    );
+    let train = json!({
+        "model": dir.path().join("none.gguf"), "dataset": dir.path().join("none.jsonl"),
+        "csv": {}, "valid_share": 0.1, "mask_prompt": true, "qlora": false,
+        "config": {"iters": 4}, "name": null
+    });
+    let form = |space: Value| {
+        json!({"form": {"train": train, "space": space, "trials": 2, "startup_trials": null,
+                        "seed": 0, "rungs": [0.5, 1.0], "reduction": 2.0},
+               "events": "__CHANNEL__:2"})
+    };
+    let e = app
+        .invoke(
+            "start_sweep",
+            form(json!({"learning_rate": {"log_uniform": [1e-5, 1e-3]}})),
+        )
+        .unwrap_err();
+    assert_eq!(e["code"], "request.invalid");
+    let fields: Vec<&str> = e["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["model", "dataset"], "{e}");
+    let e = app
+        .invoke(
+            "start_sweep",
+            form(json!({"learning_rat": {"uniform": [0.1, 0.2]}})),
+        )
+        .unwrap_err();
+    assert_eq!(e["code"], "sweep.unknown_knob", "{e}");
 }

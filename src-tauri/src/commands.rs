@@ -17,6 +17,7 @@ use adapt_api::{
     Variant,
 };
 use adapt_api::{SavedPrompts, ServedRequest, ServerSettings};
+use adapt_api::{SweepDetails, SweepForm, SweepProgress, SweepRecord};
 use serde::Serialize;
 use tauri::ipc::Channel;
 
@@ -349,6 +350,50 @@ pub async fn resume_training(
 #[tauri::command]
 pub fn stop_training(shared: State<'_, Shared>, run: i64) -> Answer<()> {
     shared.adapt.stop_run(run)
+}
+
+/// Every sweep, newest first.
+#[tauri::command]
+pub async fn list_sweeps(shared: State<'_, Shared>) -> Answer<Vec<SweepRecord>> {
+    on_worker(&shared, |a| a.sweeps()).await
+}
+
+/// A sweep with its trials ranked (best first), its rungs and each trial's validation curve.
+#[tauri::command]
+pub async fn sweep_details(shared: State<'_, Shared>, id: i64) -> Answer<SweepDetails> {
+    on_worker(&shared, move |a| a.sweep_details(id)).await
+}
+
+/// Starts a sweep of `form` (the Train form, the settings to search and the budget) on one
+/// loaded model; its progress streams through `events`, ending with how it ended. Returns the
+/// sweep's id.
+#[tauri::command]
+pub async fn start_sweep(
+    shared: State<'_, Shared>,
+    form: SweepForm,
+    events: Channel<SweepProgress>,
+) -> Answer<i64> {
+    let job = shared
+        .adapt
+        .start_sweep(form.checked_request()?, relay(events))?;
+    Ok(job.sweep_id())
+}
+
+/// Goes on with a stopped sweep where it stopped; its progress streams like a new sweep's.
+#[tauri::command]
+pub async fn resume_sweep(
+    shared: State<'_, Shared>,
+    id: i64,
+    events: Channel<SweepProgress>,
+) -> Answer<i64> {
+    let job = shared.adapt.resume_sweep(id, relay(events))?;
+    Ok(job.sweep_id())
+}
+
+/// Stops a sweep (whichever window or process runs it); its trial writes a checkpoint first.
+#[tauri::command]
+pub fn stop_sweep(shared: State<'_, Shared>, id: i64) -> Answer<()> {
+    shared.adapt.stop_sweep(id)
 }
 
 /// Copies a GGUF file or model folder (say, dropped on the window) into the library.

@@ -4,7 +4,8 @@
 // backend's check of the Train form shown beside a field → a short training run whose steps
 // appear on the loss chart and whose stream says it ended → a chat with its adapter that
 // knows the trained fact → the base model and the adapter side by side (A/B), only the
-// adapter's side knowing it → the Models and Runs views.
+// adapter's side knowing it → the Models and Runs views → a short sweep defined in the Train
+// form, its trials in the Sweeps view, and its best adapter loaded.
 // Screenshots of each view go to docs/screenshots/ (the README shows them).
 // ADAPT_APP_THEME=dark: the system asks for dark (on Linux, GTK_THEME=Adwaita:dark); the test
 // checks the page follows it and names its screenshots NAME-dark.png.
@@ -14,9 +15,10 @@
 //
 // Environment: ADAPT_APP (the built app binary), ADAPT_MODELS_DIR (where SmolLM2 is),
 // ADAPT_FAKE_HUB (the built `fake_hub` example of adapt-hub), ADAPT_DATA_DIR (a fresh data
-// folder), TAURI_DRIVER (default: tauri-driver on PATH). Run it from the repository's root:
-// the app starts there and reads examples/ from there. The app gets a models folder of the
-// test's own holding SmolLM2 (what it pulls and writes goes there) and its own HF_HOME.
+// folder), TAURI_DRIVER (default: tauri-driver on PATH), TAURI_DRIVER_PORT (default 4444; the
+// native driver takes the next port). Run it from the repository's root: the app starts there
+// and reads examples/ from there. The app gets a models folder of the test's own holding
+// SmolLM2 (what it pulls and writes goes there) and its own HF_HOME.
 import { spawn } from "node:child_process";
 import { copyFile, link, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -64,7 +66,9 @@ Object.assign(process.env, {
   HF_HOME: join(scratch, "hf-home"),
 });
 
-const driver = spawn(process.env.TAURI_DRIVER ?? "tauri-driver", ["--port", "4444"], {
+// Its port, and the native driver's next to it (another test on the machine may hold 4444).
+const port = Number(process.env.TAURI_DRIVER_PORT ?? 4444);
+const driver = spawn(process.env.TAURI_DRIVER ?? "tauri-driver", ["--port", String(port), "--native-port", String(port + 1)], {
   stdio: ["ignore", "inherit", "inherit"],
 });
 await new Promise((r) => setTimeout(r, 1500));
@@ -74,7 +78,7 @@ let browser;
 try {
   browser = await remote({
     hostname: "127.0.0.1",
-    port: 4444,
+    port,
     logLevel: "warn",
     connectionRetryTimeout: 60_000,
     connectionRetryCount: 1,
@@ -230,6 +234,32 @@ try {
   await (await browser.$("[data-view=runs]")).click();
   await waitText(await byTest("run-figures"), /step 6 · epoch/);
   await browser.saveScreenshot(shot("runs.png"));
+
+  // A short sweep from the Train form: the learning rate and the rank swept over three
+  // trials of two steps on the model loaded once, shown in Sweeps with its table and curves;
+  // Use best loads the best trial's adapter.
+  await (await browser.$("[data-view=train]")).click();
+  await (await byTest("train-iters")).setValue("2");
+  await waitText(await byTest("train-steps"), /^2 optimizer steps/);
+  await (await byTest("sweep-learningRate")).click();
+  await (await byTest("sweep-rank")).click();
+  await (await byTest("sweep-values-rank")).setValue("4, 8");
+  await (await byTest("sweep-trials")).setValue("3");
+  await (await byTest("sweep-seed")).setValue("42");
+  await (await byTest("sweep-rungs")).setValue("0.5");
+  await (await byTest("sweep-reduction")).setValue("2");
+  await browser.waitUntil(async () => (await byTest("start-sweep")).isEnabled(), { timeout: 30_000 });
+  await (await byTest("start-sweep")).click();
+  await (await byTest("sweep-dashboard")).waitForDisplayed({ timeout: 30_000 });
+  await waitText(await byTest("sweep-status"), /succeeded/, 240_000);
+  const trials = await browser.$$('[data-testid="trial-row"]');
+  assert.equal(trials.length, 3);
+  for (const t of trials) assert.match(await t.getAttribute("data-state"), /^(completed|pruned)$/);
+  const curves = await browser.$$('[data-testid="sweep-dashboard"] [data-testid="chart"] path');
+  assert.equal(curves.length, 3);
+  await browser.saveScreenshot(shot("sweeps.png"));
+  await (await byTest("sweep-use-best")).click();
+  await waitText(await byTest("loaded-adapter"), /adapter of run #[234]/, 60_000);
   console.log(`app tests${dark ? " (dark)" : ""}: ok (screenshots in docs/screenshots/)`);
 } catch (e) {
   failed = true;

@@ -1,7 +1,7 @@
 // The built page with a mocked backend, driven in Debian's Chromium: every view renders, a
 // conversation streams, is saved, reopened, forked and stopped; the Train form shows the
 // backend's check beside each field; runs stream to their end (nothing polled), stop and
-// resume; A/B sides stop one at a time. Screenshots go to test-results/.
+// resume; A/B sides stop one at a time; a sweep defined in Train runs its trials in Sweeps. Screenshots go to test-results/.
 import { chromium } from "playwright-core";
 import { mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -319,6 +319,54 @@ try {
   await page.screenshot({ path: join(out, "runs-dark.png") });
   await page.emulateMedia({ colorScheme: "light" });
   await page.mouse.move(0, 0);
+  // Sweeps: learning rate and rank swept from the Train form; the trials stream into the
+  // Sweeps view's table and overlaid curves, one is pruned at its rung (greyed), the scatter
+  // plots a chosen setting against the loss, and Use best chats with the best trial's adapter.
+  await page.locator("[data-view=train]").click();
+  await page.getByTestId("train-iters").fill("8");
+  await page.getByTestId("train-lr").fill("0.0001");
+  assert.equal(await page.getByTestId("sweep-settings").count(), 0);
+  await page.getByTestId("sweep-learningRate").click();
+  await page.getByTestId("sweep-rank").click();
+  await page.getByTestId("sweep-settings").waitFor();
+  assert.equal(await page.getByTestId("sweep-lo-learningRate").inputValue(), "0.00001");
+  assert.equal(await page.getByTestId("sweep-hi-learningRate").inputValue(), "0.001");
+  assert.equal(await page.getByTestId("sweep-values-rank").inputValue(), "8, 16, 32");
+  await page.getByTestId("sweep-values-rank").fill("4, x");
+  await page.getByTestId("sweep-settings").getByText("Enter values separated by commas.").waitFor();
+  assert.equal(await page.getByTestId("start-sweep").isDisabled(), true);
+  await page.getByTestId("sweep-values-rank").fill("4, 8");
+  await page.getByTestId("sweep-trials").fill("4");
+  await page.getByTestId("sweep-rungs").fill("0.5");
+  await page.getByTestId("sweep-reduction").fill("2");
+  await page.waitForFunction(() => !document.querySelector("[data-testid=start-sweep]").disabled);
+  await page.getByTestId("start-sweep").click();
+  await page.getByTestId("sweep-dashboard").waitFor();
+  await page.getByTestId("sweep-badge").waitFor();
+  await page.getByTestId("trial-row").nth(1).waitFor();
+  assert.equal((await calls()).start_sweep, 1);
+  await page.getByTestId("sweep-status").getByText("succeeded").waitFor({ timeout: 20_000 });
+  await page.getByTestId("sweep-badge").waitFor({ state: "detached" });
+  assert.equal(await page.getByTestId("trial-row").count(), 4);
+  const pruned = page.locator("[data-testid=trial-row][data-state=pruned]");
+  assert.equal(await pruned.count(), 1);
+  assert.match(await pruned.textContent(), /^2.*1\.26e-5.*4.*pruned.*pruned at step 4/);
+  assert.match(await page.getByTestId("trial-row").first().textContent(), /^1 ★.*5\.01e-4.*8.*8 \/ 8.*completed/);
+  const sweepChart = page.getByTestId("sweep-dashboard").getByTestId("chart");
+  assert.equal(await sweepChart.locator("path").count(), 4);
+  assert.equal(await sweepChart.locator('path[data-series="trial 2 (pruned)"]').getAttribute("stroke"), "#b9b9b9");
+  assert.notEqual(await sweepChart.locator('path[data-series="trial 1"]').getAttribute("stroke"), "#b9b9b9");
+  const scatter = page.getByTestId("scatter");
+  assert.equal(await scatter.locator("circle").count(), 4);
+  assert.match(await scatter.textContent(), /learning rate \(log\)/);
+  await page.getByTestId("scatter-knob").selectOption("lora_parameters.rank");
+  await scatter.getByText("rank against loss").waitFor();
+  await page.getByTestId("scatter-knob").selectOption("learning_rate");
+  await page.screenshot({ path: join(out, "sweeps.png") });
+  await page.getByTestId("sweep-use-best").getByText("Use best (run #101)").click();
+  await page.getByTestId("loaded-adapter").getByText("adapter of run #101").waitFor();
+  assert.equal(await page.locator("[data-view=chat].active").count(), 1);
+
   // Server: started with the loaded model, its address shown, a client's requests logged
   // (the second with cached tokens), then stopped.
   await page.locator("[data-view=server]").click();

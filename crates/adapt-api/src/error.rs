@@ -158,6 +158,7 @@ error_codes! {
     SweepNeedsSteps = "sweep.needs_steps",
     SweepNeedsValidation = "sweep.needs_validation",
     SweepNotFound = "sweep.not_found",
+    SweepNotRunning = "sweep.not_running",
     SweepRunning = "sweep.running",
     SweepUnknownKnob = "sweep.unknown_knob",
     TextBadJson = "text.bad_json",

@@ -8,7 +8,8 @@
 //! conversion (`convert.rs`), benchmarks (`bench.rs`), serving (`serve.rs`: requests by model
 //! name with prompt-cache reuse, `serve_prompt.rs`: messages, tools and tool calls,
 //! `prompt_files.rs`: the prompt cache on disk, `server_settings.rs`), sweeps (`sweeps.rs`:
-//! trials on one loaded model, judged by successive halving, resumable). Generation streams
+//! trials on one loaded model, judged by successive halving, resumable; `sweep_form.rs`: a
+//! sweep as the app's form gives it). Generation streams
 //! [`GenerationEvent`]s and can be stopped from the caller's side. Errors cross this boundary
 //! as [`ApiError`] (`{code, message, fields}`, the code an [`ErrorCode`]), never as strings to
 //! match.
@@ -38,6 +39,7 @@ mod saved_chats;
 mod serve;
 mod serve_prompt;
 mod server_settings;
+mod sweep_form;
 mod sweeps;
 mod train;
 mod train_form;
@@ -86,8 +88,10 @@ pub use serve::{
 };
 pub use serve_prompt::{ToolCall, ToolFormat};
 pub use server_settings::ServerSettings;
+pub use sweep_form::SweepForm;
 pub use sweeps::{
-    read_sweep_file, read_sweep_spec, SweepDetails, SweepEnd, SweepJob, SweepProgress, SweepRequest,
+    read_sweep_file, read_sweep_spec, SweepDetails, SweepEnd, SweepJob, SweepProgress,
+    SweepRequest, TrialCurve,
 };
 pub use train::{Calibration, TrainEnd, TrainJob, TrainProgress, TrainSummary};
 pub use train_form::{

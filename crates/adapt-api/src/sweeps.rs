@@ -102,6 +102,20 @@ pub struct SweepDetails {
     pub trials: Vec<TrialRecord>,
     /// The rungs (steps) of a trial, when every trial has the same budget.
     pub rungs: Vec<u64>,
+    /// The model every trial trains (the base of their adapters).
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub model: Option<PathBuf>,
+    /// Each trial's validation losses as its run recorded them, in the order of `trials`.
+    pub curves: Vec<TrialCurve>,
+}
+
+/// A trial's validation loss at each evaluation.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TrialCurve {
+    pub number: u64,
+    /// `(step, validation loss)`.
+    pub points: Vec<(u64, f64)>,
 }
 
 /// A started sweep.
@@ -293,13 +307,7 @@ impl Adapt {
                 format!("sweep {id} already finished; `adapt sweep show {id}` shows its trials"),
             ));
         }
-        let live = self.jobs()?.into_iter().find(|j| {
-            j.kind == JobKind::Sweep.as_str()
-                && matches!(j.status, JobStatus::Queued | JobStatus::Running)
-                && serde_json::from_str::<serde_json::Value>(&j.params)
-                    .is_ok_and(|p| p["sweep"] == id)
-        });
-        if let Some(job) = live {
+        if let Some(job) = self.sweep_job_of(id)? {
             return Err(ApiError::new(
                 ErrorCode::SweepRunning,
                 format!(
@@ -315,6 +323,29 @@ impl Adapt {
             )
         })?;
         self.spawn_sweep(id, plan, true, on_progress)
+    }
+
+    /// The job running sweep `id` now (in this process or another), if one is.
+    fn sweep_job_of(&self, id: i64) -> Result<Option<crate::jobs::JobRecord>, ApiError> {
+        Ok(self.jobs()?.into_iter().find(|j| {
+            j.kind == JobKind::Sweep.as_str()
+                && matches!(j.status, JobStatus::Queued | JobStatus::Running)
+                && serde_json::from_str::<serde_json::Value>(&j.params)
+                    .is_ok_and(|p| p["sweep"] == id)
+        }))
+    }
+
+    /// Stops sweep `id` (whichever window or process runs it); the trial in training writes a
+    /// checkpoint first, and [`Adapt::resume_sweep`] goes on from it.
+    pub fn stop_sweep(&self, id: i64) -> Result<(), ApiError> {
+        self.sweep(id)?;
+        match self.sweep_job_of(id)? {
+            Some(job) => self.cancel_job(job.id).map(|_| ()),
+            None => Err(ApiError::new(
+                ErrorCode::SweepNotRunning,
+                format!("sweep {id} is not running"),
+            )),
+        }
     }
 
     /// Every sweep, newest first.
@@ -338,8 +369,9 @@ impl Adapt {
         self.jobs()?;
         let sweep = self.sweep(id)?;
         let trials = ranked(self.store()?.trials(id)?);
-        let rungs = serde_json::from_str::<SweepPlan>(&sweep.spec)
-            .ok()
+        let plan = serde_json::from_str::<SweepPlan>(&sweep.spec).ok();
+        let rungs = plan
+            .as_ref()
             .and_then(|plan| {
                 let base = plan.spec.base(&base_json(&plan.request.config));
                 let iters = base["iters"].as_u64()?;
@@ -347,10 +379,27 @@ impl Adapt {
                 (!knob).then(|| plan.spec.halving(iters).rungs)
             })
             .unwrap_or_default();
+        let store = self.store()?;
+        let mut curves = Vec::new();
+        for t in &trials {
+            if let Some(run_id) = t.run_id {
+                let points = store
+                    .metrics(run_id, None)?
+                    .into_iter()
+                    .filter_map(|m| Some((m.step, m.val_loss?)))
+                    .collect();
+                curves.push(TrialCurve {
+                    number: t.number,
+                    points,
+                });
+            }
+        }
         Ok(SweepDetails {
             sweep,
             trials,
             rungs,
+            model: plan.map(|p| p.request.model),
+            curves,
         })
     }
 

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use adapt_api::datasets::{DataOptions, PrepareInputs, SplitRatios};
 use adapt_api::{
-    read_sweep_spec, Adapt, AdaptConfig, SweepProgress, SweepRequest, TrainConfig, TrainRequest,
-    TrialRecord, TrialState,
+    read_sweep_spec, Adapt, AdaptConfig, Domain, JobStatus, SweepForm, SweepProgress, SweepRequest,
+    TrainConfig, TrainForm, TrainRequest, TrialRecord, TrialState,
 };
 use serde_json::json;
 
@@ -112,6 +112,19 @@ fn sweep(dir: &Path, model: &Path, data: &Path, seed: u64) -> (Vec<TrialRecord>,
     let details = adapt.sweep_details(id).unwrap();
     assert_eq!(details.sweep.best_run_id, best.run_id);
     assert_eq!(details.rungs, [2, 4, 8]);
+    // Each trial's validation curve is its run's, and passes through its rungs' losses.
+    assert_eq!(details.model.as_deref(), Some(model));
+    assert_eq!(details.curves.len(), details.trials.len());
+    for (t, curve) in details.trials.iter().zip(&details.curves) {
+        assert_eq!(curve.number, t.number);
+        for (rung, loss) in [2, 4, 8].iter().zip(&t.rung_losses) {
+            let at = curve.points.iter().find(|p| p.0 == *rung);
+            assert!(
+                at.is_some_and(|p| (p.1 - loss).abs() < 1e-9),
+                "{curve:?} {t:?}"
+            );
+        }
+    }
     (details.trials, adapt, id)
 }
 
@@ -170,6 +183,78 @@ fn a_sweep_keeps_the_good_learning_rate_prunes_early_and_repeats_for_its_seed() 
         v
     };
     assert_eq!(key(&trials), key(&repeat));
+}
+
+#[test]
+fn a_sweep_from_the_apps_form_stops_when_asked_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let data = dir.path().join("facts.jsonl");
+    fact_data(&data, 16);
+    let adapt = start(dir.path());
+    let train = TrainForm {
+        model: model.display().to_string(),
+        dataset: data.display().to_string(),
+        csv: Default::default(),
+        valid_share: 0.25,
+        mask_prompt: true,
+        qlora: false,
+        config: request(&model, &data).config,
+        name: Some("from the form".into()),
+    };
+    let form = SweepForm {
+        train,
+        space: [(
+            "lora_parameters.rank".to_string(),
+            Domain::Choice(vec![json!(2), json!(4)]),
+        )]
+        .into(),
+        trials: 2,
+        startup_trials: None,
+        seed: 0,
+        rungs: vec![0.5, 1.0],
+        reduction: 1.0,
+    };
+    // The first trial waits to train until the sweep has been asked to stop.
+    let (started, on_start) = std::sync::mpsc::channel();
+    let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
+    let job = adapt
+        .start_sweep(form.checked_request().unwrap(), move |p| {
+            if let SweepProgress::TrialStarted { number: 0, .. } = p {
+                let _ = started.send(());
+                let _ = wait_for_go.recv();
+            }
+        })
+        .unwrap();
+    let id = job.sweep_id();
+    on_start.recv().unwrap();
+    adapt.stop_sweep(id).unwrap();
+    go.send(()).unwrap();
+    assert_eq!(job.wait().unwrap(), None);
+    let stopped = adapt.sweep_details(id).unwrap();
+    assert_eq!(stopped.sweep.status, JobStatus::Cancelled);
+    assert_eq!(stopped.sweep.name, "from the form");
+    let e = adapt.stop_sweep(id).unwrap_err();
+    assert_eq!(e.code, "sweep.not_running");
+    assert_eq!(
+        adapt.stop_sweep(id + 1).unwrap_err().code,
+        "sweep.not_found"
+    );
+
+    // Resumed, it trains both trials to the end.
+    let best = adapt.resume_sweep(id, |_| {}).unwrap().wait().unwrap();
+    let done = adapt.sweep_details(id).unwrap();
+    assert_eq!(done.sweep.status, JobStatus::Succeeded);
+    assert_eq!(done.trials.len(), 2);
+    assert!(done.trials.iter().all(|t| t.state == TrialState::Completed));
+    assert_eq!(done.trials[0].run_id, best.and_then(|b| b.run_id));
+    assert!(
+        done.curves
+            .iter()
+            .all(|c| c.points.last().map(|p| p.0) == Some(8)),
+        "{:?}",
+        done.curves
+    );
 }
 
 #[test]

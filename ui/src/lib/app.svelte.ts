@@ -2,7 +2,7 @@
 
 import type { ApiError, CsvOptions, ModelInfo } from "./types";
 
-export type View = "chat" | "models" | "datasets" | "train" | "runs" | "server";
+export type View = "chat" | "models" | "datasets" | "train" | "runs" | "sweeps" | "server";
 
 export const app = $state({
   model: null as ModelInfo | null,
@@ -18,6 +18,8 @@ export const app = $state({
   newChat: 0,
   /** The run the Runs view shows (set when a run starts). */
   run: null as number | null,
+  /** The sweep the Sweeps view shows (set when a sweep starts). */
+  sweep: null as number | null,
 });
 
 /** The CSV mapping chosen in Datasets for the file `path`, if any. */

@@ -34,6 +34,10 @@ import type {
   ServedRequest,
   ServerSettings,
   ServerStatus,
+  SweepDetails,
+  SweepForm,
+  SweepProgress,
+  SweepRecord,
 } from "./types";
 
 export interface SamplingSettings {
@@ -120,6 +124,16 @@ export const backend = {
     invoke<number>("resume_training", { run, events: channel(onProgress) }),
   /** Stops a run, whichever window or process started it (it writes a checkpoint first). */
   stopTraining: (run: number) => invoke<void>("stop_training", { run }),
+  listSweeps: () => invoke<SweepRecord[]>("list_sweeps"),
+  /** A sweep's trials ranked (best first), its rungs and each trial's validation curve. */
+  sweepDetails: (id: number) => invoke<SweepDetails>("sweep_details", { id }),
+  /** Starts a sweep; its stream ends with an `ended` event. Returns the sweep's id. */
+  startSweep: (form: SweepForm, onProgress: (p: SweepProgress) => void) =>
+    invoke<number>("start_sweep", { form, events: channel(onProgress) }),
+  resumeSweep: (id: number, onProgress: (p: SweepProgress) => void) =>
+    invoke<number>("resume_sweep", { id, events: channel(onProgress) }),
+  /** Stops a sweep, whichever window or process runs it (its trial writes a checkpoint). */
+  stopSweep: (id: number) => invoke<void>("stop_sweep", { id }),
   importModel: (path: string) => invoke<ModelEntry>("import_model", { path }),
   /** What deleting `name` would remove and keep, or why it is refused; shown before Delete. */
   removalPlan: (name: string) => invoke<RemovalPlan>("removal_plan", { name }),

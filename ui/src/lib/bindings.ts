@@ -182,7 +182,9 @@ tokens: number | null,
  */
 trained: number | null, };
 
-export type ErrorCode = "api.bad_name" | "api.engine_stopped" | "api.internal" | "api.io" | "api.no_chat" | "api.no_model" | "api.no_saved_chat" | "api.thread" | "app.not_a_dataset" | "app.worker" | "cli.not_confirmed" | "cli.usage" | "convert.exists" | "data.bad_option" | "data.cache_corrupt" | "data.chat_template" | "data.csv_field_count" | "data.csv_header" | "data.csv_malformed" | "data.csv_template" | "data.csv_unknown_column" | "data.duplicate" | "data.empty_content" | "data.empty_file" | "data.file_type" | "data.folder" | "data.invalid" | "data.invalid_utf8" | "data.io" | "data.line_too_long" | "data.malformed_json" | "data.mask_alignment" | "data.missing_key" | "data.mixed_formats" | "data.no_assistant_turn" | "data.no_examples" | "data.no_line" | "data.tokenize" | "data.unknown_format" | "data.unknown_role" | "data.wrong_type" | "distributed.config" | "distributed.init" | "distributed.mismatch" | "distributed.peer_lost" | "engine.mlx" | "engine.panicked" | "gguf.bad_magic" | "gguf.io" | "gguf.malformed" | "gguf.truncated" | "gguf.unsupported_type" | "gguf.unsupported_version" | "hub.bad_repo_id" | "hub.bad_response" | "hub.cancelled" | "hub.checksum_mismatch" | "hub.disk_full" | "hub.forbidden" | "hub.gated" | "hub.interrupted" | "hub.io" | "hub.no_such_file" | "hub.not_found" | "hub.nothing_to_pull" | "hub.offline" | "hub.server" | "hub.unauthorized" | "job.failed" | "job.not_found" | "job.panicked" | "launch.bad_hosts" | "launch.rank_failed" | "launch.spawn" | "library.already_in_library" | "library.exists" | "library.io" | "library.not_a_model" | "library.not_found" | "library.link_outside" | "library.no_file_list" | "library.not_owned" | "library.part_of_model" | "library.part_of_repository" | "library.unconfirmed" | "model.invalid" | "model.not_found" | "model.unsupported_architecture" | "model.write_failed" | "paths.no_home" | "quantize.unsupported" | "request.invalid" | "run.not_found" | "serve.bind" | "serve.busy" | "serve.cancelled" | "serve.context_length" | "serve.runtime" | "serve.unauthorized" | "serve.unknown_model" | "store.busy" | "store.constraint" | "store.create_dir" | "store.invalid" | "store.migration" | "store.not_a_database" | "store.not_found" | "store.open" | "store.sqlite" | "store.too_new" | "sweep.bad_field" | "sweep.bad_record" | "sweep.finished" | "sweep.needs_steps" | "sweep.needs_validation" | "sweep.not_found" | "sweep.running" | "sweep.unknown_knob" | "text.bad_json" | "text.bad_tokenizer_data" | "text.bad_tokenizer_json" | "text.decode" | "text.encode" | "text.io" | "text.missing_metadata" | "text.template_raised" | "text.template_render" | "text.template_syntax" | "text.unsupported_pre_tokenizer" | "text.unsupported_tokenizer" | "text.write" | "train.bad_config" | "train.bad_run" | "train.calibrate" | "train.cancelled" | "train.data_changed" | "train.finished" | "train.no_adapter" | "train.no_checkpoint" | "train.no_data" | "train.not_running";
+export type Domain = { "log_uniform": [number, number] } | { "uniform": [number, number] } | { "int": [number, number] } | { "choice": unknown[] };
+
+export type ErrorCode = "api.bad_name" | "api.engine_stopped" | "api.internal" | "api.io" | "api.no_chat" | "api.no_model" | "api.no_saved_chat" | "api.thread" | "app.not_a_dataset" | "app.worker" | "cli.not_confirmed" | "cli.usage" | "convert.exists" | "data.bad_option" | "data.cache_corrupt" | "data.chat_template" | "data.csv_field_count" | "data.csv_header" | "data.csv_malformed" | "data.csv_template" | "data.csv_unknown_column" | "data.duplicate" | "data.empty_content" | "data.empty_file" | "data.file_type" | "data.folder" | "data.invalid" | "data.invalid_utf8" | "data.io" | "data.line_too_long" | "data.malformed_json" | "data.mask_alignment" | "data.missing_key" | "data.mixed_formats" | "data.no_assistant_turn" | "data.no_examples" | "data.no_line" | "data.tokenize" | "data.unknown_format" | "data.unknown_role" | "data.wrong_type" | "distributed.config" | "distributed.init" | "distributed.mismatch" | "distributed.peer_lost" | "engine.mlx" | "engine.panicked" | "gguf.bad_magic" | "gguf.io" | "gguf.malformed" | "gguf.truncated" | "gguf.unsupported_type" | "gguf.unsupported_version" | "hub.bad_repo_id" | "hub.bad_response" | "hub.cancelled" | "hub.checksum_mismatch" | "hub.disk_full" | "hub.forbidden" | "hub.gated" | "hub.interrupted" | "hub.io" | "hub.no_such_file" | "hub.not_found" | "hub.nothing_to_pull" | "hub.offline" | "hub.server" | "hub.unauthorized" | "job.failed" | "job.not_found" | "job.panicked" | "launch.bad_hosts" | "launch.rank_failed" | "launch.spawn" | "library.already_in_library" | "library.exists" | "library.io" | "library.not_a_model" | "library.not_found" | "library.link_outside" | "library.no_file_list" | "library.not_owned" | "library.part_of_model" | "library.part_of_repository" | "library.unconfirmed" | "model.invalid" | "model.not_found" | "model.unsupported_architecture" | "model.write_failed" | "paths.no_home" | "quantize.unsupported" | "request.invalid" | "run.not_found" | "serve.bind" | "serve.busy" | "serve.cancelled" | "serve.context_length" | "serve.runtime" | "serve.unauthorized" | "serve.unknown_model" | "store.busy" | "store.constraint" | "store.create_dir" | "store.invalid" | "store.migration" | "store.not_a_database" | "store.not_found" | "store.open" | "store.sqlite" | "store.too_new" | "sweep.bad_field" | "sweep.bad_record" | "sweep.finished" | "sweep.needs_steps" | "sweep.needs_validation" | "sweep.not_found" | "sweep.not_running" | "sweep.running" | "sweep.unknown_knob" | "text.bad_json" | "text.bad_tokenizer_data" | "text.bad_tokenizer_json" | "text.decode" | "text.encode" | "text.io" | "text.missing_metadata" | "text.template_raised" | "text.template_render" | "text.template_syntax" | "text.unsupported_pre_tokenizer" | "text.unsupported_tokenizer" | "text.write" | "train.bad_config" | "train.bad_run" | "train.calibrate" | "train.cancelled" | "train.data_changed" | "train.finished" | "train.no_adapter" | "train.no_checkpoint" | "train.no_data" | "train.not_running";
 
 export type ErrorEntry = { 
 /**
@@ -873,6 +875,63 @@ export type Status = "queued" | "running" | "succeeded" | "failed" | "cancelled"
 
 export type StopReason = "end_of_sequence" | "stop_string" | "max_tokens" | "context_full" | "cancelled";
 
+export type SweepDetails = { sweep: SweepRecord, 
+/**
+ * Trials ranked: completed by validation loss, then pruned ones by how far they got,
+ * then the rest.
+ */
+trials: Array<TrialRecord>, 
+/**
+ * The rungs (steps) of a trial, when every trial has the same budget.
+ */
+rungs: Array<number>, 
+/**
+ * The model every trial trains (the base of their adapters).
+ */
+model: string | null, 
+/**
+ * Each trial's validation losses as its run recorded them, in the order of `trials`.
+ */
+curves: Array<TrialCurve>, };
+
+export type SweepEnd = { sweep_id: number, status: Status, 
+/**
+ * The promoted trial, when one completed.
+ */
+best: TrialRecord | null, error: ApiError | null, };
+
+export type SweepForm = { train: TrainForm, 
+/**
+ * Each searched setting by its dotted name (`learning_rate`, `lora_parameters.rank`,
+ * `schedule.warmup`) with the values it may take.
+ */
+space: { [key in string]: Domain }, 
+/**
+ * Trials in all.
+ */
+trials: number, 
+/**
+ * Trials drawn at random before the sampler learns from the others (default: a third of
+ * the trials, at least 2).
+ */
+startup_trials: number | null, seed: number, 
+/**
+ * Rungs as fractions of each trial's steps.
+ */
+rungs: Array<number>, 
+/**
+ * Each rung keeps the best `1 / reduction` of the trials that reached it (1: never prune).
+ */
+reduction: number, };
+
+export type SweepProgress = { "stage": "sweep", "detail": { sweep_id: number, resumed: boolean, } } | { "stage": "setup", "detail": TrainProgress } | { "stage": "trial_started", "detail": { number: number, run_id: number, params: Record<string, unknown>, resumed: boolean, } } | { "stage": "trial", "detail": { number: number, event: TrainEvent, } } | { "stage": "trial_ended", "detail": TrialRecord } | { "stage": "ended", "detail": SweepEnd };
+
+export type SweepRecord = { id: number, name: string, 
+/**
+ * The definition and the request (JSON).
+ */
+spec: string, status: Status, error: string | null, best_run_id: number | null, created_at: number, finished_at: number | null, };
+
 export type TrainCheck = { 
 /**
  * Every problem, by field (`config.learning_rate`, `valid_share`, `dataset`, …).
@@ -1032,6 +1091,32 @@ peak_memory: number,
 eta_seconds: number, };
 
 export type TrainStop = "finished" | "early_stopped" | "cancelled";
+
+export type TrialCurve = { number: number, 
+/**
+ * `(step, validation loss)`.
+ */
+points: Array<[number, number]>, };
+
+export type TrialRecord = { sweep_id: number, 
+/**
+ * 0 for the first trial.
+ */
+number: number, run_id: number | null, 
+/**
+ * The trial's values by setting (a JSON object).
+ */
+params: string, state: TrialState, 
+/**
+ * Validation loss at each rung reached, in order.
+ */
+rung_losses: Array<number>, best_val_loss: number | null, steps: number, seconds: number, 
+/**
+ * Why it stopped, in words.
+ */
+reason: string | null, };
+
+export type TrialState = "running" | "completed" | "pruned" | "failed";
 
 export type Variant = { "kind": "mlx" } | { "kind": "quantized", bits: number, } | { "kind": "dequantized" };
 

@@ -22,6 +22,7 @@ import type {
   TrainProgress,
 } from "../lib/types";
 import { PRESETS } from "./presets";
+import { sweepHandlers } from "./sweeps";
 
 /** An error as the API gives it. */
 function fail(code: ErrorCode, message: string, fields: FieldProblem[] = []): ApiError {
@@ -415,6 +416,7 @@ function removalPlan(name: string) {
 }
 
 const handlers: Record<string, (a: Args) => unknown> = {
+  ...sweepHandlers,
   server_status: () => serverStatus(),
   start_server: (a) => {
     if (!a.settings.model) throw fail("request.invalid", "choose a model to serve");
