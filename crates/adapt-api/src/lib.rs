@@ -52,8 +52,8 @@ pub use adapt_engine::quantize::Target as QuantizeTarget;
 pub use adapt_engine::train::{
     AdapterConfig, BatchResize, FieldProblem, FineTuneType, LoraParameters, LrSchedule,
     MemoryEstimate, MemoryLeak, MemoryProfile, MemorySample, MemorySuggestion, OptimizerKind,
-    ProbeAnswer, ResizeReason, ScheduleIntent, TrainConfig, TrainEvent, TrainOutcome, TrainPlan,
-    TrainReport, TrainStop,
+    ProbeAnswer, RankThroughput, ResizeReason, ScheduleIntent, TrainConfig, TrainEvent,
+    TrainOutcome, TrainPlan, TrainReport, TrainStop,
 };
 pub use adapt_engine::{
     CacheKey, ChatMessage, ChatOptions, DeviceReport, GenerateParams, Generation, GenerationStats,

@@ -112,6 +112,36 @@ fn assert_close(one: &[f64], group: &[f64]) {
     }
 }
 
+/// Rank 0's report events carry both ranks' own speeds, and the run's recorded metrics keep
+/// them.
+fn each_rank_reports_its_throughput(stdout: &str, data_dir: &Path) {
+    let reports: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("[0] "))
+        .filter(|l| l.starts_with("{\"type\":\"report\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 6, "{stdout}");
+    let positive = |ranks: &serde_json::Value| {
+        let ranks = ranks.as_array().unwrap();
+        ranks.len() == 2
+            && ranks.iter().enumerate().all(|(i, r)| {
+                r["rank"] == serde_json::json!(i)
+                    && r["tokens_per_second"].as_f64().unwrap() > 0.0
+                    && r["compute_seconds"].as_f64().unwrap() > 0.0
+            })
+    };
+    assert!(reports.iter().all(|r| positive(&r["ranks"])), "{reports:?}");
+    let shown = output(adapt(data_dir, &["runs", "show", "1", "--json"]));
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let metrics = shown["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 6, "{shown}");
+    for m in metrics {
+        let ranks: serde_json::Value = serde_json::from_str(m["ranks"].as_str().unwrap()).unwrap();
+        assert!(positive(&ranks), "{m}");
+    }
+}
+
 #[test]
 fn two_ranks_train_like_one_process_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
@@ -145,6 +175,7 @@ fn two_ranks_train_like_one_process_from_the_cli() {
     assert!(runs.join("1/adapters.safetensors").is_file());
     let entries: Vec<_> = std::fs::read_dir(&runs).unwrap().flatten().collect();
     assert_eq!(entries.len(), 1, "one run folder: {entries:?}");
+    each_rank_reports_its_throughput(&stdout, &group_dir);
     let list = output(adapt(&group_dir, &["runs", "list"]));
     assert!(
         !text(&list.stdout).contains("\n2 "),
