@@ -25,6 +25,13 @@ pub struct TrainArgs {
     /// Go on with run RUN from its newest checkpoint.
     #[arg(long, value_name = "RUN", conflicts_with_all = ["data", "config"])]
     resume: Option<i64>,
+    /// Train a whole request from a JSON file (as --print-request writes it, or the app when
+    /// it starts a group of machines).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["data", "config", "resume"])]
+    request: Option<PathBuf>,
+    /// Print the training request these settings make, as JSON, and exit.
+    #[arg(long, conflicts_with_all = ["resume", "request"])]
+    print_request: bool,
     /// Print events as JSON lines.
     #[arg(long)]
     json: bool,
@@ -39,7 +46,7 @@ pub struct TrainSettings {
     model: ModelArg,
     /// Training data: a CSV, TSV or JSONL file (a tenth goes to validation unless --valid is
     /// given), or a folder in mlx-lm's layout (train.jsonl, valid.jsonl, optional test.jsonl).
-    #[arg(long, required_unless_present = "resume")]
+    #[arg(long, required_unless_present_any = ["resume", "request"])]
     data: Option<PathBuf>,
     /// Validation data.
     #[arg(long)]
@@ -304,6 +311,13 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         return follow(args, rank, size);
     }
     let adapt = Adapt::start()?;
+    if args.print_request {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&args.settings.request(&adapt)?)?
+        );
+        return Ok(());
+    }
     let (tx, rx) = mpsc::channel();
     let on_progress = move |p: &TrainProgress| {
         let _ = tx.send(p.clone());
@@ -314,7 +328,10 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             adapt.resume_training(run, on_progress)?
         }
         None => {
-            let request = args.settings.request(&adapt)?;
+            let request = match &args.request {
+                Some(file) => adapt_api::read_request(file)?,
+                None => args.settings.request(&adapt)?,
+            };
             adapt.start_training(request, on_progress)?
         }
     };
