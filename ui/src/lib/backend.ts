@@ -33,6 +33,10 @@ import type {
   ServedRequest,
   ServerSettings,
   ServerStatus,
+  GroupEstimate,
+  GroupStart,
+  Host,
+  MachineCheck,
 } from "./types";
 
 export interface SamplingSettings {
@@ -119,6 +123,15 @@ export const backend = {
     invoke<number>("resume_training", { run, events: channel(onProgress) }),
   /** Stops a run, whichever window or process started it (it writes a checkpoint first). */
   stopTraining: (run: number) => invoke<void>("stop_training", { run }),
+  /** The machines a group trains on: this one (`localhost`) first, then the added hosts. */
+  listMachines: () => invoke<Host[]>("list_machines"),
+  saveMachines: (hosts: Host[]) => invoke<void>("save_machines", { hosts }),
+  /** Whether `host` is ready: reachable, the same Adapt, `paths` (model, data) there. */
+  checkMachine: (host: Host, paths: string[]) => invoke<MachineCheck>("check_machine", { host, paths }),
+  estimateGroup: (form: TrainForm, ranks: number, tokensPerSecond: number | null) =>
+    invoke<GroupEstimate>("estimate_group", { form, ranks, tokensPerSecond, events: channel(() => {}) }),
+  /** Starts the form on the kept machines; rank 0 (this machine) records the run. */
+  startGroupTraining: (form: TrainForm) => invoke<GroupStart>("start_group_training", { form }),
   importModel: (path: string) => invoke<ModelEntry>("import_model", { path }),
   deleteModel: (name: string) => invoke<ModelEntry>("delete_model", { name }),
   makeVariant: (path: string, variant: Variant, onStep: (step: string) => void) =>
