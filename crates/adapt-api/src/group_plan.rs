@@ -89,6 +89,8 @@ impl Adapt {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         let request_file = dir.join(format!("request-{stamp}.json"));
+        // The ranks start in another folder: paths relative to this process become absolute.
+        let request = &absolute_paths(request.clone());
         let text = serde_json::to_string_pretty(request).map_err(|e| {
             ApiError::new(ErrorCode::ApiInternal, format!("cannot write the run: {e}"))
         })?;
@@ -133,6 +135,17 @@ impl Adapt {
         });
         Ok(GroupStart { ranks, log })
     }
+}
+
+/// `request` with its model and data paths absolute (from this process's folder).
+fn absolute_paths(mut request: TrainRequest) -> TrainRequest {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    request.model = absolute(&request.model);
+    let data = &mut request.data;
+    data.train = absolute(&data.train);
+    data.valid = data.valid.as_deref().map(absolute);
+    data.test = data.test.as_deref().map(absolute);
+    request
 }
 
 /// Each rank's share of a batch of `batch_size`.
@@ -195,6 +208,17 @@ mod tests {
             "{note}"
         );
         assert!(group_note(2, 0, false).contains("Calibrate"));
+    }
+
+    #[test]
+    fn the_ranks_get_absolute_paths() {
+        let mut form = crate::train_form::training_presets()[0].form.clone();
+        form.model = "models-cache/m.gguf".into();
+        form.dataset = "/data/chats.jsonl".into();
+        let request = absolute_paths(form.request());
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(request.model, here.join("models-cache/m.gguf"));
+        assert_eq!(request.data.train, PathBuf::from("/data/chats.jsonl"));
     }
 
     #[test]

@@ -646,3 +646,24 @@ fn rank_figures(ranks: &[RankThroughput]) -> String {
         .collect::<Vec<_>>()
         .join(" · ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_ranks_figures_are_one_line() {
+        let rank = |rank, tokens_per_second, compute_seconds| RankThroughput {
+            rank,
+            trained_tokens: 100,
+            compute_seconds,
+            exchange_seconds: 0.08,
+            tokens_per_second,
+        };
+        assert_eq!(
+            rank_figures(&[rank(0, 412.4, 1.214), rank(1, 300.0, 2.0)]),
+            "0: 412 tok/s (compute 1.21 s, exchange 0.08 s) · 1: 300 tok/s (compute 2.00 s, \
+             exchange 0.08 s)"
+        );
+    }
+}
