@@ -401,3 +401,58 @@ fn a_group_from_a_hostfile_trains_a_request_file_as_the_app_starts_it() {
     assert!(stdout.contains("[1] "), "{stdout}");
     assert_eq!(complete_checkpoints(&dir.path().join("runs/1")), vec![2, 4]);
 }
+
+/// The app's Start on a group: the API writes the request, starts `adapt train --request` on
+/// every machine (here two entries for this machine, both run without ssh), keeps their
+/// output in a log, and rank 0 records the run with each rank's figures.
+#[test]
+fn the_app_starts_a_group_whose_rank_0_records_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let data = dir.path().join("train.jsonl");
+    chat_data(&data, 30);
+    let data_dir = dir.path().join("data");
+    let mut args = train_args(model.to_str().unwrap(), data.to_str().unwrap(), "4");
+    args.retain(|a| *a != "--json");
+    let mut c = adapt(&data_dir, &["train", "--print-request"]);
+    c.args(&args[1..]);
+    let printed = output(c);
+    assert!(printed.status.success(), "{}", text(&printed.stderr));
+    let request_file = dir.path().join("request.json");
+    std::fs::write(&request_file, &printed.stdout).unwrap();
+    let request = adapt_api::read_request(&request_file).unwrap();
+
+    // The ranks inherit the data folder from the process that starts them, as from the app.
+    std::env::set_var("ADAPT_DATA_DIR", &data_dir);
+    let api = adapt_api::Adapt::start_with(adapt_api::AdaptConfig {
+        data_dir: Some(data_dir.clone()),
+        ..adapt_api::AdaptConfig::default()
+    })
+    .unwrap();
+    let here = || adapt_api::machines::this_machine(vec!["127.0.0.1".into()]);
+    let program = PathBuf::from(env!("CARGO_BIN_EXE_adapt"));
+    let started = api
+        .start_group_training(&request, vec![here(), here()], program)
+        .unwrap();
+    assert_eq!(started.ranks, 2);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let log = loop {
+        let log = std::fs::read_to_string(&started.log).unwrap_or_default();
+        if log.contains("ranks finished") || log.contains("the group failed") {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "the group did not end:\n{log}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(log.contains("all 2 ranks finished"), "{log}");
+    assert!(log.contains("[0] ") && log.contains("[1] "), "{log}");
+    let runs = api.runs().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let details = api.run(runs[0].id).unwrap();
+    assert_eq!(details.run.status.to_string(), "succeeded");
+    assert_eq!(details.metrics.len(), 4);
+    assert!(details
+        .metrics
+        .iter()
+        .all(|m| m.ranks.as_deref().is_some_and(|r| r.contains("\"rank\":1"))));
+}
