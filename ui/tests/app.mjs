@@ -114,9 +114,9 @@ try {
   await browser.saveScreenshot(join(shots, "train.png"));
   // Machines: this Mac checked for real — the `adapt` program beside the app reports its
   // version and memory, and finds the model and the data.
+  await (await byTest("machine-this-ips")).setValue("10.0.0.1");
   await (await browser.$('[data-testid="machine"] [data-testid="machine-check"]')).click();
   await waitText(await byTest("machine-result"), /^Ready · Adapt \d+\.\d+\.\d+ · \w+ · .* free/, 60_000);
-  await (await byTest("machine-this-ips")).setValue("10.0.0.1");
   await (await byTest("machines")).scrollIntoView();
   await browser.saveScreenshot(join(shots, "machines.png"));
   await (await byTest("chat-with-adapter")).click();
