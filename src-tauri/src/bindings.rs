@@ -6,13 +6,15 @@
 #[cfg(test)]
 mod tests {
     use adapt_api::datasets::InspectReport;
+    use adapt_api::launch::Host;
+    use adapt_api::machines::MachineCheck;
     use adapt_api::{
         AdapterEntry, ApiError, CacheKey, Calibration, ChatId, ChatMessage, ChatOptions, ChatState,
         ConvertReport, DatasetRecord, ErrorCode, GenerateParams, Generation, GenerationEvent,
-        GenerationStats, ModelDetails, ModelEntry, ModelInfo, Overflow, PullEvent, RemovalPlan,
-        RunDetails, RunRecord, SamplingParams, SavedChat, SavedConversation, SavedPrompts,
-        StopReason, SweepDetails, SweepForm, SweepProgress, SweepRecord, TrainCheck, TrainForm,
-        TrainPlan, TrainPreset, TrainProgress, Variant,
+        GenerationStats, GroupEstimate, GroupStart, ModelDetails, ModelEntry, ModelInfo, Overflow,
+        PullEvent, RemovalPlan, RunDetails, RunRecord, SamplingParams, SavedChat,
+        SavedConversation, SavedPrompts, StopReason, SweepDetails, SweepForm, SweepProgress,
+        SweepRecord, TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress, Variant,
     };
     use std::collections::BTreeMap;
 
@@ -78,6 +80,10 @@ mod tests {
             SweepRecord,
             SweepDetails,
             SweepProgress,
+            Host,
+            MachineCheck,
+            GroupEstimate,
+            GroupStart,
         );
         for decl in collector.seen.values() {
             out.push_str(&format!("\nexport {decl}\n"));

@@ -3,9 +3,12 @@
 //! Paths come from the page (a drop on the window, which page code can fake): each is checked
 //! to exist and be a model, dataset file or adapter folder of a kind Adapt reads before use.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use adapt_api::datasets::{self, CsvOptions, DataOptions, InspectReport};
+use adapt_api::launch::Host;
+use adapt_api::machines::{check_machine as check_host, find_adapt_program, MachineCheck};
 use adapt_api::models::model_path;
 use adapt_api::{
     Adapt, ApiError, ChatId, ChatMessage, ChatOptions, ChatState, ErrorCode, GenerateParams,
@@ -16,6 +19,7 @@ use adapt_api::{
     AdapterEntry, Calibration, ConvertReport, DatasetRecord, ModelEntry, PullEvent, RemovalPlan,
     Variant,
 };
+use adapt_api::{GroupEstimate, GroupStart};
 use adapt_api::{SavedPrompts, ServedRequest, ServerSettings};
 use adapt_api::{SweepDetails, SweepForm, SweepProgress, SweepRecord};
 use serde::Serialize;
@@ -394,6 +398,70 @@ pub async fn resume_sweep(
 #[tauri::command]
 pub fn stop_sweep(shared: State<'_, Shared>, id: i64) -> Answer<()> {
     shared.adapt.stop_sweep(id)
+}
+
+/// The machines a group trains on: this one first, then the added hosts.
+#[tauri::command]
+pub async fn list_machines(shared: State<'_, Shared>) -> Answer<Vec<Host>> {
+    on_worker(&shared, |a| a.machines()).await
+}
+
+/// Keeps the machines (this one first) as the app's hostfile.
+#[tauri::command]
+pub async fn save_machines(shared: State<'_, Shared>, hosts: Vec<Host>) -> Answer<()> {
+    on_worker(&shared, move |a| a.save_machines(&hosts)).await
+}
+
+/// Whether `host` is ready: reachable, the same Adapt, `paths` (model, data) there.
+#[tauri::command]
+pub async fn check_machine(
+    shared: State<'_, Shared>,
+    host: Host,
+    paths: Vec<String>,
+) -> Answer<MachineCheck> {
+    let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+    on_worker(&shared, move |_| {
+        Ok(check_host(&host, app_folder().as_deref(), &paths))
+    })
+    .await
+}
+
+/// What `form` takes on each of `ranks` machines, and the group's speed bound from one
+/// machine's measured `tokens_per_second`.
+#[tauri::command]
+pub async fn estimate_group(
+    shared: State<'_, Shared>,
+    form: TrainForm,
+    ranks: usize,
+    tokens_per_second: Option<f64>,
+    events: Channel<TrainProgress>,
+) -> Answer<GroupEstimate> {
+    on_worker(&shared, move |a| {
+        let request = form.checked_request()?;
+        a.estimate_group(&request, ranks, tokens_per_second, relay(events))
+    })
+    .await
+}
+
+/// Starts `form` on the kept machines through the `adapt` program; rank 0 (this machine)
+/// records the run, which shows in Runs.
+#[tauri::command]
+pub async fn start_group_training(
+    shared: State<'_, Shared>,
+    form: TrainForm,
+) -> Answer<GroupStart> {
+    on_worker(&shared, move |a| {
+        let program = find_adapt_program(app_folder().as_deref())?;
+        a.start_group_training(&form.checked_request()?, a.machines()?, program)
+    })
+    .await
+}
+
+/// The folder of the app's executable (where a bundle puts the `adapt` program).
+fn app_folder() -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
 }
 
 /// Copies a GGUF file or model folder (say, dropped on the window) into the library.

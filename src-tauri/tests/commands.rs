@@ -41,10 +41,7 @@ fn invoked(text: &str) -> BTreeSet<String> {
 
 /// Commands the backend offers that the page does not call yet. When the page calls one,
 /// the test fails until it leaves this list.
-const AWAITING_THE_PAGE: &[&str] = &[
-    // The first click of Delete: what would be removed (delete_model takes its confirmation).
-    "removal_plan",
-];
+const AWAITING_THE_PAGE: &[&str] = &[];
 
 #[test]
 fn every_command_is_registered_and_used_by_the_page() {

@@ -2,10 +2,11 @@
 // WebKitWebDriver: first run → load the bundled SmolLM2 → a streamed reply with its cache
 // figures → save → a second turn that reuses the cache → the sample dataset inspected → the
 // backend's check of the Train form shown beside a field → a short training run whose steps
-// appear on the loss chart and whose stream says it ended → a chat with its adapter that
-// knows the trained fact → the base model and the adapter side by side (A/B), only the
-// adapter's side knowing it → the Models and Runs views → a short sweep defined in the Train
-// form, its trials in the Sweeps view, and its best adapter loaded.
+// appear on the loss chart and whose stream says it ended → this Mac checked in Machines (the
+// `adapt` program beside the app answers) → a chat with its adapter that knows the trained
+// fact → the base model and the adapter side by side (A/B), only the adapter's side knowing
+// it → the Models and Runs views → a short sweep defined in the Train form, its trials in the
+// Sweeps view, and its best adapter loaded.
 // Screenshots of each view go to docs/screenshots/ (the README shows them).
 // ADAPT_APP_THEME=dark: the system asks for dark (on Linux, GTK_THEME=Adwaita:dark); the test
 // checks the page follows it and names its screenshots NAME-dark.png.
@@ -168,6 +169,13 @@ try {
   assert.ok(early >= 1 && early < 6, `points while training: ${early}`);
   assert.equal(await points(), 6);
   await browser.saveScreenshot(shot("train.png"));
+  // Machines: this Mac checked for real — the `adapt` program beside the app reports its
+  // version and memory, and finds the model and the data.
+  await (await byTest("machine-this-ips")).setValue("10.0.0.1");
+  await (await browser.$('[data-testid="machine"] [data-testid="machine-check"]')).click();
+  await waitText(await byTest("machine-result"), /^Ready · Adapt \d+\.\d+\.\d+ · \w+ · .* free/, 60_000);
+  await (await byTest("machines")).scrollIntoView();
+  await browser.saveScreenshot(shot("machines.png"));
   await (await byTest("chat-with-adapter")).click();
   await waitText(await byTest("loaded-adapter"), /adapter of run #1/, 60_000);
   await (await byTest("composer")).setValue("What is the Blue Lantern's code?");

@@ -367,6 +367,58 @@ try {
   await page.getByTestId("loaded-adapter").getByText("adapter of run #101").waitFor();
   assert.equal(await page.locator("[data-view=chat].active").count(), 1);
 
+  // Machines: this Mac's address, hosts added (a bad one refused with its reason), each
+  // checked (one ready, one unreachable with what to do), the group's estimate with its speed
+  // bound from a calibration, then a group run whose dashboard shows each rank's throughput.
+  await page.locator("[data-view=train]").click();
+  const machines = page.getByTestId("machines");
+  await machines.getByText("This Mac").waitFor();
+  await page.getByTestId("machine-this-ips").fill("10.0.0.1");
+  await page.getByTestId("machine-this-ips").press("Tab");
+  await page.getByTestId("machine-name").fill("mac b");
+  await page.getByTestId("machine-ips").fill("10.0.0.2");
+  await page.getByTestId("machine-add").click();
+  await page.getByTestId("machine-problem").getByText("not a host name").waitFor();
+  await page.getByTestId("machine-name").fill("mac-b.local");
+  await page.getByTestId("machine-add").click();
+  await page.getByTestId("machine-name").fill("offline-mac");
+  await page.getByTestId("machine-ips").fill("10.0.0.3");
+  await page.getByTestId("machine-add").click();
+  assert.equal(await page.getByTestId("machine").count(), 3);
+  const host = (name) => page.getByTestId("machine").filter({ hasText: name });
+  await host("mac-b.local").getByTestId("machine-check").click();
+  await host("offline-mac").getByTestId("machine-check").click();
+  await host("mac-b.local").getByTestId("machine-result").getByText(/^Ready · Adapt 0\.1\.0 · metal/).waitFor();
+  await host("offline-mac").getByTestId("machine-result").getByText("Not ready · not reachable").waitFor();
+  assert.match(await host("offline-mac").getByTestId("machine-result").textContent(), /ssh-copy-id offline-mac/);
+  // Three machines cannot share a batch of 4: Start says so until one is removed.
+  assert.equal(await page.getByTestId("group-start").isDisabled(), true);
+  await machines.getByText("not divisible by the 3 machines").waitFor();
+  await host("offline-mac").getByTestId("machine-remove").click();
+  assert.equal(await page.getByTestId("machine").count(), 2);
+  await page.getByTestId("calibrate").click();
+  await page.getByTestId("calibration").getByText("measured peak").waitFor();
+  await page.getByTestId("group-estimate").click();
+  const estimated = page.getByTestId("group-estimate-result");
+  await estimated.getByText(/each machine: about .* 2\s+examples of every batch/).waitFor();
+  assert.match(await estimated.textContent(), /at most 194 tok\/s/);
+  assert.match(await estimated.textContent(), /upper bound: 2 × one machine's measured speed/);
+  await machines.screenshot({ path: join(out, "machines.png") });
+  await page.getByTestId("group-start").click();
+  await page.getByTestId("group-started").getByText("Started on 2 machines").waitFor();
+  await page.locator("[data-view=runs]").click();
+  await page.getByTestId("runs-refresh").click();
+  await page.getByTestId("run-row").first().click();
+  await page.getByTestId("run-dashboard").getByText(/^#5 /).waitFor();
+  await new Promise((r) => setTimeout(r, 600));
+  await page.getByTestId("runs-refresh").click();
+  await page.getByTestId("run-status").getByText("succeeded").waitFor();
+  assert.equal(await page.getByTestId("run-rank").count(), 2);
+  assert.match(await page.getByTestId("run-rank").nth(0).textContent(), /0 \(this Mac\)\s*113\s*90\s*0\.80 s\s*0\.20 s/);
+  assert.match(await page.getByTestId("run-rank").nth(1).textContent(), /1\s*95\s*90\s*0\.95 s\s*0\.05 s/);
+  assert.equal(await page.getByTestId("run-dashboard").locator('path[data-series="rank 1"]').count(), 1);
+  await page.screenshot({ path: join(out, "runs-group.png") });
+
   // Server: started with the loaded model, its address shown, a client's requests logged
   // (the second with cached tokens), then stopped.
   await page.locator("[data-view=server]").click();

@@ -2,11 +2,15 @@ import { describe, expect, it } from "vitest";
 import { checkpointSteps, liveRun, lossSeries, mergeMetrics, resumable, restart, applyProgress, stageLine } from "../src/lib/progress";
 import type { Metric, TrainProgress } from "../src/lib/types";
 
-const report = (step: number, total = 4): TrainProgress => ({
+/** A report; with `group`, two ranks' own figures. */
+const report = (step: number, total = 4, group = false): TrainProgress => ({
   stage: "engine",
   detail: {
     type: "report", step, total_steps: total, epoch: step / 2, train_loss: 3 - step / 2, learning_rate: 1e-4,
     tokens_per_second: 90, iterations_per_second: 1, trained_tokens: step * 10, peak_memory: 1e9, eta_seconds: total - step,
+    ranks: group
+      ? [0, 1].map((rank) => ({ rank, trained_tokens: 5, compute_seconds: 0.5, exchange_seconds: 0.1, tokens_per_second: 10 }))
+      : [],
   },
 });
 const started = (resumed_from: number | null, total = 4): TrainProgress => ({
@@ -45,10 +49,14 @@ describe("a run's stream", () => {
     for (const p of [started(null), report(1), report(2), evaluated(2, 1.5), evaluated(3, 1.2), checkpoint(2)]) applyProgress(live, p);
     expect(live.rows.map((r) => [r.step, r.train_loss, r.val_loss])).toEqual([[1, 2.5, null], [2, 2, 1.5], [3, null, 1.2]]);
     expect(live.rows[1].probes).toBe('[{"prompt":"p","answer":"a"}]');
+    expect(live.rows[0].ranks).toBeNull();
     expect(live.last?.step).toBe(2);
     expect(live.last).not.toHaveProperty("type");
     expect(live.checkpoints).toEqual([{ step: 2, path: "c/2" }]);
     expect(lossSeries(live.rows)).toEqual({ train: [[1, 2.5], [2, 2]], valid: [[2, 1.5], [3, 1.2]] });
+    // A group's report keeps each rank's figures in its row, as the backend stores them.
+    applyProgress(live, report(4, 4, true));
+    expect(JSON.parse(live.rows[3].ranks!).map((r: { rank: number }) => r.rank)).toEqual([0, 1]);
   });
 
   it("ends as the `ended` event says, and resumes from its checkpoint", () => {
@@ -77,7 +85,7 @@ describe("a run's stream", () => {
 describe("stored and live figures", () => {
   const row = (step: number, loss: number): Metric => ({
     step, epoch: 0, train_loss: loss, val_loss: null, learning_rate: 0, tokens_per_second: 0, peak_memory: 0,
-    iterations_per_second: null, trained_tokens: null, probes: null,
+    iterations_per_second: null, trained_tokens: null, probes: null, ranks: null,
   });
 
   it("merge by step, the live row winning", () => {

@@ -114,6 +114,7 @@ error_codes! {
     JobNotFound = "job.not_found",
     JobPanicked = "job.panicked",
     LaunchBadHosts = "launch.bad_hosts",
+    LaunchNoProgram = "launch.no_program",
     LaunchRankFailed = "launch.rank_failed",
     LaunchSpawn = "launch.spawn",
     LibraryAlreadyInLibrary = "library.already_in_library",

@@ -29,6 +29,9 @@ pub fn this_rank() -> Result<Option<(usize, usize)>, ApiError> {
     Ok(membership.map(|m| (m.rank, m.size)))
 }
 
+/// The `ssh` of a hostfile entry that is this machine: its rank runs here, without ssh.
+pub const THIS_MACHINE: &str = "localhost";
+
 /// One machine of a hostfile, in MLX's format (`mlx.launch --hostfile`):
 /// `{"ssh": "name", "ips": ["10.0.0.2"]}`, plus Adapt's optional `adapt` (the program's
 /// path on that machine; `adapt` on its PATH otherwise).
@@ -69,21 +72,33 @@ pub fn read_hosts(path: &Path) -> Result<Vec<Host>, ApiError> {
                     "entry {i}: {e} (\"ssh\" is a string, \"ips\" a list)"
                 ))
             })?;
-            if host.ssh.trim().is_empty() {
-                return Err(bad(format!("entry {i}: \"ssh\" is empty")));
-            }
-            if let Some(ip) = host
-                .ips
-                .iter()
-                .find(|ip| ip.trim().is_empty() || ip.contains(':'))
-            {
-                return Err(bad(format!(
-                    "entry {i}: \"{ip}\" is not an address (give the IP alone; ports are chosen)"
-                )));
-            }
+            check_host(i, &host).map_err(bad)?;
             Ok(host)
         })
         .collect()
+}
+
+/// What is wrong with entry `i` of a hostfile, if anything.
+pub(crate) fn check_host(i: usize, host: &Host) -> Result<(), String> {
+    if host.ssh.trim().is_empty() {
+        return Err(format!("entry {i}: \"ssh\" is empty"));
+    }
+    if host.ssh.starts_with('-') || host.ssh.contains(char::is_whitespace) {
+        return Err(format!(
+            "entry {i}: \"{}\" is not a host name for ssh",
+            host.ssh
+        ));
+    }
+    if let Some(ip) = host
+        .ips
+        .iter()
+        .find(|ip| ip.trim().is_empty() || ip.contains(':') || ip.contains(char::is_whitespace))
+    {
+        return Err(format!(
+            "entry {i}: \"{ip}\" is not an address (give the IP alone; ports are chosen)"
+        ));
+    }
+    Ok(())
 }
 
 /// What to start: `processes` ranks here, or one per host of `hosts`.
@@ -143,9 +158,15 @@ pub fn plan(spec: &LaunchSpec) -> Result<Vec<RankCommand>, ApiError> {
     let machines = match (&spec.hosts, spec.processes) {
         (Some(hosts), _) => hosts
             .iter()
-            .map(|h| {
-                let program = h.adapt.clone().unwrap_or_else(|| "adapt".into());
-                (Some(h.ssh.clone()), h.ips.clone(), program)
+            .map(|h| match h.ssh == THIS_MACHINE {
+                true => {
+                    let here = spec.program.display().to_string();
+                    (None, h.ips.clone(), h.adapt.clone().unwrap_or(here))
+                }
+                false => {
+                    let program = h.adapt.clone().unwrap_or_else(|| "adapt".into());
+                    (Some(h.ssh.clone()), h.ips.clone(), program)
+                }
             })
             .collect(),
         (None, Some(n)) if n >= 1 => local(n),
@@ -242,7 +263,7 @@ fn spawn_error(what: &str, e: std::io::Error) -> ApiError {
 }
 
 /// `s` quoted for a POSIX shell.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
@@ -445,6 +466,28 @@ mod tests {
         assert!(commands[0].script.contains(ring), "{}", commands[0].script);
         assert!(commands[0].script.contains("exec 'adapt' 'train'"));
         assert!(commands[1].script.contains("/Applications/Adapt.app"));
+        // This machine's entry runs here, with this program.
+        let mut hosts = vec![Host {
+            ssh: THIS_MACHINE.into(),
+            ips: vec!["10.0.0.9".into()],
+            adapt: None,
+        }];
+        hosts.push(commands_host("mac-b"));
+        let commands = plan(&spec(None, Some(hosts))).unwrap();
+        assert_eq!(commands[0].host, None);
+        assert!(commands[0]
+            .script
+            .contains(r"exec '/opt/adapt'\''s/adapt' 'train'"));
+        assert!(commands[0].script.contains("10.0.0.9:32323"));
+        assert_eq!(commands[1].host.as_deref(), Some("mac-b"));
+    }
+
+    fn commands_host(ssh: &str) -> Host {
+        Host {
+            ssh: ssh.into(),
+            ips: vec!["10.0.0.2".into()],
+            adapt: None,
+        }
     }
 
     #[test]
@@ -455,6 +498,10 @@ mod tests {
             ("{}", "not a JSON list"),
             (r#"[{"ips": ["1.2.3.4"]}]"#, "entry 0"),
             (r#"[{"ssh": "a", "ips": ["1.2.3.4:5"]}]"#, "not an address"),
+            (
+                r#"[{"ssh": "-oProxyCommand=x", "ips": []}]"#,
+                "not a host name",
+            ),
         ];
         for (text, expected) in cases {
             let path = dir.path().join("hosts.json");

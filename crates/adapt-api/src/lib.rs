@@ -28,9 +28,11 @@ mod convert;
 pub mod datasets;
 mod engine_thread;
 mod error;
+mod group_plan;
 mod group_train;
 pub mod jobs;
 pub mod launch;
+pub mod machines;
 pub mod models;
 mod prompt_files;
 mod records;
@@ -54,8 +56,8 @@ pub use adapt_engine::quantize::Target as QuantizeTarget;
 pub use adapt_engine::train::{
     AdapterConfig, BatchResize, FieldProblem, FineTuneType, LoraParameters, LrSchedule,
     MemoryEstimate, MemoryLeak, MemoryProfile, MemorySample, MemorySuggestion, OptimizerKind,
-    ProbeAnswer, ResizeReason, ScheduleIntent, TrainConfig, TrainEvent, TrainOutcome, TrainPlan,
-    TrainReport, TrainStop,
+    ProbeAnswer, RankThroughput, ResizeReason, ScheduleIntent, TrainConfig, TrainEvent,
+    TrainOutcome, TrainPlan, TrainReport, TrainStop,
 };
 pub use adapt_engine::{
     CacheKey, ChatMessage, ChatOptions, DeviceReport, GenerateParams, Generation, GenerationStats,
@@ -76,6 +78,7 @@ pub use chats::ChatState;
 pub use convert::{FuseReport, Variant};
 pub use engine_thread::{ChatId, GenerationEvent};
 pub use error::{ApiError, ErrorCode};
+pub use group_plan::{read_request, GroupEstimate, GroupStart};
 pub use jobs::{CancelToken, JobEvent, JobHandle, JobKind, JobRecord, JobStatus, JobTiming};
 pub use models::{find_models, ModelDetails, ModelFile, PullEnd, PullEvent, PullJob};
 pub use prompt_files::{RestoredPrompts, SavedPrompts};

@@ -42,6 +42,9 @@ impl Recorder {
                     iterations_per_second: Some(r.iterations_per_second),
                     trained_tokens: Some(r.trained_tokens),
                     probes: None,
+                    ranks: (!r.ranks.is_empty())
+                        .then(|| serde_json::to_string(&r.ranks).ok())
+                        .flatten(),
                 };
                 ctx.store().add_metrics(run, std::slice::from_ref(&row))?;
                 self.rows.insert(r.step, row);

@@ -4,8 +4,11 @@
 //! the same loaded weights (A/B), and a converted copy written into the library.
 
 use adapt_api::datasets::DataOptions;
+use adapt_api::launch::{read_hosts, Host};
+use adapt_api::machines::this_machine;
 use adapt_api::{
-    Adapt, AdaptConfig, ChatOptions, GenerateParams, TrainConfig, TrainForm, TrainProgress, Variant,
+    Adapt, AdaptConfig, ChatOptions, ErrorCode, GenerateParams, TrainConfig, TrainForm, TrainPlan,
+    TrainProgress, TrainRequest, Variant,
 };
 use adapt_testsupport::{repo_root, smollm2_gguf};
 
@@ -28,6 +31,48 @@ fn form() -> TrainForm {
         },
         name: None,
     }
+}
+
+/// Machines: a group of two plans half the batch on each machine, bounds the speed at twice
+/// one machine's, and the kept hosts are a hostfile `adapt launch --hosts` reads.
+fn group_estimate(adapt: &Adapt, request: &TrainRequest, plan: &TrainPlan, speed: f64) {
+    let group = adapt
+        .estimate_group(request, 2, Some(speed), |_| {})
+        .unwrap();
+    assert_eq!(
+        (
+            group.ranks,
+            group.batch_per_rank,
+            group.per_rank.memory.batch_size
+        ),
+        (2, 2, 2)
+    );
+    assert!(group.per_rank.memory.total < plan.memory.total, "{group:?}");
+    assert_eq!(group.per_rank.memory.weights, plan.memory.weights);
+    assert_eq!(group.exchanged_bytes, plan.trainable_parameters as u64 * 4);
+    assert_eq!(group.upper_tokens_per_second, Some(2.0 * speed));
+    let e = adapt.estimate_group(request, 3, None, |_| {}).unwrap_err();
+    assert!(e.message.contains("not divisible"), "{e:?}");
+
+    assert_eq!(adapt.machines().unwrap(), vec![this_machine(Vec::new())]);
+    let hosts = vec![
+        this_machine(vec!["10.0.0.1".into()]),
+        Host {
+            ssh: "mac-b.local".into(),
+            ips: vec!["10.0.0.2".into()],
+            adapt: None,
+        },
+    ];
+    adapt.save_machines(&hosts).unwrap();
+    assert_eq!(adapt.machines().unwrap(), hosts);
+    assert_eq!(read_hosts(&adapt.machines_file().unwrap()).unwrap(), hosts);
+    let e = adapt.save_machines(&hosts[1..]).unwrap_err();
+    assert_eq!(e.code, ErrorCode::LaunchBadHosts);
+    assert_eq!(
+        adapt.machines().unwrap(),
+        hosts,
+        "a refused list leaves the kept one"
+    );
 }
 
 #[test]
@@ -96,6 +141,7 @@ fn what_the_app_asks_of_the_api() {
 
     let calibration = adapt.calibrate_training(&request, |_| {}).unwrap();
     assert_eq!(calibration.steps, 3);
+    group_estimate(&adapt, &request, &plan, calibration.tokens_per_second);
     assert!(calibration.measured > 0 && calibration.seconds_per_step > 0.0);
     assert_eq!(calibration.plan.total, plan.memory.total);
     // On the real 4-bit model with two layers adapted the peak measured 1.17× the estimate

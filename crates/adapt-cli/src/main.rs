@@ -63,6 +63,10 @@ enum Command {
     /// Train on several processes or machines at once (data-parallel, MLX's distributed engine).
     Launch(launch::LaunchArgs),
     Fuse(train::FuseArgs),
+    /// This machine's Adapt version, memory and which of PATHS exist, as JSON (what a check
+    /// of the machines of a group asks each one over ssh).
+    #[command(name = "machine-report", hide = true)]
+    MachineReport(launch::MachineReportArgs),
 }
 
 fn main() {
@@ -78,6 +82,7 @@ fn main() {
         Command::Train(args) => train::train(&args),
         Command::Sweep(args) => sweep::run(&args),
         Command::Launch(args) => launch::run_launch(&args),
+        Command::MachineReport(args) => launch::machine_report(&args),
         Command::Fuse(args) => train::fuse(&args),
         Command::Quantize(args) => convert::quantize(&args),
         Command::Runs(args) => runs::run(&args),

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use adapt_api::datasets::{PrepareInputs, SplitRatios};
 use adapt_api::{
-    read_config_file, FineTuneType, MemoryProfile, OptimizerKind, ResizeReason, ScheduleIntent,
-    TrainConfig, TrainEvent, TrainStop,
+    read_config_file, FineTuneType, MemoryProfile, OptimizerKind, RankThroughput, ResizeReason,
+    ScheduleIntent, TrainConfig, TrainEvent, TrainStop,
 };
 use adapt_api::{Adapt, ApiError, TrainProgress, TrainRequest};
 use anyhow::{anyhow, Result};
@@ -25,6 +25,13 @@ pub struct TrainArgs {
     /// Go on with run RUN from its newest checkpoint.
     #[arg(long, value_name = "RUN", conflicts_with_all = ["data", "config"])]
     resume: Option<i64>,
+    /// Train a whole request from a JSON file (as --print-request writes it, or the app when
+    /// it starts a group of machines).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["data", "config", "resume"])]
+    request: Option<PathBuf>,
+    /// Print the training request these settings make, as JSON, and exit.
+    #[arg(long, conflicts_with_all = ["resume", "request"])]
+    print_request: bool,
     /// Print events as JSON lines.
     #[arg(long)]
     json: bool,
@@ -39,7 +46,7 @@ pub struct TrainSettings {
     model: ModelArg,
     /// Training data: a CSV, TSV or JSONL file (a tenth goes to validation unless --valid is
     /// given), or a folder in mlx-lm's layout (train.jsonl, valid.jsonl, optional test.jsonl).
-    #[arg(long, required_unless_present = "resume")]
+    #[arg(long, required_unless_present_any = ["resume", "request"])]
     data: Option<PathBuf>,
     /// Validation data.
     #[arg(long)]
@@ -304,6 +311,13 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         return follow(args, rank, size);
     }
     let adapt = Adapt::start()?;
+    if args.print_request {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&args.settings.request(&adapt)?)?
+        );
+        return Ok(());
+    }
     let (tx, rx) = mpsc::channel();
     let on_progress = move |p: &TrainProgress| {
         let _ = tx.send(p.clone());
@@ -314,7 +328,10 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             adapt.resume_training(run, on_progress)?
         }
         None => {
-            let request = args.settings.request(&adapt)?;
+            let request = match &args.request {
+                Some(file) => adapt_api::read_request(file)?,
+                None => args.settings.request(&adapt)?,
+            };
             adapt.start_training(request, on_progress)?
         }
     };
@@ -506,6 +523,9 @@ impl View {
                     r.trained_tokens,
                     human_bytes(r.peak_memory)
                 ));
+                if !r.ranks.is_empty() {
+                    self.line(&format!("  ranks: {}", rank_figures(&r.ranks)));
+                }
             }
             TrainEvent::Evaluated {
                 step,
@@ -610,4 +630,40 @@ pub fn fuse(args: &FuseArgs) -> Result<()> {
         report.seconds
     );
     Ok(())
+}
+
+/// Each rank's own speed, compute and exchange time, e.g.
+/// `0: 412 tok/s (compute 1.21 s, exchange 0.08 s) · 1: …`.
+fn rank_figures(ranks: &[RankThroughput]) -> String {
+    ranks
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: {:.0} tok/s (compute {:.2} s, exchange {:.2} s)",
+                r.rank, r.tokens_per_second, r.compute_seconds, r.exchange_seconds
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_ranks_figures_are_one_line() {
+        let rank = |rank, tokens_per_second, compute_seconds| RankThroughput {
+            rank,
+            trained_tokens: 100,
+            compute_seconds,
+            exchange_seconds: 0.08,
+            tokens_per_second,
+        };
+        assert_eq!(
+            rank_figures(&[rank(0, 412.4, 1.214), rank(1, 300.0, 2.0)]),
+            "0: 412 tok/s (compute 1.21 s, exchange 0.08 s) · 1: 300 tok/s (compute 2.00 s, \
+             exchange 0.08 s)"
+        );
+    }
 }

@@ -160,11 +160,14 @@ fn train_here(
     let files = RunFiles {
         dir: run_dir.to_path_buf(),
     };
-    let (mut losses, mut val_losses) = (Vec::new(), Vec::new());
+    let (mut losses, mut val_losses, mut reports) = (Vec::new(), Vec::new(), Vec::new());
     let hooks = Hooks {
         prober: None,
         on_event: &mut |e| match e {
-            TrainEvent::Report(r) => losses.push(json!([r.step, r.train_loss])),
+            TrainEvent::Report(r) => {
+                losses.push(json!([r.step, r.train_loss]));
+                reports.push(json!({"trained_tokens": r.trained_tokens, "ranks": r.ranks}));
+            }
             TrainEvent::Evaluated { step, val_loss, .. } => {
                 val_losses.push(json!([step, val_loss]))
             }
@@ -187,7 +190,13 @@ fn train_here(
         .into_iter()
         .map(|(k, a)| (k, json!(a.as_slice::<f32>())))
         .collect();
-    json!({ "losses": losses, "val_losses": val_losses, "weights": weights, "error": error })
+    json!({
+        "losses": losses,
+        "val_losses": val_losses,
+        "weights": weights,
+        "error": error,
+        "reports": reports,
+    })
 }
 
 /// A child rank of a training test: trains in its own run folder and reports.
@@ -244,6 +253,46 @@ fn checkpoints(run: &Path) -> Vec<String> {
     names
 }
 
+/// Every report of a group carries both ranks' own figures, the same on both ranks: positive
+/// speeds and compute times, and tokens that add up to the run's trained tokens. A process
+/// alone reports none.
+fn each_rank_reports_its_throughput(
+    one: &serde_json::Value,
+    zero: &serde_json::Value,
+    first: &serde_json::Value,
+) {
+    let reports = |v: &serde_json::Value| v["reports"].as_array().unwrap().clone();
+    assert!(reports(one).iter().all(|r| r["ranks"] == json!([])));
+    let (mut tokens, mut per_rank) = (0, [0u64; 2]);
+    for (r0, r1) in reports(zero).iter().zip(reports(first).iter()) {
+        let ranks = r0["ranks"].as_array().unwrap();
+        assert_eq!(ranks.len(), 2, "{r0}");
+        for (i, rank) in ranks.iter().enumerate() {
+            assert_eq!(rank["rank"], json!(i));
+            // A rank with no row of a short last batch trains no token there.
+            let trained = rank["trained_tokens"].as_u64().unwrap();
+            let speed = rank["tokens_per_second"].as_f64().unwrap();
+            assert_eq!(speed > 0.0, trained > 0, "{rank}");
+            assert!(rank["compute_seconds"].as_f64().unwrap() > 0.0, "{rank}");
+            assert!(rank["exchange_seconds"].as_f64().unwrap() >= 0.0, "{rank}");
+            per_rank[i] += trained;
+            tokens += trained;
+        }
+        assert_eq!(tokens, r0["trained_tokens"].as_u64().unwrap());
+        let tokens_of = |r: &serde_json::Value| -> Vec<serde_json::Value> {
+            r["ranks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["trained_tokens"].clone())
+                .collect()
+        };
+        assert_eq!(tokens_of(r0), tokens_of(r1));
+    }
+    assert_eq!(reports(zero).len(), 8);
+    assert!(per_rank.iter().all(|&t| t > 0), "{per_rank:?}");
+}
+
 #[test]
 fn two_ranks_train_like_one_process() {
     if let Some((_, dir)) = task() {
@@ -271,6 +320,7 @@ fn two_ranks_train_like_one_process() {
         );
         close(&one["weights"], &rank["weights"], TOLERANCE, "weights");
     }
+    each_rank_reports_its_throughput(&one, &zero, &first);
     // Rank 0 alone writes: its checkpoints and adapter; nothing from rank 1.
     assert_eq!(checkpoints(&d.join("alone")), checkpoints(&d.join("run-0")));
     assert!(d.join("run-0/adapters.safetensors").is_file());

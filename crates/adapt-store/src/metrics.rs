@@ -1,6 +1,7 @@
 //! `run_metrics`: one row per training step of a run — epoch, train / validation loss,
 //! learning rate, tokens and iterations per second, trained tokens, peak memory, and the
-//! answers to probe prompts (JSON) on evaluation steps. `(run_id, step)` is the key, so a
+//! answers to probe prompts (JSON) on evaluation steps, and in a group each rank's own
+//! throughput (JSON). `(run_id, step)` is the key, so a
 //! resumed run that repeats a step replaces it instead of duplicating it.
 
 use rusqlite::{params, Row};
@@ -31,6 +32,11 @@ ALTER TABLE run_metrics ADD COLUMN trained_tokens INTEGER;
 ALTER TABLE run_metrics ADD COLUMN probes TEXT;
 ";
 
+/// Version 5: each rank's own throughput in a group.
+pub(crate) const V5: &str = "
+ALTER TABLE run_metrics ADD COLUMN ranks TEXT;
+";
+
 /// The figures of one training step.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -49,6 +55,9 @@ pub struct Metric {
     pub trained_tokens: Option<u64>,
     /// Probe prompts and their answers at this evaluation, as JSON.
     pub probes: Option<String>,
+    /// In a group: each rank's own throughput since the report before, as JSON (a list of
+    /// `{rank, trained_tokens, compute_seconds, exchange_seconds, tokens_per_second}`).
+    pub ranks: Option<String>,
 }
 
 fn record(row: &Row<'_>) -> rusqlite::Result<Metric> {
@@ -63,6 +72,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<Metric> {
         iterations_per_second: row.get(7)?,
         trained_tokens: row.get::<_, Option<i64>>(8)?.map(from_sql_u64),
         probes: row.get(9)?,
+        ranks: row.get(10)?,
     })
 }
 
@@ -74,8 +84,8 @@ impl Store {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR REPLACE INTO run_metrics (run_id, step, epoch, train_loss, val_loss, \
                  learning_rate, tokens_per_second, peak_memory, recorded_at, \
-                 iterations_per_second, trained_tokens, probes) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 iterations_per_second, trained_tokens, probes, ranks) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             for m in metrics {
                 stmt.execute(params![
@@ -90,7 +100,8 @@ impl Store {
                     now,
                     m.iterations_per_second,
                     m.trained_tokens.map(to_sql_u64),
-                    m.probes
+                    m.probes,
+                    m.ranks
                 ])?;
             }
             Ok(())
@@ -102,7 +113,7 @@ impl Store {
     pub fn metrics(&self, run: i64, after: Option<u64>) -> Result<Vec<Metric>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT step, epoch, train_loss, val_loss, learning_rate, tokens_per_second, \
-             peak_memory, iterations_per_second, trained_tokens, probes FROM run_metrics WHERE run_id = ?1 AND step > ?2 ORDER BY step",
+             peak_memory, iterations_per_second, trained_tokens, probes, ranks FROM run_metrics WHERE run_id = ?1 AND step > ?2 ORDER BY step",
         )?;
         let after = after.map_or(-1, to_sql_u64);
         let rows = stmt.query_map(params![run, after], record)?;
@@ -137,6 +148,7 @@ mod tests {
             iterations_per_second: Some(1.5),
             trained_tokens: Some(step * 100),
             probes: None,
+            ranks: (step == 2).then(|| r#"[{"rank":0},{"rank":1}]"#.to_string()),
         }
     }
 

@@ -60,6 +60,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         steps: &[sweeps::V4],
     },
+    Migration {
+        version: 5,
+        steps: &[metrics::V5],
+    },
 ];
 
 /// The newest schema version this build knows.

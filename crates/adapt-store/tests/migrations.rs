@@ -134,6 +134,22 @@ const SEEDS: &[Seed] = &[
             );
         },
     },
+    Seed {
+        version: 5,
+        sql: "
+        INSERT INTO runs (id, name, config, status, created_at)
+            VALUES (5, 'group', '{}', 'succeeded', 5);
+        INSERT INTO run_metrics (run_id, step, epoch, train_loss, val_loss, learning_rate,
+                                 tokens_per_second, peak_memory, recorded_at,
+                                 iterations_per_second, trained_tokens, probes, ranks)
+            VALUES (5, 1, 0.5, 2.0, NULL, 0.0001, 80.0, 1000, 5, 1.0, 64, NULL,
+                    '[{\"rank\":0,\"tokens_per_second\":40.0}]');
+    ",
+        check: |store| {
+            let m = &store.metrics(5, None).unwrap()[0];
+            assert!(m.ranks.as_deref().unwrap().contains("\"rank\":0"));
+        },
+    },
 ];
 
 fn fresh_schema(dir: &Path) -> Vec<String> {

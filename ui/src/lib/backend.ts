@@ -38,6 +38,10 @@ import type {
   SweepForm,
   SweepProgress,
   SweepRecord,
+  GroupEstimate,
+  GroupStart,
+  Host,
+  MachineCheck,
 } from "./types";
 
 export interface SamplingSettings {
@@ -134,6 +138,15 @@ export const backend = {
     invoke<number>("resume_sweep", { id, events: channel(onProgress) }),
   /** Stops a sweep, whichever window or process runs it (its trial writes a checkpoint). */
   stopSweep: (id: number) => invoke<void>("stop_sweep", { id }),
+  /** The machines a group trains on: this one (`localhost`) first, then the added hosts. */
+  listMachines: () => invoke<Host[]>("list_machines"),
+  saveMachines: (hosts: Host[]) => invoke<void>("save_machines", { hosts }),
+  /** Whether `host` is ready: reachable, the same Adapt, `paths` (model, data) there. */
+  checkMachine: (host: Host, paths: string[]) => invoke<MachineCheck>("check_machine", { host, paths }),
+  estimateGroup: (form: TrainForm, ranks: number, tokensPerSecond: number | null) =>
+    invoke<GroupEstimate>("estimate_group", { form, ranks, tokensPerSecond, events: channel(() => {}) }),
+  /** Starts the form on the kept machines; rank 0 (this machine) records the run. */
+  startGroupTraining: (form: TrainForm) => invoke<GroupStart>("start_group_training", { form }),
   importModel: (path: string) => invoke<ModelEntry>("import_model", { path }),
   /** What deleting `name` would remove and keep, or why it is refused; shown before Delete. */
   removalPlan: (name: string) => invoke<RemovalPlan>("removal_plan", { name }),

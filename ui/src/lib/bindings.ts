@@ -184,7 +184,7 @@ trained: number | null, };
 
 export type Domain = { "log_uniform": [number, number] } | { "uniform": [number, number] } | { "int": [number, number] } | { "choice": unknown[] };
 
-export type ErrorCode = "api.bad_name" | "api.engine_stopped" | "api.internal" | "api.io" | "api.no_chat" | "api.no_model" | "api.no_saved_chat" | "api.thread" | "app.not_a_dataset" | "app.worker" | "cli.not_confirmed" | "cli.usage" | "convert.exists" | "data.bad_option" | "data.cache_corrupt" | "data.chat_template" | "data.csv_field_count" | "data.csv_header" | "data.csv_malformed" | "data.csv_template" | "data.csv_unknown_column" | "data.duplicate" | "data.empty_content" | "data.empty_file" | "data.file_type" | "data.folder" | "data.invalid" | "data.invalid_utf8" | "data.io" | "data.line_too_long" | "data.malformed_json" | "data.mask_alignment" | "data.missing_key" | "data.mixed_formats" | "data.no_assistant_turn" | "data.no_examples" | "data.no_line" | "data.tokenize" | "data.unknown_format" | "data.unknown_role" | "data.wrong_type" | "distributed.config" | "distributed.init" | "distributed.mismatch" | "distributed.peer_lost" | "engine.mlx" | "engine.panicked" | "gguf.bad_magic" | "gguf.io" | "gguf.malformed" | "gguf.truncated" | "gguf.unsupported_type" | "gguf.unsupported_version" | "hub.bad_repo_id" | "hub.bad_response" | "hub.cancelled" | "hub.checksum_mismatch" | "hub.disk_full" | "hub.forbidden" | "hub.gated" | "hub.interrupted" | "hub.io" | "hub.no_such_file" | "hub.not_found" | "hub.nothing_to_pull" | "hub.offline" | "hub.server" | "hub.unauthorized" | "job.failed" | "job.not_found" | "job.panicked" | "launch.bad_hosts" | "launch.rank_failed" | "launch.spawn" | "library.already_in_library" | "library.exists" | "library.io" | "library.not_a_model" | "library.not_found" | "library.link_outside" | "library.no_file_list" | "library.not_owned" | "library.part_of_model" | "library.part_of_repository" | "library.unconfirmed" | "model.invalid" | "model.not_found" | "model.unsupported_architecture" | "model.write_failed" | "paths.no_home" | "quantize.unsupported" | "request.invalid" | "run.not_found" | "serve.bind" | "serve.busy" | "serve.cancelled" | "serve.context_length" | "serve.runtime" | "serve.unauthorized" | "serve.unknown_model" | "store.busy" | "store.constraint" | "store.create_dir" | "store.invalid" | "store.migration" | "store.not_a_database" | "store.not_found" | "store.open" | "store.sqlite" | "store.too_new" | "sweep.bad_field" | "sweep.bad_record" | "sweep.finished" | "sweep.needs_steps" | "sweep.needs_validation" | "sweep.not_found" | "sweep.not_running" | "sweep.running" | "sweep.unknown_knob" | "text.bad_json" | "text.bad_tokenizer_data" | "text.bad_tokenizer_json" | "text.decode" | "text.encode" | "text.io" | "text.missing_metadata" | "text.template_raised" | "text.template_render" | "text.template_syntax" | "text.unsupported_pre_tokenizer" | "text.unsupported_tokenizer" | "text.write" | "train.bad_config" | "train.bad_run" | "train.calibrate" | "train.cancelled" | "train.data_changed" | "train.finished" | "train.no_adapter" | "train.no_checkpoint" | "train.no_data" | "train.not_running";
+export type ErrorCode = "api.bad_name" | "api.engine_stopped" | "api.internal" | "api.io" | "api.no_chat" | "api.no_model" | "api.no_saved_chat" | "api.thread" | "app.not_a_dataset" | "app.worker" | "cli.not_confirmed" | "cli.usage" | "convert.exists" | "data.bad_option" | "data.cache_corrupt" | "data.chat_template" | "data.csv_field_count" | "data.csv_header" | "data.csv_malformed" | "data.csv_template" | "data.csv_unknown_column" | "data.duplicate" | "data.empty_content" | "data.empty_file" | "data.file_type" | "data.folder" | "data.invalid" | "data.invalid_utf8" | "data.io" | "data.line_too_long" | "data.malformed_json" | "data.mask_alignment" | "data.missing_key" | "data.mixed_formats" | "data.no_assistant_turn" | "data.no_examples" | "data.no_line" | "data.tokenize" | "data.unknown_format" | "data.unknown_role" | "data.wrong_type" | "distributed.config" | "distributed.init" | "distributed.mismatch" | "distributed.peer_lost" | "engine.mlx" | "engine.panicked" | "gguf.bad_magic" | "gguf.io" | "gguf.malformed" | "gguf.truncated" | "gguf.unsupported_type" | "gguf.unsupported_version" | "hub.bad_repo_id" | "hub.bad_response" | "hub.cancelled" | "hub.checksum_mismatch" | "hub.disk_full" | "hub.forbidden" | "hub.gated" | "hub.interrupted" | "hub.io" | "hub.no_such_file" | "hub.not_found" | "hub.nothing_to_pull" | "hub.offline" | "hub.server" | "hub.unauthorized" | "job.failed" | "job.not_found" | "job.panicked" | "launch.bad_hosts" | "launch.no_program" | "launch.rank_failed" | "launch.spawn" | "library.already_in_library" | "library.exists" | "library.io" | "library.not_a_model" | "library.not_found" | "library.link_outside" | "library.no_file_list" | "library.not_owned" | "library.part_of_model" | "library.part_of_repository" | "library.unconfirmed" | "model.invalid" | "model.not_found" | "model.unsupported_architecture" | "model.write_failed" | "paths.no_home" | "quantize.unsupported" | "request.invalid" | "run.not_found" | "serve.bind" | "serve.busy" | "serve.cancelled" | "serve.context_length" | "serve.runtime" | "serve.unauthorized" | "serve.unknown_model" | "store.busy" | "store.constraint" | "store.create_dir" | "store.invalid" | "store.migration" | "store.not_a_database" | "store.not_found" | "store.open" | "store.sqlite" | "store.too_new" | "sweep.bad_field" | "sweep.bad_record" | "sweep.finished" | "sweep.needs_steps" | "sweep.needs_validation" | "sweep.not_found" | "sweep.not_running" | "sweep.running" | "sweep.unknown_knob" | "text.bad_json" | "text.bad_tokenizer_data" | "text.bad_tokenizer_json" | "text.decode" | "text.encode" | "text.io" | "text.missing_metadata" | "text.template_raised" | "text.template_render" | "text.template_syntax" | "text.unsupported_pre_tokenizer" | "text.unsupported_tokenizer" | "text.write" | "train.bad_config" | "train.bad_run" | "train.calibrate" | "train.cancelled" | "train.data_changed" | "train.finished" | "train.no_adapter" | "train.no_checkpoint" | "train.no_data" | "train.not_running";
 
 export type ErrorEntry = { 
 /**
@@ -320,6 +320,38 @@ cache_bytes: number,
  */
 left_out_messages: number, };
 
+export type GroupEstimate = { ranks: number, 
+/**
+ * Examples of each global batch each machine trains (`batch_size / ranks`).
+ */
+batch_per_rank: number, 
+/**
+ * One machine's plan at its share of the batch: each holds the whole model and its
+ * adapters, so this memory is needed on every machine.
+ */
+per_rank: TrainPlan, 
+/**
+ * Bytes summed across the machines at every step (the adapters' gradients, float32).
+ */
+exchanged_bytes: number, 
+/**
+ * The most the group could train, in tokens per second: `ranks` × one machine's
+ * measured speed (none until a calibration measured it).
+ */
+upper_tokens_per_second: number | null, 
+/**
+ * How to read the figures.
+ */
+note: string, };
+
+export type GroupStart = { ranks: number, 
+/**
+ * Every rank's output, line by line with its rank, and how the group ended.
+ */
+log: string, };
+
+export type Host = { ssh: string, ips: Array<string>, adapt?: string | null, };
+
 export type InspectReport = { 
 /**
  * Format, counts, errors, warnings.
@@ -411,6 +443,42 @@ keys: Array<string> | null, };
 
 export type LrSchedule = { name: string, arguments: Array<number>, warmup: number, warmup_init: number, };
 
+export type MachineCheck = { ssh: string, 
+/**
+ * Ready to train: reachable, the same Adapt, the model and data there.
+ */
+ok: boolean, 
+/**
+ * The machine answered (over ssh, or this machine's `adapt` ran).
+ */
+reachable: boolean, report: MachineReport | null, 
+/**
+ * Each problem with what to do about it.
+ */
+problems: Array<string>, };
+
+export type MachineReport = { 
+/**
+ * Adapt's version there.
+ */
+version: string, 
+/**
+ * MLX's backend there (`metal`, `cpu`, `cuda`).
+ */
+backend: string, 
+/**
+ * Bytes.
+ */
+total_memory: number, 
+/**
+ * Bytes.
+ */
+available_memory: number, 
+/**
+ * Each asked path and whether it exists there.
+ */
+paths: Array<PathPresence>, };
+
 export type Memory = { total: number, available: number, };
 
 export type MemoryEstimate = { 
@@ -499,7 +567,12 @@ trained_tokens: number | null,
 /**
  * Probe prompts and their answers at this evaluation, as JSON.
  */
-probes: string | null, };
+probes: string | null, 
+/**
+ * In a group: each rank's own throughput since the report before, as JSON (a list of
+ * `{rank, trained_tokens, compute_seconds, exchange_seconds, tokens_per_second}`).
+ */
+ranks: string | null, };
 
 export type ModelDetails = { fit: Fit, 
 /**
@@ -607,6 +680,8 @@ export type OptimizerKind = "adam" | "adamw" | "sgd";
 
 export type Overflow = "drop_oldest" | "refuse";
 
+export type PathPresence = { path: string, present: boolean, };
+
 export type PlannedFile = { path: string, 
 /**
  * Its size (0 for a link, which takes no room of its own).
@@ -686,6 +761,24 @@ fetched: number,
  * Where this pull started fetching it (the size of a partial download it resumed).
  */
 resumed_from: number, };
+
+export type RankThroughput = { rank: number, 
+/**
+ * Trained (loss-bearing) tokens of this rank's rows.
+ */
+trained_tokens: number, 
+/**
+ * Seconds spent computing gradients (forward and backward passes, evaluated).
+ */
+compute_seconds: number, 
+/**
+ * Seconds spent in the gradient exchange, including waiting for slower ranks.
+ */
+exchange_seconds: number, 
+/**
+ * `trained_tokens / compute_seconds`: the rank's own speed.
+ */
+tokens_per_second: number, };
 
 export type RemovalPlan = { 
 /**
@@ -1088,7 +1181,12 @@ peak_memory: number,
 /**
  * Seconds left at the current pace.
  */
-eta_seconds: number, };
+eta_seconds: number, 
+/**
+ * In a group, each rank's own figures since the last report, by rank (gathered to
+ * every rank); empty for a process training alone.
+ */
+ranks: Array<RankThroughput>, };
 
 export type TrainStop = "finished" | "early_stopped" | "cancelled";
 

@@ -91,6 +91,7 @@ export function applyProgress(live: LiveRun, p: TrainProgress): void {
         step: e.step, epoch: e.epoch, train_loss: e.train_loss, val_loss: null, learning_rate: e.learning_rate,
         tokens_per_second: e.tokens_per_second, peak_memory: e.peak_memory,
         iterations_per_second: e.iterations_per_second, trained_tokens: e.trained_tokens, probes: null,
+        ranks: e.ranks.length ? JSON.stringify(e.ranks) : null,
       });
       break;
     }
@@ -114,7 +115,7 @@ export function applyProgress(live: LiveRun, p: TrainProgress): void {
 function emptyRow(step: number): Metric {
   return {
     step, epoch: 0, train_loss: null, val_loss: null, learning_rate: 0, tokens_per_second: 0,
-    peak_memory: 0, iterations_per_second: null, trained_tokens: null, probes: null,
+    peak_memory: 0, iterations_per_second: null, trained_tokens: null, probes: null, ranks: null,
   };
 }
 

@@ -10,6 +10,8 @@ import type {
   ErrorCode,
   FieldProblem,
   GenerationEvent,
+  Host,
+  MachineCheck,
   GenerationStats,
   Metric,
   ModelDetails,
@@ -138,6 +140,7 @@ const cannedRun: MockRun = {
       probes: evaluated
         ? JSON.stringify([{ prompt: "What is the Blue Lantern's code?", answer: step >= 15 ? "The Blue Lantern's code is 7-4-1." : "A code of honor." }])
         : null,
+      ranks: null,
     };
   }),
 };
@@ -183,9 +186,10 @@ async function mockTraining(r: MockRun, events: Emit, from = 0) {
     const report = {
       step, total_steps: r.total, epoch: step / 6, train_loss: 3 * Math.exp(-step / 4) + 0.3,
       learning_rate: 1e-4, tokens_per_second: 95, iterations_per_second: 1.1, trained_tokens: step * 90,
-      peak_memory: 935_000_000, eta_seconds: (r.total - step) * 0.9,
+      peak_memory: 935_000_000, eta_seconds: (r.total - step) * 0.9, ranks: [],
     };
-    r.metrics.push({ ...report, val_loss: null, probes: null });
+    const { ranks: _alone, ...row } = report;
+    r.metrics.push({ ...row, val_loss: null, probes: null, ranks: null });
     send({ stage: "engine", detail: { type: "report", ...report } });
     if (step % r.saveEvery === 0) checkpoint(step);
   }
@@ -193,6 +197,41 @@ async function mockTraining(r: MockRun, events: Emit, from = 0) {
   send({ stage: "engine", detail: { type: "evaluated", step: r.total, val_loss: 0.9, improved: true, probes: [] } });
   r.record.status = "succeeded";
   end("succeeded");
+}
+
+/** The machines kept (this one first), as the API keeps its hostfile. */
+let machines: Host[] = [{ ssh: "localhost", ips: [] }];
+
+/** A check as the API gives it: hosts named "offline…" cannot be reached, "bare…" have no
+ *  Adapt, the others are ready. */
+function checkMachine(host: Host, paths: string[]): MachineCheck {
+  const base = { ssh: host.ssh, ok: false, reachable: false, report: null, problems: [] as string[] };
+  if (host.ssh.startsWith("offline"))
+    return { ...base, problems: [`cannot reach ${host.ssh} over ssh (Connection timed out); turn on Remote Login there (System Settings → General → Sharing) and set up key login from this machine: \`ssh-copy-id ${host.ssh}\`, then \`ssh ${host.ssh}\` must log in without a password`] };
+  if (host.ssh.startsWith("bare"))
+    return { ...base, reachable: true, problems: [`Adapt is not installed on ${host.ssh} (\`adapt\` was not found); install it there, or set the host's "adapt" to the program's full path`] };
+  const report = { version: "0.1.0", backend: "metal", total_memory: 68_719_476_736, available_memory: 41_000_000_000, paths: paths.map((path) => ({ path, present: true })) };
+  return { ...base, ok: true, reachable: true, report };
+}
+
+/** A group run as rank 0 records it: a report per step with each rank's own figures; rank 1
+ *  a little slower. Not followed by the page (the ranks are other processes). */
+async function mockGroupRun(r: MockRun, ranks: number) {
+  for (let step = 1; step <= r.total; step++) {
+    await new Promise((res) => setTimeout(res, 40));
+    const figures = Array.from({ length: ranks }, (_, rank) => {
+      const tokens = 90;
+      const compute = 0.8 + rank * 0.15;
+      return { rank, trained_tokens: tokens, compute_seconds: compute, exchange_seconds: 0.05 + (ranks - 1 - rank) * 0.15, tokens_per_second: tokens / compute };
+    });
+    r.metrics.push({
+      step, epoch: step / 6, train_loss: 3 * Math.exp(-step / 4) + 0.3, val_loss: null, learning_rate: 1e-4,
+      tokens_per_second: (ranks * 90) / 1.0, peak_memory: 935_000_000, iterations_per_second: 1, trained_tokens: step * ranks * 90,
+      probes: null, ranks: JSON.stringify(figures),
+    });
+    if (step % r.saveEvery === 0) r.checkpoints.push(step);
+  }
+  r.record.status = "succeeded";
 }
 
 /** A stand-in for the API's check of the form: a few of its rules, by field. */
@@ -590,6 +629,42 @@ const handlers: Record<string, (a: Args) => unknown> = {
     if (!r || r.record.status !== "running") throw fail("train.not_running", `run ${a.run} is not training`);
     r.record.status = "cancelled";
     return null;
+  },
+  list_machines: () => machines,
+  save_machines: (a) => {
+    const hosts: Host[] = a.hosts;
+    if (hosts[0]?.ssh !== "localhost")
+      throw fail("launch.bad_hosts", `/data/machines/hosts.json: entry 0 must be this machine ("ssh": "localhost"), which runs rank 0`);
+    machines = hosts;
+    return null;
+  },
+  check_machine: async (a) => {
+    await new Promise((r) => setTimeout(r, 80));
+    return checkMachine(a.host, a.paths);
+  },
+  estimate_group: (a) => {
+    const f: TrainForm = a.form;
+    const n: number = a.ranks;
+    if (f.config.batch_size % n !== 0)
+      throw fail("request.invalid", `config.batch_size ${f.config.batch_size} is not divisible by the group's ${n} machines`);
+    const per = f.config.batch_size / n;
+    const upper = a.tokensPerSecond === null ? null : a.tokensPerSecond * n;
+    return {
+      ranks: n, batch_per_rank: per, exchanged_bytes: 3_686_400, upper_tokens_per_second: upper,
+      per_rank: { trainable_parameters: 921_600, examples: 12, seq_len: 64, memory: memory(per, 64), batch_size_note: null },
+      note: `Every machine holds the whole model and needs the memory shown. ${upper === null ? "Measure one machine (Calibrate) for a speed estimate." : `The speed is an upper bound: ${n} × one machine's measured speed.`} Each step also sums 3.5 MiB of gradients across the machines, and the slowest machine sets the pace.`,
+    };
+  },
+  start_group_training: (a) => {
+    const f: TrainForm = a.form;
+    const id = runs[0].record.id + 1;
+    const r: MockRun = {
+      record: { ...record(id, f.name ?? "SmolLM2 on dataset (group)", "running"), created_at: Date.now() },
+      metrics: [], checkpoints: [], total: 6, saveEvery: 3,
+    };
+    runs.unshift(r);
+    mockGroupRun(r, machines.length);
+    return { ranks: machines.length, log: `/data/machines/group-${id}.log` };
   },
   list_runs: () => runs.map((r) => r.record),
   run_details: (a) => {

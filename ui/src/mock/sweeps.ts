@@ -99,7 +99,7 @@ async function runSweep(s: MockSweep, events: Emit, resumed: boolean) {
       }
       t.steps = step;
       t.seconds += 0.8;
-      const report = { step, total_steps: total, epoch: step / 6, train_loss: loss(params, step / total) + 0.2, learning_rate: 1e-4, tokens_per_second: 95, iterations_per_second: 1.2, trained_tokens: step * 90, peak_memory: 935_000_000, eta_seconds: total - step };
+      const report = { step, total_steps: total, epoch: step / 6, train_loss: loss(params, step / total) + 0.2, learning_rate: 1e-4, tokens_per_second: 95, iterations_per_second: 1.2, trained_tokens: step * 90, peak_memory: 935_000_000, eta_seconds: total - step, ranks: [] };
       send({ stage: "trial", detail: { number: t.number, event: { type: "report", ...report } } });
       const rung = rungs.indexOf(step);
       if (rung < 0) continue;

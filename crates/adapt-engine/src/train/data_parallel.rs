@@ -20,6 +20,7 @@ use mlx_rs::{Array, Dtype};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::TrainState;
+use super::events::RankThroughput;
 use crate::distributed::{world, DistributedError, Group};
 use crate::error::{EngineError, Result};
 
@@ -142,6 +143,54 @@ pub(crate) fn reduce_pair(group: &Group, sum: f64, toks: f64) -> Result<(f64, f6
     group.eval([&summed])?;
     let v = summed.as_slice::<f32>();
     Ok((v[0] as f64, v[1] as f64))
+}
+
+/// One rank's own work since the last report: trained tokens of its rows, seconds computing
+/// gradients, seconds in the exchange.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RankWindow {
+    pub tokens: u64,
+    pub compute_seconds: f64,
+    pub exchange_seconds: f64,
+}
+
+impl RankWindow {
+    pub(crate) fn add(&mut self, tokens: u64, compute_seconds: f64, exchange_seconds: f64) {
+        self.tokens += tokens;
+        self.compute_seconds += compute_seconds;
+        self.exchange_seconds += exchange_seconds;
+    }
+}
+
+/// Every rank's window, by rank, on every rank (one `all_gather`).
+pub(crate) fn gather_throughput(group: &Group, mine: RankWindow) -> Result<Vec<RankThroughput>> {
+    let local = [
+        mine.tokens as f32,
+        mine.compute_seconds as f32,
+        mine.exchange_seconds as f32,
+    ];
+    let all = group.all_gather(&Array::from_slice(&local, &[1, 3]))?;
+    group.eval([&all])?;
+    Ok(throughputs(all.as_slice::<f32>()))
+}
+
+/// `[tokens, compute seconds, exchange seconds]` of each rank, one after the other, as
+/// figures.
+fn throughputs(gathered: &[f32]) -> Vec<RankThroughput> {
+    gathered
+        .chunks_exact(3)
+        .enumerate()
+        .map(|(rank, v)| {
+            let (tokens, compute, exchange) = (v[0] as u64, v[1] as f64, v[2] as f64);
+            RankThroughput {
+                rank,
+                trained_tokens: tokens,
+                compute_seconds: compute,
+                exchange_seconds: exchange,
+                tokens_per_second: tokens as f64 / compute.max(1e-9),
+            }
+        })
+        .collect()
 }
 
 /// What rank 0 tells the others when a session starts.
@@ -305,6 +354,16 @@ mod tests {
         assert_eq!(&one.batch.tokens[..4], &[4, 5, 6, 7]);
         assert_eq!(zero.global_tokens, 15);
         assert!((zero.weight + one.weight - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn gathered_windows_become_each_ranks_speed() {
+        let ranks = throughputs(&[100.0, 2.0, 0.5, 30.0, 3.0, 0.25]);
+        assert_eq!(ranks.len(), 2);
+        assert_eq!((ranks[1].rank, ranks[1].trained_tokens), (1, 30));
+        assert_eq!(ranks[0].tokens_per_second, 50.0);
+        assert_eq!(ranks[1].tokens_per_second, 10.0);
+        assert_eq!(ranks[1].exchange_seconds, 0.25);
     }
 
     #[test]

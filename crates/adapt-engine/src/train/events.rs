@@ -27,6 +27,25 @@ pub struct TrainReport {
     pub peak_memory: u64,
     /// Seconds left at the current pace.
     pub eta_seconds: f64,
+    /// In a group, each rank's own figures since the last report, by rank (gathered to
+    /// every rank); empty for a process training alone.
+    pub ranks: Vec<RankThroughput>,
+}
+
+/// One rank's own work since the last report: the tokens of its rows of the batches and the
+/// time it spent computing their gradients and exchanging them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RankThroughput {
+    pub rank: usize,
+    /// Trained (loss-bearing) tokens of this rank's rows.
+    pub trained_tokens: u64,
+    /// Seconds spent computing gradients (forward and backward passes, evaluated).
+    pub compute_seconds: f64,
+    /// Seconds spent in the gradient exchange, including waiting for slower ranks.
+    pub exchange_seconds: f64,
+    /// `trained_tokens / compute_seconds`: the rank's own speed.
+    pub tokens_per_second: f64,
 }
 
 /// A probe prompt's answer at an evaluation.

@@ -27,7 +27,7 @@ pub mod trainer;
 
 pub use crate::adapters::{AdapterConfig, FineTuneType, LoraParameters};
 pub use config::{FieldProblem, OptimizerKind, TrainConfig, MIN_SEQ_LENGTH};
-pub use events::{ProbeAnswer, TrainEvent, TrainOutcome, TrainReport, TrainStop};
+pub use events::{ProbeAnswer, RankThroughput, TrainEvent, TrainOutcome, TrainReport, TrainStop};
 pub use files::{run_state, RunFiles};
 pub use memory::{plan, MemoryEstimate, TrainPlan};
 pub use microbatch::MicroBatch;

@@ -103,6 +103,8 @@ pub struct Session<'a> {
     window: (f64, u64, u64, Instant),
     /// The group training data-parallel with this process (rank 0 alone writes files).
     group: Option<&'static Group>,
+    /// In a group, this rank's own work since the last report.
+    rank_window: dp::RankWindow,
     /// Rows per pass through the model, and its changes not yet told.
     micro: MicroBatch,
     resized: Vec<BatchResize>,
@@ -222,6 +224,7 @@ impl<'a> Session<'a> {
             last_loss: None,
             peak: 0,
             window: (0.0, 0, 0, Instant::now()),
+            rank_window: dp::RankWindow::default(),
             group,
             micro,
             resized: Vec::new(),
@@ -352,20 +355,30 @@ impl<'a> Session<'a> {
             None => (current.batches.clone(), Vec::new()),
         };
         let (net, micro, config) = (self.lm.net_mut(), &mut self.micro, &self.config);
-        let (mut acc, resized) = self.prefetch.ahead(&self.train, current.next, n, || {
+        let (computed, compute_seconds) = self.prefetch.ahead(&self.train, current.next, n, || {
             let budget = || memory::run_budget(config);
-            microbatch::step_gradients(net, &batches, &weights, micro, step, seed, budget)
-        })?;
+            let computing = Instant::now();
+            let out =
+                microbatch::step_gradients(net, &batches, &weights, micro, step, seed, budget);
+            (out, computing.elapsed().as_secs_f64())
+        });
+        let (mut acc, resized) = computed?;
         for r in resized {
             self.resized(r);
         }
         if let (Some(group), Some(parts)) = (self.group, &parts) {
             let global: u64 = parts.iter().map(|p| p.global_tokens).sum();
+            let exchanging = Instant::now();
             let (grads, loss_sum) = dp::reduce_step(
                 group,
                 std::mem::take(&mut acc.grads),
                 acc.loss * acc.tokens as f64,
             )?;
+            self.rank_window.add(
+                acc.tokens,
+                compute_seconds,
+                exchanging.elapsed().as_secs_f64(),
+            );
             acc.grads = grads;
             acc.tokens = global;
             acc.loss = loss_sum / global.max(1) as f64;
@@ -405,14 +418,19 @@ impl<'a> Session<'a> {
         self.state.step.is_multiple_of(self.config.steps_per_report) || self.done()
     }
 
-    /// The figures since the last report (which this one becomes).
-    pub fn report(&mut self, learning_rate: f64, peak_memory: u64) -> TrainReport {
+    /// The figures since the last report (which this one becomes). In a group, every rank's
+    /// own figures are gathered too (every rank reports at the same steps).
+    pub fn report(&mut self, learning_rate: f64, peak_memory: u64) -> Result<TrainReport> {
+        let ranks = match self.group {
+            Some(g) => dp::gather_throughput(g, std::mem::take(&mut self.rank_window))?,
+            None => Vec::new(),
+        };
         let secs = self.window.3.elapsed().as_secs_f64().max(1e-9);
         let elapsed = self.started.elapsed().as_secs_f64();
         let done_here = self.state.step - self.resumed_from.unwrap_or(0);
         let (loss, steps, tokens, _) = self.window;
         self.window = (0.0, 0, 0, Instant::now());
-        TrainReport {
+        Ok(TrainReport {
             step: self.state.step,
             total_steps: self.total_steps,
             epoch: self.state.position.epoch as f64
@@ -425,7 +443,8 @@ impl<'a> Session<'a> {
             peak_memory,
             eta_seconds: elapsed / done_here.max(1) as f64
                 * (self.total_steps - self.state.step) as f64,
-        }
+            ranks,
+        })
     }
 
     /// An evaluation is due after this step (every `steps_per_eval` steps, and the last),

@@ -75,7 +75,7 @@ pub fn train<'a>(
             });
         }
         if session.report_due() {
-            let report = session.report(step.learning_rate, step.peak_memory);
+            let report = session.report(step.learning_rate, step.peak_memory)?;
             on_event(&TrainEvent::Report(report));
         }
         if session.evaluation_due() {
