@@ -127,15 +127,7 @@ impl<'a> Session<'a> {
         })?;
         let group = dp::training_group()?;
         let leader = group.is_none_or(|g| g.is_leader());
-        check_precision(lm, config.precision)?;
-        adapters::remove(lm);
-        let trainable = adapters::attach(lm, &config.adapter(), config.seed)?;
-        // Half precision: the f32 adapters are cast to the compute type at use.
-        let half = config
-            .precision
-            .dtype()
-            .is_some_and(|d| d != Dtype::Float32);
-        adapters::set_cast_to_input(lm, half);
+        let trainable = attach_fresh(lm, config)?;
         let resumed = match (resume && leader, leader) {
             (true, _) => Some(resume_point(lm, &files)?),
             (false, true) => {
@@ -613,6 +605,20 @@ fn resume_point(lm: &mut Model, files: &RunFiles) -> Result<(PathBuf, TrainState
     };
     adapters::load_weights(lm, &dir.join(ADAPTERS_FILE))?;
     Ok((dir, state))
+}
+
+/// Replaces any adapters on `lm` with fresh ones for `config` (in its precision: f32 adapters
+/// cast to a half compute type at use); returns how many trainable parameters they have.
+fn attach_fresh(lm: &mut Model, config: &TrainConfig) -> Result<usize> {
+    check_precision(lm, config.precision)?;
+    adapters::remove(lm);
+    let trainable = adapters::attach(lm, &config.adapter(), config.seed)?;
+    let half = config
+        .precision
+        .dtype()
+        .is_some_and(|d| d != Dtype::Float32);
+    adapters::set_cast_to_input(lm, half);
+    Ok(trainable)
 }
 
 /// Refuses a model held in another float type than `precision` asks for (it was loaded
