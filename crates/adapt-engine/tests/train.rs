@@ -339,9 +339,10 @@ fn the_batch_size_is_lowered_to_fit_or_the_run_is_refused() {
     assert!(memory::estimate(&model, &c, 1000, 8, 64, u64::MAX).activations < full.activations);
 }
 
-/// Mixed precision: a base held and computed in bf16 (dense, and quantized for QLoRA) or f16
-/// trains like the f32 base step by step, while the adapters, their optimizer state and the
-/// saved adapter stay f32; a model held in another type than the run's precision is refused.
+/// Mixed precision: a base held and computed in bf16 (dense with LoRA and DoRA, quantized for
+/// QLoRA) or f16 trains like the f32 base step by step, while the adapters, their optimizer
+/// state and the saved adapter stay f32; a model held in another type than the run's
+/// precision is refused.
 #[test]
 fn half_precision_tracks_f32_and_keeps_adapters_and_optimizer_f32() {
     use adapt_engine::mlx_rs::module::ModuleParameters;
@@ -351,15 +352,17 @@ fn half_precision_tracks_f32_and_keeps_adapters_and_optimizer_f32() {
     let _mlx = lock();
     // Relative difference of each step's loss from the f32 run's, over 12 steps.
     const TOLERANCE: f64 = 0.03;
-    for (quantize, precision) in [
-        (None, Precision::Bf16),
-        (None, Precision::F16),
-        (Some(4), Precision::Bf16),
+    for (quantize, precision, kind) in [
+        (None, Precision::Bf16, FineTuneType::Lora),
+        (None, Precision::F16, FineTuneType::Lora),
+        (None, Precision::Bf16, FineTuneType::Dora),
+        (Some(4), Precision::Bf16, FineTuneType::Lora),
     ] {
         // A learning rate at which the path is smooth: at 2e-3 the tiny model's loss jumps
         // between batches and any rounding sends two runs different ways after a few steps.
         let mut c = config(12);
         c.learning_rate = 5e-4;
+        c.fine_tune_type = kind;
         c.precision = Precision::F32;
         let dir = tempfile::tempdir().unwrap();
         let mut model = random_model(&tiny_llama_args(), 5, quantize, F32).unwrap();
@@ -376,14 +379,14 @@ fn half_precision_tracks_f32_and_keeps_adapters_and_optimizer_f32() {
         let half = run(&mut model, dir.path(), &c, false, None);
         assert_eq!(half.losses.len(), 12);
         println!(
-            "{quantize:?} {precision:?}: f32 {:.4?}\n  half {:.4?}",
+            "{quantize:?} {precision:?} {kind:?}: f32 {:.4?}\n  half {:.4?}",
             reference.losses, half.losses
         );
         for (i, (a, b)) in reference.losses.iter().zip(&half.losses).enumerate() {
             let off = (a - b).abs() / a;
             assert!(
                 off < TOLERANCE,
-                "{quantize:?} {precision:?} step {}: f32 {a:.5}, half {b:.5} ({:.2} %)",
+                "{quantize:?} {precision:?} {kind:?} step {}: f32 {a:.5}, half {b:.5} ({:.2} %)",
                 i + 1,
                 off * 100.0
             );
