@@ -132,31 +132,29 @@ pub struct DeviceChoice {
 /// the CPU. Call it on the thread that owns MLX state, before any model is loaded.
 pub fn choose_device(asked: DevicePreference) -> Result<DeviceChoice> {
     let runtime = Backend::runtime();
-    let probe = match asked {
-        DevicePreference::Cpu => Err("the CPU was asked for".to_string()),
-        _ => probe_gpu(runtime),
-    };
-    let choice = match (asked, probe) {
-        (DevicePreference::Cpu, Err(reason)) => DeviceChoice {
+    let choice = match asked {
+        DevicePreference::Cpu => DeviceChoice {
             asked,
             backend: Backend::Cpu,
-            reason,
+            reason: "the CPU was asked for".into(),
             fell_back: false,
         },
-        (_, Ok(())) => DeviceChoice {
-            asked,
-            backend: runtime,
-            reason: format!("the {runtime} backend ran a test computation"),
-            fell_back: false,
-        },
-        (DevicePreference::Gpu, Err(cause)) => {
-            return Err(EngineError::GpuUnavailable { cause });
-        }
-        (DevicePreference::Auto, Err(cause)) => DeviceChoice {
-            asked,
-            backend: Backend::Cpu,
-            reason: cause,
-            fell_back: true,
+        DevicePreference::Gpu | DevicePreference::Auto => match probe_gpu(runtime) {
+            Ok(()) => DeviceChoice {
+                asked,
+                backend: runtime,
+                reason: format!("the {runtime} backend ran a test computation"),
+                fell_back: false,
+            },
+            Err(cause) if asked == DevicePreference::Gpu => {
+                return Err(EngineError::GpuUnavailable { cause });
+            }
+            Err(cause) => DeviceChoice {
+                asked,
+                backend: Backend::Cpu,
+                reason: cause,
+                fell_back: true,
+            },
         },
     };
     let on_cpu = choice.backend == Backend::Cpu;
