@@ -5,8 +5,8 @@ and `adapt` / `logits` (our binaries) in $ADAPT_GPU_WORK. Every stage writes wha
 into $OUT/results.json as soon as it ends, so a lease cut short still reports; a stage that
 fails records its error and the suite goes on.
 
-Stages (`suite.py STAGE…`, default all): doctor, bandwidth, models, parity, greedy, decode,
-chat, train.
+Stages (`suite.py STAGE…`, default all): doctor, fallback, bandwidth, models, parity, greedy,
+decode, chat, train, precision.
 """
 
 import json
@@ -105,6 +105,49 @@ def doctor():
     smi = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
                           "--format=csv,noheader"], capture_output=True, text=True).stdout
     return {"adapt": report["device"], "nvidia_smi": smi.strip()}
+
+
+def attempt(cmd, env=None, timeout=600):
+    """Runs `cmd` whatever its exit status: {rc, stdout, stderr} (the streams' tails)."""
+    started = time.time()
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, **(env or {})})
+    log(f"$ {' '.join(str(c) for c in cmd)[:200]}  ({time.time() - started:.1f} s, rc {p.returncode})")
+    return {"rc": p.returncode, "stdout": p.stdout[-4000:], "stderr": p.stderr[-2000:]}
+
+
+@stage("fallback")
+def fallback():
+    """The device chosen at start: the GPU as it is; with every CUDA device hidden, `auto`
+    falls back to the CPU naming the cause (and a command that computes says so once), `gpu`
+    refuses with device.gpu_unavailable; `cpu` takes the CPU beside a working GPU."""
+    hidden = {"CUDA_VISIBLE_DEVICES": ""}
+    out = {}
+    for name, args, env in (("auto", [], {}), ("gpu", ["--device", "gpu"], {}),
+                            ("cpu", ["--device", "cpu"], {}), ("hidden_auto", [], hidden),
+                            ("hidden_gpu", ["--device", "gpu"], hidden)):
+        r = attempt([ADAPT, *args, "doctor", "--json"], env={"ADAPT_DEVICE": "", **env})
+        device = json.loads(r["stdout"])["device"] if r["rc"] == 0 else None
+        out[name] = {"rc": r["rc"], "choice": device and device["choice"],
+                     "backend": device and device["backend"], "stderr": r["stderr"]}
+        save()
+    r = attempt([ADAPT, "generate", "--model", SMOL, "--prompt", "Hi", "--max-tokens", 4],
+                env={"ADAPT_DEVICE": "", **hidden})
+    out["hidden_generate"] = {"rc": r["rc"], "stdout": r["stdout"],
+                              "said": r["stderr"].count("Running on the CPU: "),
+                              "stderr": r["stderr"]}
+    out["checks"] = {
+        "auto_on_gpu": out["auto"]["backend"] not in (None, "Cpu"),
+        "gpu_on_gpu": out["gpu"]["rc"] == 0,
+        "cpu_asked": out["cpu"]["backend"] == "Cpu",
+        "hidden_auto_fell_back": bool(out["hidden_auto"]["choice"]
+                                      and out["hidden_auto"]["choice"]["fell_back"]),
+        "hidden_gpu_refused": out["hidden_gpu"]["rc"] == 1
+        and "device.gpu_unavailable" in out["hidden_gpu"]["stderr"],
+        "hidden_generate_said_once": out["hidden_generate"]["rc"] == 0
+        and out["hidden_generate"]["said"] == 1,
+    }
+    return out
 
 
 @stage("bandwidth")
@@ -306,6 +349,41 @@ def train():
     return out
 
 
+@stage("precision")
+def precision():
+    """Mixed precision: LoRA on the 1B shape and QLoRA on the 8B 4-bit shape trained with
+    `--precision f32`, `bf16` and `auto` (same data, seed and settings): losses step by step,
+    the largest relative difference of bf16's from f32's, trained tokens per second and peak
+    memory. Needs the `models` stage's folders."""
+    data = WORK / "train-data"
+    data.mkdir(exist_ok=True)
+    examples = [json.loads(l) for l in (ROOT / "examples/blue-lantern.jsonl").read_text().splitlines() if l.strip()]
+    (data / "train.jsonl").write_text("\n".join(json.dumps(e) for e in examples) + "\n")
+    out = {}
+    for key in ("1b-bf16", "8b-q4"):
+        shape, quant = key.split("-")
+        runs = {}
+        for p in ("f32", "bf16", "auto"):
+            ours = sh([ADAPT, "train", "--model", model_dir(shape, quant), "--data",
+                       data / "train.jsonl", "--valid-ratio", 0, "--steps-per-report", 1,
+                       "--save-every", 1000, "--json", "--precision", p, "--iters", 10,
+                       "--batch-size", len(examples), "--num-layers", 8, "--learning-rate",
+                       "1e-4", "--seed", 0],
+                      env={"ADAPT_DATA_DIR": str(WORK / f"adapt-data-precision-{key}-{p}")})
+            lines = [json.loads(l) for l in ours.splitlines() if l.startswith("{")]
+            outcome = next(l["outcome"] for l in lines if "outcome" in l)
+            reports = [l for l in lines if l.get("type") == "report"]
+            runs[p] = {"losses": outcome["losses"], "peak_memory": outcome["peak_memory"],
+                       "seconds": outcome["seconds"], "trained_tokens": outcome["trained_tokens"],
+                       "last_report": reports[-1] if reports else None}
+            out[key] = runs
+            save()
+        pairs = zip(runs["f32"]["losses"], runs["bf16"]["losses"])
+        runs["bf16_vs_f32_max_relative"] = max(abs(a - b) / a for a, b in pairs)
+        save()
+    return out
+
+
 @stage("trace")
 def trace():
     """Where the time goes, ours (`ADAPT_TRACE=1`) and mlx-lm's (scripts/gpu/probe.py): decode
@@ -333,7 +411,8 @@ def trace():
     return out
 
 
-STAGES = [doctor, bandwidth, models, decode, chat, train, trace, parity, greedy]
+STAGES = [doctor, fallback, bandwidth, models, decode, chat, train, precision, trace, parity,
+          greedy]
 
 if __name__ == "__main__":
     wanted = sys.argv[1:] or [s.stage for s in STAGES]

@@ -13,6 +13,7 @@ mod server_panel;
 use tauri::Manager;
 
 fn main() {
+    // ADAPT_DEVICE (auto, gpu or cpu) says where the engine computes.
     let adapt = match adapt_api::Adapt::start() {
         Ok(adapt) => adapt,
         Err(e) => {
@@ -20,6 +21,9 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if adapt.device_choice().fell_back {
+        eprintln!("Running on the CPU: {}.", adapt.device_choice().reason);
+    }
     let app = tauri::Builder::default()
         .manage(commands::Shared::new(adapt))
         // Size, position and maximized state come back as they were left.

@@ -197,10 +197,17 @@ try {
   assert.equal(await page.getByTestId("start-training").isDisabled(), true);
   await page.getByTestId("train-batch").fill("4");
   await page.getByTestId("problem-config.batch_size").waitFor({ state: "detached" });
+  // The precision is among the further settings, and goes with the request.
+  await page.getByText("Validation, checkpoints, precision and probes…").click();
+  assert.equal(await page.getByTestId("train-precision").inputValue(), "auto");
+  await page.getByTestId("train-precision").selectOption("bf16");
+  await page.getByText("Fewer settings").click();
   // A run streamed to its end: its status comes from the stream, nothing reads its record.
   const calls = () => page.evaluate(() => ({ ...window.__mockCalls }));
   const before = await calls();
   await page.getByTestId("start-training").click();
+  const sent = await page.evaluate(() => window.__mockLastArgs.start_training.form.config.precision);
+  assert.equal(sent, "bf16");
   await page.getByTestId("training-badge").waitFor();
   await page.getByTestId("train-progress").getByText("step 8 of 8").waitFor();
   await page.getByTestId("train-status").getByText("succeeded").waitFor({ timeout: 10_000 });

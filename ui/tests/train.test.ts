@@ -95,6 +95,14 @@ describe("the request", () => {
     expect(toTrainForm(ready({ patience: 2 }), quick.form).config.early_stopping_patience).toBe(2);
   });
 
+  it("sends the precision, which a preset leaves as it is", () => {
+    expect(ready().precision).toBe("auto");
+    const form = ready({ precision: "bf16" });
+    expect(toTrainForm(form, quick.form).config.precision).toBe("bf16");
+    expect(applyPreset(form, thorough).precision).toBe("bf16");
+    expect(matchingPreset(form, PRESETS)).toBe("quick");
+  });
+
   it("takes the CSV mapping chosen in Datasets", () => {
     const csv = { delimiter: null, prompt_template: "Q", completion_template: "A", completion_column: null };
     expect(toTrainForm(ready(), quick.form, csv).csv).toBe(csv);

@@ -5,15 +5,15 @@
 use std::path::{Path, PathBuf};
 
 use adapt_engine::{
-    generate, load, prompt_tokens, ChatMessage, DeviceReport, EngineError, GenerateParams,
-    Generation, LoadOptions, ModelInfo, SequenceCache,
+    choose_device, generate, load, prompt_tokens, ChatMessage, DeviceChoice, DevicePreference,
+    DeviceReport, EngineError, GenerateParams, Generation, LoadOptions, ModelInfo, SequenceCache,
 };
 use adapt_paths::DataDir;
 use adapt_store::Store;
 
 use crate::budgets;
 use crate::engine_thread::{Engine, GenerationEvent};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::records::{AdaptConfig, Records};
 
 /// Handle to a running engine. Dropping it stops the engine thread.
@@ -22,6 +22,24 @@ pub struct Adapt {
     /// The data directory, store and job runner; an error here only fails the methods that
     /// need them, so generation works even where the data directory cannot be written.
     pub(crate) records: Records,
+    /// The device the engine computes on and why, chosen when it started.
+    device: DeviceChoice,
+}
+
+/// The environment variable that says where the engine computes: auto, gpu or cpu.
+pub const DEVICE_ENV: &str = "ADAPT_DEVICE";
+
+/// The device `asked` for, else the one `ADAPT_DEVICE` names, else auto.
+fn device_preference(asked: Option<DevicePreference>) -> Result<DevicePreference, ApiError> {
+    if let Some(d) = asked {
+        return Ok(d);
+    }
+    match std::env::var(DEVICE_ENV) {
+        Ok(v) if !v.trim().is_empty() => v.parse().map_err(|e: String| {
+            ApiError::new(ErrorCode::RequestInvalid, format!("{DEVICE_ENV}: {e}"))
+        }),
+        _ => Ok(DevicePreference::Auto),
+    }
 }
 
 impl Adapt {
@@ -32,12 +50,26 @@ impl Adapt {
 
     /// Starts the engine thread and opens the store as `config` says; jobs whose process
     /// died are marked interrupted (see [`Adapt::resumable_jobs`]).
+    /// The engine first chooses its device (see [`Adapt::device_choice`]); `gpu` asked for
+    /// and not usable fails here with `device.gpu_unavailable`.
     pub fn start_with(config: AdaptConfig) -> Result<Adapt, ApiError> {
+        let asked = device_preference(config.device)?;
         let records = Records::open(config)?;
         let engine = Engine::start()?;
+        let device = engine.call(move |_| choose_device(asked).map_err(ApiError::from))?;
         let budgets = budgets::read(&records);
         budgets::apply_memory(&engine, budgets.memory)?;
-        Ok(Adapt { engine, records })
+        Ok(Adapt {
+            engine,
+            records,
+            device,
+        })
+    }
+
+    /// The device the engine computes on and why: the GPU, or the CPU because it was asked
+    /// for or because the GPU could not be used (`fell_back`, with the cause).
+    pub fn device_choice(&self) -> &DeviceChoice {
+        &self.device
     }
 
     /// Backend, memory and MLX version.

@@ -28,7 +28,11 @@ pub(crate) struct EngineState {
     pub adapters: AdapterShelf,
     /// A sweep's base model (its file and the model as it trains), loaded once for every
     /// trial and dropped when the sweep ends.
-    pub sweep_base: Option<(std::path::PathBuf, LoadedModel)>,
+    pub sweep_base: Option<(
+        std::path::PathBuf,
+        adapt_engine::train::Precision,
+        LoadedModel,
+    )>,
 }
 
 impl EngineState {

@@ -83,6 +83,7 @@ error_codes! {
     DataUnknownFormat = "data.unknown_format",
     DataUnknownRole = "data.unknown_role",
     DataWrongType = "data.wrong_type",
+    DeviceGpuUnavailable = "device.gpu_unavailable",
     DistributedConfig = "distributed.config",
     DistributedInit = "distributed.init",
     DistributedMismatch = "distributed.mismatch",

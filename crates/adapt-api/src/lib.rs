@@ -47,7 +47,7 @@ mod train;
 mod train_form;
 mod train_record;
 
-pub use adapt::Adapt;
+pub use adapt::{Adapt, DEVICE_ENV};
 pub use adapt_engine::chat_bench::ChatBench;
 pub use adapt_engine::convert::ConvertReport;
 pub use adapt_engine::distributed::DistBackend;
@@ -56,12 +56,12 @@ pub use adapt_engine::quantize::Target as QuantizeTarget;
 pub use adapt_engine::train::{
     AdapterConfig, BatchResize, FieldProblem, FineTuneType, LoraParameters, LrSchedule,
     MemoryEstimate, MemoryLeak, MemoryProfile, MemorySample, MemorySuggestion, OptimizerKind,
-    ProbeAnswer, RankThroughput, ResizeReason, ScheduleIntent, TrainConfig, TrainEvent,
+    Precision, ProbeAnswer, RankThroughput, ResizeReason, ScheduleIntent, TrainConfig, TrainEvent,
     TrainOutcome, TrainPlan, TrainReport, TrainStop,
 };
 pub use adapt_engine::{
-    CacheKey, ChatMessage, ChatOptions, DeviceReport, GenerateParams, Generation, GenerationStats,
-    ModelInfo, Overflow, SamplingParams, StopReason,
+    Backend, CacheKey, ChatMessage, ChatOptions, DeviceChoice, DevicePreference, DeviceReport,
+    GenerateParams, Generation, GenerationStats, ModelInfo, Overflow, SamplingParams, StopReason,
 };
 pub use adapt_hub::{PullProgress, Pulled, PulledFile, Stage as PullStage};
 pub use adapt_library::{

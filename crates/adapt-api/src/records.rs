@@ -25,6 +25,8 @@ pub struct AdaptConfig {
     /// per-user cache folder.
     pub dataset_cache: Option<PathBuf>,
     pub job_timing: JobTiming,
+    /// Where the engine computes; `None`: `ADAPT_DEVICE` (auto, gpu or cpu), else auto.
+    pub device: Option<adapt_engine::DevicePreference>,
 }
 
 pub(crate) struct Records {

@@ -509,9 +509,11 @@ impl SweepSide {
         }
         progress(&SweepProgress::Setup(TrainProgress::Loading));
         let model = plan.request.model.clone();
+        let precision = plan.request.config.precision;
         self.engine.call(move |state| {
             state.sweep_base = None;
-            state.sweep_base = Some((model.clone(), load_for_training(&model)?));
+            let lm = load_for_training(&model, precision)?;
+            state.sweep_base = Some((model.clone(), precision, lm));
             Ok(())
         })?;
         let name = ctx.store().sweep(sweep_id)?.name;
@@ -672,7 +674,14 @@ impl SweepSide {
         let number = trial.number;
         self.engine.relay(
             move |state, emit| {
-                let Some((_, lm)) = state.sweep_base.as_mut() else {
+                // A trial that searches the precision needs the base held in its own (the
+                // old one is dropped first: two copies may not fit).
+                let precision = work.config.precision;
+                if let Some((model, _, _)) = state.sweep_base.take_if(|b| b.1 != precision) {
+                    let lm = load_for_training(&model, precision)?;
+                    state.sweep_base = Some((model, precision, lm));
+                }
+                let Some((_, _, lm)) = state.sweep_base.as_mut() else {
                     return Err(ApiError::no_model());
                 };
                 let pruned = Cell::new(false);

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use adapt_data::{PrepareReport, Progress, Split, TokenCache};
 use adapt_engine::distributed::share_from_rank0;
-use adapt_engine::load::{load, LoadOptions, LoadedModel};
+use adapt_engine::load::{load, LoadedModel};
 use adapt_engine::train::{
-    greedy_prober, plan, run_state, train, Hooks, MemoryEstimate, RunFiles, TrainConfig, TrainData,
-    TrainEvent, TrainOutcome, TrainPlan, TrainStop,
+    greedy_prober, plan, run_state, train, Hooks, MemoryEstimate, Precision, RunFiles, TrainConfig,
+    TrainData, TrainEvent, TrainOutcome, TrainPlan, TrainStop,
 };
 use adapt_store::{NewAdapter, NewRun, Status};
 use serde::{Deserialize, Serialize};
@@ -132,7 +132,7 @@ pub(crate) struct TrainWork {
     model: PathBuf,
     train: PathBuf,
     pub(crate) valid: Option<PathBuf>,
-    config: TrainConfig,
+    pub(crate) config: TrainConfig,
     dir: PathBuf,
     resume: bool,
 }
@@ -173,7 +173,7 @@ impl TrainWork {
         cancel: &CancelToken,
         emit: &mut dyn FnMut(TrainEvent),
     ) -> Result<TrainOutcome, ApiError> {
-        let mut lm = load_for_training(&self.model)?;
+        let mut lm = load_for_training(&self.model, self.config.precision)?;
         self.run_on(&mut lm, &|| cancel.is_cancelled(), &mut |e| emit(e.clone()))
     }
 
@@ -216,14 +216,14 @@ impl TrainWork {
     }
 }
 
-/// Loads a model as it trains: a quantized model as it is stored (QLoRA), as in mlx-lm, on
-/// every backend; float weights as the backend holds them (on a GPU, as stored).
-pub(crate) fn load_for_training(model: &Path) -> Result<LoadedModel, ApiError> {
-    let options = LoadOptions {
-        keep_quantized: true,
-        ..LoadOptions::default()
-    };
-    Ok(load(model, &options)?)
+/// Loads a model as it trains in `precision`: a quantized model as it is stored (QLoRA), as
+/// in mlx-lm, on every backend; float weights in the precision's type, or for `auto` as the
+/// backend holds them (on a GPU, as stored).
+pub(crate) fn load_for_training(
+    model: &Path,
+    precision: Precision,
+) -> Result<LoadedModel, ApiError> {
+    Ok(load(model, &precision.load_options())?)
 }
 
 /// What a few real steps measured, beside the estimate.
@@ -255,7 +255,7 @@ impl Adapt {
         let work = TrainWork::new(request, &report, PathBuf::new(), false)?;
         on_progress(&TrainProgress::Loading);
         self.engine.call(move |_| {
-            let mut lm = load_for_training(&work.model)?;
+            let mut lm = load_for_training(&work.model, work.config.precision)?;
             let train_split = TokenCache::open(&work.train)?;
             Ok(plan(&mut lm.model, &train_split, &work.config)?)
         })

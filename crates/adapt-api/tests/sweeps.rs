@@ -343,3 +343,55 @@ fn a_sweep_on_smollm2_with_the_sample_data_promotes_a_trial() {
     assert!(folder.join("adapters.safetensors").is_file());
     assert!(folder.join("adapter_config.json").is_file());
 }
+
+/// A sweep that searches the precision: the base is loaded once in the request's and again
+/// for a trial in another, so every trial trains in its own (a base held in the wrong type is
+/// refused by the session, which would fail the trial).
+#[test]
+fn a_sweep_over_the_precision_trains_each_trial_in_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let data = dir.path().join("facts.jsonl");
+    fact_data(&data, 16);
+    let adapt = start(dir.path());
+    let mut req = request(&model, &data);
+    req.config.iters = Some(2);
+    let spec = read_sweep_spec(
+        json!({
+            "space": {"precision": {"choice": ["bf16", "f32"]}},
+            "trials": 4,
+            "startup_trials": 4,
+            "seed": 1,
+            "rungs": [],
+        }),
+        "sweep",
+        &req.config,
+    )
+    .unwrap();
+    let job = adapt
+        .start_sweep(
+            SweepRequest {
+                request: req,
+                spec,
+                name: None,
+            },
+            |_| {},
+        )
+        .unwrap();
+    let id = job.sweep_id();
+    job.wait().unwrap().expect("a trial completed");
+    let trials = adapt.sweep_details(id).unwrap().trials;
+    let precisions: std::collections::BTreeSet<String> = trials
+        .iter()
+        .map(|t| {
+            assert_eq!(t.state, TrialState::Completed, "{t:#?}");
+            let params: serde_json::Value = serde_json::from_str(&t.params).unwrap();
+            params["precision"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        precisions.into_iter().collect::<Vec<_>>(),
+        ["bf16", "f32"],
+        "{trials:#?}"
+    );
+}

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use adapt_api::{Adapt, ApiError, ConvertReport, ErrorCode, QuantSpec, QuantizeTarget};
+use adapt_api::{ApiError, ConvertReport, ErrorCode, QuantSpec, QuantizeTarget};
 use anyhow::Result;
 use clap::Args;
 
@@ -49,7 +49,7 @@ fn step(started: Instant) -> impl FnMut(&str) {
 }
 
 pub fn convert(args: &ConvertArgs) -> Result<()> {
-    let adapt = Adapt::start()?;
+    let adapt = crate::output::start()?;
     let report = adapt.convert_model(&args.gguf, &args.out, step(Instant::now()))?;
     print(&report, args.json)
 }
@@ -65,7 +65,7 @@ pub fn quantize(args: &QuantizeArgs) -> Result<()> {
         );
         return Err(ApiError::new(ErrorCode::QuantizeUnsupported, message).into());
     }
-    let adapt = Adapt::start()?;
+    let adapt = crate::output::start()?;
     let target = if args.dequantize {
         QuantizeTarget::Dequantize
     } else {

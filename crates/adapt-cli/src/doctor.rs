@@ -35,6 +35,17 @@ pub fn run(args: &DoctorArgs) -> Result<()> {
     }
     println!("MLX runtime     {} (loaded)", device.mlx_version);
     println!("Backend         {}", device.backend);
+    if let Some(c) = &device.choice {
+        let asked = c.asked.name();
+        match (c.fell_back, c.asked) {
+            (true, _) => println!(
+                "Device          CPU (asked {asked}; fell back: {})",
+                c.reason
+            ),
+            (_, adapt_api::DevicePreference::Cpu) => println!("Device          CPU (asked cpu)"),
+            _ => println!("Device          GPU (asked {asked}; {})", c.reason),
+        }
+    }
     for (key, value) in &device.gpu {
         // Sizes are bytes; the names say which ("memory_size", "total_memory", …).
         let shown = match value.parse::<u64>() {

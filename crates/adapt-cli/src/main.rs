@@ -27,8 +27,16 @@ use clap::{Parser, Subcommand};
     about = "Fine-tune and chat with local language models on MLX"
 )]
 struct Cli {
+    /// Where the engine computes: auto (the GPU if it works, else the CPU, saying why), gpu
+    /// (refuse to start without it) or cpu. Also read from ADAPT_DEVICE.
+    #[arg(long, global = true, value_name = "DEVICE", value_parser = parse_device)]
+    device: Option<adapt_api::DevicePreference>,
     #[command(subcommand)]
     command: Command,
+}
+
+fn parse_device(s: &str) -> Result<adapt_api::DevicePreference, String> {
+    s.parse()
 }
 
 #[derive(Subcommand)]
@@ -71,6 +79,10 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(device) = cli.device {
+        // Before any thread starts; ranks started by `adapt launch` inherit it.
+        std::env::set_var(adapt_api::DEVICE_ENV, device.name());
+    }
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(&args),
         Command::Generate(args) => generate::run(&args),

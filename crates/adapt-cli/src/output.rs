@@ -13,6 +13,17 @@ use anyhow::Result;
 
 use crate::args::ModelArg;
 
+/// Starts the engine for a command that computes; when `auto` put it on the CPU, says so and
+/// why, once.
+pub fn start() -> Result<Adapt> {
+    let adapt = Adapt::start()?;
+    let device = adapt.device_choice();
+    if device.fell_back {
+        eprintln!("Running on the CPU: {}.", device.reason);
+    }
+    Ok(adapt)
+}
+
 /// Starts the engine and loads `model`, telling the person what is happening.
 pub fn start_with_model(model: &ModelArg) -> Result<Adapt> {
     start_with_adapter(model, None)
@@ -20,7 +31,7 @@ pub fn start_with_model(model: &ModelArg) -> Result<Adapt> {
 
 /// Starts the engine and loads `model` with `adapter` (a run id or an adapter folder).
 pub fn start_with_adapter(model: &ModelArg, adapter: Option<&str>) -> Result<Adapt> {
-    let adapt = Adapt::start()?;
+    let adapt = start()?;
     let path = model.path(&adapt);
     let info = match adapter {
         None => load(&adapt, &path)?,

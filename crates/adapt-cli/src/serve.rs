@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use adapt_api::{Adapt, ServedRequest, ServerSettings};
+use adapt_api::{ServedRequest, ServerSettings};
 use adapt_server::Server;
 use anyhow::Result;
 use clap::Args;
@@ -43,7 +43,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
-    let adapt = Arc::new(Adapt::start()?);
+    let adapt = Arc::new(crate::output::start()?);
     let settings = ServerSettings {
         model: args.model.model.clone(),
         adapter: args.adapter.clone(),

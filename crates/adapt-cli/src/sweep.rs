@@ -51,7 +51,7 @@ enum SweepCommand {
 }
 
 pub fn run(args: &SweepArgs) -> Result<()> {
-    let adapt = Adapt::start()?;
+    let adapt = crate::output::start()?;
     match &args.command {
         Some(SweepCommand::List(a)) => list(&adapt, a.json),
         Some(SweepCommand::Show(a)) => show(&adapt.sweep_details(a.id)?, a.json),

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use adapt_api::datasets::{PrepareInputs, SplitRatios};
 use adapt_api::{
-    read_config_file, FineTuneType, MemoryProfile, OptimizerKind, RankThroughput, ResizeReason,
-    ScheduleIntent, TrainConfig, TrainEvent, TrainStop,
+    read_config_file, FineTuneType, MemoryProfile, OptimizerKind, Precision, RankThroughput,
+    ResizeReason, ScheduleIntent, TrainConfig, TrainEvent, TrainStop,
 };
 use adapt_api::{Adapt, ApiError, TrainProgress, TrainRequest};
 use anyhow::{anyhow, Result};
@@ -121,6 +121,10 @@ pub struct TrainSettings {
     /// Build each step's batches when it starts instead of ahead on a helper thread.
     #[arg(long)]
     no_prefetch: bool,
+    /// The base's weights and the compute in auto (as the backend holds the model), f32, bf16
+    /// or f16; adapters and optimizer state stay f32 [default: auto].
+    #[arg(long, value_parser = parse_precision)]
+    precision: Option<Precision>,
     /// [default: 10]
     #[arg(long)]
     steps_per_report: Option<u64>,
@@ -244,6 +248,9 @@ impl TrainSettings {
         if self.no_prefetch {
             c.prefetch = false;
         }
+        if let Some(p) = self.precision {
+            c.precision = p;
+        }
         c.early_stopping_patience = self.patience.or(c.early_stopping_patience);
         if self.grad_checkpoint {
             c.grad_checkpoint = true;
@@ -289,9 +296,13 @@ impl TrainSettings {
     }
 }
 
+fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
+    s.parse()
+}
+
 /// A rank other than 0 of a group (`adapt launch`): trains rank 0's run beside it.
 fn follow(args: &TrainArgs, rank: usize, size: usize) -> Result<()> {
-    let adapt = Adapt::start()?;
+    let adapt = crate::output::start()?;
     eprintln!("Rank {rank} of {size}: training rank 0's run beside it; rank 0 writes the files.");
     let mut view = View::new(args.json, None);
     let outcome = adapt.follow_training(|p| view.show(p))?;
@@ -310,7 +321,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if let Some((rank, size)) = adapt_api::launch::this_rank()?.filter(|(r, _)| *r > 0) {
         return follow(args, rank, size);
     }
-    let adapt = Adapt::start()?;
+    let adapt = crate::output::start()?;
     if args.print_request {
         println!(
             "{}",
@@ -616,7 +627,7 @@ pub struct FuseArgs {
 }
 
 pub fn fuse(args: &FuseArgs) -> Result<()> {
-    let adapt = Adapt::start()?;
+    let adapt = crate::output::start()?;
     let adapter = adapt.resolve_adapter(&args.adapter)?;
     let src = args.model.path(&adapt);
     let report = adapt.fuse_adapter(&src, &adapter, &args.out, args.dequantize, |s| {

@@ -134,3 +134,70 @@ fn doctor_reports_the_runtime_and_the_models() {
         "{stdout}"
     );
 }
+
+/// The device (on MLX's CPU build, whose runtime has no GPU): `--device gpu` (or
+/// `ADAPT_DEVICE=gpu`) refuses to start with the cause, `auto` runs on the CPU and says why
+/// once, `cpu` runs quietly, and doctor shows which and why, in text and JSON.
+#[test]
+fn the_device_is_chosen_and_doctor_says_which_and_why() {
+    let data = tempfile::tempdir().unwrap();
+    let doctor = |args: &[&str]| {
+        let out = common::run(args, "", data.path());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["device"].clone()
+    };
+    let auto = doctor(&["doctor", "--json"]);
+    if auto["runtime"] != "Cpu" {
+        // A GPU runtime: the other branches are checked on the GPU machine (docs/gpu.md).
+        return;
+    }
+    assert_eq!(auto["backend"], "Cpu");
+    assert_eq!(auto["choice"]["asked"], "auto");
+    assert_eq!(auto["choice"]["fell_back"], true);
+    let reason = auto["choice"]["reason"].as_str().unwrap();
+    assert!(reason.contains("no GPU backend"), "{reason}");
+    let cpu = doctor(&["doctor", "--json", "--device", "cpu"]);
+    assert_eq!(cpu["choice"]["asked"], "cpu");
+    assert_eq!(cpu["choice"]["fell_back"], false);
+
+    let refused = common::run(&["--device", "gpu", "doctor"], "", data.path());
+    let stderr = common::expect_failure(&refused, "device.gpu_unavailable");
+    assert!(
+        stderr.contains("the GPU was required but cannot be used: no GPU backend"),
+        "{stderr}"
+    );
+    let by_env = Command::new(env!("CARGO_BIN_EXE_adapt"))
+        .arg("doctor")
+        .env("ADAPT_DATA_DIR", data.path())
+        .env("ADAPT_DEVICE", "gpu")
+        .output()
+        .unwrap();
+    common::expect_failure(&by_env, "device.gpu_unavailable");
+    let human = text(&adapt(&["doctor", "--device", "auto"], "").stdout);
+    assert!(
+        human.contains("Device          CPU (asked auto; fell back: no GPU backend"),
+        "{human}"
+    );
+
+    // A command that computes says it once on auto, and nothing when the CPU was asked for.
+    let model = smollm2();
+    let generate = |device: &str| {
+        let args = [
+            "generate",
+            "--device",
+            device,
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "Hi",
+            "--max-tokens",
+            "2",
+        ];
+        let out = adapt(&args, "");
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        stderr.matches("Running on the CPU: ").count()
+    };
+    assert_eq!(generate("auto"), 1);
+    assert_eq!(generate("cpu"), 0);
+}

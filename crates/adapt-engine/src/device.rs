@@ -1,9 +1,15 @@
-//! What the engine runs on: the MLX backend (Metal, CUDA or CPU), the machine's memory as
+//! What the engine runs on: the MLX backend (Metal, CUDA or CPU), the device chosen at start
+//! ([`choose_device`]: the GPU if it works, else the CPU, and why), the machine's memory as
 //! `sysinfo` reports it, and MLX's own allocator counters.
 
-use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
-use crate::error::Result;
+use mlx_rs::error::Exception;
+use mlx_rs::{Array, Device, Stream};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
 
 /// The compute backend MLX uses for this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -17,8 +23,18 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Detects the backend of the loaded MLX runtime.
+    /// The backend the engine computes on: the runtime's ([`Backend::runtime`]) unless
+    /// [`choose_device`] put the engine on the CPU.
     pub fn detect() -> Backend {
+        if ON_CPU.load(Ordering::Relaxed) {
+            Backend::Cpu
+        } else {
+            Backend::runtime()
+        }
+    }
+
+    /// The accelerated backend the loaded MLX runtime was built with, if any.
+    pub fn runtime() -> Backend {
         let mut metal = false;
         let mut cuda = false;
         // SAFETY: both calls only write a bool through a valid pointer; a non-zero return means
@@ -52,10 +68,169 @@ impl std::fmt::Display for Backend {
     }
 }
 
+/// Set when the engine runs on the CPU of a runtime that has a GPU backend.
+static ON_CPU: AtomicBool = AtomicBool::new(false);
+
+/// The last choice [`choose_device`] made in this process.
+static CHOSEN: Mutex<Option<DeviceChoice>> = Mutex::new(None);
+
+/// Where the engine is asked to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DevicePreference {
+    /// The GPU if it works, else the CPU (saying why).
+    #[default]
+    Auto,
+    /// The GPU or nothing: starting fails with the cause when it cannot be used.
+    Gpu,
+    /// The CPU, even where a GPU works.
+    Cpu,
+}
+
+impl DevicePreference {
+    /// The name as flags and settings spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DevicePreference::Auto => "auto",
+            DevicePreference::Gpu => "gpu",
+            DevicePreference::Cpu => "cpu",
+        }
+    }
+}
+
+impl std::str::FromStr for DevicePreference {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<DevicePreference, String> {
+        let all = [
+            DevicePreference::Auto,
+            DevicePreference::Gpu,
+            DevicePreference::Cpu,
+        ];
+        all.into_iter()
+            .find(|d| d.name() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| format!("'{s}' is not a device; use auto, gpu or cpu"))
+    }
+}
+
+/// The device the engine runs on and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceChoice {
+    /// What was asked for.
+    pub asked: DevicePreference,
+    /// What computes: a GPU backend or the CPU.
+    pub backend: Backend,
+    /// Why this device, in words (the GPU's error when it could not be used).
+    pub reason: String,
+    /// `auto` found no usable GPU (none in the runtime, or it failed), so the CPU runs.
+    pub fell_back: bool,
+}
+
+/// Chooses the device the engine computes on and makes it MLX's default: `auto` probes the
+/// GPU (the runtime has a GPU backend and a small computation on it gives the right answer)
+/// and falls back to the CPU with the cause; `gpu` fails with the cause instead; `cpu` takes
+/// the CPU. Call it on the thread that owns MLX state, before any model is loaded.
+pub fn choose_device(asked: DevicePreference) -> Result<DeviceChoice> {
+    let runtime = Backend::runtime();
+    let choice = match asked {
+        DevicePreference::Cpu => DeviceChoice {
+            asked,
+            backend: Backend::Cpu,
+            reason: "the CPU was asked for".into(),
+            fell_back: false,
+        },
+        DevicePreference::Gpu | DevicePreference::Auto => match probe_gpu(runtime) {
+            Ok(()) => DeviceChoice {
+                asked,
+                backend: runtime,
+                reason: format!("the {runtime} backend ran a test computation"),
+                fell_back: false,
+            },
+            Err(cause) if asked == DevicePreference::Gpu => {
+                return Err(EngineError::GpuUnavailable { cause });
+            }
+            Err(cause) => DeviceChoice {
+                asked,
+                backend: Backend::Cpu,
+                reason: cause,
+                fell_back: true,
+            },
+        },
+    };
+    let on_cpu = choice.backend == Backend::Cpu;
+    Device::set_default(&if on_cpu { Device::cpu() } else { Device::gpu() });
+    ON_CPU.store(on_cpu && runtime.is_gpu(), Ordering::Relaxed);
+    *CHOSEN.lock().unwrap_or_else(|e| e.into_inner()) = Some(choice.clone());
+    Ok(choice)
+}
+
+/// The device [`choose_device`] chose last, if it ran.
+pub fn chosen_device() -> Option<DeviceChoice> {
+    CHOSEN.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Whether the GPU of `runtime` can be used, or the cause in words.
+fn probe_gpu(runtime: Backend) -> std::result::Result<(), String> {
+    if !runtime.is_gpu() {
+        return Err("no GPU backend in this MLX runtime (it is MLX's CPU build)".into());
+    }
+    let hint = match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(v) if runtime == Backend::Cuda && (v.trim().is_empty() || v.trim() == "-1") => {
+            format!(" (CUDA_VISIBLE_DEVICES={v:?} hides every device)")
+        }
+        _ => String::new(),
+    };
+    // MLX reports a failing device as an error code through mlx-c; a panic on the way is
+    // kept from the caller too.
+    match std::panic::catch_unwind(gpu_test_computation) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{runtime}: {}{hint}", without_source(e.what()))),
+        Err(_) => Err(format!(
+            "{runtime}: the test computation on the GPU failed{hint}"
+        )),
+    }
+}
+
+/// MLX's message without the " at <source file>:<line>" mlx-c appends.
+fn without_source(message: &str) -> &str {
+    match message.rsplit_once(" at ") {
+        Some((text, place))
+            if place
+                .rsplit_once(':')
+                .is_some_and(|(_, l)| l.parse::<u32>().is_ok()) =>
+        {
+            text
+        }
+        _ => message,
+    }
+}
+
+/// Squares a small vector on the GPU's stream and checks the answer.
+fn gpu_test_computation() -> std::result::Result<(), Exception> {
+    let stream = Stream::try_default_on_device(&Device::gpu())?;
+    let x = Array::from_slice(&[1.0f32, 2.0, 3.0], &[3]);
+    let y = mlx_rs::with_stream(&stream, || x.multiply(&x))?;
+    y.eval()?;
+    let values = y
+        .try_as_slice::<f32>()
+        .map_err(|e| Exception::custom(e.to_string()))?;
+    if values != [1.0, 4.0, 9.0] {
+        return Err(Exception::custom(format!(
+            "a test computation gave {values:?} instead of [1, 4, 9]"
+        )));
+    }
+    Ok(())
+}
+
 /// A snapshot of the device and its memory.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceReport {
+    /// The backend that computes (the CPU when the engine chose it over the runtime's GPU).
     pub backend: Backend,
+    /// The accelerated backend the runtime was built with (`Cpu` for MLX's CPU build).
+    pub runtime: Backend,
+    /// The device chosen at start and why (`None` where no choice was made).
+    pub choice: Option<DeviceChoice>,
     pub mlx_version: String,
     pub cpu: String,
     pub cpu_cores: usize,
@@ -88,6 +263,8 @@ impl DeviceReport {
             .unwrap_or_else(|| std::env::consts::ARCH.to_string());
         Ok(DeviceReport {
             backend: Backend::detect(),
+            runtime: Backend::runtime(),
+            choice: chosen_device(),
             mlx_version: mlx_version(),
             cpu,
             cpu_cores: system.cpus().len(),
@@ -183,5 +360,63 @@ mod tests {
         assert!(report.total_memory > 0);
         assert!(report.available_memory <= report.total_memory);
         assert!(report.mlx_version.chars().next().unwrap().is_ascii_digit());
+    }
+
+    #[test]
+    fn device_names_parse() {
+        assert_eq!("GPU".parse::<DevicePreference>(), Ok(DevicePreference::Gpu));
+        assert_eq!(
+            "auto".parse::<DevicePreference>(),
+            Ok(DevicePreference::Auto)
+        );
+        let e = "cuda".parse::<DevicePreference>().unwrap_err();
+        assert!(e.contains("use auto, gpu or cpu"), "{e}");
+    }
+
+    /// A device that is not there: the test computation on the GPU of a runtime without one
+    /// comes back as MLX's error, not as a crash.
+    #[test]
+    fn a_missing_gpu_is_an_error_not_a_crash() {
+        if Backend::runtime().is_gpu() {
+            assert_eq!(gpu_test_computation().map_err(|e| e.to_string()), Ok(()));
+            return;
+        }
+        let e = gpu_test_computation().unwrap_err();
+        assert_eq!(
+            without_source(e.what()),
+            "[default_stream] Cannot get gpu stream without gpu backend."
+        );
+        assert_eq!(without_source("no place"), "no place");
+        let x = Array::from_slice(&[3.0f32], &[1]);
+        assert_eq!(x.multiply(&x).unwrap().as_slice::<f32>(), [9.0]);
+    }
+
+    /// One test for every choice: they set MLX's process-wide default device in turn.
+    #[test]
+    fn the_device_is_chosen_with_its_reason() {
+        let cpu = choose_device(DevicePreference::Cpu).unwrap();
+        assert_eq!((cpu.backend, cpu.fell_back), (Backend::Cpu, false));
+        assert_eq!(cpu.reason, "the CPU was asked for");
+        assert_eq!(Backend::detect(), Backend::Cpu);
+        assert_eq!(chosen_device(), Some(cpu));
+        let auto = choose_device(DevicePreference::Auto).unwrap();
+        let gpu = choose_device(DevicePreference::Gpu);
+        if Backend::runtime().is_gpu() {
+            // A working GPU (run with the device hidden to see the other branch).
+            match gpu {
+                Ok(g) => assert_eq!(g.backend, Backend::runtime()),
+                Err(e) => assert!(auto.fell_back && e.to_string().contains(&auto.reason)),
+            }
+        } else {
+            assert_eq!((auto.backend, auto.fell_back), (Backend::Cpu, true));
+            assert!(auto.reason.contains("no GPU backend"), "{}", auto.reason);
+            let e = gpu.unwrap_err();
+            assert_eq!(e.code(), "device.gpu_unavailable");
+            assert!(e.to_string().contains("no GPU backend"), "{e}");
+            // The refusal left the CPU choice in place.
+            assert_eq!(chosen_device().unwrap().asked, DevicePreference::Auto);
+        }
+        let x = Array::from_slice(&[2.0f32], &[1]);
+        assert_eq!(x.multiply(&x).unwrap().as_slice::<f32>(), [4.0]);
     }
 }

@@ -10,6 +10,13 @@ pub enum EngineError {
     #[error("MLX: {0}")]
     Mlx(#[from] mlx_rs::error::Exception),
 
+    /// The GPU was required but cannot be used.
+    #[error(
+        "the GPU was required but cannot be used: {cause}. Fix the GPU runtime, or choose \
+         device auto to fall back to the CPU (--device auto, ADAPT_DEVICE=auto) or cpu"
+    )]
+    GpuUnavailable { cause: String },
+
     /// The model file or folder does not exist.
     #[error("{}: no such model file or folder", path.display())]
     ModelNotFound { path: PathBuf },
@@ -57,6 +64,7 @@ impl EngineError {
     pub fn code(&self) -> &'static str {
         match self {
             EngineError::Mlx(_) => "engine.mlx",
+            EngineError::GpuUnavailable { .. } => "device.gpu_unavailable",
             EngineError::ModelNotFound { .. } => "model.not_found",
             EngineError::InvalidModel { .. } => "model.invalid",
             EngineError::UnsupportedArchitecture { .. } => "model.unsupported_architecture",

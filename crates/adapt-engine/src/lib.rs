@@ -33,7 +33,9 @@ pub use mlx_rs;
 pub use adapt_text::{ChatMessage, ChatTemplate, Tokenizer};
 pub use cache::{KvCache, KvQuant};
 pub use chat::{prompt_tokens, CacheKey, ChatOptions, ChatPool, ChatSession, Overflow, PrefixTrie};
-pub use device::{Backend, DeviceReport};
+pub use device::{
+    choose_device, chosen_device, Backend, DeviceChoice, DevicePreference, DeviceReport,
+};
 pub use error::{EngineError, Result};
 pub use generate::{
     generate, GenerateParams, Generation, GenerationStats, SequenceCache, StopReason, TokenLogprob,

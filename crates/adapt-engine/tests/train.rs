@@ -338,3 +338,104 @@ fn the_batch_size_is_lowered_to_fit_or_the_run_is_refused() {
     c.grad_checkpoint = true;
     assert!(memory::estimate(&model, &c, 1000, 8, 64, u64::MAX).activations < full.activations);
 }
+
+/// Mixed precision: a base held and computed in bf16 (dense with LoRA and DoRA, quantized for
+/// QLoRA) or f16 trains like the f32 base step by step, while the adapters, their optimizer
+/// state and the saved adapter stay f32; a model held in another type than the run's
+/// precision is refused.
+#[test]
+fn half_precision_tracks_f32_and_keeps_adapters_and_optimizer_f32() {
+    use adapt_engine::mlx_rs::module::ModuleParameters;
+    use adapt_engine::mlx_rs::Dtype;
+    use adapt_engine::models::WeightFormat;
+    use adapt_engine::train::Precision;
+    let _mlx = lock();
+    // Relative difference of each step's loss from the f32 run's, over 12 steps.
+    const TOLERANCE: f64 = 0.03;
+    for (quantize, precision, kind) in [
+        (None, Precision::Bf16, FineTuneType::Lora),
+        (None, Precision::F16, FineTuneType::Lora),
+        (None, Precision::Bf16, FineTuneType::Dora),
+        (Some(4), Precision::Bf16, FineTuneType::Lora),
+    ] {
+        // A learning rate at which the path is smooth: at 2e-3 the tiny model's loss jumps
+        // between batches and any rounding sends two runs different ways after a few steps.
+        let mut c = config(12);
+        c.learning_rate = 5e-4;
+        c.fine_tune_type = kind;
+        c.precision = Precision::F32;
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = random_model(&tiny_llama_args(), 5, quantize, F32).unwrap();
+        let reference = run(&mut model, dir.path(), &c, false, None);
+
+        c.precision = precision;
+        let dtype = precision.dtype().unwrap();
+        let format = WeightFormat {
+            dtype,
+            dequantize: false,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = random_model(&tiny_llama_args(), 5, quantize, format).unwrap();
+        let half = run(&mut model, dir.path(), &c, false, None);
+        assert_eq!(half.losses.len(), 12);
+        println!(
+            "{quantize:?} {precision:?} {kind:?}: f32 {:.4?}\n  half {:.4?}",
+            reference.losses, half.losses
+        );
+        for (i, (a, b)) in reference.losses.iter().zip(&half.losses).enumerate() {
+            let off = (a - b).abs() / a;
+            assert!(
+                off < TOLERANCE,
+                "{quantize:?} {precision:?} {kind:?} step {}: f32 {a:.5}, half {b:.5} ({:.2} %)",
+                i + 1,
+                off * 100.0
+            );
+        }
+        assert!(half.losses[11] < half.losses[0], "{:?}", half.losses);
+        // The base stayed in the half type; every adapter weight is f32.
+        assert_eq!(model.net().model.norm.weight.dtype(), dtype);
+        let trainable = model.net().trainable_parameters().flatten();
+        assert!(!trainable.is_empty());
+        for (name, a) in &trainable {
+            assert_eq!(a.dtype(), Dtype::Float32, "{name}");
+        }
+        // The saved adapter and the optimizer state of the last checkpoint are f32.
+        let saved = Array::load_safetensors(dir.path().join("run/adapters.safetensors")).unwrap();
+        assert!(!saved.is_empty());
+        assert!(saved.values().all(|a| a.dtype() == Dtype::Float32));
+        let checkpoints = dir.path().join("run/checkpoints");
+        let last = std::fs::read_dir(&checkpoints)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .max()
+            .unwrap();
+        let state = Array::load_safetensors(last.join("optimizer.safetensors")).unwrap();
+        assert!(!state.is_empty(), "{}", last.display());
+        for (name, a) in &state {
+            if a.ndim() > 0 {
+                assert_eq!(a.dtype(), Dtype::Float32, "{name}");
+            }
+        }
+    }
+    // A model held in f32 cannot train in bf16: it would silently compute in f32.
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = random_model(&tiny_llama_args(), 5, None, F32).unwrap();
+    let mut c = config(2);
+    c.precision = Precision::Bf16;
+    let train_split = counting_data(dir.path(), "t.bin", 8, 1);
+    let data = TrainData {
+        train: &train_split,
+        valid: None,
+        pad_id: 0,
+    };
+    let files = RunFiles {
+        dir: dir.path().join("run"),
+    };
+    let hooks = Hooks {
+        prober: None,
+        on_event: &mut |_| {},
+        cancel: &|| false,
+    };
+    let e = train(&mut model, &data, &c, &files, false, hooks).unwrap_err();
+    assert!(e.to_string().contains("precision bf16"), "{e}");
+}

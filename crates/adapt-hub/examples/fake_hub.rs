@@ -30,8 +30,8 @@ fn repo_of_files(id: &str, paths: &[PathBuf]) -> FakeRepo {
     let files = paths
         .iter()
         .map(|path| {
-            let bytes = std::fs::read(path)
-                .unwrap_or_else(|e| usage(&format!("{}: {e}", path.display())));
+            let bytes =
+                std::fs::read(path).unwrap_or_else(|e| usage(&format!("{}: {e}", path.display())));
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -3,7 +3,7 @@
 // API's (`training_presets`, `check_training`); this file only maps. Kept free of Svelte so
 // Vitest covers it.
 
-import type { CsvOptions, FieldProblem, ScheduleIntent, TrainForm, TrainPreset } from "./types";
+import type { CsvOptions, FieldProblem, Precision, ScheduleIntent, TrainForm, TrainPreset } from "./types";
 
 export type Method = "lora" | "dora" | "qlora";
 export type Schedule = ScheduleIntent["kind"];
@@ -30,6 +30,9 @@ export interface FormState {
   batchSize: number;
   maxSeqLength: number;
   gradCheckpoint: boolean;
+  /** The base's float type while training (adapters stay f32); "auto": as the backend holds
+   *  the model. Not a preset's: it follows the machine, so presets leave it as it is. */
+  precision: Precision;
   saveEvery: number;
   /** Share of the examples held out for validation. */
   validShare: number;
@@ -133,6 +136,7 @@ export function fromTrainForm(f: TrainForm): FormState {
     batchSize: c.batch_size,
     maxSeqLength: c.max_seq_length,
     gradCheckpoint: c.grad_checkpoint,
+    precision: c.precision,
     saveEvery: c.save_every,
     validShare: f.valid_share,
     stepsPerEval: c.steps_per_eval,
@@ -181,6 +185,7 @@ export function toTrainForm(s: FormState, base: TrainForm, csv: CsvOptions | nul
       batch_size: num("batchSize"),
       max_seq_length: num("maxSeqLength"),
       grad_checkpoint: s.gradCheckpoint,
+      precision: s.precision,
       save_every: num("saveEvery"),
       steps_per_eval: num("stepsPerEval"),
       early_stopping_patience: patience > 0 ? patience : null,

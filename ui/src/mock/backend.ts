@@ -683,15 +683,19 @@ const handlers: Record<string, (a: Args) => unknown> = {
       .map((r) => ({ id: r.record.id, name: r.record.name, path: `/data/runs/${r.record.id}`, run_id: r.record.id, base_model_id: null, created_at: 0, base_model: null })),
 };
 
-/** How many times the page called each command (the browser test reads it). */
+/** How many times the page called each command, and what it sent last (the browser test
+ *  reads them). */
 const calls: Record<string, number> = {};
+const lastArgs: Record<string, unknown> = {};
 
 export function installMockBackend() {
   mockWindows("main");
   (window as unknown as { __mockCalls: Record<string, number> }).__mockCalls = calls;
+  (window as unknown as { __mockLastArgs: Record<string, unknown> }).__mockLastArgs = lastArgs;
   mockIPC(
     (cmd, args) => {
       calls[cmd] = (calls[cmd] ?? 0) + 1;
+      lastArgs[cmd] = args;
       const handler = handlers[cmd];
       if (!handler) throw fail("api.internal", `the mock has no command ${cmd}`);
       // As over IPC, the page gets a copy: the mock's own records change later.

@@ -30,6 +30,7 @@ const config: TrainConfig = {
   probe_max_tokens: 48,
   memory_budget: null,
   prefetch: true,
+  precision: "auto",
 };
 
 const form = (over: Partial<TrainConfig>, lora: Partial<TrainConfig["lora_parameters"]> = {}): TrainForm => ({

@@ -11,6 +11,7 @@ pub fn run(args: &[&str], stdin: &str, data: &Path) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_adapt"))
         .args(args)
         .env_remove("ADAPT_MODEL")
+        .env_remove("ADAPT_DEVICE")
         .env("ADAPT_DATA_DIR", data)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

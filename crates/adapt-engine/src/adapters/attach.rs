@@ -133,6 +133,7 @@ pub fn attach(model: &mut Model, config: &AdapterConfig, seed: u64) -> Result<us
             scale: p.scale,
             dropout: p.dropout,
             training: false,
+            cast_to_input: false,
         };
         adapter.unfreeze_parameters(true);
         linear.adapter = Some(adapter);
@@ -158,6 +159,17 @@ pub fn set_training(model: &mut Model, training: bool) {
         for (_, l) in block.linears_mut() {
             if let Some(a) = l.adapter.as_mut() {
                 a.training = training;
+            }
+        }
+    }
+}
+
+/// Mixed precision on or off for every attached adapter (see [`Adapter::cast_to_input`]).
+pub fn set_cast_to_input(model: &mut Model, cast: bool) {
+    for block in model.net_mut().model.layers.iter_mut() {
+        for (_, l) in block.linears_mut() {
+            if let Some(a) = l.adapter.as_mut() {
+                a.cast_to_input = cast;
             }
         }
     }

@@ -14,7 +14,7 @@ pub mod fuse;
 pub mod shelf;
 pub mod swap;
 
-pub use attach::{attach, remove, set_training};
+pub use attach::{attach, remove, set_cast_to_input, set_training};
 pub use config::{AdapterConfig, FineTuneType, LoraParameters};
 pub use files::{
     adapter_weights, fingerprint, load, load_weights, read_config, save_weights, ADAPTERS_FILE,

@@ -38,6 +38,10 @@ pub struct Adapter {
     pub dropout: f32,
     /// Whether dropout is active.
     pub training: bool,
+    /// Mixed precision: the f32 weights are cast to the input's dtype at use, so the low-rank
+    /// path computes in it too (their gradients come back through the cast as f32). Off, a
+    /// half-precision input is promoted to f32 by the matmul instead, as mlx-lm does.
+    pub cast_to_input: bool,
 }
 
 impl Adapter {
@@ -52,11 +56,18 @@ impl Adapter {
             x.clone()
         };
         let scale = Array::from_f32(self.scale);
-        let z = input
-            .matmul(&*self.lora_a)?
-            .matmul(&*self.lora_b)?
-            .multiply(&scale)?
-            .as_dtype(x.dtype())?;
+        let z = if self.cast_to_input && x.dtype() != Dtype::Float32 {
+            input
+                .matmul(self.lora_a.as_dtype(x.dtype())?)?
+                .matmul(self.lora_b.as_dtype(x.dtype())?)?
+                .multiply(scale.as_dtype(x.dtype())?)?
+        } else {
+            input
+                .matmul(&*self.lora_a)?
+                .matmul(&*self.lora_b)?
+                .multiply(&scale)?
+                .as_dtype(x.dtype())?
+        };
         let Some(m) = self.m.as_ref() else {
             return layer.base_forward(x)?.add(z);
         };

@@ -18,6 +18,73 @@ pub enum OptimizerKind {
     Sgd,
 }
 
+/// The float type of the base's weights and of the forward and backward compute. Adapter
+/// weights, their gradients and the optimizer's state stay f32 whatever it is, and the loss is
+/// computed in f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub enum Precision {
+    /// What the backend holds the model in: on a GPU the dtype the file stores, on the CPU f32.
+    #[default]
+    Auto,
+    F32,
+    Bf16,
+    F16,
+}
+
+impl Precision {
+    /// The float type the base is held and computed in; `None` for [`Precision::Auto`].
+    pub fn dtype(self) -> Option<mlx_rs::Dtype> {
+        match self {
+            Precision::Auto => None,
+            Precision::F32 => Some(mlx_rs::Dtype::Float32),
+            Precision::Bf16 => Some(mlx_rs::Dtype::Bfloat16),
+            Precision::F16 => Some(mlx_rs::Dtype::Float16),
+        }
+    }
+
+    /// How to load a model that trains in this precision: a quantized base as it is stored
+    /// (QLoRA) on every backend, its float weights (scales, norms, embeddings) in this
+    /// precision's type, or for `auto` as the backend holds them.
+    pub fn load_options(self) -> crate::load::LoadOptions {
+        let backend = crate::device::Backend::detect();
+        crate::load::LoadOptions {
+            format: self.dtype().map(|dtype| crate::models::WeightFormat {
+                dtype,
+                ..crate::models::WeightFormat::for_backend(backend)
+            }),
+            keep_quantized: true,
+        }
+    }
+
+    /// The name as configurations and flags spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Auto => "auto",
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Precision, String> {
+        [
+            Precision::Auto,
+            Precision::F32,
+            Precision::Bf16,
+            Precision::F16,
+        ]
+        .into_iter()
+        .find(|p| p.name() == s)
+        .ok_or_else(|| format!("'{s}' is not a precision; use auto, f32, bf16 or f16"))
+    }
+}
+
 /// The shortest `max_seq_length` a run accepts.
 pub const MIN_SEQ_LENGTH: usize = 16;
 
@@ -77,6 +144,8 @@ pub struct TrainConfig {
     pub memory_budget: Option<u64>,
     /// Build the next step's batches on a helper thread while a step runs.
     pub prefetch: bool,
+    /// The base's weights and the compute in this float type (adapters and optimizer in f32).
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -109,6 +178,7 @@ impl Default for TrainConfig {
             probe_max_tokens: 48,
             memory_budget: None,
             prefetch: true,
+            precision: Precision::Auto,
         }
     }
 }
@@ -311,6 +381,37 @@ mod tests {
         assert_eq!(c.optimizer, OptimizerKind::AdamW);
         assert_eq!(c.batch_size, 4);
         assert_eq!(c.num_layers, 16);
+        assert_eq!(c.precision, Precision::Auto);
+    }
+
+    #[test]
+    fn precision_is_read_written_and_absent_means_auto() {
+        // A run's configuration written before the setting existed reads as before.
+        let mut old = serde_json::to_value(TrainConfig::default()).unwrap();
+        old.as_object_mut().unwrap().remove("precision");
+        let c: TrainConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(c, TrainConfig::default());
+        assert_eq!(c.precision, Precision::Auto);
+        let c = TrainConfig::from_value(json!({"precision": "bf16"}), "cfg.yaml").unwrap();
+        assert_eq!(c.precision, Precision::Bf16);
+        assert_eq!(
+            serde_json::to_value(&c).unwrap()["precision"],
+            json!("bf16")
+        );
+        assert_eq!(c.precision.dtype(), Some(mlx_rs::Dtype::Bfloat16));
+        assert_eq!(Precision::Auto.dtype(), None);
+        // `auto` loads as training always did: the backend's choice, quantized kept.
+        let auto = Precision::Auto.load_options();
+        assert!(auto.format.is_none() && auto.keep_quantized);
+        let bf16 = Precision::Bf16.load_options();
+        assert_eq!(bf16.format.map(|f| f.dtype), Some(mlx_rs::Dtype::Bfloat16));
+        let e = TrainConfig::from_value(json!({"precision": "fp8"}), "cfg.yaml").unwrap_err();
+        assert!(e.to_string().contains("cfg.yaml"), "{e}");
+        assert_eq!("f16".parse::<Precision>(), Ok(Precision::F16));
+        assert!("half"
+            .parse::<Precision>()
+            .unwrap_err()
+            .contains("auto, f32, bf16 or f16"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub mod session;
 pub mod trainer;
 
 pub use crate::adapters::{AdapterConfig, FineTuneType, LoraParameters};
-pub use config::{FieldProblem, OptimizerKind, TrainConfig, MIN_SEQ_LENGTH};
+pub use config::{FieldProblem, OptimizerKind, Precision, TrainConfig, MIN_SEQ_LENGTH};
 pub use events::{ProbeAnswer, RankThroughput, TrainEvent, TrainOutcome, TrainReport, TrainStop};
 pub use files::{run_state, RunFiles};
 pub use memory::{plan, MemoryEstimate, TrainPlan};

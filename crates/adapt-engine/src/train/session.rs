@@ -17,10 +17,10 @@ use std::time::Instant;
 use adapt_data::{BatchConfig, Batcher, TokenCache};
 use mlx_rs::module::{FlattenedModuleParam, ModuleParameters};
 use mlx_rs::optimizers::clip_grad_norm;
-use mlx_rs::Array;
+use mlx_rs::{Array, Dtype};
 
 use super::checkpoint::{self, replace_file, TrainState, OPTIMIZER_FILE};
-use super::config::TrainConfig;
+use super::config::{Precision, TrainConfig};
 use super::data_parallel::{self as dp, RunStart};
 use super::events::{TrainOutcome, TrainReport, TrainStop};
 use super::files::RunFiles;
@@ -129,8 +129,7 @@ impl<'a> Session<'a> {
         })?;
         let group = dp::training_group()?;
         let leader = group.is_none_or(|g| g.is_leader());
-        adapters::remove(lm);
-        let trainable = adapters::attach(lm, &config.adapter(), config.seed)?;
+        let trainable = attach_fresh(lm, config)?;
         let resumed = match (resume && leader, leader) {
             (true, _) => Some(resume_point(lm, &files)?),
             (false, true) => {
@@ -625,6 +624,34 @@ fn resume_point(lm: &mut Model, files: &RunFiles) -> Result<(PathBuf, TrainState
     };
     adapters::load_weights(lm, &dir.join(ADAPTERS_FILE))?;
     Ok((dir, state))
+}
+
+/// Replaces any adapters on `lm` with fresh ones for `config` (in its precision: f32 adapters
+/// cast to a half compute type at use); returns how many trainable parameters they have.
+fn attach_fresh(lm: &mut Model, config: &TrainConfig) -> Result<usize> {
+    check_precision(lm, config.precision)?;
+    adapters::remove(lm);
+    let trainable = adapters::attach(lm, &config.adapter(), config.seed)?;
+    let half = config
+        .precision
+        .dtype()
+        .is_some_and(|d| d != Dtype::Float32);
+    adapters::set_cast_to_input(lm, half);
+    Ok(trainable)
+}
+
+/// Refuses a model held in another float type than `precision` asks for (it was loaded
+/// without [`Precision::load_options`]).
+fn check_precision(lm: &Model, precision: Precision) -> Result<()> {
+    let held = lm.net().model.norm.weight.dtype();
+    match precision.dtype() {
+        Some(dtype) if dtype != held => Err(EngineError::InvalidRequest(format!(
+            "precision {}: the model was loaded in {held:?}; load it with the precision's \
+             load options",
+            precision.name()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The optimizer state of the checkpoint in `dir`.
