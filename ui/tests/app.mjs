@@ -11,8 +11,9 @@
 // ADAPT_APP_THEME=dark: the system asks for dark (on Linux, GTK_THEME=Adwaita:dark); the test
 // checks the page follows it and names its screenshots NAME-dark.png.
 //
-// Then, on the real backend: a GGUF pulled from a Hub look-alike on 127.0.0.1, converted to
-// an MLX folder, dequantized, quantized to 4 bits, the copy deleted.
+// Then, on the real backend: a GGUF pulled from a Hub look-alike on 127.0.0.1, another
+// imported by its path, the pulled one converted to an MLX folder, dequantized, quantized to
+// 4 bits, the copy deleted.
 //
 // Environment: ADAPT_APP (the built app binary), ADAPT_MODELS_DIR (where SmolLM2 is),
 // ADAPT_FAKE_HUB (the built `fake_hub` example of adapt-hub), ADAPT_DATA_DIR (a fresh data
@@ -46,8 +47,9 @@ assert.ok(givenModels, "set ADAPT_MODELS_DIR to the folder holding " + GGUF);
 assert.ok(fakeHub, "set ADAPT_FAKE_HUB to the built fake_hub example of adapt-hub");
 const scratch = await mkdtemp(join(tmpdir(), "adapt-app-test-"));
 const place = (from, to) => link(from, to).catch(() => copyFile(from, to));
-for (const dir of ["models", "hub", "hf-home"]) await mkdir(join(scratch, dir));
+for (const dir of ["models", "hub", "hf-home", "elsewhere"]) await mkdir(join(scratch, dir));
 await place(join(givenModels, GGUF), join(scratch, "models", GGUF));
+await place(join(givenModels, GGUF), join(scratch, "elsewhere", "imported.Q4_1.gguf"));
 await place(join(givenModels, GGUF), join(scratch, "hub", "smollm2-pulled.Q4_1.gguf"));
 const hub = spawn(fakeHub, ["--port", "0", "--repo", HUB_REPO, "--file", join(scratch, "hub", "smollm2-pulled.Q4_1.gguf")], {
   stdio: ["ignore", "pipe", "inherit"],
@@ -213,6 +215,12 @@ try {
   const pulled = await row("smollm2-pulled", "-mlx");
   await pulled.waitForExist({ timeout: 30_000 });
   const notice = await byTest("models-notice");
+  // A GGUF from outside the models folder, imported by its path.
+  await (await byTest("import-path")).setValue(join(scratch, "elsewhere", "imported.Q4_1.gguf"));
+  await (await byTest("import")).click();
+  await waitText(notice, /^Imported imported\.Q4_1\.gguf\.$/, 120_000);
+  assert.match(await (await row("imported.Q4_1")).getText(), /library/);
+  assert.equal(await (await byTest("import-path")).getValue(), "");
   await (await pulled.$('[data-testid="variant"]')).click();
   await waitText(notice, /^Wrote .*→/, 300_000);
   // The GGUF's Q4_1 blocks convert to an MLX folder quantized as they were; back to float,
