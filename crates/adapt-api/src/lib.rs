@@ -21,6 +21,7 @@
 
 mod adapt;
 mod bench;
+pub mod bench_train;
 mod budgets;
 mod chats;
 mod convert;
