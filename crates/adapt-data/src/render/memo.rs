@@ -54,7 +54,7 @@ mod tests {
     use super::*;
 
     fn tokenizer() -> Tokenizer {
-        let gguf = adapt_gguf::GgufFile::open(&adapt_testsupport::smollm2_gguf()).unwrap();
+        let gguf = adapt_gguf::GgufFile::open(adapt_testsupport::smollm2_gguf()).unwrap();
         Tokenizer::from_gguf(&gguf).unwrap()
     }
 
