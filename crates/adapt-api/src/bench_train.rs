@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use adapt_data::{PrepareInputs, PrepareReport, Split, SplitRatios, TokenCache};
+use adapt_engine::mlx_rs::Dtype;
 use adapt_engine::models::layers::QuantSpec;
 use adapt_engine::quantize::{quantize_folder, Target};
 use adapt_engine::train::bench::MIN_MEASURED_STEPS;
@@ -111,6 +112,28 @@ pub struct TrainBenchRow {
     pub peak_per_weights: f64,
     #[serde(flatten)]
     pub figures: SettingFigures,
+    /// mlx-lm's `lora` on the same setting, when it was asked for (`bench_reference`).
+    pub reference: Option<Reference>,
+}
+
+/// What mlx-lm measured for one setting.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReferenceFigures {
+    pub tokens_per_second: f64,
+    pub steps_per_second: f64,
+    /// Bytes.
+    pub peak_memory: u64,
+    /// Trained tokens of the measured steps.
+    pub trained_tokens: u64,
+    pub val_loss: f64,
+}
+
+/// A setting's reference: its figures, or why mlx-lm could not run the same setting.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reference {
+    Measured(ReferenceFigures),
+    NotComparable(String),
 }
 
 /// Everything `adapt bench train` measured.
@@ -118,6 +141,9 @@ pub struct TrainBenchRow {
 pub struct TrainBenchReport {
     pub backend: String,
     pub cpu: String,
+    /// The dtype of the float base and of every base's float parameters (`float32` on the
+    /// CPU, `float16` on a GPU).
+    pub float_dtype: String,
     pub request: TrainBenchRequest,
     pub train_examples: u64,
     pub valid_examples: u64,
@@ -218,7 +244,7 @@ impl TrainBenchRequest {
 
 impl Adapt {
     /// Prepares the data, then trains and measures every setting of `req` (float base first,
-    /// then the quantized one); `on_setting` hears of each setting as it starts.
+    /// then the quantized one); `on_setting` hears of each setting as it starts training.
     pub fn bench_train(
         &self,
         req: &TrainBenchRequest,
@@ -244,6 +270,12 @@ impl Adapt {
         let mut report = TrainBenchReport {
             backend: device.backend.to_string(),
             cpu: device.cpu.clone(),
+            float_dtype: match WeightFormat::for_backend(Backend::detect()).dtype {
+                Dtype::Float16 => "float16",
+                Dtype::Bfloat16 => "bfloat16",
+                _ => "float32",
+            }
+            .into(),
             request: req.clone(),
             train_examples: examples(Split::Train),
             valid_examples: examples(Split::Valid),
@@ -290,13 +322,15 @@ impl Adapt {
             let mut settings = Vec::new();
             for &m in &methods {
                 for &b in &req.batch_sizes {
-                    on_setting(m, b);
                     settings.push((m, b));
                 }
             }
-            let (bytes, rows) = self
-                .engine
-                .call(move |_| bench_base(&req, &prepared, quantized, &settings, &dir))?;
+            let (bytes, rows) = self.engine.relay(
+                move |_, starting| {
+                    bench_base(&req, &prepared, quantized, &settings, &dir, starting)
+                },
+                |(m, b)| on_setting(m, b),
+            )?;
             match quantized {
                 false => report.float_bytes = Some(bytes),
                 true => report.quantized_bytes = Some(bytes),
@@ -308,13 +342,14 @@ impl Adapt {
 }
 
 /// On the engine thread: loads the float or the quantized base once and measures `settings`
-/// on it; returns its weight bytes and the rows.
+/// on it, telling `starting` of each; returns its weight bytes and the rows.
 fn bench_base(
     req: &TrainBenchRequest,
     prepared: &PrepareReport,
     quantized: bool,
     settings: &[(BenchMethod, usize)],
     work: &Path,
+    starting: &mut dyn FnMut((BenchMethod, usize)),
 ) -> Result<(u64, Vec<TrainBenchRow>), ApiError> {
     let mut lm = load_base(&req.model, quantized, work)?;
     let bytes = lm.model.nbytes() as u64;
@@ -327,6 +362,7 @@ fn bench_base(
     };
     let mut rows = Vec::new();
     for (i, &(method, batch)) in settings.iter().enumerate() {
+        starting((method, batch));
         let config = req.config(method, batch);
         let dir = work.join(format!("{}-{batch}-{i}", method.name()));
         let figures = bench_setting(&mut lm.model, &data, &config, req.warmup, req.steps, &dir)?;
@@ -337,6 +373,7 @@ fn bench_base(
             compression: 1.0,
             peak_per_weights: figures.peak_memory as f64 / figures.weight_bytes.max(1) as f64,
             figures,
+            reference: None,
         });
     }
     Ok((bytes, rows))

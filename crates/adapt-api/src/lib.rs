@@ -21,6 +21,7 @@
 
 mod adapt;
 mod bench;
+mod bench_reference;
 pub mod bench_train;
 mod budgets;
 mod chats;

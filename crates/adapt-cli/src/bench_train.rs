@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use adapt_api::bench_train::{BenchMethod, TrainBenchReport, TrainBenchRequest};
+use adapt_api::bench_train::{BenchMethod, Reference, TrainBenchReport, TrainBenchRequest};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
@@ -75,6 +75,16 @@ pub struct TrainBenchArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json_file: Option<PathBuf>,
+    /// Also train each setting with mlx-lm's `lora` (same data split, steps, batch, rank,
+    /// layers, max length, learning rate) and show it beside.
+    #[arg(long)]
+    reference: bool,
+    /// The Python with mlx-lm for --reference (scripts/reference/env.sh prints one).
+    #[arg(long, env = "ADAPT_REFERENCE_PYTHON")]
+    reference_python: Option<PathBuf>,
 }
 
 impl TrainBenchArgs {
@@ -103,6 +113,17 @@ pub fn run(args: &TrainBenchArgs) -> Result<()> {
         ..args.request(args.model.path(&adapt))
     };
     req.check()?;
+    let python = match (args.reference, &args.reference_python) {
+        (false, _) => None,
+        (true, Some(p)) if p.is_file() => Some(p.clone()),
+        (true, p) => anyhow::bail!(
+            "--reference runs mlx-lm's lora with the Python given by --reference-python or \
+             ADAPT_REFERENCE_PYTHON{}; scripts/reference/env.sh prints one",
+            p.as_ref()
+                .map(|p| format!(" ({} is not a file)", p.display()))
+                .unwrap_or_default()
+        ),
+    };
     eprintln!(
         "Benchmarking training of {} on {}: {} warm-up + {} measured steps per setting …",
         req.model.display(),
@@ -113,8 +134,26 @@ pub fn run(args: &TrainBenchArgs) -> Result<()> {
     let report = adapt.bench_train(&req, &mut |method, batch| {
         eprintln!("  {} · batch {batch} …", method.name());
     })?;
+    let mut report = report;
+    if let Some(python) = python {
+        eprintln!(
+            "mlx-lm's lora on the same settings ({}) …",
+            python.display()
+        );
+        let refs = adapt.bench_train_reference(&python, &report, &mut |method, batch| {
+            eprintln!("  {} · batch {batch} …", method.name());
+        })?;
+        for (row, r) in report.rows.iter_mut().zip(refs) {
+            row.reference = Some(r);
+        }
+    }
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(path) = &args.json_file {
+        std::fs::write(path, &json)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{json}");
     } else {
         print_table(&report);
     }
@@ -165,5 +204,25 @@ fn print_table(r: &TrainBenchReport) {
             row.compression,
             f.val_loss
         );
+        match &row.reference {
+            Some(Reference::Measured(m)) => println!(
+                "  mlx-lm {:>23} {:>10.1} {:>8.3} {:>10} {:>10} {:>6.2}× {:>7} {:>9.4}   \
+                 adapt/mlx-lm: tok/s {:.2}×, peak {:.2}×; trained tokens {} / {}",
+                "",
+                m.tokens_per_second,
+                m.steps_per_second,
+                human_bytes(m.peak_memory),
+                "",
+                m.peak_memory as f64 / f.weight_bytes.max(1) as f64,
+                "",
+                m.val_loss,
+                f.tokens_per_second / m.tokens_per_second,
+                f.peak_memory as f64 / m.peak_memory.max(1) as f64,
+                f.trained_tokens,
+                m.trained_tokens
+            ),
+            Some(Reference::NotComparable(why)) => println!("  mlx-lm: not run — {why}"),
+            None => {}
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! setting (LoRA, DoRA, QLoRA × two batch sizes) is in the JSON with sane figures — positive
 //! rates, finite losses, a peak above the weights, a quantized base smaller than the float
 //! one — the table names every setting, and bad flags are refused with errors naming them.
+//! A slow test runs mlx-lm's `lora` beside it (`--reference`) and checks its figures are read.
 
 mod common;
 
@@ -34,6 +35,7 @@ fn bench(dir: &Path, args: &[&str]) -> Output {
         .args(["bench", "train"])
         .args(args)
         .env_remove("ADAPT_MODEL")
+        .env_remove("ADAPT_REFERENCE_PYTHON")
         .env("ADAPT_DATA_DIR", dir.join("data"))
         .env("ADAPT_CACHE_DIR", dir.join("cache"))
         .output()
@@ -143,8 +145,70 @@ fn bad_flags_are_refused_by_name() {
         let stderr = expect_failure(&out, "request.invalid");
         assert!(stderr.contains(&format!("'{field}'")), "{stderr}");
     }
+    let missing = dir.path().join("no-python");
+    let args = ["--data", data, "--reference", "--reference-python"];
+    let out = bench(
+        dir.path(),
+        &[&args[..], &[missing.to_str().unwrap()]].concat(),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--reference-python") && stderr.contains("no-python"));
     let out = bench(dir.path(), &["--data", "missing.jsonl", "--steps", "3"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("missing.jsonl"), "{stderr}");
+}
+
+#[test]
+fn mlx_lm_runs_beside_every_setting() {
+    let Some(python) = adapt_testsupport::reference_python("mlx_lm_runs_beside_every_setting")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let data = dir.path().join("chats");
+    std::fs::create_dir(&data).unwrap();
+    chat_data(&data.join("train.jsonl"), 12);
+    chat_data(&data.join("valid.jsonl"), 2);
+    let out = bench(
+        dir.path(),
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--batch-sizes",
+            "1,4",
+            "--steps",
+            "3",
+            "--num-layers",
+            "2",
+            "--max-seq-length",
+            "64",
+            "--reference",
+            "--reference-python",
+            &python,
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for r in report["rows"].as_array().unwrap() {
+        let reference = &r["reference"];
+        if r["batch_size"] == 4 {
+            let why = reference["not_comparable"].as_str().unwrap();
+            assert!(why.contains("validation rows"), "{r}");
+            continue;
+        }
+        let m = &reference["measured"];
+        assert!(m["tokens_per_second"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(m["val_loss"].as_f64().unwrap().is_finite(), "{r}");
+        assert!(m["peak_memory"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(
+            m["trained_tokens"], r["trained_tokens"],
+            "same tokens trained: {r}"
+        );
+    }
 }
