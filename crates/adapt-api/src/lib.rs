@@ -22,6 +22,8 @@
 
 mod adapt;
 mod bench;
+mod bench_reference;
+pub mod bench_train;
 mod budgets;
 mod chats;
 mod convert;

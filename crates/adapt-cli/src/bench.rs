@@ -1,16 +1,20 @@
 //! `adapt bench`: prompt speed (prompt tokens over the time to the first token, the figure
 //! mlx-lm reports), prefill and decode speed, time to first token and peak memory of a model,
-//! from an empty cache, as the median of at least three runs after a warm-up.
+//! from an empty cache, as the median of at least three runs after a warm-up;
+//! `adapt bench train` measures training ([`crate::bench_train`]).
 
 use adapt_api::GenerationStats;
 use anyhow::Result;
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use crate::args::ModelArg;
 use crate::output::{self, human_bytes};
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    what: Option<BenchCommand>,
     #[command(flatten)]
     model: ModelArg,
     /// Prompt length in tokens.
@@ -35,7 +39,17 @@ pub struct BenchArgs {
     kv_bits: Option<String>,
 }
 
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Training: LoRA / DoRA / QLoRA × batch sizes — trained tokens/s, steps/s, peak memory
+    /// against the weights, the quantized base's compression, validation loss after N steps.
+    Train(Box<crate::bench_train::TrainBenchArgs>),
+}
+
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if let Some(BenchCommand::Train(train)) = &args.what {
+        return crate::bench_train::run(train);
+    }
     let adapt = output::start_with_model(&args.model)?;
     if let Some(history) = args.chat_history {
         let bits = args.kv_bits.as_deref().and_then(|b| b.parse().ok());

@@ -4,6 +4,7 @@
 
 mod args;
 mod bench;
+mod bench_train;
 mod chat;
 mod convert;
 mod data;
@@ -47,7 +48,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Chat with a model; the conversation keeps its KV cache between turns.
     Chat(chat::ChatArgs),
-    /// Measure prefill and decode speed, time to first token and peak memory.
+    /// Measure prefill and decode speed, time to first token and peak memory; `bench train`
+    /// measures training.
     Bench(bench::BenchArgs),
     /// Training runs: list them, or show one with its metrics and checkpoints.
     Runs(runs::RunsArgs),

@@ -126,15 +126,28 @@ pub fn is_unnamed(column: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Reads a CSV file record by record and renders each through the mapping.
+/// Reads a CSV file record by record and renders each through the mapping: reading is
+/// sequential ([`CsvReader::read_record`]), rendering ([`CsvRenderer::render`]) needs only
+/// the record, so a chunk of records can be rendered on several threads.
 pub(crate) struct CsvReader<R> {
     reader: csv::Reader<BufReader<R>>,
+    renderer: CsvRenderer,
+    record: csv::ByteRecord,
+    count: u64,
+}
+
+/// What turns a record into a [`Row`]: the mapping and its compiled templates.
+pub(crate) struct CsvRenderer {
     path: PathBuf,
     mapping: CsvMapping,
     env: Environment<'static>,
-    record: csv::ByteRecord,
-    count: u64,
     limit: usize,
+}
+
+/// A record read and not yet rendered, with where it is in the file.
+pub(crate) struct CsvRecord {
+    record: csv::ByteRecord,
+    at: At,
 }
 
 impl<R: Read> CsvReader<R> {
@@ -233,49 +246,74 @@ impl<R: Read> CsvReader<R> {
         }
         Ok(CsvReader {
             reader,
-            path: path.to_path_buf(),
-            mapping,
-            env,
+            renderer: CsvRenderer {
+                path: path.to_path_buf(),
+                mapping,
+                env,
+                limit,
+            },
             record: csv::ByteRecord::new(),
             count: 0,
-            limit,
         })
     }
 
     pub(crate) fn mapping(&self) -> &CsvMapping {
-        &self.mapping
+        &self.renderer.mapping
     }
 
+    /// What renders the records this reader reads.
+    pub(crate) fn renderer(&self) -> &CsvRenderer {
+        &self.renderer
+    }
+
+    /// The next row, read and rendered.
     pub(crate) fn next(&mut self) -> Option<Result<Row, DataError>> {
-        let line = self.reader.position().line() + 1;
-        match self.reader.read_byte_record(&mut self.record) {
-            Ok(false) if self.count == 0 => {
-                self.count = 1;
-                Some(Err(DataError::EmptyFile {
-                    at: At::new(&self.path, 0),
-                    detail: " (a header but no rows)".into(),
-                }))
-            }
-            Ok(false) => None,
-            Err(e) => {
-                self.count += 1;
-                Some(Err(csv_error(e, &self.path, line)))
-            }
-            Ok(true) => {
-                self.count += 1;
-                if self.record.len() == 1 && self.record[0].iter().all(u8::is_ascii_whitespace) {
-                    return self.next();
+        let record = self.read_record()?;
+        Some(record.and_then(|r| self.renderer.render(&r)))
+    }
+
+    /// The next record, read but not rendered (blank lines skipped); `None` at the end.
+    pub(crate) fn read_record(&mut self) -> Option<Result<CsvRecord, DataError>> {
+        loop {
+            let line = self.reader.position().line() + 1;
+            let path = &self.renderer.path;
+            match self.reader.read_byte_record(&mut self.record) {
+                Ok(false) if self.count == 0 => {
+                    self.count = 1;
+                    return Some(Err(DataError::EmptyFile {
+                        at: At::new(path, 0),
+                        detail: " (a header but no rows)".into(),
+                    }));
                 }
-                let line = self.record.position().map_or(line, |p| p.line());
-                let mut at = At::new(&self.path, line);
-                at.record = Some(self.count);
-                Some(self.row(at))
+                Ok(false) => return None,
+                Err(e) => {
+                    self.count += 1;
+                    return Some(Err(csv_error(e, path, line)));
+                }
+                Ok(true) => {
+                    self.count += 1;
+                    let r = &self.record;
+                    if r.len() == 1 && r[0].iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    let line = r.position().map_or(line, |p| p.line());
+                    let mut at = At::new(path, line);
+                    at.record = Some(self.count);
+                    return Some(Ok(CsvRecord {
+                        record: r.clone(),
+                        at,
+                    }));
+                }
             }
         }
     }
+}
 
-    fn row(&self, at: At) -> Result<Row, DataError> {
-        let record = &self.record;
+impl CsvRenderer {
+    /// The row `record` becomes: its fields checked and rendered through the templates.
+    pub(crate) fn render(&self, record: &CsvRecord) -> Result<Row, DataError> {
+        let CsvRecord { record, at } = record;
+        let at = at.clone();
         if record.as_slice().len() > self.limit {
             return Err(DataError::LineTooLong {
                 at,

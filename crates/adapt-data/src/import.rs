@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -156,6 +157,26 @@ impl Importer {
         match &self.inner {
             Inner::Csv(c) => Some(c.mapping()),
             Inner::Jsonl(_) => None,
+        }
+    }
+}
+
+impl Importer {
+    /// Up to `n` rows into `out` (emptied first), in file order: the rows the iterator gives,
+    /// with CSV records read in turn and then rendered through the templates on rayon's
+    /// threads.
+    pub fn next_chunk(&mut self, n: usize, out: &mut Vec<Result<Row, DataError>>) {
+        out.clear();
+        match &mut self.inner {
+            Inner::Jsonl(j) => out.extend(std::iter::from_fn(|| j.next()).take(n)),
+            Inner::Csv(c) => {
+                let records: Vec<_> = std::iter::from_fn(|| c.read_record()).take(n).collect();
+                let renderer = c.renderer();
+                records
+                    .into_par_iter()
+                    .map(|r| r.and_then(|r| renderer.render(&r)))
+                    .collect_into_vec(out);
+            }
         }
     }
 }

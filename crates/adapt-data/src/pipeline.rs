@@ -131,8 +131,7 @@ pub fn scan(
     let mut seen: HashMap<u64, u64> = HashMap::new();
     let mut chunk: Vec<Result<Row, DataError>> = Vec::with_capacity(CHUNK);
     loop {
-        chunk.clear();
-        chunk.extend(importer.by_ref().take(CHUNK));
+        importer.next_chunk(CHUNK, &mut chunk);
         if chunk.is_empty() {
             break;
         }

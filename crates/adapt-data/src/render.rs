@@ -13,7 +13,8 @@
 //! generate, never a BPE merge across the prompt / reply boundary.
 //!
 //! [`TextModel`] composes the parts: `segment` (the options and results), `chat` (template
-//! rendering into segments), `frame` (the completion frame with slots) and `splice` (that
+//! rendering into segments), `frame` (the completion frame with slots), `memo` (short texts
+//! tokenized once) and `splice` (that
 //! frame pre-tokenized around its special tokens).
 
 use std::path::Path;
@@ -26,6 +27,7 @@ use crate::example::Example;
 
 mod chat;
 mod frame;
+mod memo;
 mod segment;
 mod splice;
 

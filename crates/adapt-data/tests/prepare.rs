@@ -229,3 +229,49 @@ fn batches_are_bucketed_padded_and_resume_exactly() {
     assert_eq!(fresh.next_batch(&mut resumed), expected);
     assert_eq!(resumed, run);
 }
+
+/// The prepared caches are byte for byte what rows read, rendered and tokenized one at a time
+/// give — the importer's row iterator and whole-segment tokenization, without the chunked
+/// reading, the rendering and tokenizing on rayon's threads, the splice or the memo of short
+/// texts — on texts that repeat (the Titanic mapping) and texts that do not (names in them).
+#[test]
+fn prepared_bytes_match_rows_prepared_one_by_one() {
+    use adapt_data::cache::CacheWriter;
+    use adapt_data::{At, Importer};
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::smollm2();
+    let csv = dir.path().join("titanic.csv");
+    write_titanic_csv(&csv, 5000, 11).unwrap();
+    let mut named = titanic_opts();
+    named.import.csv.prompt_template = Some(format!(
+        "{} Name: {{{{ Name }}}}",
+        adapt_data::sample::TITANIC_PROMPT
+    ));
+    for (case, opts) in [("titanic", titanic_opts()), ("named", named)] {
+        let cache = dir.path().join(format!("cache-{case}"));
+        let report = prepare(&inputs(&csv), &opts, model, &cache, &mut |_| {}).unwrap();
+        assert!(!report.cached);
+        let ratios = inputs(&csv).ratios;
+        let reference = |split: Split| dir.path().join(format!("{case}-{}.tok", split.name()));
+        let mut writers: Vec<CacheWriter> = Split::ALL
+            .iter()
+            .map(|&s| CacheWriter::create(&reference(s)).unwrap())
+            .collect();
+        for (index, row) in Importer::open(&csv, &opts.import).unwrap().enumerate() {
+            let row = row.unwrap();
+            let at = At::new(&csv, row.line);
+            let tok = model
+                .tokenize_unspliced(&row.example, &opts.render, &at)
+                .unwrap();
+            let split = ratios.assign(index as u64);
+            writers[split as usize].push(row.line, &tok).unwrap();
+        }
+        for (split, writer) in Split::ALL.into_iter().zip(writers) {
+            writer.finish().unwrap();
+            let ours = std::fs::read(report.dir.join(format!("{}.tok", split.name()))).unwrap();
+            let theirs = std::fs::read(reference(split)).unwrap();
+            assert!(!theirs.is_empty());
+            assert!(ours == theirs, "{case}: the {} split differs", split.name());
+        }
+    }
+}

@@ -7,6 +7,7 @@
 use adapt_text::Tokenizer;
 
 use super::frame::{COMPLETION_SLOT, PROMPT_SLOT};
+use super::memo::EncodeMemo;
 use super::segment::{RenderOptions, Segment, Tokenized};
 use crate::error::{At, DataError};
 
@@ -51,6 +52,8 @@ pub(super) struct Splice {
     segments: Vec<(Vec<Part>, bool)>,
     /// First characters of the special tokens.
     starts: Vec<char>,
+    /// The runs tokenized so far (example texts repeat in tabular data).
+    memo: EncodeMemo,
 }
 
 /// Probe (prompt, completion) pairs on which the splice must match whole-segment tokenization.
@@ -111,7 +114,11 @@ impl Splice {
             parts.retain(|p| !matches!(p, Part::Ids(ids) if ids.is_empty()));
             segments.push((parts, seg.trained));
         }
-        Some(Splice { segments, starts })
+        Some(Splice {
+            segments,
+            starts,
+            memo: EncodeMemo::default(),
+        })
     }
 
     /// A run of frame text between special tokens: its ids, or its pieces if it holds a slot.
@@ -178,12 +185,15 @@ impl Splice {
                         if text.is_empty() {
                             continue;
                         }
-                        let ids = tk.encode(&text, false).map_err(|e| DataError::Tokenize {
-                            at: at.clone(),
-                            message: e.to_string(),
-                        })?;
+                        let ids = self
+                            .memo
+                            .encode(tk, &text)
+                            .map_err(|e| DataError::Tokenize {
+                                at: at.clone(),
+                                message: e.to_string(),
+                            })?;
                         out.mask.extend(std::iter::repeat_n(trained, ids.len()));
-                        out.tokens.extend(ids);
+                        out.tokens.extend_from_slice(&ids);
                         continue;
                     }
                 };

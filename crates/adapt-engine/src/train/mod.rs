@@ -6,8 +6,10 @@
 //! [`session`] is one run in progress — start or resume, `step`, `evaluate`, `checkpoint`,
 //! `finish` — over [`loss`] and [`optimizer`]; [`trainer`] steps a session to the end and
 //! tells its [`events`]; [`checkpoint`] and [`files`] are what a run leaves on disk;
-//! [`probe`] answers probe prompts with the adapter as it is.
+//! [`probe`] answers probe prompts with the adapter as it is; [`bench`] measures one setting
+//! (warm-up, timed steps, validation loss) for `adapt bench train`.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub(crate) mod data_parallel;
@@ -26,6 +28,7 @@ pub mod session;
 pub mod trainer;
 
 pub use crate::adapters::{AdapterConfig, FineTuneType, LoraParameters};
+pub use bench::{bench_setting, SettingFigures};
 pub use config::{FieldProblem, OptimizerKind, Precision, TrainConfig, MIN_SEQ_LENGTH};
 pub use events::{ProbeAnswer, RankThroughput, TrainEvent, TrainOutcome, TrainReport, TrainStop};
 pub use files::{run_state, RunFiles};
