@@ -46,7 +46,8 @@ pub struct TrainSettings {
     model: ModelArg,
     /// Training data: a CSV, TSV or JSONL file (a tenth goes to validation unless --valid is
     /// given), or a folder in mlx-lm's layout (train.jsonl, valid.jsonl, optional test.jsonl).
-    #[arg(long, required_unless_present_any = ["resume", "request"])]
+    /// Needed unless the command goes on with a run or sweep (--resume) or reads a request.
+    #[arg(long)]
     data: Option<PathBuf>,
     /// Validation data.
     #[arg(long)]
@@ -281,7 +282,10 @@ impl TrainSettings {
         let mut data_options = self.read.options()?;
         data_options.max_seq_length = config.max_seq_length as u32;
         let Some(data) = self.data.clone() else {
-            return Err(anyhow!("--data is required (or --resume)"));
+            return Err(anyhow!(
+                "--data is required: a CSV, TSV or JSONL file, or an mlx-lm data folder \
+                 (or --resume to go on with an earlier one)"
+            ));
         };
         Ok(TrainRequest {
             model: self.model.path(adapt),

@@ -149,6 +149,11 @@ pub fn choose_device(asked: DevicePreference) -> Result<DeviceChoice> {
             Err(cause) if asked == DevicePreference::Gpu => {
                 return Err(EngineError::GpuUnavailable { cause });
             }
+            // Measured on the CUDA runtime with every device hidden: the first allocation,
+            // even of a CPU array, fails in cudaMallocManaged.
+            Err(cause) if runtime == Backend::Cuda => {
+                return Err(EngineError::NoDeviceForRuntime { cause });
+            }
             Err(cause) => DeviceChoice {
                 asked,
                 backend: Backend::Cpu,

@@ -17,6 +17,15 @@ pub enum EngineError {
     )]
     GpuUnavailable { cause: String },
 
+    /// The runtime is MLX's CUDA build and its GPU cannot be used: that build takes all its
+    /// memory, the CPU's arrays too, from the CUDA driver, so it cannot fall back to the CPU.
+    #[error(
+        "the GPU cannot be used: {cause}. This MLX runtime is the CUDA build, which takes all \
+         its memory (the CPU's too) from the CUDA driver, so it cannot run on the CPU without a \
+         device: fix the GPU (driver, CUDA_VISIBLE_DEVICES) or run with MLX's CPU runtime"
+    )]
+    NoDeviceForRuntime { cause: String },
+
     /// The model file or folder does not exist.
     #[error("{}: no such model file or folder", path.display())]
     ModelNotFound { path: PathBuf },
@@ -64,7 +73,9 @@ impl EngineError {
     pub fn code(&self) -> &'static str {
         match self {
             EngineError::Mlx(_) => "engine.mlx",
-            EngineError::GpuUnavailable { .. } => "device.gpu_unavailable",
+            EngineError::GpuUnavailable { .. } | EngineError::NoDeviceForRuntime { .. } => {
+                "device.gpu_unavailable"
+            }
             EngineError::ModelNotFound { .. } => "model.not_found",
             EngineError::InvalidModel { .. } => "model.invalid",
             EngineError::UnsupportedArchitecture { .. } => "model.unsupported_architecture",
