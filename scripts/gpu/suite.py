@@ -425,7 +425,7 @@ def trace():
     return out
 
 
-STAGES = [doctor, fallback, bandwidth, models, decode, chat, train, precision, bench_train,
+STAGES = [doctor, bandwidth, models, fallback, decode, chat, train, precision, bench_train,
           trace, parity, greedy]
 
 if __name__ == "__main__":

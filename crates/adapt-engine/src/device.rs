@@ -146,13 +146,13 @@ pub fn choose_device(asked: DevicePreference) -> Result<DeviceChoice> {
                 reason: format!("the {runtime} backend ran a test computation"),
                 fell_back: false,
             },
-            Err(cause) if asked == DevicePreference::Gpu => {
-                return Err(EngineError::GpuUnavailable { cause });
-            }
             // Measured on the CUDA runtime with every device hidden: the first allocation,
             // even of a CPU array, fails in cudaMallocManaged.
             Err(cause) if runtime == Backend::Cuda => {
                 return Err(EngineError::NoDeviceForRuntime { cause });
+            }
+            Err(cause) if asked == DevicePreference::Gpu => {
+                return Err(EngineError::GpuUnavailable { cause });
             }
             Err(cause) => DeviceChoice {
                 asked,

@@ -106,7 +106,14 @@ pub fn load(path: &Path) -> Result<(SequenceCache, HashMap<String, String>)> {
                 .ok_or_else(|| bad(format!("tensor '{name}' is missing")))
         };
         let mut int = |name: String| -> Result<i32> {
-            Ok(take(name)?.as_dtype(Dtype::Int32)?.item_cast::<i32>())
+            let a = take(name.clone())?;
+            if a.size() != 1 {
+                return Err(bad(format!(
+                    "tensor '{name}' should hold one number, not {}",
+                    a.size()
+                )));
+            }
+            Ok(a.as_dtype(Dtype::Int32)?.item_cast::<i32>())
         };
         let offset = int(format!("{i}.2"))?.max(0) as usize;
         let (keys, values, quant) = if quantized {

@@ -50,6 +50,26 @@ fn a_file_that_is_not_a_prompt_cache_is_a_clear_error() {
     assert!(err.to_string().contains("junk.safetensors"), "{err}");
 }
 
+/// A layer's offset that is not one number (found by fuzzing: it panicked in MLX's `item`).
+#[test]
+fn an_offset_that_is_not_one_number_is_a_clear_error() {
+    let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd.safetensors");
+    let kv = Array::from_slice(&[0.5f32, 1.0, 1.5, 2.0], &[1, 1, 2, 2]);
+    let offset = Array::from_slice(&[1i32, 2, 3, 4], &[4]);
+    let arrays = [("0.0", &kv), ("0.1", &kv), ("0.2", &offset)];
+    let meta = HashMap::from([("1.0".to_string(), "KVCache".to_string())]);
+    Array::save_safetensors(arrays, &meta, &path).unwrap();
+    let err = load(&path).expect_err("a four-number offset must not load");
+    assert_eq!(err.code(), "model.invalid");
+    assert!(
+        err.to_string()
+            .contains("'0.2' should hold one number, not 4"),
+        "{err}"
+    );
+}
+
 /// A cache mlx-lm saved (no token ids of ours in it) continues in Adapt with mlx-lm's next
 /// logits. Needs the reference environment (`ADAPT_REFERENCE_PYTHON`).
 #[test]
