@@ -59,14 +59,19 @@ export function pullEnded(end: PullEnd): { state: PullState; line: string | null
   return { state: "failed", line: null, error: e ? `[${e.code}] ${e.message}` : `the pull ended: ${end.status}` };
 }
 
+/** "1 file", "3 files". */
+export function fileCount(n: number): string {
+  return `${n} file${n === 1 ? "" : "s"}`;
+}
+
+
 /** What Delete will do, said before the second click: "Removes 2 files (98 MB): a, b. Keeps
  *  1 file Adapt did not write: notes.txt." */
 export function removalLine(plan: RemovalPlan): string {
   const leaf = (path: string) => path.split(/[\\/]/).filter(Boolean).pop() ?? path;
-  const count = (n: number) => `${n} file${n === 1 ? "" : "s"}`;
   const names = (paths: string[]) =>
     paths.length <= 3 ? paths.map(leaf).join(", ") : `${paths.slice(0, 3).map(leaf).join(", ")} and ${paths.length - 3} more`;
-  let line = `Removes ${count(plan.files.length)} (${humanBytes(plan.bytes)}): ${names(plan.files.map((f) => f.path))}.`;
-  if (plan.kept.length) line += ` Keeps ${count(plan.kept.length)} Adapt did not write: ${names(plan.kept)}.`;
+  let line = `Removes ${fileCount(plan.files.length)} (${humanBytes(plan.bytes)}): ${names(plan.files.map((f) => f.path))}.`;
+  if (plan.kept.length) line += ` Keeps ${fileCount(plan.kept.length)} Adapt did not write: ${names(plan.kept)}.`;
   return line;
 }
