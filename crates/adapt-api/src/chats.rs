@@ -14,6 +14,7 @@ use std::sync::Arc;
 use adapt_engine::adapters::{fingerprint, read_config};
 use adapt_engine::{
     CacheKey, ChatMessage, ChatOptions, ChatSession, EngineError, GenerateParams, Generation,
+    TopicChoice, TopicSettings,
 };
 use serde::Serialize;
 
@@ -43,11 +44,37 @@ pub struct ChatState {
     pub all_caches_bytes: u64,
     /// Shared openings kept.
     pub prefixes: usize,
+    /// Its topics, when it keeps them.
+    pub topics: Option<TopicsView>,
+}
+
+/// A conversation's topics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TopicsView {
+    pub settings: TopicSettings,
+    /// The block whose hidden states route messages (1-based).
+    pub layer: usize,
+    pub topics: Vec<TopicInfo>,
+    /// The topic of each message (`null`: a system message).
+    pub message_topics: Vec<Option<u32>>,
+}
+
+/// One topic of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TopicInfo {
+    pub id: u32,
+    pub name: String,
+    pub turns: usize,
+    /// Tokens its cache holds (the system message and its turns).
+    pub cache_tokens: usize,
+    pub cache_bytes: u64,
 }
 
 /// One turn of a conversation.
 enum Turn {
-    Say(String),
+    Say(String, TopicChoice),
     Regenerate,
     Edit { index: usize, content: String },
 }
@@ -94,7 +121,66 @@ impl Adapt {
         params: &GenerateParams,
         on_event: impl FnMut(GenerationEvent) -> bool,
     ) -> Result<Generation, ApiError> {
-        self.turn(chat, Turn::Say(message.to_string()), params, on_event)
+        self.chat_in(chat, message, TopicChoice::Auto, params, on_event)
+    }
+
+    /// [`Adapt::chat`] into a topic of a conversation that keeps them: `choice` picks it
+    /// (or a new one), or leaves it to routing by meaning. The first event says where the
+    /// message went ([`GenerationEvent::Routed`]).
+    pub fn chat_in(
+        &self,
+        chat: ChatId,
+        message: &str,
+        choice: TopicChoice,
+        params: &GenerateParams,
+        on_event: impl FnMut(GenerationEvent) -> bool,
+    ) -> Result<Generation, ApiError> {
+        let turn = Turn::Say(message.to_string(), choice);
+        self.turn(chat, turn, params, on_event)
+    }
+
+    /// Turns `chat`'s topics on with `settings` (again: new settings), or off with `None`.
+    /// Turned on, the turns so far make the first topic.
+    pub fn set_topics(
+        &self,
+        chat: ChatId,
+        settings: Option<TopicSettings>,
+    ) -> Result<ChatState, ApiError> {
+        self.engine.call(move |state| {
+            let EngineState { model, chats, .. } = state;
+            let lm = model.as_ref().ok_or_else(ApiError::no_model)?;
+            let session = chats.session(lm, chat.0).map_err(|_| no_chat())?;
+            match settings {
+                Some(settings) => session.enable_topics(lm, settings)?,
+                None => session.disable_topics(),
+            }
+            Ok(())
+        })?;
+        self.chat_state(chat)
+    }
+
+    /// Moves user message `index` of `chat` (with its reply) to another topic, or a new one
+    /// with [`TopicChoice::New`]: it is trimmed from its topic's cache and prefilled in the
+    /// other's.
+    pub fn move_message(
+        &self,
+        chat: ChatId,
+        index: usize,
+        to: TopicChoice,
+    ) -> Result<ChatState, ApiError> {
+        self.engine.call(move |state| {
+            let EngineState { model, chats, .. } = state;
+            let lm = model.as_mut().ok_or_else(ApiError::no_model)?;
+            if let Some(adapter) = chats.get(chat.0).map(|s| s.adapter.clone()) {
+                lm.use_adapter(adapter.as_ref())?;
+            }
+            let lm = &*lm;
+            let session = chats.session(lm, chat.0).map_err(|_| no_chat())?;
+            session.move_message(lm, index, to)?;
+            chats.enforce(lm, chat.0)?;
+            Ok(())
+        })?;
+        self.chat_state(chat)
     }
 
     /// Replaces the last reply of `chat` with a new one.
@@ -266,7 +352,14 @@ fn turn_on_engine(
     let lm = &*lm;
     chats
         .turn(lm, chat.0, |session, prefixes| match turn {
-            Turn::Say(text) => session.respond(lm, &text, params, sink, Some(prefixes)),
+            Turn::Say(text, TopicChoice::Auto) if session.topics.is_none() => {
+                session.respond(lm, &text, params, sink, Some(prefixes))
+            }
+            Turn::Say(text, choice) => {
+                let routed = session.route(lm, &text, choice)?;
+                sink.routed(&routed.routing);
+                session.respond_routed(lm, &text, routed, params, sink, Some(prefixes))
+            }
             Turn::Regenerate => session.regenerate(lm, params, sink),
             Turn::Edit { index, content } => session.edit(lm, index, &content, params, sink),
         })
@@ -284,13 +377,32 @@ pub(crate) fn state_on_engine(state: &EngineState, chat: ChatId) -> Result<ChatS
     Ok(ChatState {
         messages: s.messages.clone(),
         turns: s.turns(),
-        cached_tokens: s.cache.tokens.len(),
-        cache_bytes: s.cache.nbytes() as u64,
+        cached_tokens: s.cached_tokens(),
+        cache_bytes: s.cache_nbytes() as u64,
         evicted: chats.is_evicted(chat.0),
         kv_bits: s.options.kv_bits,
         left_out_messages: s.left_out,
         all_caches_bytes: chats.nbytes() as u64,
         prefixes: chats.prefixes.len(),
+        topics: s.topics.as_ref().map(|t| TopicsView {
+            settings: t.settings.clone(),
+            layer: state
+                .model
+                .as_ref()
+                .map_or(0, |lm| t.settings.layer_for(lm)),
+            topics: t
+                .topics
+                .iter()
+                .map(|topic| TopicInfo {
+                    id: topic.id,
+                    name: topic.name.clone(),
+                    turns: t.turns(topic.id, &s.messages),
+                    cache_tokens: topic.cache.tokens.len(),
+                    cache_bytes: topic.cache.nbytes() as u64,
+                })
+                .collect(),
+            message_topics: t.of.clone(),
+        }),
         name: None,
         disk_bytes: None,
     })

@@ -57,6 +57,9 @@ pub enum GenerationEvent {
     Prefill { done: usize, total: usize },
     /// New final text.
     Text(String),
+    /// The topic the message went to, and why (conversations that keep topics; before any
+    /// text).
+    Routed(adapt_engine::Routing),
 }
 
 /// Work for the engine thread.
@@ -221,6 +224,13 @@ fn guarded<T>(
 pub(crate) struct EventSink<'a> {
     emit: &'a mut dyn FnMut(GenerationEvent),
     cancel: Arc<AtomicBool>,
+}
+
+impl EventSink<'_> {
+    /// Hands on where a message was routed.
+    pub(crate) fn routed(&mut self, routing: &adapt_engine::Routing) {
+        (self.emit)(GenerationEvent::Routed(routing.clone()));
+    }
 }
 
 impl TokenSink for EventSink<'_> {

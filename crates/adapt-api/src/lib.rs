@@ -65,6 +65,7 @@ pub use adapt_engine::{
     Backend, CacheKey, ChatMessage, ChatOptions, DeviceChoice, DevicePreference, DeviceReport,
     GenerateParams, Generation, GenerationStats, ModelInfo, Overflow, SamplingParams, StopReason,
 };
+pub use adapt_engine::{Routing, TopicChoice, TopicSettings, TopicSimilarity};
 pub use adapt_hub::{PullProgress, Pulled, PulledFile, Stage as PullStage};
 pub use adapt_library::{
     Description, Estimate, Fit, FitOptions, Format as ModelFormat, Memory, ModelEntry,
@@ -76,7 +77,7 @@ pub use adapt_store::{AdapterRecord, CheckpointRecord, DatasetRecord, Metric, Ru
 pub use adapt_store::{SweepRecord, TrialRecord, TrialState};
 pub use adapt_sweep::{Domain, Space, SweepSpec};
 pub use budgets::{CacheBudgets, DEFAULT_DISK_BUDGET, DEFAULT_MEMORY_BUDGET};
-pub use chats::ChatState;
+pub use chats::{ChatState, TopicInfo, TopicsView};
 pub use convert::{FuseReport, Variant};
 pub use engine_thread::{ChatId, GenerationEvent};
 pub use error::{ApiError, ErrorCode};

@@ -237,7 +237,7 @@ fn saved(lm: &LoadedModel, session: &ChatSession, path: &Path, bytes: u64) -> Sa
     SavedChat {
         path: path.to_path_buf(),
         messages: session.messages.len(),
-        cached_tokens: session.cache.tokens.len(),
+        cached_tokens: session.cached_tokens(),
         bytes,
         key: session.key(lm),
         note: None,
@@ -254,7 +254,7 @@ fn save_on_engine(
     let lm = model.as_ref().ok_or_else(ApiError::no_model)?;
     let session = chats.session(lm, chat.0).map_err(|_| no_chat())?;
     // An evicted or unused cache: the messages are kept, no file.
-    let result = if session.cache.tokens.is_empty() {
+    let result = if session.cached_tokens() == 0 {
         let _ = std::fs::remove_file(&path);
         saved(lm, session, &path, 0)
     } else {
@@ -278,7 +278,7 @@ fn open_on_engine(
     let (session, bytes, note) = match (ChatSession::open(lm, &path), messages) {
         (Ok(mut session), stored) => {
             if let Some(stored) = stored {
-                session.messages = stored;
+                session.replace_messages(stored);
             }
             let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
             (session, bytes, None)
@@ -313,7 +313,7 @@ fn close_on_engine(state: &mut EngineState, chat: ChatId) -> Result<Option<Saved
             return Ok(None);
         }
         let session = chats.get(chat.0).ok_or_else(no_chat)?;
-        if session.cache.tokens.is_empty() {
+        if session.cached_tokens() == 0 {
             return Ok(None);
         }
         let bytes = session.save(lm, &file)?;

@@ -4,7 +4,9 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use adapt_api::{Adapt, ApiError, ChatId, ChatOptions, ErrorCode, SavedChat};
+use adapt_api::{
+    Adapt, ApiError, ChatId, ChatOptions, ErrorCode, SavedChat, TopicChoice, TopicSettings,
+};
 use anyhow::Result;
 use clap::Args;
 
@@ -29,6 +31,19 @@ pub struct ChatArgs {
     kv_bits: Option<String>,
     #[command(flatten)]
     budgets: CacheBudgetArgs,
+    /// Keep one KV cache per topic: each message goes to the topic it fits by meaning (or
+    /// `@N message` to topic N, `@new message` to a new one) and is answered from that
+    /// topic's turns alone; `/topics` lists them.
+    #[arg(long)]
+    topics: bool,
+    /// With --topics: the least similarity (cosine, -1 to 1) for a message to join a topic;
+    /// below it for every topic, it opens a new one.
+    #[arg(long, default_value_t = adapt_api::TopicSettings::default().threshold, requires = "topics")]
+    topic_threshold: f32,
+    /// With --topics: the block whose hidden states route messages (1 = the first; default:
+    /// the last).
+    #[arg(long, requires = "topics")]
+    topic_layer: Option<usize>,
     /// Do not print the stats line after each reply.
     #[arg(long)]
     quiet: bool,
@@ -43,6 +58,8 @@ const HELP: &str = "Type a message and press Enter; Ctrl-C stops a reply. Comman
   /retry         a new reply to the last message   /system TEXT  change the system message
   /adapter PATH  chat with an adapter (run id or folder; 'none' for the base model)
   /stats         cache and context figures         /reset     start over
+  /topics [on|off]  the topics (one cache each); @N MESSAGE or @new MESSAGE picks one
+  /move TURN N|new  move turn TURN (its message and reply) to topic N or a new one
   /exit          quit (Ctrl-D too); a saved conversation's cache is written on the way out";
 
 /// The conversation in progress.
@@ -67,6 +84,9 @@ pub fn run(args: &ChatArgs) -> Result<()> {
     let ctrl_c = output::CtrlC::install();
     let params = args.sampling.params();
     let chat = adapt.new_chat_with(opening(args.system.as_deref()), options.clone())?;
+    if args.topics {
+        adapt.set_topics(chat, Some(topic_settings(args)))?;
+    }
     let mut s = Session {
         adapt,
         args,
@@ -102,8 +122,9 @@ pub fn run(args: &ChatArgs) -> Result<()> {
             s.adapt
                 .regenerate(s.chat, &params, |e| out.event(e, &ctrl_c))
         } else {
+            let (choice, message) = topic_choice(message);
             s.adapt
-                .chat(s.chat, message, &params, |e| out.event(e, &ctrl_c))
+                .chat_in(s.chat, message, choice, &params, |e| out.event(e, &ctrl_c))
         };
         ctrl_c.disarm();
         out.finish();
@@ -118,6 +139,29 @@ pub fn run(args: &ChatArgs) -> Result<()> {
         report("saved", &saved);
     }
     Ok(())
+}
+
+fn topic_settings(args: &ChatArgs) -> TopicSettings {
+    TopicSettings {
+        layer: args.topic_layer,
+        threshold: args.topic_threshold,
+    }
+}
+
+/// `@N message` (topic N), `@new message` (a new topic) or a message left to routing.
+fn topic_choice(message: &str) -> (TopicChoice, &str) {
+    let Some(rest) = message.strip_prefix('@') else {
+        return (TopicChoice::Auto, message);
+    };
+    let (pick, text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let choice = match pick {
+        "new" => TopicChoice::New,
+        n => match n.parse() {
+            Ok(id) => TopicChoice::Topic(id),
+            Err(_) => return (TopicChoice::Auto, message),
+        },
+    };
+    (choice, text.trim())
 }
 
 fn opening(system: Option<&str>) -> Vec<adapt_api::ChatMessage> {
@@ -153,6 +197,9 @@ impl Session<'_> {
                 adapt.close_chat(self.chat)?;
                 self.chat = adapt
                     .new_chat_with(opening(self.args.system.as_deref()), self.options.clone())?;
+                if self.args.topics {
+                    adapt.set_topics(self.chat, Some(topic_settings(self.args)))?;
+                }
                 eprintln!("(new conversation)");
             }
             "/save" => {
@@ -233,6 +280,42 @@ impl Session<'_> {
                     s.prefixes
                 );
             }
+            "/topics" => {
+                let state = match arg {
+                    "on" => adapt.set_topics(self.chat, Some(topic_settings(self.args)))?,
+                    "off" => adapt.set_topics(self.chat, None)?,
+                    "" => adapt.chat_state(self.chat)?,
+                    _ => return Err(usage("/topics [on|off]")),
+                };
+                print_topics(&state);
+            }
+            "/move" => {
+                let (turn, to) = arg.split_once(' ').unwrap_or((arg, ""));
+                let turn: usize = turn
+                    .parse()
+                    .ok()
+                    .filter(|&t| t > 0)
+                    .ok_or_else(|| usage("/move TURN N|new"))?;
+                let to = match to.trim() {
+                    "new" => TopicChoice::New,
+                    n => TopicChoice::Topic(n.parse().map_err(|_| usage("/move TURN N|new"))?),
+                };
+                let state = adapt.chat_state(self.chat)?;
+                let index = state
+                    .messages
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| m.role == "user")
+                    .nth(turn - 1)
+                    .map(|(i, _)| i)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            ErrorCode::CliUsage,
+                            format!("there is no turn {turn} ({} turns)", state.turns),
+                        )
+                    })?;
+                print_topics(&adapt.move_message(self.chat, index, to)?);
+            }
             "/help" => eprintln!("{HELP}"),
             _ => return Err(usage("a message, or one of the commands /help lists")),
         }
@@ -258,6 +341,37 @@ impl Session<'_> {
                 .unwrap_or_default()
         );
         Ok(())
+    }
+}
+
+/// The topics and which turns each holds, on stderr.
+fn print_topics(state: &adapt_api::ChatState) {
+    let Some(view) = &state.topics else {
+        eprintln!("(topics are off: /topics on keeps one cache per topic)");
+        return;
+    };
+    if view.topics.is_empty() {
+        eprintln!("(no topics yet: the first message opens one)");
+    }
+    for t in &view.topics {
+        let turns: Vec<String> = state
+            .messages
+            .iter()
+            .zip(&view.message_topics)
+            .filter(|(m, _)| m.role == "user")
+            .enumerate()
+            .filter(|(_, (_, of))| **of == Some(t.id))
+            .map(|(i, _)| (i + 1).to_string())
+            .collect();
+        eprintln!(
+            "  topic {} \"{}\": {} turns ({}) · cache {} tokens, {}",
+            t.id,
+            t.name,
+            t.turns,
+            turns.join(", "),
+            t.cache_tokens,
+            output::human_bytes(t.cache_bytes)
+        );
     }
 }
 

@@ -128,6 +128,7 @@ impl Stream {
                     eprint!("\r\x1b[K");
                 }
             }
+            GenerationEvent::Routed(r) => eprintln!("{}", routing_line(&r)),
             GenerationEvent::Text(text) => {
                 let mut out = std::io::stdout().lock();
                 let _ = out.write_all(text.as_bytes());
@@ -145,6 +146,37 @@ impl Stream {
         }
         *self = Stream::default();
     }
+}
+
+/// Where a message went: `[topic 2 "bike chain slipping" · new: best 0.12 < 0.25]`.
+pub fn routing_line(r: &adapt_api::Routing) -> String {
+    let how = match (r.opened, r.picked, r.similarities.first()) {
+        (true, true, _) => "new, as asked".to_string(),
+        (true, false, None) => "new: the first topic".to_string(),
+        (true, false, Some(best)) => format!(
+            "new: closest is topic {} at {:.2} < {:.2}",
+            best.topic, best.similarity, r.threshold
+        ),
+        (false, true, _) => "as asked".to_string(),
+        (false, false, _) => {
+            let others: Vec<String> = r
+                .similarities
+                .iter()
+                .filter(|s| s.topic != r.topic)
+                .map(|s| format!("{} {:.2}", s.topic, s.similarity))
+                .collect();
+            let mine = r
+                .similarities
+                .iter()
+                .find(|s| s.topic == r.topic)
+                .map_or(0.0, |s| s.similarity);
+            match others.is_empty() {
+                true => format!("similarity {mine:.2}"),
+                false => format!("similarity {mine:.2}; others {}", others.join(", ")),
+            }
+        }
+    };
+    format!("[topic {} \"{}\" · {how}]", r.topic, r.name)
 }
 
 /// One line of figures for a response, on stderr.

@@ -514,6 +514,27 @@ fn decode_sampled(
     Ok(None)
 }
 
+/// Makes `cache` hold exactly `target`: keeps the longest prefix it shares with it and runs
+/// the rest through the model in chunks of `chunk` tokens (no logits are computed). Returns
+/// the number of tokens run.
+pub fn prefill_to(
+    model: &Model,
+    cache: &mut SequenceCache,
+    target: &[u32],
+    chunk: usize,
+) -> Result<usize> {
+    cache.truncate(common_prefix(&cache.tokens, target));
+    let start = cache.tokens.len();
+    for part in target[start..].chunks(chunk.max(1)) {
+        let ids: Vec<i32> = part.iter().map(|&t| t as i32).collect();
+        let ids = Array::from_slice(&ids, &[1, ids.len() as i32]);
+        model.forward(&ids, &mut cache.layers)?;
+        cache.eval()?;
+        cache.tokens.extend_from_slice(part);
+    }
+    Ok(target.len() - start)
+}
+
 /// Runs `tokens` through the model in chunks, extending `cache`; returns the last logits.
 fn prefill(
     model: &Model,

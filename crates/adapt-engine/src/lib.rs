@@ -32,7 +32,10 @@ pub use mlx_rs;
 
 pub use adapt_text::{ChatMessage, ChatTemplate, Tokenizer};
 pub use cache::{KvCache, KvQuant};
-pub use chat::{prompt_tokens, CacheKey, ChatOptions, ChatPool, ChatSession, Overflow, PrefixTrie};
+pub use chat::{
+    prompt_tokens, CacheKey, ChatOptions, ChatPool, ChatSession, Embedder, Overflow, PrefixTrie,
+    Routed, Routing, Topic, TopicChoice, TopicSettings, TopicSimilarity, Topics,
+};
 pub use device::{
     choose_device, chosen_device, Backend, DeviceChoice, DevicePreference, DeviceReport,
 };

@@ -13,9 +13,14 @@
 
 mod pool;
 mod prefix;
+mod topics;
 
 pub use pool::{ChatPool, Evicted};
 pub use prefix::PrefixTrie;
+pub use topics::{
+    Embedder, Routed, Routing, Topic, TopicChoice, TopicSettings, TopicSimilarity, Topics,
+    DEFAULT_THRESHOLD,
+};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -129,6 +134,9 @@ pub struct ChatSession {
     /// The adapter this conversation talks to (none: the base model). Its turns run with it
     /// attached; its cache belongs to it.
     pub adapter: Option<AdapterRef>,
+    /// Its topics, when it keeps them: each topic's turns in their own cache (then `cache`
+    /// stays empty).
+    pub topics: Option<Topics>,
 }
 
 impl ChatSession {
@@ -156,6 +164,7 @@ impl ChatSession {
             options,
             left_out: 0,
             adapter: lm.info.adapter.clone(),
+            topics: None,
         })
     }
 
@@ -167,7 +176,7 @@ impl ChatSession {
     /// Talks to `adapter` (none: the base model) instead; only before the first turn, while
     /// the cache is empty.
     pub fn set_adapter(&mut self, adapter: Option<AdapterRef>) -> Result<()> {
-        if !self.cache.tokens.is_empty() {
+        if self.cached_tokens() > 0 {
             return Err(EngineError::InvalidRequest(
                 "a conversation keeps the adapter it started with; start a new one".into(),
             ));
@@ -186,6 +195,10 @@ impl ChatSession {
         sink: &mut dyn TokenSink,
         shared: Option<&mut PrefixTrie>,
     ) -> Result<Generation> {
+        if self.topics.is_some() {
+            let routed = self.route(lm, user, TopicChoice::Auto)?;
+            return self.respond_routed(lm, user, routed, params, sink, shared);
+        }
         self.messages.push(ChatMessage::new("user", user));
         let result = self.reply(lm, params, sink, shared);
         if result.is_err() {
@@ -205,6 +218,9 @@ impl ChatSession {
             return Err(EngineError::InvalidRequest(
                 "there is no reply to regenerate yet".into(),
             ));
+        }
+        if self.topics.is_some() {
+            return self.regenerate_in_topic(lm, params, sink);
         }
         let last = self.messages.pop().expect("checked above");
         self.reply(lm, params, sink, None).inspect_err(|_| {
@@ -228,6 +244,9 @@ impl ChatSession {
                 self.messages.len()
             )));
         }
+        if self.topics.is_some() {
+            return self.edit_in_topic(lm, index, content, params, sink);
+        }
         let before = self.messages.clone();
         self.messages.truncate(index);
         self.messages.push(ChatMessage::new("user", content));
@@ -241,9 +260,37 @@ impl ChatSession {
     pub fn set_system(&mut self, system: Option<&str>) {
         if self.messages.first().is_some_and(|m| m.role == "system") {
             self.messages.remove(0);
+            if let Some(topics) = self.topics.as_mut() {
+                topics.remove_message(0);
+            }
         }
         if let Some(text) = system {
             self.messages.insert(0, ChatMessage::new("system", text));
+            if let Some(topics) = self.topics.as_mut() {
+                topics.insert_system();
+            }
+        }
+    }
+
+    /// Tokens of this conversation's caches (all its topics').
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.tokens.len() + self.topics.as_ref().map_or(0, Topics::cached_tokens)
+    }
+
+    /// Bytes of this conversation's caches in memory (all its topics').
+    pub fn cache_nbytes(&self) -> usize {
+        self.cache.nbytes() + self.topics.as_ref().map_or(0, Topics::nbytes)
+    }
+
+    /// Lets every cache of this conversation go (the next turn prefills again, or reloads a
+    /// saved file).
+    pub fn drop_caches(&mut self) {
+        self.cache = self.cache.empty_like();
+        if let Some(topics) = self.topics.as_mut() {
+            topics
+                .topics
+                .iter_mut()
+                .for_each(|t| t.cache = t.cache.empty_like());
         }
     }
 
@@ -278,6 +325,11 @@ impl ChatSession {
                 .nth(n - 1)
                 .map_or(self.messages.len(), |(i, _)| i + 1),
         };
+        if self.topics.is_some() {
+            let mut fork = self.clone();
+            fork.truncate_topics(lm, end, None)?;
+            return Ok(fork);
+        }
         let messages = self.messages[..end].to_vec();
         let mut cache = self.cache.clone();
         let rendered = prompt_tokens_with(lm, &messages, &self.options.template_options)?;
@@ -288,6 +340,7 @@ impl ChatSession {
             options: self.options.clone(),
             left_out: 0,
             adapter: self.adapter.clone(),
+            topics: None,
         })
     }
 
@@ -383,17 +436,19 @@ fn kv_quant(lm: &LoadedModel, options: &ChatOptions) -> Result<Option<KvQuant>> 
 const MESSAGES_KEY: &str = "adapt.messages";
 const KEY_KEY: &str = "adapt.cache_key";
 const OPTIONS_KEY: &str = "adapt.options";
+/// Its topics (then the file holds each cached topic's layers in turn).
+const TOPICS_KEY: &str = "adapt.topics";
 
 impl ChatSession {
-    /// Writes the conversation — its messages and its KV cache — to `path` in mlx-lm's
-    /// prompt-cache format; returns the file's size.
+    /// Writes the conversation — its messages and its KV cache (with topics: every topic's) —
+    /// to `path` in mlx-lm's prompt-cache format; returns the file's size.
     pub fn save(&self, lm: &LoadedModel, path: &Path) -> Result<u64> {
         let messages: Vec<(&str, &str)> = self
             .messages
             .iter()
             .map(|m| (m.role.as_str(), m.content.as_str()))
             .collect();
-        let metadata = HashMap::from([
+        let mut metadata = HashMap::from([
             (
                 MESSAGES_KEY.to_string(),
                 serde_json::to_string(&messages).expect("strings serialize"),
@@ -404,7 +459,27 @@ impl ChatSession {
                 serde_json::to_string(&self.options).expect("options serialize"),
             ),
         ]);
-        crate::prompt_cache::save(path, &self.cache, &metadata)
+        let Some(topics) = &self.topics else {
+            return crate::prompt_cache::save(path, &self.cache, &metadata);
+        };
+        let (saved, caches) = topics.to_saved();
+        if caches.is_empty() {
+            return Err(EngineError::InvalidRequest(
+                "an empty cache cannot be saved".into(),
+            ));
+        }
+        metadata.insert(
+            TOPICS_KEY.to_string(),
+            serde_json::to_string(&saved).expect("topics serialize"),
+        );
+        let all = SequenceCache {
+            tokens: Vec::new(),
+            layers: caches
+                .iter()
+                .flat_map(|c| c.layers.iter().cloned())
+                .collect(),
+        };
+        crate::prompt_cache::save(path, &all, &metadata)
     }
 
     /// Reopens a conversation saved by [`ChatSession::save`] with the same model, adapter and
@@ -417,6 +492,7 @@ impl ChatSession {
             .and_then(|m| serde_json::from_str(m).ok())
             .ok_or_else(|| bad(format!("metadata '{MESSAGES_KEY}' is missing or invalid")))?;
         let options = saved_options(&metadata);
+        let (cache, topics) = split_topics(lm, cache, &metadata, messages.len(), path)?;
         Ok(ChatSession {
             messages: messages
                 .into_iter()
@@ -426,17 +502,54 @@ impl ChatSession {
             options,
             left_out: 0,
             adapter: lm.info.adapter.clone(),
+            topics,
         })
     }
 
-    /// Replaces the cache with the one saved in `path` (for these messages, e.g. after the
-    /// cache was evicted from memory).
+    /// Replaces the caches with the ones saved in `path` (for these messages, e.g. after they
+    /// were evicted from memory).
     pub fn restore_cache(&mut self, lm: &LoadedModel, path: &Path) -> Result<()> {
         let (cache, metadata) = load_checked(lm, self.adapter.as_ref(), path)?;
+        let (cache, topics) = split_topics(lm, cache, &metadata, self.messages.len(), path)?;
+        if topics.is_some() != self.topics.is_some() {
+            return Err(EngineError::invalid_model(
+                path,
+                "it was saved with topics on and the conversation has them off, or the \
+                 other way round",
+            ));
+        }
         self.options = saved_options(&metadata);
         self.cache = cache;
+        self.topics = topics;
         Ok(())
     }
+}
+
+/// A saved conversation's cache, or (with topics) an empty one and the topics with theirs.
+fn split_topics(
+    lm: &LoadedModel,
+    cache: SequenceCache,
+    metadata: &HashMap<String, String>,
+    n_messages: usize,
+    path: &Path,
+) -> Result<(SequenceCache, Option<Topics>)> {
+    let bad = |m: String| EngineError::invalid_model(path, m);
+    let n_layers = lm.model.n_layers();
+    let Some(text) = metadata.get(TOPICS_KEY) else {
+        if cache.layers.len() != n_layers {
+            return Err(bad("its cache does not fit this model".into()));
+        }
+        return Ok((cache, None));
+    };
+    let saved = serde_json::from_str(text)
+        .map_err(|e| bad(format!("metadata '{TOPICS_KEY}' is invalid: {e}")))?;
+    let empty = SequenceCache {
+        tokens: Vec::new(),
+        layers: KvCache::for_layers(n_layers, kv_quant(lm, &saved_options(metadata))?),
+    };
+    let topics = Topics::from_saved(saved, cache.layers, n_layers, n_messages, &empty)
+        .map_err(|m| bad(format!("its topics do not fit this model: {m}")))?;
+    Ok((empty, Some(topics)))
 }
 
 fn saved_options(metadata: &HashMap<String, String>) -> ChatOptions {
@@ -453,19 +566,37 @@ fn load_checked(
     path: &Path,
 ) -> Result<(SequenceCache, HashMap<String, String>)> {
     let (cache, metadata) = crate::prompt_cache::load(path)?;
-    let bad = |m: String| EngineError::invalid_model(path, m);
     let options = saved_options(&metadata);
     if metadata.get(KEY_KEY) != Some(&CacheKey::with_adapter(lm, adapter, &options).text()) {
-        return Err(bad(
+        return Err(EngineError::invalid_model(
+            path,
             "this conversation was saved with another model, adapter or chat template; \
-             load that model (with its adapter) to continue it"
-                .into(),
+             load that model (with its adapter) to continue it",
         ));
     }
-    if cache.layers.len() != lm.model.n_layers() {
-        return Err(bad("its cache does not fit this model".into()));
-    }
     Ok((cache, metadata))
+}
+
+/// The tokens of `messages` as a finished conversation (no prompt for a reply after them):
+/// what a cache holding exactly these messages holds.
+pub(crate) fn render_history(
+    lm: &LoadedModel,
+    messages: &[ChatMessage],
+    options: &ChatOptions,
+) -> Result<Vec<u32>> {
+    Ok(match &lm.chat_template {
+        Some(template) => {
+            let text = template.render_with(messages, false, &options.template_options)?;
+            lm.tokenizer.encode(&text, false)?
+        }
+        None => {
+            let text: String = messages
+                .iter()
+                .map(|m| format!("{}: {}\n", m.role, m.content))
+                .collect();
+            lm.tokenizer.encode(&text, true)?
+        }
+    })
 }
 
 /// The token ids of `messages` rendered for a reply from the assistant: with the model's chat

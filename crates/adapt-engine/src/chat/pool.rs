@@ -113,7 +113,7 @@ impl ChatPool {
     pub fn nbytes(&self) -> usize {
         self.held
             .values()
-            .map(|h| h.session.cache.nbytes())
+            .map(|h| h.session.cache_nbytes())
             .sum::<usize>()
             + self.prefixes.nbytes()
     }
@@ -128,7 +128,7 @@ impl ChatPool {
             held.evicted = false;
             if let Some(file) = held.file.as_deref().filter(|f| f.is_file()) {
                 if held.session.restore_cache(lm, file).is_err() {
-                    held.session.cache = held.session.cache.empty_like();
+                    held.session.drop_caches();
                 }
             }
         }
@@ -160,7 +160,7 @@ impl ChatPool {
             let oldest = self
                 .held
                 .iter()
-                .filter(|(&id, h)| id != keep && h.session.cache.nbytes() > 0)
+                .filter(|(&id, h)| id != keep && h.session.cache_nbytes() > 0)
                 .min_by_key(|(_, h)| h.last_used)
                 .map(|(&id, _)| id);
             let Some(id) = oldest else {
@@ -171,14 +171,14 @@ impl ChatPool {
             };
             let held = self.held.get_mut(&id).expect("found above");
             let saved = match &held.file {
-                Some(file) if !held.session.cache.tokens.is_empty() => {
+                Some(file) if held.session.cached_tokens() > 0 => {
                     let bytes = held.session.save(lm, file)?;
                     Some((file.clone(), bytes))
                 }
                 _ => None,
             };
-            let bytes = held.session.cache.nbytes();
-            held.session.cache = held.session.cache.empty_like();
+            let bytes = held.session.cache_nbytes();
+            held.session.drop_caches();
             held.evicted = true;
             evicted.push(Evicted { id, bytes, saved });
         }

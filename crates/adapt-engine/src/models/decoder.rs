@@ -211,16 +211,8 @@ impl Decoder {
 
     /// Final hidden states `[B, L, hidden]` for token ids `[B, L]`, extending `caches`.
     pub fn hidden(&self, ids: &Array, caches: &mut [KvCache]) -> Result<Array, Exception> {
-        let mut h = self.model.embed_tokens.rows(ids)?;
-        if let Some(scale) = self.embed_scale {
-            h = h.multiply(Array::from_f32(scale).as_dtype(h.dtype())?)?;
-        }
-        if let Some(positions) = &self.model.embed_positions {
-            let from = caches.first().map_or(0, KvCache::offset) as i32;
-            let n = ids.shape()[1];
-            let at = Array::from_iter(from..from + n, &[n]);
-            h = h.add(positions.rows(&at)?)?;
-        }
+        let from = caches.first().map_or(0, KvCache::offset);
+        let mut h = self.embed(ids, from)?;
         for (block, cache) in self.model.layers.iter().zip(caches.iter_mut()) {
             h = if self.grad_checkpoint {
                 block.checkpointed(&h)?
@@ -229,6 +221,32 @@ impl Decoder {
             };
         }
         self.model.norm.forward(&h)
+    }
+
+    /// Hidden states `[B, L, hidden]` after the first `n` blocks for token ids `[B, L]` seen
+    /// alone (nothing cached): what a sequence looks like part-way through the model.
+    pub fn hidden_after(&self, ids: &Array, n: usize) -> Result<Array, Exception> {
+        let mut h = self.embed(ids, 0)?;
+        for block in self.model.layers.iter().take(n) {
+            h = block.forward(&h, &mut KvCache::discarding())?;
+        }
+        Ok(h)
+    }
+
+    /// The input of the first block: token embeddings (scaled, plus learned positions from
+    /// position `from`).
+    fn embed(&self, ids: &Array, from: usize) -> Result<Array, Exception> {
+        let mut h = self.model.embed_tokens.rows(ids)?;
+        if let Some(scale) = self.embed_scale {
+            h = h.multiply(Array::from_f32(scale).as_dtype(h.dtype())?)?;
+        }
+        if let Some(positions) = &self.model.embed_positions {
+            let from = from as i32;
+            let n = ids.shape()[1];
+            let at = Array::from_iter(from..from + n, &[n]);
+            h = h.add(positions.rows(&at)?)?;
+        }
+        Ok(h)
     }
 
     /// Logits for final hidden states.

@@ -49,6 +49,37 @@ impl Model {
             .head(&self.net.hidden(ids, caches)?.index((.., -1, ..)))
     }
 
+    /// A vector that places `tokens` among other texts by meaning, taken from the model
+    /// itself: the hidden states after block `layer` (1-based, clamped to the model's depth) of
+    /// the tokens seen alone, each scaled to unit length, averaged over the positions after the
+    /// first (the first position of a sequence carries outsized activations in most models and
+    /// would otherwise dominate the mean), as f32 values.
+    pub fn embedding(&self, tokens: &[u32], layer: usize) -> Result<Vec<f32>> {
+        use mlx_rs::ops::indexing::IndexOp;
+        if tokens.is_empty() {
+            return Err(crate::error::EngineError::InvalidRequest(
+                "an empty text has no embedding".into(),
+            ));
+        }
+        let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
+        let ids = Array::from_slice(&ids, &[1, ids.len() as i32]);
+        let layer = layer.clamp(1, self.n_layers());
+        let mut h = self
+            .net
+            .hidden_after(&ids, layer)?
+            .as_dtype(mlx_rs::Dtype::Float32)?;
+        if tokens.len() > 1 {
+            h = h.index((.., 1.., ..));
+        }
+        let length = mlx_rs::ops::maximum(
+            h.square()?.sum_axis(-1, true)?.sqrt()?,
+            Array::from_f32(1e-6),
+        )?;
+        let pooled = h.divide(&length)?.mean_axis(1, None)?;
+        pooled.eval()?;
+        Ok(pooled.as_slice::<f32>().to_vec())
+    }
+
     /// The network, for adapters and training.
     pub fn net(&self) -> &Decoder {
         &self.net
