@@ -2,12 +2,38 @@
 //! chat cache's cold turn against a warm one (and saving and reopening the conversation).
 
 use adapt_engine::chat_bench::{bench_warm_cold, ChatBench};
+use adapt_engine::isolate::{self, IsolationOptions, IsolationReport};
 use adapt_engine::{generate, GenerateParams, GenerationStats, LoadedModel, SequenceCache};
 
 use crate::adapt::Adapt;
 use crate::error::ApiError;
 
 impl Adapt {
+    /// The topic-isolation experiment over the conversation set in `data` with the loaded
+    /// model: the four conditions of [`adapt_engine::isolate`]; `on_progress` hears
+    /// (conversations done, total). `limit` keeps the first conversations only.
+    pub fn isolate_bench(
+        &self,
+        data: &std::path::Path,
+        options: IsolationOptions,
+        limit: Option<usize>,
+        on_progress: impl FnMut((usize, usize)),
+    ) -> Result<IsolationReport, ApiError> {
+        let mut set = adapt_data::isolation::read_set(data)?;
+        if let Some(n) = limit {
+            set.truncate(n.max(1));
+        }
+        self.engine.relay(
+            move |state, emit| {
+                let lm = state.loaded()?;
+                Ok(isolate::run(lm, &set, &options, &mut |done, total| {
+                    emit((done, total))
+                })?)
+            },
+            on_progress,
+        )
+    }
+
     /// Times prefill of `prompt_tokens` tokens and decoding of `generate_tokens` tokens with
     /// the loaded model, `runs` times.
     pub fn bench(

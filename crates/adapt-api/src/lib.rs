@@ -53,6 +53,9 @@ pub use adapt::{Adapt, DEVICE_ENV};
 pub use adapt_engine::chat_bench::ChatBench;
 pub use adapt_engine::convert::ConvertReport;
 pub use adapt_engine::distributed::DistBackend;
+pub use adapt_engine::isolate::{
+    Condition as IsolationCondition, ConditionFigures, IsolationOptions, IsolationReport,
+};
 pub use adapt_engine::models::layers::QuantSpec;
 pub use adapt_engine::quantize::Target as QuantizeTarget;
 pub use adapt_engine::train::{

@@ -364,10 +364,11 @@ fn print_topics(state: &adapt_api::ChatState) {
             .map(|(i, _)| (i + 1).to_string())
             .collect();
         eprintln!(
-            "  topic {} \"{}\": {} turns ({}) · cache {} tokens, {}",
+            "  topic {} \"{}\": {} turn{} ({}) · cache {} tokens, {}",
             t.id,
             t.name,
             t.turns,
+            if t.turns == 1 { "" } else { "s" },
             turns.join(", "),
             t.cache_tokens,
             output::human_bytes(t.cache_bytes)

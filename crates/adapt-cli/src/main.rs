@@ -10,6 +10,7 @@ mod convert;
 mod data;
 mod doctor;
 mod generate;
+mod isolate;
 mod jobs;
 mod launch;
 mod models;
@@ -48,6 +49,9 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Chat with a model; the conversation keeps its KV cache between turns.
     Chat(chat::ChatArgs),
+    /// Topic-isolated KV caches: `isolate bench` measures what one cache per topic buys
+    /// against one shared cache and none.
+    Isolate(isolate::IsolateArgs),
     /// Measure prefill and decode speed, time to first token and peak memory; `bench train`
     /// measures training.
     Bench(bench::BenchArgs),
@@ -90,6 +94,7 @@ fn main() {
         Command::Generate(args) => generate::run(&args),
         Command::Chat(args) => chat::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Isolate(args) => isolate::run(&args),
         Command::Data(args) => data::run(&args),
         Command::Convert(args) => convert::convert(&args),
         Command::Serve(args) => serve::run(&args),

@@ -239,6 +239,14 @@ pub enum DataError {
         /// What the tokenizer said.
         message: String,
     },
+    /// A conversation of an isolation set that breaks the set's rules.
+    #[error("{at}: {message}")]
+    IsolationSet {
+        /// Where.
+        at: At,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// Invalid examples were found and `skip_invalid` is off.
     #[error("{} has {count} invalid example(s); fix them or pass --skip-invalid. First {}:\n{summary}", .path.display(), .shown)]
     Invalid {
@@ -334,6 +342,7 @@ impl DataError {
             DataError::MaskAlignment { .. } => "data.mask_alignment",
             DataError::Tokenize { .. } => "data.tokenize",
             DataError::Invalid { .. } => "data.invalid",
+            DataError::IsolationSet { .. } => "data.isolation_set",
             DataError::NoExamples { .. } => "data.no_examples",
             DataError::CacheCorrupt { .. } => "data.cache_corrupt",
             DataError::BadOption { .. } => "data.bad_option",

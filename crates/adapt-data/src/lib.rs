@@ -31,6 +31,7 @@ pub mod csvmap;
 mod error;
 pub mod example;
 pub mod import;
+pub mod isolation;
 pub mod pipeline;
 pub mod prepare;
 pub mod render;

@@ -579,7 +579,7 @@ fn load_checked(
 
 /// The tokens of `messages` as a finished conversation (no prompt for a reply after them):
 /// what a cache holding exactly these messages holds.
-pub(crate) fn render_history(
+pub fn render_history(
     lm: &LoadedModel,
     messages: &[ChatMessage],
     options: &ChatOptions,

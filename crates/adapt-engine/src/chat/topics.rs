@@ -219,11 +219,19 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
-/// A topic's name from its first message: its first few longer words.
+/// Longer words that say nothing about a topic.
+const PLAIN_WORDS: [&str; 24] = [
+    "what", "when", "where", "which", "while", "should", "would", "could", "does", "have", "with",
+    "that", "this", "there", "their", "they", "from", "your", "about", "into", "just", "some",
+    "also", "been",
+];
+
+/// A topic's name from its first message: its first few longer words that say something.
 fn name_from(text: &str) -> String {
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric() && c != '\'' && c != '-')
         .filter(|w| w.chars().count() > 3)
+        .filter(|w| !PLAIN_WORDS.contains(&w.to_lowercase().as_str()))
         .take(3)
         .map(str::to_lowercase)
         .collect();
@@ -302,14 +310,33 @@ impl ChatSession {
             return Ok(());
         }
         let embedder = Embedder::new(lm, &settings)?;
+        self.enable_topics_with(lm, settings, &embedder)
+    }
+
+    /// [`ChatSession::enable_topics`] with an embedder already made for `settings`' layer
+    /// (many conversations with one model need to measure its background only once).
+    pub fn enable_topics_with(
+        &mut self,
+        lm: &LoadedModel,
+        settings: TopicSettings,
+        embedder: &Embedder,
+    ) -> Result<()> {
+        settings.check()?;
+        if embedder.layer != settings.layer_for(lm) {
+            return Err(EngineError::InvalidRequest(format!(
+                "the embedder reads layer {}, the settings ask for layer {}",
+                embedder.layer,
+                settings.layer_for(lm)
+            )));
+        }
         if let Some(topics) = self.topics.as_mut() {
             // Another layer: every message is embedded again.
-            topics.embeddings = embed_messages(lm, &embedder, &self.messages)?;
-            topics.center = embedder.center;
+            topics.embeddings = embed_messages(lm, embedder, &self.messages)?;
+            topics.center = embedder.center.clone();
             topics.settings = settings;
             return Ok(());
         }
-        let embeddings = embed_messages(lm, &embedder, &self.messages)?;
+        let embeddings = embed_messages(lm, embedder, &self.messages)?;
         let first_user = self.messages.iter().find(|m| m.role == "user");
         let mut topics = Topics {
             settings,
@@ -320,7 +347,7 @@ impl ChatSession {
                 .map(|m| (m.role != "system").then_some(1))
                 .collect(),
             embeddings,
-            center: embedder.center,
+            center: embedder.center.clone(),
             next_id: 1,
         };
         if let Some(first) = first_user {
@@ -530,6 +557,63 @@ impl ChatSession {
             self.disable_topics();
         }
         self.messages = messages;
+    }
+
+    /// Adds a finished turn — `user` and the given `assistant` reply — without generating:
+    /// with topics on, to the topic `routed` names (opening it if new; its cache starts from
+    /// the opening another topic holds), else to the conversation. The cache is prefilled to
+    /// hold it; returns the tokens run through the model.
+    pub fn record_turn(
+        &mut self,
+        lm: &LoadedModel,
+        user: &str,
+        assistant: &str,
+        routed: Option<Routed>,
+    ) -> Result<usize> {
+        let chunk = GenerateParams::default().prefill_chunk;
+        self.messages.push(ChatMessage::new("user", user));
+        self.messages.push(ChatMessage::new("assistant", assistant));
+        let (Some(topics), Some(routed)) = (self.topics.as_mut(), routed) else {
+            if self.topics.is_some() {
+                self.messages.truncate(self.messages.len() - 2);
+                return Err(EngineError::InvalidRequest(
+                    "with topics on, say which topic the turn goes to".into(),
+                ));
+            }
+            let target = render_history(lm, &self.messages, &self.options)?;
+            return prefill_to(&lm.model, &mut self.cache, &target, chunk);
+        };
+        let id = routed.routing.topic;
+        topics.of.extend([Some(id), Some(id)]);
+        topics.embeddings.extend([Some(routed.embedding), None]);
+        if routed.routing.opened {
+            topics.topics.push(Topic {
+                id,
+                name: routed.routing.name,
+                cache: self.cache.empty_like(),
+                left_out: 0,
+            });
+            topics.next_id = topics.next_id.max(id + 1);
+        }
+        let target = render_history(lm, &self.topic_messages(id), &self.options)?;
+        let topics = self.topics.as_mut().expect("on");
+        let shared = |c: &SequenceCache| crate::generate::common_prefix(&c.tokens, &target);
+        let seed = topics
+            .topics
+            .iter()
+            .filter(|t| t.id != id)
+            .map(|t| &t.cache)
+            .chain([&self.cache])
+            .max_by_key(|c| shared(c))
+            .filter(|c| shared(c) > 0)
+            .cloned();
+        let topic = topics.get_mut(id).ok_or_else(|| no_topic(id))?;
+        if topic.cache.tokens.is_empty() {
+            if let Some(seed) = seed {
+                topic.cache = seed;
+            }
+        }
+        prefill_to(&lm.model, &mut topic.cache, &target, chunk)
     }
 
     /// The conversation of topic `id` alone, holding its cache (taken out of the topic).
