@@ -280,45 +280,54 @@ impl Session<'_> {
                     s.prefixes
                 );
             }
-            "/topics" => {
-                let state = match arg {
-                    "on" => adapt.set_topics(self.chat, Some(topic_settings(self.args)))?,
-                    "off" => adapt.set_topics(self.chat, None)?,
-                    "" => adapt.chat_state(self.chat)?,
-                    _ => return Err(usage("/topics [on|off]")),
-                };
-                print_topics(&state);
-            }
-            "/move" => {
-                let (turn, to) = arg.split_once(' ').unwrap_or((arg, ""));
-                let turn: usize = turn
-                    .parse()
-                    .ok()
-                    .filter(|&t| t > 0)
-                    .ok_or_else(|| usage("/move TURN N|new"))?;
-                let to = match to.trim() {
-                    "new" => TopicChoice::New,
-                    n => TopicChoice::Topic(n.parse().map_err(|_| usage("/move TURN N|new"))?),
-                };
-                let state = adapt.chat_state(self.chat)?;
-                let index = state
-                    .messages
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, m)| m.role == "user")
-                    .nth(turn - 1)
-                    .map(|(i, _)| i)
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            ErrorCode::CliUsage,
-                            format!("there is no turn {turn} ({} turns)", state.turns),
-                        )
-                    })?;
-                print_topics(&adapt.move_message(self.chat, index, to)?);
-            }
+            "/topics" => self.topics(arg)?,
+            "/move" => self.move_turn(arg)?,
             "/help" => eprintln!("{HELP}"),
             _ => return Err(usage("a message, or one of the commands /help lists")),
         }
+        Ok(())
+    }
+
+    /// `/topics [on|off]`: turns topics on or off, and lists them.
+    fn topics(&mut self, arg: &str) -> Result<(), ApiError> {
+        let adapt = &self.adapt;
+        let state = match arg {
+            "on" => adapt.set_topics(self.chat, Some(topic_settings(self.args)))?,
+            "off" => adapt.set_topics(self.chat, None)?,
+            "" => adapt.chat_state(self.chat)?,
+            _ => return Err(usage("/topics [on|off]")),
+        };
+        print_topics(&state);
+        Ok(())
+    }
+
+    /// `/move TURN N|new`: moves a turn (its message and reply) to another topic.
+    fn move_turn(&mut self, arg: &str) -> Result<(), ApiError> {
+        let (turn, to) = arg.split_once(' ').unwrap_or((arg, ""));
+        let turn: usize = turn
+            .parse()
+            .ok()
+            .filter(|&t| t > 0)
+            .ok_or_else(|| usage("/move TURN N|new"))?;
+        let to = match to.trim() {
+            "new" => TopicChoice::New,
+            n => TopicChoice::Topic(n.parse().map_err(|_| usage("/move TURN N|new"))?),
+        };
+        let state = self.adapt.chat_state(self.chat)?;
+        let index = state
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.role == "user")
+            .nth(turn - 1)
+            .map(|(i, _)| i)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::CliUsage,
+                    format!("there is no turn {turn} ({} turns)", state.turns),
+                )
+            })?;
+        print_topics(&self.adapt.move_message(self.chat, index, to)?);
         Ok(())
     }
 

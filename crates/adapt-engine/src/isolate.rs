@@ -291,63 +291,19 @@ fn run_one(
     };
     let mut answers = Vec::new();
     let mut question_places = Vec::new();
-    let params = GenerateParams {
-        max_tokens: options.max_tokens,
-        ..GenerateParams::default()
-    };
-    let mut quiet = |_: &str| true;
     for q in &c.questions {
-        // Each question is asked of a copy: the history stays as it was for the next one.
-        let mut ask = session.clone();
-        let (generation, messages, base, routed_to) = match condition {
-            Condition::Shared | Condition::None => {
-                let g = ask.respond(lm, &q.user, &params, &mut quiet, None)?;
-                (g, session.messages.clone(), session.cache.clone(), None)
-            }
-            Condition::Oracle | Condition::Routed => {
-                let choice = match condition {
-                    Condition::Routed => TopicChoice::Auto,
-                    _ => label_topic
-                        .iter()
-                        .find(|(l, _)| *l == q.topic)
-                        .map_or(TopicChoice::New, |(_, id)| TopicChoice::Topic(*id)),
-                };
-                let routed = ask.route(lm, &q.user, choice)?;
-                let (id, opened) = (routed.routing.topic, routed.routing.opened);
-                question_places.push((id, q.topic.clone(), opened));
-                let topic_cache = session
-                    .topics
-                    .as_ref()
-                    .and_then(|t| t.get(id))
-                    .map(|t| t.cache.clone());
-                let (messages, base, to) = match topic_cache.filter(|_| !opened) {
-                    Some(cache) => (session.topic_messages(id), cache, stands_for(id)),
-                    None => {
-                        let system = session.messages.iter().filter(|m| m.role == "system");
-                        (system.cloned().collect(), session.cache.clone(), None)
-                    }
-                };
-                let g = ask.respond_routed(lm, &q.user, routed, &params, &mut quiet, None)?;
-                (g, messages, base, to)
-            }
-        };
-        prefilled += generation.stats.prefilled_tokens;
-        let mut prompt_messages = messages;
-        prompt_messages.push(adapt_text::ChatMessage::new("user", &q.user));
-        let prompt = prompt_tokens_with(lm, &prompt_messages, &serde_json::Value::Null)?;
-        let expected = lm.tokenizer.encode(&q.answer, false)?;
-        let logprob = answer_logprob(lm, &base, &prompt, &expected)?;
-        let (exact, contains) = judge(&generation.text, &q.answer);
-        answers.push(Answer {
-            topic: q.topic.clone(),
-            reply: generation.text,
-            ttft: generation.stats.time_to_first_token,
-            logprob,
-            answer_tokens: expected.len(),
-            exact,
-            contains,
-            routed_to,
-        });
+        let (answer, q_prefilled, place) = ask(
+            lm,
+            &session,
+            q,
+            condition,
+            &label_topic,
+            &stands_for,
+            options,
+        )?;
+        prefilled += q_prefilled;
+        question_places.extend(place);
+        answers.push(answer);
     }
     let routing = (condition == Condition::Routed).then(|| {
         let turns_right = placed
@@ -371,6 +327,80 @@ fn run_one(
         answers,
         routing,
     })
+}
+
+/// Where a message went under routing: its topic, its label, whether it opened the topic.
+type Place = (u32, String, bool);
+
+/// Asks question `q` of a copy of `session` (the history stays as it was for the next one):
+/// the greedy answer, the expected answer's likelihood; returns the answer, the tokens
+/// prefilled and, with topics, where the question went (topic, label, whether it opened one).
+fn ask(
+    lm: &LoadedModel,
+    session: &ChatSession,
+    q: &adapt_data::isolation::Question,
+    condition: Condition,
+    label_topic: &[(String, u32)],
+    stands_for: &dyn Fn(u32) -> Option<String>,
+    options: &IsolationOptions,
+) -> Result<(Answer, usize, Option<Place>)> {
+    let params = GenerateParams {
+        max_tokens: options.max_tokens,
+        ..GenerateParams::default()
+    };
+    let mut quiet = |_: &str| true;
+    let mut copy = session.clone();
+    let mut place = None;
+    let (generation, messages, base, routed_to) = match condition {
+        Condition::Shared | Condition::None => {
+            let g = copy.respond(lm, &q.user, &params, &mut quiet, None)?;
+            (g, session.messages.clone(), session.cache.clone(), None)
+        }
+        Condition::Oracle | Condition::Routed => {
+            let choice = match condition {
+                Condition::Routed => TopicChoice::Auto,
+                _ => label_topic
+                    .iter()
+                    .find(|(l, _)| *l == q.topic)
+                    .map_or(TopicChoice::New, |(_, id)| TopicChoice::Topic(*id)),
+            };
+            let routed = copy.route(lm, &q.user, choice)?;
+            let (id, opened) = (routed.routing.topic, routed.routing.opened);
+            place = Some((id, q.topic.clone(), opened));
+            let topic_cache = session
+                .topics
+                .as_ref()
+                .and_then(|t| t.get(id))
+                .map(|t| t.cache.clone());
+            let (messages, base, to) = match topic_cache.filter(|_| !opened) {
+                Some(cache) => (session.topic_messages(id), cache, stands_for(id)),
+                None => {
+                    let system = session.messages.iter().filter(|m| m.role == "system");
+                    (system.cloned().collect(), session.cache.clone(), None)
+                }
+            };
+            let g = copy.respond_routed(lm, &q.user, routed, &params, &mut quiet, None)?;
+            (g, messages, base, to)
+        }
+    };
+    let mut prompt_messages = messages;
+    prompt_messages.push(adapt_text::ChatMessage::new("user", &q.user));
+    let prompt = prompt_tokens_with(lm, &prompt_messages, &serde_json::Value::Null)?;
+    let expected = lm.tokenizer.encode(&q.answer, false)?;
+    let logprob = answer_logprob(lm, &base, &prompt, &expected)?;
+    let (exact, contains) = judge(&generation.text, &q.answer);
+    let prefilled = generation.stats.prefilled_tokens;
+    let answer = Answer {
+        topic: q.topic.clone(),
+        reply: generation.text,
+        ttft: generation.stats.time_to_first_token,
+        logprob,
+        answer_tokens: expected.len(),
+        exact,
+        contains,
+        routed_to,
+    };
+    Ok((answer, prefilled, place))
 }
 
 /// Tokens, bytes (valid positions only) and number of the caches a conversation holds.
