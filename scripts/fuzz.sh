@@ -6,7 +6,7 @@
 # Default: 600 s (10 minutes) for each of every target. Targets (fuzz/fuzz_targets/):
 #   gguf           GGUF header, metadata, tensor table, tensor decoding, tokenizer + template
 #   model_folder   a model folder's config.json and safetensors header (the model library)
-#   jsonl_import   JSONL import, validation and rendering with the real model's template
+#   jsonl_import   JSONL import, validation and rendering with the real model's template; isolation sets
 #   csv_import     CSV / TSV import with a hostile column mapping
 #   chat_template  chat-template rendering with hostile templates and messages
 #   hub_json       the Hub's repository info and safetensors index
@@ -82,7 +82,7 @@ elif target == "model_folder":
         if (p / "config.json").is_file() and shards:
             put(p.name, (p / "config.json").read_bytes() + b"\0" + head_of_safetensors(shards[0]))
 elif target == "jsonl_import":
-    files = list((root / "crates/adapt-data/tests/corpus").glob("*.jsonl")) + [root / "examples/blue-lantern.jsonl"]
+    files = list((root / "crates/adapt-data/tests/corpus").glob("*.jsonl")) + [root / "examples/blue-lantern.jsonl", root / "examples/topics/conversations.jsonl"]
     for p in files:
         put(p.name, p.read_bytes()[:16384])
 elif target == "csv_import":

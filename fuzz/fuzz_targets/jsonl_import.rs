@@ -1,7 +1,8 @@
 //! A JSONL dataset, hostile: every line read, validated (chat, completions, text; tools) and,
 //! with the real model's tokenizer and chat template when it is on this machine, rendered,
-//! masked and measured as the app's preview does. Any input must give a report or an error
-//! naming the line, never a panic.
+//! masked and measured as the app's preview does; and the same file read as a conversation set
+//! of the topic-isolation experiment. Any input must give a report or an error naming the
+//! line, never a panic.
 #![no_main]
 
 use adapt_data::{inspect, DataOptions, ImportOptions, Importer};
@@ -19,4 +20,5 @@ fuzz_target!(|data: &[u8]| {
         ..DataOptions::default()
     };
     let _ = inspect(&path, &opts, adapt_fuzz::text_model(), 3, &mut |_| {});
+    let _ = adapt_data::isolation::read_set(&path);
 });

@@ -836,6 +836,17 @@ impl Topics {
         if saved.of.len() != n_messages || saved.embeddings.len() != n_messages {
             return Err("its topics do not match its messages".into());
         }
+        let known = |id: &u32| saved.topics.iter().any(|t| t.id == *id);
+        if let Some(id) = saved.of.iter().flatten().find(|id| !known(id)) {
+            return Err(format!("a message belongs to topic {id}, which it does not have"));
+        }
+        if saved.topics.iter().any(|t| t.id >= saved.next_id) {
+            return Err("its next topic number is taken".into());
+        }
+        let dim = saved.center.len();
+        if saved.embeddings.iter().flatten().any(|e| e.len() != dim) {
+            return Err("its embeddings differ in length".into());
+        }
         let mut topics = Vec::new();
         for t in saved.topics {
             let cache = if t.tokens.is_empty() {
