@@ -438,6 +438,11 @@ impl ChatSession {
         shared: Option<&mut PrefixTrie>,
     ) -> Result<Generation> {
         let id = routed.routing.topic;
+        // A new topic starts from the opening another topic holds, if one does.
+        let seed = match routed.routing.opened {
+            true => self.seed(id, &render_history(lm, &self.topic_messages(id), &self.options)?),
+            false => None,
+        };
         let topics = self.topics.as_mut().ok_or_else(topics_off)?;
         if routed.routing.opened {
             if topics.get(id).is_some() || id != topics.next_id {
@@ -448,7 +453,7 @@ impl ChatSession {
             topics.topics.push(Topic {
                 id,
                 name: routed.routing.name.clone(),
-                cache: self.cache.empty_like(),
+                cache: seed.unwrap_or_else(|| self.cache.empty_like()),
                 left_out: 0,
             });
             topics.next_id += 1;
@@ -596,17 +601,8 @@ impl ChatSession {
             topics.next_id = topics.next_id.max(id + 1);
         }
         let target = render_history(lm, &self.topic_messages(id), &self.options)?;
+        let seed = self.seed(id, &target);
         let topics = self.topics.as_mut().expect("on");
-        let shared = |c: &SequenceCache| crate::generate::common_prefix(&c.tokens, &target);
-        let seed = topics
-            .topics
-            .iter()
-            .filter(|t| t.id != id)
-            .map(|t| &t.cache)
-            .chain([&self.cache])
-            .max_by_key(|c| shared(c))
-            .filter(|c| shared(c) > 0)
-            .cloned();
         let topic = topics.get_mut(id).ok_or_else(|| no_topic(id))?;
         if topic.cache.tokens.is_empty() {
             if let Some(seed) = seed {
@@ -614,6 +610,24 @@ impl ChatSession {
             }
         }
         prefill_to(&lm.model, &mut topic.cache, &target, chunk)
+    }
+
+    /// The cache — of another topic, or the conversation's own — sharing the most tokens with
+    /// `target` (the opening, at least), for topic `id` to start from.
+    fn seed(&self, id: u32, target: &[u32]) -> Option<SequenceCache> {
+        let shared = |c: &SequenceCache| crate::generate::common_prefix(&c.tokens, target);
+        let topics = self.topics.as_ref()?;
+        let best = topics
+            .topics
+            .iter()
+            .filter(|t| t.id != id)
+            .map(|t| &t.cache)
+            .chain([&self.cache])
+            .max_by_key(|c| shared(c))
+            .filter(|c| shared(c) > 0)?;
+        let mut seed = best.clone();
+        seed.truncate(shared(best));
+        Some(seed)
     }
 
     /// The conversation of topic `id` alone, holding its cache (taken out of the topic).
