@@ -14,7 +14,8 @@ mod tests {
         GenerationStats, GroupEstimate, GroupStart, ModelDetails, ModelEntry, ModelInfo, Overflow,
         PullEvent, RemovalPlan, RunDetails, RunRecord, SamplingParams, SavedChat,
         SavedConversation, SavedPrompts, StopReason, SweepDetails, SweepForm, SweepProgress,
-        SweepRecord, TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress, Variant,
+        SweepRecord, TopicChoice, TopicSettings, TrainCheck, TrainForm, TrainPlan, TrainPreset,
+        TrainProgress, Variant,
     };
     use std::collections::BTreeMap;
 
@@ -47,6 +48,8 @@ mod tests {
             Overflow,
             CacheKey,
             ChatState,
+            TopicSettings,
+            TopicChoice,
             SavedChat,
             SavedConversation,
             Opened,

@@ -1,6 +1,6 @@
 //! The commands through Tauri's IPC, as the page calls them (on Tauri's mock runtime): deleting
-//! a model in two steps (the plan the page shows, then its confirmation), and the paths every
-//! command checks before it reads anything.
+//! a model in two steps (the plan the page shows, then its confirmation), the paths every
+//! command checks before it reads anything, and a conversation's topics on SmolLM2.
 
 use std::path::Path;
 
@@ -36,6 +36,11 @@ impl App {
                 removal_plan,
                 delete_model,
                 load_model,
+                new_chat,
+                send_message,
+                chat_state,
+                set_topics,
+                move_message,
                 make_variant,
                 inspect_dataset,
                 dataset_lines,
@@ -239,4 +244,98 @@ fn sweeps_are_listed_and_bad_requests_refused_by_field() {
         )
         .unwrap_err();
     assert_eq!(e["code"], "sweep.unknown_knob", "{e}");
+}
+
+#[test]
+fn topics_are_turned_on_picked_moved_and_turned_off_through_the_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::new(dir.path());
+    let model = adapt_testsupport::smollm2_gguf();
+    // Before a model is loaded, each says so.
+    let on = json!({"threshold": 0.25, "layer": null});
+    assert_eq!(
+        app.refused("set_topics", json!({"chat": 1, "settings": on})),
+        "api.no_model"
+    );
+    assert_eq!(
+        app.refused("move_message", json!({"chat": 1, "index": 0, "to": "new"})),
+        "api.no_model"
+    );
+    app.invoke("load_model", json!({"path": model})).unwrap();
+    let chat = app.invoke("new_chat", json!({})).unwrap();
+    let params = json!({"max_tokens": 4});
+    let say = |text: &str, topic: Value| {
+        app.invoke(
+            "send_message",
+            json!({"chat": chat, "text": text, "params": params, "topic": topic,
+                   "events": "__CHANNEL__:3"}),
+        )
+    };
+    // A topic picked while topics are off is refused; without one the message just goes.
+    let e = say("Hello there.", json!({"topic": 1})).unwrap_err();
+    assert_eq!(e["code"], "request.invalid", "{e}");
+    say("Hello there.", Value::Null).unwrap();
+
+    let state = app
+        .invoke("set_topics", json!({"chat": chat, "settings": on}))
+        .unwrap();
+    let topics = &state["topics"];
+    assert_eq!(topics["message_topics"], json!([1, 1]), "{state}");
+    assert_eq!(topics["topics"][0]["turns"], 1);
+    // A bad threshold is refused with the reason.
+    let e = app
+        .invoke(
+            "set_topics",
+            json!({"chat": chat, "settings": {"threshold": 2.0, "layer": null}}),
+        )
+        .unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("threshold"), "{e}");
+
+    say("My bike chain keeps slipping.", json!("new")).unwrap();
+    say("And the gears click.", json!({"topic": 2})).unwrap();
+    let state = app.invoke("chat_state", json!({"chat": chat})).unwrap();
+    let topics = &state["topics"];
+    assert_eq!(
+        topics["message_topics"],
+        json!([1, 1, 2, 2, 2, 2]),
+        "{state}"
+    );
+    let tokens = |s: &Value, i: usize| s["topics"]["topics"][i]["cache_tokens"].as_u64().unwrap();
+    let (first, second) = (tokens(&state, 0), tokens(&state, 1));
+
+    // The bike message goes to topic 1: its cache grows, topic 2's shrinks.
+    let moved = app
+        .invoke(
+            "move_message",
+            json!({"chat": chat, "index": 2, "to": {"topic": 1}}),
+        )
+        .unwrap();
+    assert_eq!(
+        moved["topics"]["message_topics"],
+        json!([1, 1, 1, 1, 2, 2]),
+        "{moved}"
+    );
+    assert!(
+        tokens(&moved, 0) > first && tokens(&moved, 1) < second,
+        "{moved}"
+    );
+    let e = app
+        .invoke(
+            "move_message",
+            json!({"chat": chat, "index": 1, "to": "new"}),
+        )
+        .unwrap_err();
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a user message"),
+        "{e}"
+    );
+
+    let off = app
+        .invoke("set_topics", json!({"chat": chat, "settings": null}))
+        .unwrap();
+    assert_eq!(off["topics"], Value::Null);
+    assert_eq!(off["messages"].as_array().unwrap().len(), 6);
 }

@@ -13,7 +13,8 @@ use adapt_api::models::model_path;
 use adapt_api::{
     Adapt, ApiError, ChatId, ChatMessage, ChatOptions, ChatState, ErrorCode, GenerateParams,
     Generation, GenerationEvent, ModelDetails, ModelInfo, RunDetails, RunRecord, SavedChat,
-    SavedConversation, TrainCheck, TrainForm, TrainPlan, TrainPreset, TrainProgress,
+    SavedConversation, TopicChoice, TopicSettings, TrainCheck, TrainForm, TrainPlan, TrainPreset,
+    TrainProgress,
 };
 use adapt_api::{
     AdapterEntry, Calibration, ConvertReport, DatasetRecord, ModelEntry, PullEvent, RemovalPlan,
@@ -118,17 +119,21 @@ pub async fn new_chat(
     .await
 }
 
-/// Streams the reply to `text` through `events`; `stop_generation` ends it early.
+/// Streams the reply to `text` through `events`; `stop_generation` ends it early. In a
+/// conversation that keeps topics, `topic` says where the message goes (absent: where it fits
+/// by meaning) and the first event says where it went.
 #[tauri::command]
 pub async fn send_message(
     shared: State<'_, Shared>,
     chat: ChatId,
     text: String,
     params: Option<GenerateParams>,
+    topic: Option<TopicChoice>,
     events: Channel<GenerationEvent>,
 ) -> Answer<Generation> {
+    let choice = topic.unwrap_or(TopicChoice::Auto);
     reply(&shared, params, events, move |a, p, on_event| {
-        a.chat(chat, &text, p, on_event)
+        a.chat_in(chat, &text, choice, p, on_event)
     })
     .await
 }
@@ -175,6 +180,29 @@ async fn reply(
 #[tauri::command]
 pub fn stop_generation(shared: State<'_, Shared>, chat: ChatId) {
     shared.adapt.stop_reply(chat);
+}
+
+/// Turns `chat`'s topics on with `settings` (again: new settings) or off with `null`; the
+/// turns so far make the first topic.
+#[tauri::command]
+pub async fn set_topics(
+    shared: State<'_, Shared>,
+    chat: ChatId,
+    settings: Option<TopicSettings>,
+) -> Answer<ChatState> {
+    on_worker(&shared, move |a| a.set_topics(chat, settings)).await
+}
+
+/// Moves user message `index` (with its reply) to topic `to` (a topic or a new one); the
+/// caches follow.
+#[tauri::command]
+pub async fn move_message(
+    shared: State<'_, Shared>,
+    chat: ChatId,
+    index: usize,
+    to: TopicChoice,
+) -> Answer<ChatState> {
+    on_worker(&shared, move |a| a.move_message(chat, index, to)).await
 }
 
 #[tauri::command]

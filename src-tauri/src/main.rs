@@ -38,6 +38,8 @@ fn main() {
             commands::regenerate,
             commands::stop_generation,
             commands::chat_state,
+            commands::set_topics,
+            commands::move_message,
             commands::save_chat,
             commands::open_chat,
             commands::list_chats,

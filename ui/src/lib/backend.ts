@@ -42,6 +42,8 @@ import type {
   GroupStart,
   Host,
   MachineCheck,
+  TopicChoice,
+  TopicSettings,
 } from "./types";
 
 export interface SamplingSettings {
@@ -82,14 +84,17 @@ export const backend = {
    *  chat only). */
   newChat: (system: string | null, kvBits: number | null = null, adapter: string | null = null) =>
     invoke<ChatId>("new_chat", { system, options: { kv_bits: kvBits }, adapter }),
+  /** `topic`: where the message goes in a conversation that keeps topics (null: where it
+   *  fits by meaning); the first event then says where it went. */
   sendMessage(
     chat: ChatId,
     text: string,
     settings: SamplingSettings,
     onEvent: (e: GenerationEvent) => void,
+    topic: TopicChoice | null = null,
   ) {
     const events = channel(onEvent);
-    return invoke<Generation>("send_message", { chat, text, params: params(settings), events });
+    return invoke<Generation>("send_message", { chat, text, params: params(settings), topic, events });
   },
   regenerate(chat: ChatId, settings: SamplingSettings, onEvent: (e: GenerationEvent) => void) {
     const events = channel(onEvent);
@@ -98,6 +103,13 @@ export const backend = {
   /** Stops the reply conversation `chat` is writing (each reply has its own stop). */
   stopGeneration: (chat: ChatId) => invoke<void>("stop_generation", { chat }),
   chatState: (chat: ChatId) => invoke<ChatState>("chat_state", { chat }),
+  /** Turns `chat`'s topics on with `settings` (again: new settings) or off with null. */
+  setTopics: (chat: ChatId, settings: TopicSettings | null) =>
+    invoke<ChatState>("set_topics", { chat, settings }),
+  /** Moves user message `index` (with its reply) to another topic or a new one; the caches
+   *  follow. */
+  moveMessage: (chat: ChatId, index: number, to: TopicChoice) =>
+    invoke<ChatState>("move_message", { chat, index, to }),
   saveChat: (chat: ChatId, name: string) => invoke<SavedChat>("save_chat", { chat, name }),
   openChat: (name: string) => invoke<Opened>("open_chat", { name }),
   listChats: () => invoke<SavedConversation[]>("list_chats"),

@@ -105,7 +105,11 @@ all_caches_bytes: number,
 /**
  * Shared openings kept.
  */
-prefixes: number, };
+prefixes: number, 
+/**
+ * Its topics, when it keeps them.
+ */
+topics: TopicsView | null, };
 
 export type CheckpointRecord = { id: number, run_id: number, step: number, path: string, created_at: number, };
 
@@ -284,7 +288,7 @@ export type Generation = { text: string,
  */
 tokens: Array<number>, stop_reason: StopReason | null, stats: GenerationStats, };
 
-export type GenerationEvent = { "kind": "prefill", "data": { done: number, total: number, } } | { "kind": "text", "data": string };
+export type GenerationEvent = { "kind": "prefill", "data": { done: number, total: number, } } | { "kind": "text", "data": string } | { "kind": "routed", "data": Routing };
 
 export type GenerationStats = { 
 /**
@@ -817,6 +821,20 @@ export type ResizeReason = "over_budget" | "allocation_failed" | "near_budget" |
 
 export type RestoredPrompts = { caches: number, tokens: number, bytes: number, };
 
+export type Routing = { topic: number, name: string, 
+/**
+ * The message opened this topic.
+ */
+opened: boolean, 
+/**
+ * The person picked the topic (no routing by meaning).
+ */
+picked: boolean, 
+/**
+ * Every topic's similarity to the message, most similar first.
+ */
+similarities: Array<TopicSimilarity>, threshold: number, };
+
 export type RunDetails = { run: RunRecord, metrics: Array<Metric>, checkpoints: Array<CheckpointRecord>, jobs: Array<JobRecord>, };
 
 export type RunRecord = { id: number, name: string, model_id: number | null, dataset_id: number | null, config: string, status: Status, error: string | null, created_at: number, started_at: number | null, finished_at: number | null, };
@@ -1026,6 +1044,37 @@ export type SweepRecord = { id: number, name: string,
  * The definition and the request (JSON).
  */
 spec: string, status: Status, error: string | null, best_run_id: number | null, created_at: number, finished_at: number | null, };
+
+export type TopicChoice = "auto" | { "topic": number } | "new";
+
+export type TopicInfo = { id: number, name: string, turns: number, 
+/**
+ * Tokens its cache holds (the system message and its turns).
+ */
+cache_tokens: number, cache_bytes: number, };
+
+export type TopicSettings = { 
+/**
+ * The block whose hidden states make a message's embedding (1-based; `None`: the last).
+ */
+layer: number | null, 
+/**
+ * The least similarity to a topic's centroid (cosine, -1 to 1) for a message to join it;
+ * below it for every topic, the message opens a new one.
+ */
+threshold: number, };
+
+export type TopicSimilarity = { topic: number, name: string, similarity: number, };
+
+export type TopicsView = { settings: TopicSettings, 
+/**
+ * The block whose hidden states route messages (1-based).
+ */
+layer: number, topics: Array<TopicInfo>, 
+/**
+ * The topic of each message (`null`: a system message).
+ */
+message_topics: Array<number | null>, };
 
 export type TrainCheck = { 
 /**
