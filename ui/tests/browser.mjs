@@ -1,5 +1,6 @@
 // The built page with a mocked backend, driven in Debian's Chromium: every view renders, a
-// conversation streams, is saved, reopened, forked and stopped; the Train form shows the
+// conversation streams, is saved, reopened, forked and stopped; its topics are turned on,
+// routed, moved and reopened; the Train form shows the
 // backend's check beside each field; runs stream to their end (nothing polled), stop and
 // resume; A/B sides stop one at a time; a sweep defined in Train runs its trials in Sweeps. Screenshots go to test-results/.
 import { chromium } from "playwright-core";
@@ -110,6 +111,90 @@ try {
   await page.getByTestId("notice").getByText("Forked at turn").waitFor();
   assert.equal(await page.getByTestId("composer").inputValue(), "Show me some code");
   assert.equal(await page.getByTestId("message-assistant").count(), replies - 1);
+
+  // Topics: turned on, messages on two subjects go to two topics (the mock routes by
+  // keyword), each tagged and the latest with why; the strip shows each topic's turns and
+  // cache; a message moved to the other topic changes both chips; a chip (by keyboard) or
+  // New topic picks the next message's topic; a saved conversation reopens with its topics.
+  await page.getByTestId("composer").fill("");
+  await page.getByTestId("new-chat").click();
+  await page.getByTestId("topics-toggle").check();
+  await page.getByTestId("topic-strip").getByText("The first message opens topic 1.").waitFor();
+  assert.equal(await page.getByTestId("topic-auto").getAttribute("aria-pressed"), "true");
+  const chips = page.getByTestId("topic-chip");
+  const routingLine = page.getByTestId("routing");
+  const sendTopic = async (text, replies) => {
+    await page.getByTestId("composer").fill(text);
+    await page.getByTestId("send").click();
+    await page.getByTestId("message-assistant").nth(replies - 1).getByTestId("turn-stats").waitFor();
+  };
+  await sendTopic("My sourdough starter smells like nail polish. Should I feed it more often?", 1);
+  assert.equal(await routingLine.textContent(), "opened the first topic, topic 1 'sourdough starter smells'");
+  await sendTopic("My bike chain keeps slipping on the smallest cog.", 2);
+  assert.equal(await routingLine.textContent(), "opened a new topic, topic 2 'bike chain keeps': closest 0.00 < 0.25");
+  await sendTopic("How long should I proof the dough in the fridge overnight?", 3);
+  assert.match(await routingLine.textContent(), /^→ topic 1 'sourdough starter smells' · similarity 0\.\d\d \(others: 2 0\.00\)$/);
+  assert.equal(await routingLine.count(), 1, "only the latest message shows its routing");
+  assert.deepEqual(await page.getByTestId("topic-tag").allTextContents(), [
+    "topic 1 · sourdough starter smells", "topic 2 · bike chain keeps", "topic 1 · sourdough starter smells",
+  ]);
+  const figures = () => chips.getByTestId("topic-figures").allTextContents();
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=topic-chip]").length === 2);
+  const chipsBefore = await figures();
+  assert.match(chipsBefore[0], /^2 turns · \d+ tokens · [\d.]+ MB$/);
+  assert.match(chipsBefore[1], /^1 turn · \d+ tokens · [\d.]+ MB$/);
+  const tokens = (f) => Number(f.match(/(\d+) tokens/)[1]);
+  // The dough message moves to the bike topic: its turn leaves topic 1's cache for topic 2's.
+  await page.getByTestId("message-user").nth(2).getByTestId("move-message").selectOption("2");
+  await page.getByTestId("notice").getByText("Moved to topic 2 'bike chain keeps'").waitFor();
+  const chipsAfter = await figures();
+  assert.match(chipsAfter[0], /^1 turn · /);
+  assert.match(chipsAfter[1], /^2 turns · /);
+  assert.ok(tokens(chipsAfter[0]) < tokens(chipsBefore[0]) && tokens(chipsAfter[1]) > tokens(chipsBefore[1]), `${chipsBefore} → ${chipsAfter}`);
+  assert.equal(await page.getByTestId("message-user").nth(2).getByTestId("topic-tag").textContent(), "topic 2 · bike chain keeps");
+  assert.equal(await routingLine.count(), 0);
+  // A chip picked by keyboard takes the next message; then Auto again.
+  await chips.first().focus();
+  await page.keyboard.press("Enter");
+  assert.equal(await chips.first().getAttribute("aria-pressed"), "true");
+  assert.equal(await page.getByTestId("topic-auto").getAttribute("aria-pressed"), "false");
+  await sendTopic("What else should I know?", 4);
+  assert.equal(await routingLine.textContent(), "picked: topic 1 'sourdough starter smells'");
+  assert.equal(await page.getByTestId("topic-auto").getAttribute("aria-pressed"), "true");
+  assert.equal(await page.getByTestId("message-user").nth(3).getByTestId("topic-tag").textContent(), "topic 1 · sourdough starter smells");
+  await page.screenshot({ path: join(out, "topics.png") });
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.screenshot({ path: join(out, "topics-dark.png") });
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.getByTestId("topic-new").click();
+  await sendTopic("Tell me about tides.", 5);
+  assert.equal(await routingLine.textContent(), "picked: a new topic, topic 3 'tell about tides'");
+  assert.equal(await chips.count(), 3);
+  // Saved and reopened: the same topics.
+  await page.getByTestId("save-name").fill("topics");
+  await page.getByTestId("save").click();
+  await page.getByTestId("notice").getByText("Saved 'topics'").waitFor();
+  const kept = await figures();
+  // A new conversation keeps topics as the toggle shows them; turned off, the strip goes.
+  await page.getByTestId("new-chat").click();
+  await page.getByTestId("topic-strip").getByText("The first message opens topic 1.").waitFor();
+  await page.getByTestId("topics-toggle").uncheck();
+  await page.getByTestId("topic-strip").waitFor({ state: "detached" });
+  await page.getByTestId("saved-chat").filter({ hasText: "topics" }).click();
+  await page.getByTestId("notice").getByText("Opened 'topics'").waitFor();
+  assert.equal(await page.getByTestId("topics-toggle").isChecked(), true);
+  assert.deepEqual(await figures(), kept);
+  assert.equal(await page.getByTestId("topic-tag").count(), 5);
+  // A threshold out of range is refused with why, and the field shows the one kept.
+  await page.getByTestId("topic-threshold").fill("1.5");
+  await page.getByTestId("topic-threshold").press("Tab");
+  await page.getByRole("alert").getByText("between -1 and 1").waitFor();
+  await page.getByRole("alert").getByText("Dismiss").click();
+  assert.equal(await page.getByTestId("topic-threshold").inputValue(), "0.25");
+  await page.getByTestId("topics-toggle").uncheck();
+  await page.getByTestId("topic-strip").waitFor({ state: "detached" });
+  assert.equal(await page.getByTestId("topic-tag").count(), 0);
+  assert.equal(await page.getByTestId("message-user").count(), 5);
 
   // A file dropped on the window opens in the Datasets view.
   await page.evaluate(() =>

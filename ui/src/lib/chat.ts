@@ -1,6 +1,6 @@
 // Chat logic the views share, kept free of the DOM and the backend so it is unit-tested.
 
-import type { AdapterEntry, ChatMessage, Generation, GenerationEvent, GenerationStats } from "./types";
+import type { AdapterEntry, ChatMessage, Generation, GenerationEvent, GenerationStats, Routing } from "./types";
 
 /** A message as the chat pane shows it: with its reply's figures once they are known. */
 export interface Turn extends ChatMessage {
@@ -8,6 +8,10 @@ export interface Turn extends ChatMessage {
   streaming?: boolean;
   /** The reply was stopped before its end. */
   stopped?: boolean;
+  /** Its topic, in a conversation that keeps them. */
+  topic?: number | null;
+  /** Where the latest routed message went, and why (on that message only). */
+  routing?: Routing;
 }
 
 export function humanBytes(n: number): string {

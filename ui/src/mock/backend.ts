@@ -16,9 +16,11 @@ import type {
   Metric,
   ModelDetails,
   ModelInfo,
+  Routing,
   RunRecord,
   ServerSettings,
   Status,
+  TopicChoice,
   TrainCheck,
   TrainForm,
   TrainProgress,
@@ -54,6 +56,16 @@ interface MockChat {
   name: string | null;
   /** Its reply was asked to stop. */
   stop?: boolean;
+  topics?: MockTopics | null;
+}
+
+/** A conversation's topics, as the engine keeps them (less the caches, sized from the text). */
+interface MockTopics {
+  threshold: number;
+  topics: { id: number; name: string }[];
+  /** The topic of each message (null: a system message). */
+  of: (number | null)[];
+  next: number;
 }
 
 const chats = new Map<number, MockChat>();
@@ -88,21 +100,116 @@ function stats(prompt: number, reused: number, generated: number): GenerationSta
   };
 }
 
+/** Subjects the mock's routing knows: a message's words from one subject count as one
+ *  strong feature, so messages on one subject land together (a deterministic stand-in for the
+ *  model's embedding). */
+const SUBJECTS: Record<string, string[]> = {
+  baking: ["sourdough", "starter", "dough", "proof", "bread", "flour", "bake", "oven", "yeast", "loaf"],
+  cycling: ["bike", "chain", "cog", "gear", "gears", "pedal", "wheel", "tyre", "brake", "saddle"],
+  geography: ["capital", "france", "germany", "paris", "berlin", "city", "country"],
+};
+
+function embed(text: string): Map<string, number> {
+  const v = new Map<string, number>();
+  for (const w of text.toLowerCase().split(/[^\p{L}\p{N}']+/u)) {
+    const subject = Object.keys(SUBJECTS).find((k) => SUBJECTS[k].includes(w));
+    const key = subject ? `#${subject}` : w.length > 4 ? w : null;
+    if (key) v.set(key, (v.get(key) ?? 0) + (subject ? 3 : 1));
+  }
+  return v;
+}
+
+function cosine(a: Map<string, number>, b: Map<string, number>): number {
+  const norm = (v: Map<string, number>) => Math.sqrt([...v.values()].reduce((n, x) => n + x * x, 0));
+  const dot = [...a].reduce((n, [k, x]) => n + x * (b.get(k) ?? 0), 0);
+  return norm(a) && norm(b) ? dot / (norm(a) * norm(b)) : 0;
+}
+
+/** A topic's name from its first message, as the engine names it. */
+function topicName(text: string): string {
+  const words = text.split(/[^\p{L}\p{N}'-]+/u).filter((w) => [...w].length > 3).slice(0, 3);
+  return words.length ? words.join(" ").toLowerCase() : "topic";
+}
+
+const tokensOf = (messages: ChatMessage[]) => messages.reduce((n, m) => n + 4 + Math.ceil(m.content.length / 4), 3);
+
+function topicMessages(c: MockChat, id: number) {
+  return c.messages.filter((m, i) => m.role === "system" || c.topics!.of[i] === id);
+}
+
+/** Where `text` goes under `choice`, as the engine routes it. */
+function route(c: MockChat, text: string, choice: TopicChoice): Routing {
+  const t = c.topics!;
+  const e = embed(text);
+  const similarities = t.topics
+    .map((topic) => {
+      const centroid = new Map<string, number>();
+      c.messages.forEach((m, i) => {
+        if (m.role === "user" && t.of[i] === topic.id) for (const [k, x] of embed(m.content)) centroid.set(k, (centroid.get(k) ?? 0) + x);
+      });
+      return { topic: topic.id, name: topic.name, similarity: Math.round(cosine(e, centroid) * 100) / 100 };
+    })
+    .sort((a, b) => b.similarity - a.similarity);
+  const base = { similarities, threshold: t.threshold };
+  const fresh = (picked: boolean) => ({ ...base, topic: t.next, name: topicName(text), opened: true, picked });
+  const existing = (id: number, picked: boolean) => {
+    const topic = t.topics.find((x) => x.id === id);
+    if (!topic) throw fail("request.invalid", `this conversation has no topic ${id}`);
+    return { ...base, topic: id, name: topic.name, opened: false, picked };
+  };
+  if (choice === "new") return fresh(true);
+  if (choice !== "auto") return existing(choice.topic, true);
+  const best = similarities[0];
+  return best && best.similarity >= t.threshold ? existing(best.topic, false) : fresh(false);
+}
+
+/** Topics without messages go. */
+function prune(t: MockTopics) {
+  t.topics = t.topics.filter((x) => t.of.includes(x.id));
+}
+
+function topicsView(c: MockChat) {
+  const t = c.topics;
+  if (!t) return null;
+  return {
+    settings: { layer: null, threshold: t.threshold },
+    layer: 30,
+    topics: t.topics.map((topic) => {
+      const tokens = tokensOf(topicMessages(c, topic.id));
+      const turns = c.messages.filter((m, i) => m.role === "assistant" && t.of[i] === topic.id).length;
+      return { id: topic.id, name: topic.name, turns, cache_tokens: tokens, cache_bytes: tokens * 46_080 };
+    }),
+    message_topics: [...t.of],
+  };
+}
+
+function cachedTokens(c: MockChat): number {
+  const view = topicsView(c);
+  return view ? view.topics.reduce((n, t) => n + t.cache_tokens, 0) : c.cached;
+}
+
 function state(id: number) {
   const c = chats.get(id)!;
+  const cached = cachedTokens(c);
   return {
     name: c.name,
     messages: c.messages,
     turns: c.messages.filter((m) => m.role === "assistant").length,
-    cached_tokens: c.cached,
-    cache_bytes: c.cached * 46_080,
+    cached_tokens: cached,
+    cache_bytes: cached * 46_080,
     evicted: false,
-    disk_bytes: c.name ? c.cached * 46_080 : null,
+    disk_bytes: c.name ? cached * 46_080 : null,
     kv_bits: null,
     left_out_messages: 0,
-    all_caches_bytes: [...chats.values()].reduce((a, x) => a + x.cached * 46_080, 0),
+    all_caches_bytes: [...chats.values()].reduce((a, x) => a + cachedTokens(x) * 46_080, 0),
     prefixes: 1,
+    topics: topicsView(c),
   };
+}
+
+/** A copy of a conversation (saved, reopened, forked): its topics its own. */
+function copyChat(c: MockChat): MockChat {
+  return { ...c, messages: [...c.messages], topics: c.topics ? structuredClone(c.topics) : null };
 }
 
 type Args = Record<string, any>;
@@ -530,15 +637,87 @@ const handlers: Record<string, (a: Args) => unknown> = {
       throw fail("request.invalid", "the prompt has 9000 tokens but the model's context holds 8192");
     }
     const c = chats.get(a.chat)!;
+    const choice: TopicChoice = a.topic ?? "auto";
+    const t = c.topics;
+    if (!t) {
+      if (choice !== "auto") throw fail("request.invalid", "this conversation does not keep topics; turn them on first");
+      c.messages.push({ role: "user", content: a.text });
+      return reply(c, a.text, a.events);
+    }
+    const routing = route(c, a.text, choice);
+    a.events.onmessage({ kind: "routed", data: routing });
+    if (routing.opened) {
+      t.topics.push({ id: routing.topic, name: routing.name });
+      t.next += 1;
+    }
     c.messages.push({ role: "user", content: a.text });
-    return reply(c, a.text, a.events);
+    t.of.push(routing.topic);
+    return reply(c, a.text, a.events).then((g) => {
+      t.of.push(routing.topic);
+      return g;
+    });
   },
   regenerate: (a) => {
     const c = chats.get(a.chat)!;
     c.messages.pop();
+    const topic = c.topics?.of.pop();
     const last = c.messages[c.messages.length - 1];
     c.cached -= 8;
-    return reply(c, last.content, a.events);
+    return reply(c, last.content, a.events).then((g) => {
+      if (c.topics && topic !== undefined) c.topics.of.push(topic);
+      return g;
+    });
+  },
+  set_topics: (a) => {
+    const c = chats.get(a.chat);
+    if (!c) throw fail("api.no_chat", "that conversation does not exist (it was closed, or the model changed)");
+    if (a.settings === null) {
+      c.topics = null;
+      return state(a.chat);
+    }
+    const threshold: number = a.settings.threshold;
+    if (!(threshold >= -1 && threshold <= 1)) {
+      throw fail("request.invalid", `the topic threshold is a cosine similarity between -1 and 1, not ${threshold}`);
+    }
+    if (c.topics) {
+      c.topics.threshold = threshold;
+      return state(a.chat);
+    }
+    // The turns so far make the first topic.
+    const first = c.messages.find((m) => m.role === "user");
+    c.topics = {
+      threshold,
+      topics: first ? [{ id: 1, name: topicName(first.content) }] : [],
+      of: c.messages.map((m) => (m.role === "system" ? null : 1)),
+      next: first ? 2 : 1,
+    };
+    return state(a.chat);
+  },
+  move_message: async (a) => {
+    const c = chats.get(a.chat);
+    if (!c) throw fail("api.no_chat", "that conversation does not exist (it was closed, or the model changed)");
+    const t = c.topics;
+    if (!t) throw fail("request.invalid", "this conversation does not keep topics; turn them on first");
+    const index: number = a.index;
+    if (c.messages[index]?.role !== "user") {
+      throw fail("request.invalid", `message ${index} is not a user message of this conversation (${c.messages.length} messages)`);
+    }
+    const to: TopicChoice = a.to;
+    if (to === "auto") throw fail("request.invalid", "say which topic the message moves to, or a new one");
+    let id: number;
+    if (to === "new") {
+      id = t.next++;
+      t.topics.push({ id, name: topicName(c.messages[index].content) });
+    } else {
+      if (!t.topics.some((x) => x.id === to.topic)) throw fail("request.invalid", `this conversation has no topic ${to.topic}`);
+      id = to.topic;
+    }
+    // Prefilling the moved turn in its new cache takes a moment.
+    await new Promise((r) => setTimeout(r, 40));
+    t.of[index] = id;
+    if (c.messages[index + 1]?.role === "assistant") t.of[index + 1] = id;
+    prune(t);
+    return state(a.chat);
   },
   stop_generation: (a) => {
     const c = chats.get(a.chat);
@@ -549,25 +728,33 @@ const handlers: Record<string, (a: Args) => unknown> = {
   save_chat: (a) => {
     const c = chats.get(a.chat)!;
     c.name = a.name;
-    saved.set(a.name, { ...c, messages: [...c.messages] });
-    return { path: `kv-caches/${a.name}.safetensors`, messages: c.messages.length, cached_tokens: c.cached, bytes: c.cached * 46_080, note: null };
+    saved.set(a.name, copyChat(c));
+    const cached = cachedTokens(c);
+    return { path: `kv-caches/${a.name}.safetensors`, messages: c.messages.length, cached_tokens: cached, bytes: cached * 46_080, note: null };
   },
   open_chat: (a) => {
     const s = saved.get(a.name);
     if (!s) throw fail("api.no_saved_chat", `no conversation is saved as '${a.name}'`);
     const id = next++;
-    chats.set(id, { ...s, messages: [...s.messages] });
-    return { chat: id, saved: { path: "", messages: s.messages.length, cached_tokens: s.cached, bytes: s.cached * 46_080, note: null } };
+    chats.set(id, copyChat(s));
+    const cached = cachedTokens(s);
+    return { chat: id, saved: { path: "", messages: s.messages.length, cached_tokens: cached, bytes: cached * 46_080, note: null } };
   },
   list_chats: () =>
-    [...saved.values()].map((c) => ({ name: c.name, messages: c.messages.length, updated_at: 0, cache: [c.cached, c.cached * 46_080] })),
+    [...saved.values()].map((c) => ({ name: c.name, messages: c.messages.length, updated_at: 0, cache: [cachedTokens(c), cachedTokens(c) * 46_080] })),
   fork_chat: (a) => {
     const c = chats.get(a.chat)!;
     let seen = 0;
     const end = c.messages.findIndex((m) => m.role === "assistant" && ++seen === a.turns);
     const id = next++;
     const messages = c.messages.slice(0, end + 1);
-    chats.set(id, { messages, cached: Math.max(0, c.cached - 20), name: null });
+    let topics: MockTopics | null = null;
+    if (c.topics) {
+      topics = structuredClone(c.topics);
+      topics.of = topics.of.slice(0, messages.length);
+      prune(topics);
+    }
+    chats.set(id, { messages, cached: Math.max(0, c.cached - 20), name: null, topics });
     return id;
   },
   close_chat: (a) => {
