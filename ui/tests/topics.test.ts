@@ -3,10 +3,10 @@ import type { Turn } from "../src/lib/chat";
 import {
   applyTopicEvent,
   effectiveChoice,
-  forgetRouting,
   moveChoice,
   moveNotice,
   moveTargets,
+  routingLine,
   routingText,
   topicHue,
   topicSettings,
@@ -151,7 +151,11 @@ describe("messages and their topics", () => {
     // A later refresh keeps the routing shown.
     const after = withTopics(turns, { ...view, message_topics: [null, 1, 1, 2, 2] });
     expect(after[3].routing).toEqual(r);
-    expect(forgetRouting(after, 3)[3].routing).toBeUndefined();
+    expect(routingLine(after[3])).toBe(routingText(r));
+    expect(routingLine(after[1])).toBeNull();
+    // Moved since: the line says so.
+    const moved = withTopics(after, { ...view, message_topics: [null, 1, 1, 1, 1] });
+    expect(routingLine(moved[3])).toBe(`${routingText(r)} · moved to topic 1 since`);
   });
 });
 

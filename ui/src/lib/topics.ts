@@ -159,13 +159,12 @@ export function applyRouted(turns: Turn[], routing: Routing): Turn[] {
   });
 }
 
-/** The routing shown on message `index` is gone (it moved). */
-export function forgetRouting(turns: Turn[], index: number): Turn[] {
-  return turns.map((t, i) => {
-    if (i !== index || !t.routing) return t;
-    const { routing: _r, ...rest } = t;
-    return rest;
-  });
+/** The routing line of a message: where it went and why, and where it was moved since. */
+export function routingLine(turn: Turn): string | null {
+  if (!turn.routing) return null;
+  const text = routingText(turn.routing);
+  const moved = turn.topic != null && turn.topic !== turn.routing.topic;
+  return moved ? `${text} · moved to topic ${turn.topic} since` : text;
 }
 
 /** A choice of the Move to… menu. */
