@@ -1,6 +1,7 @@
 // The real app in a real window (run under Xvfb on Linux), driven through tauri-driver and
 // WebKitWebDriver: first run → load the bundled SmolLM2 → a streamed reply with its cache
-// figures → save → a second turn that reuses the cache → the sample dataset inspected → the
+// figures → save → a second turn that reuses the cache → Topics: three messages routed to two
+// topics by the model's own embedding, one moved → the sample dataset inspected → the
 // backend's check of the Train form shown beside a field → a short training run whose steps
 // appear on the loss chart and whose stream says it ended → this Mac checked in Machines (the
 // `adapt` program beside the app answers) → a chat with its adapter that knows the trained
@@ -129,6 +130,57 @@ try {
   assert.match(await replies[1].getText(), /Berlin/);
   await waitText(await byTest("cache-state"), /on disk/);
   await browser.saveScreenshot(shot("chat.png"));
+
+  // Topics on the real model, short replies: in a new conversation with Topics on, a
+  // sourdough question and a bike question open topics 1 and 2 by the model's own embedding,
+  // and a question about proofing dough goes back to topic 1; the strip shows each topic's
+  // turns and cache; the dough question moved to topic 2 changes both.
+  await (await byTest("max-tokens")).setValue("12");
+  await (await byTest("new-chat")).click();
+  await (await byTest("topics-toggle")).click();
+  await waitText(await byTest("topic-strip"), /The first message opens topic 1/);
+  const sayInTopic = async (text, replies) => {
+    await (await byTest("composer")).setValue(text);
+    await (await byTest("send")).click();
+    await browser.waitUntil(async () => (await browser.$$('[data-testid="turn-stats"]')).length === replies, {
+      timeout: 120_000,
+    });
+    return (await byTest("routing")).getText();
+  };
+  const first = await sayInTopic("My sourdough starter smells like nail polish. Should I feed it more often?", 1);
+  assert.equal(first, "opened the first topic, topic 1 'sourdough starter smells'");
+  const bike = await sayInTopic("My bike chain keeps slipping on the smallest cog.", 2);
+  assert.match(bike, /^opened a new topic, topic 2 'bike chain keeps': closest -?0\.\d\d < 0\.25$/);
+  const dough = await sayInTopic("How long should I proof the dough in the fridge overnight?", 3);
+  assert.match(dough, /^→ topic 1 'sourdough starter smells' · similarity 0\.\d\d \(others: 2 -?0\.\d\d\)$/);
+  const texts = async (id) => {
+    const all = [];
+    for (const el of await browser.$$(`[data-testid="${id}"]`)) all.push(await el.getText());
+    return all;
+  };
+  assert.deepEqual(await texts("topic-tag"), [
+    "topic 1 · sourdough starter smells", "topic 2 · bike chain keeps", "topic 1 · sourdough starter smells",
+  ]);
+  const chipFigures = () => texts("topic-figures");
+  const tokensIn = (f) => Number(f.match(/(\d+) tokens/)[1]);
+  const chipsBefore = await chipFigures();
+  assert.equal(chipsBefore.length, 2);
+  assert.match(chipsBefore[0], /^2 turns · \d+ tokens · [\d.]+ [KM]B$/);
+  assert.match(chipsBefore[1], /^1 turn · \d+ tokens · [\d.]+ [KM]B$/);
+  const doughMessage = (await browser.$$('[data-testid="message-user"]'))[2];
+  await (await doughMessage.$('[data-testid="move-message"]')).selectByAttribute("value", "2");
+  await waitText(await byTest("notice"), /^Moved to topic 2 'bike chain keeps': topic 2 \d+ → \d+ tokens, topic 1 \d+ → \d+ tokens\.$/);
+  const chipsAfter = await chipFigures();
+  assert.match(chipsAfter[0], /^1 turn · /);
+  assert.match(chipsAfter[1], /^2 turns · /);
+  assert.ok(tokensIn(chipsAfter[0]) < tokensIn(chipsBefore[0]), `${chipsBefore} → ${chipsAfter}`);
+  assert.ok(tokensIn(chipsAfter[1]) > tokensIn(chipsBefore[1]), `${chipsBefore} → ${chipsAfter}`);
+  assert.equal(await (await doughMessage.$('[data-testid="topic-tag"]')).getText(), "topic 2 · bike chain keeps");
+  assert.equal(await (await byTest("routing")).getText(), `${dough} · moved to topic 2 since`);
+  await browser.saveScreenshot(shot("topics.png"));
+  await (await byTest("topics-toggle")).click();
+  await (await byTest("topic-strip")).waitForExist({ timeout: 30_000, reverse: true });
+  await (await byTest("max-tokens")).setValue("256");
 
   // The sample dataset kept in the repository, tokenized with the loaded model.
   await (await browser.$("[data-view=datasets]")).click();
