@@ -1,13 +1,13 @@
 // The real app in a real window (run under Xvfb on Linux), driven through tauri-driver and
 // WebKitWebDriver: first run → load the bundled SmolLM2 → a streamed reply with its cache
 // figures → save → a second turn that reuses the cache → Topics: three messages routed to two
-// topics by the model's own embedding, one moved → the sample dataset inspected → the
-// backend's check of the Train form shown beside a field → a short training run whose steps
-// appear on the loss chart and whose stream says it ended → this Mac checked in Machines (the
-// `adapt` program beside the app answers) → a chat with its adapter that knows the trained
-// fact → the base model and the adapter side by side (A/B), only the adapter's side knowing
-// it → the Models and Runs views → a short sweep defined in the Train form, its trials in the
-// Sweeps view, and its best adapter loaded.
+// topics by the model's own embedding, one moved, saved and reopened → the sample dataset
+// inspected → the backend's check of the Train form shown beside a field → a short training
+// run whose steps appear on the loss chart and whose stream says it ended → this Mac checked
+// in Machines (the `adapt` program beside the app answers) → a chat with its adapter that
+// knows the trained fact → the base model and the adapter side by side (A/B), only the
+// adapter's side knowing it → the Models and Runs views → a short sweep defined in the Train
+// form, its trials in the Sweeps view, and its best adapter loaded.
 // Screenshots of each view go to docs/screenshots/ (the README shows them).
 // ADAPT_APP_THEME=dark: the system asks for dark (on Linux, GTK_THEME=Adwaita:dark); the test
 // checks the page follows it and names its screenshots NAME-dark.png.
@@ -178,6 +178,20 @@ try {
   assert.equal(await (await doughMessage.$('[data-testid="topic-tag"]')).getText(), "topic 2 · bike chain keeps");
   assert.equal(await (await byTest("routing")).getText(), `${dough} · moved to topic 2 since`);
   await browser.saveScreenshot(shot("topics.png"));
+  // Saved and reopened: the same topics, their caches read back from the file.
+  await (await byTest("save-name")).setValue("topics");
+  await (await byTest("save")).click();
+  await waitText(await byTest("notice"), /^Saved 'topics': \d+ cached tokens/);
+  await (await byTest("new-chat")).click();
+  await waitText(await byTest("topic-strip"), /The first message opens topic 1/);
+  await (await browser.$('//button[@data-testid="saved-chat"][contains(., "topics")]')).click();
+  await waitText(await byTest("notice"), /^Opened 'topics' with \d+ cached tokens/);
+  const reopened = await chipFigures();
+  const turnsAndTokens = (f) => f.replace(/ · [\d.]+ [KM]B$/, "");
+  assert.deepEqual(reopened.map(turnsAndTokens), chipsAfter.map(turnsAndTokens));
+  assert.deepEqual(await texts("topic-tag"), [
+    "topic 1 · sourdough starter smells", "topic 2 · bike chain keeps", "topic 2 · bike chain keeps",
+  ]);
   await (await byTest("topics-toggle")).click();
   await (await byTest("topic-strip")).waitForExist({ timeout: 30_000, reverse: true });
   await (await byTest("max-tokens")).setValue("256");
