@@ -168,7 +168,7 @@ try {
   await page.emulateMedia({ colorScheme: "light" });
   await page.getByTestId("topic-new").click();
   await sendTopic("Tell me about tides.", 5);
-  assert.equal(await routingLine.textContent(), "picked: a new topic, topic 3 'tell about tides'");
+  assert.equal(await routingLine.textContent(), "picked: a new topic, topic 3 'tell tides'");
   assert.equal(await chips.count(), 3);
   // Saved and reopened: the same topics.
   await page.getByTestId("save-name").fill("topics");

@@ -125,10 +125,22 @@ function cosine(a: Map<string, number>, b: Map<string, number>): number {
   return norm(a) && norm(b) ? dot / (norm(a) * norm(b)) : 0;
 }
 
-/** A topic's name from its first message, as the engine names it. */
+/** Longer words that say nothing about a topic (the engine's list). */
+const PLAIN_WORDS = new Set([
+  "what", "when", "where", "which", "while", "should", "would", "could", "does", "have", "with",
+  "that", "this", "there", "their", "they", "from", "your", "about", "into", "just", "some",
+  "also", "been",
+]);
+
+/** A topic's name from its first message, as the engine names it: its first few longer words
+ *  that say something. */
 function topicName(text: string): string {
-  const words = text.split(/[^\p{L}\p{N}'-]+/u).filter((w) => [...w].length > 3).slice(0, 3);
-  return words.length ? words.join(" ").toLowerCase() : "topic";
+  const words = text
+    .split(/[^\p{L}\p{N}'-]+/u)
+    .map((w) => w.toLowerCase())
+    .filter((w) => [...w].length > 3 && !PLAIN_WORDS.has(w))
+    .slice(0, 3);
+  return words.length ? words.join(" ") : "topic";
 }
 
 const tokensOf = (messages: ChatMessage[]) => messages.reduce((n, m) => n + 4 + Math.ceil(m.content.length / 4), 3);
