@@ -440,7 +440,10 @@ impl ChatSession {
         let id = routed.routing.topic;
         // A new topic starts from the opening another topic holds, if one does.
         let seed = match routed.routing.opened {
-            true => self.seed(id, &render_history(lm, &self.topic_messages(id), &self.options)?),
+            true => self.seed(
+                id,
+                &render_history(lm, &self.topic_messages(id), &self.options)?,
+            ),
             false => None,
         };
         let topics = self.topics.as_mut().ok_or_else(topics_off)?;
@@ -852,7 +855,9 @@ impl Topics {
         }
         let known = |id: &u32| saved.topics.iter().any(|t| t.id == *id);
         if let Some(id) = saved.of.iter().flatten().find(|id| !known(id)) {
-            return Err(format!("a message belongs to topic {id}, which it does not have"));
+            return Err(format!(
+                "a message belongs to topic {id}, which it does not have"
+            ));
         }
         if saved.topics.iter().any(|t| t.id >= saved.next_id) {
             return Err("its next topic number is taken".into());
