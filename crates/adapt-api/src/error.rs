@@ -71,6 +71,7 @@ error_codes! {
     DataInvalid = "data.invalid",
     DataInvalidUtf8 = "data.invalid_utf8",
     DataIo = "data.io",
+    DataIsolationSet = "data.isolation_set",
     DataLineTooLong = "data.line_too_long",
     DataMalformedJson = "data.malformed_json",
     DataMaskAlignment = "data.mask_alignment",
