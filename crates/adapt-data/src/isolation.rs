@@ -102,40 +102,22 @@ fn conversation(value: &Value, path: &Path, line: u64) -> Result<TopicConversati
     })?;
     let id = text(object, "id", &at("id"))?;
     let system = text(object, "system", &at("system"))?;
-    let turns = list(object, "turns", &at("turns"))?
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let f = |k: &str| at(&format!("turns[{i}].{k}"));
-            let o = t.as_object().ok_or_else(|| DataError::WrongType {
-                at: at(&format!("turns[{i}]")),
-                expected: "an object",
-                found: type_name(t),
-            })?;
-            Ok(LabelledTurn {
-                topic: text(o, "topic", &f("topic"))?,
-                user: text(o, "user", &f("user"))?,
-                assistant: text(o, "assistant", &f("assistant"))?,
-            })
+    let turns = triples(object, "turns", ["topic", "user", "assistant"], &at)?
+        .into_iter()
+        .map(|[topic, user, assistant]| LabelledTurn {
+            topic,
+            user,
+            assistant,
         })
-        .collect::<Result<Vec<_>, DataError>>()?;
-    let questions = list(object, "questions", &at("questions"))?
-        .iter()
-        .enumerate()
-        .map(|(i, q)| {
-            let f = |k: &str| at(&format!("questions[{i}].{k}"));
-            let o = q.as_object().ok_or_else(|| DataError::WrongType {
-                at: at(&format!("questions[{i}]")),
-                expected: "an object",
-                found: type_name(q),
-            })?;
-            Ok(Question {
-                topic: text(o, "topic", &f("topic"))?,
-                user: text(o, "user", &f("user"))?,
-                answer: text(o, "answer", &f("answer"))?,
-            })
+        .collect();
+    let questions = triples(object, "questions", ["topic", "user", "answer"], &at)?
+        .into_iter()
+        .map(|[topic, user, answer]| Question {
+            topic,
+            user,
+            answer,
         })
-        .collect::<Result<Vec<_>, DataError>>()?;
+        .collect();
     let c = TopicConversation {
         id,
         line,
@@ -174,6 +156,28 @@ fn conversation(value: &Value, path: &Path, line: u64) -> Result<TopicConversati
         }
     }
     Ok(c)
+}
+
+/// The list `key` of objects, each with the text fields `keys` (errors name `key[i].field`).
+fn triples(
+    object: &Map<String, Value>,
+    key: &str,
+    keys: [&str; 3],
+    at: &dyn Fn(&str) -> At,
+) -> Result<Vec<[String; 3]>, DataError> {
+    list(object, key, &at(key))?
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let o = item.as_object().ok_or_else(|| DataError::WrongType {
+                at: at(&format!("{key}[{i}]")),
+                expected: "an object",
+                found: type_name(item),
+            })?;
+            let field = |k: &str| text(o, k, &at(&format!("{key}[{i}].{k}")));
+            Ok([field(keys[0])?, field(keys[1])?, field(keys[2])?])
+        })
+        .collect()
 }
 
 fn text(object: &Map<String, Value>, key: &str, at: &At) -> Result<String, DataError> {

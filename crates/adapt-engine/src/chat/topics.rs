@@ -463,10 +463,8 @@ impl ChatSession {
         }
         let mut sub = self.sub_session(id)?;
         let result = sub.respond(lm, user, params, sink, shared);
+        self.put_back(id, sub);
         let topics = self.topics.as_mut().expect("checked above");
-        let topic = topics.get_mut(id).expect("added above");
-        topic.cache = sub.cache;
-        topic.left_out = sub.left_out;
         match &result {
             Ok(generation) => {
                 self.messages.push(ChatMessage::new("user", user));
@@ -652,6 +650,14 @@ impl ChatSession {
         })
     }
 
+    /// Gives topic `id` back the cache (and context state) its sub-conversation worked on.
+    fn put_back(&mut self, id: u32, sub: ChatSession) {
+        let topic = self.topics.as_mut().and_then(|t| t.get_mut(id));
+        let topic = topic.expect("taken by sub_session");
+        topic.cache = sub.cache;
+        topic.left_out = sub.left_out;
+    }
+
     /// [`ChatSession::regenerate`] with topics: the last reply again, in its topic.
     pub(super) fn regenerate_in_topic(
         &mut self,
@@ -659,23 +665,17 @@ impl ChatSession {
         params: &GenerateParams,
         sink: &mut dyn TokenSink,
     ) -> Result<Generation> {
+        // `regenerate` checked that the last message is a reply; replies have a topic.
         let topics = self.topics.as_ref().ok_or_else(topics_off)?;
-        let Some(Some(id)) = topics
+        let id = topics
             .of
             .last()
             .copied()
-            .filter(|_| self.messages.last().map(|m| m.role.as_str()) == Some("assistant"))
-        else {
-            return Err(EngineError::InvalidRequest(
-                "there is no reply to regenerate yet".into(),
-            ));
-        };
+            .flatten()
+            .expect("a reply's topic");
         let mut sub = self.sub_session(id)?;
         let result = sub.regenerate(lm, params, sink);
-        let topic = self.topics.as_mut().and_then(|t| t.get_mut(id));
-        let topic = topic.expect("taken above");
-        topic.cache = sub.cache;
-        topic.left_out = sub.left_out;
+        self.put_back(id, sub);
         if let Ok(generation) = &result {
             let last = self.messages.last_mut().expect("a reply");
             *last = ChatMessage::new("assistant", &generation.text);
