@@ -137,7 +137,14 @@ try {
   // turns and cache; the dough question moved to topic 2 changes both.
   await (await byTest("max-tokens")).setValue("12");
   await (await byTest("new-chat")).click();
-  await (await byTest("topics-toggle")).click();
+  // The toggle waits while New chat swaps conversations; then on, and the strip shows.
+  const toggle = await byTest("topics-toggle");
+  await browser.waitUntil(
+    async () => (await browser.$$('[data-testid="turn-stats"]')).length === 0 && (await toggle.isEnabled()),
+    { timeout: 60_000, timeoutMsg: "the new conversation did not open" },
+  );
+  await toggle.click();
+  await browser.waitUntil(async () => toggle.isSelected(), { timeout: 60_000, timeoutMsg: "Topics did not turn on" });
   await waitText(await byTest("topic-strip"), /The first message opens topic 1/);
   const sayInTopic = async (text, replies) => {
     await (await byTest("composer")).setValue(text);
