@@ -43,20 +43,39 @@ fn device_preference(asked: Option<DevicePreference>) -> Result<DevicePreference
 }
 
 impl Adapt {
-    /// Starts the engine thread and opens the store in the default data directory.
+    /// Starts the engine thread and opens the store in the default data directory: what the
+    /// `adapt` program and the app call. Where the loaded MLX runtime is the CUDA build, its GPU
+    /// cannot be used and `auto` was asked for, the program starts again on MLX's CPU runtime
+    /// (the process is replaced; see [`adapt_engine::runtime`]), which then says why it runs on
+    /// the CPU; only when that runtime cannot be found does this fail, saying where it looked.
     pub fn start() -> Result<Adapt, ApiError> {
-        Adapt::start_with(AdaptConfig::default())
+        Adapt::open(AdaptConfig::default(), true)
     }
 
     /// Starts the engine thread and opens the store as `config` says; jobs whose process
     /// died are marked interrupted (see [`Adapt::resumable_jobs`]).
     /// The engine first chooses its device (see [`Adapt::device_choice`]); `gpu` asked for
-    /// and not usable fails here with `device.gpu_unavailable`.
+    /// and not usable fails here with `device.gpu_unavailable`, and so does a CUDA runtime
+    /// without a usable device (this never replaces the process; [`Adapt::start`] does).
     pub fn start_with(config: AdaptConfig) -> Result<Adapt, ApiError> {
+        Adapt::open(config, false)
+    }
+
+    fn open(config: AdaptConfig, may_restart: bool) -> Result<Adapt, ApiError> {
         let asked = device_preference(config.device)?;
         let records = Records::open(config)?;
         let engine = Engine::start()?;
-        let device = engine.call(move |_| choose_device(asked).map_err(ApiError::from))?;
+        let device = match engine.call(move |_| Ok(choose_device(asked)))? {
+            Ok(device) => device,
+            Err(EngineError::NoDeviceForRuntime { cause })
+                if may_restart && asked == DevicePreference::Auto =>
+            {
+                drop(engine);
+                drop(records);
+                return Err(crate::restart::on_cpu_runtime(&cause));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let budgets = budgets::read(&records);
         budgets::apply_memory(&engine, budgets.memory)?;
         Ok(Adapt {

@@ -38,6 +38,7 @@ pub mod machines;
 pub mod models;
 mod prompt_files;
 mod records;
+mod restart;
 mod runs;
 mod saved_chats;
 mod serve;

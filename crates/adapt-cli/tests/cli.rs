@@ -201,3 +201,63 @@ fn the_device_is_chosen_and_doctor_says_which_and_why() {
     assert_eq!(generate("auto"), 1);
     assert_eq!(generate("cpu"), 0);
 }
+
+/// The second half of falling back from MLX's CUDA build (the first, finding the CPU runtime
+/// and starting again on it, is the engine's `runtime` tests and the GPU machine's `fallback`
+/// stage): a program started again on the CPU runtime with the cause says it — doctor as the
+/// reason it fell back, a computing command once — and `gpu` refuses with it.
+#[test]
+fn a_program_started_again_on_the_cpu_runtime_says_why() {
+    let data = tempfile::tempdir().unwrap();
+    let cause = "CUDA (GPU): cudaMallocManaged failed: no CUDA-capable device is detected";
+    let restarted = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_adapt"))
+            .args(args)
+            .env("ADAPT_DATA_DIR", data.path())
+            .env_remove("ADAPT_DEVICE")
+            .env("ADAPT_RESTARTED_ON_CPU", cause)
+            .output()
+            .unwrap()
+    };
+    let out = restarted(&["doctor", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let device =
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["device"].clone();
+    if device["runtime"] != "Cpu" {
+        panic!(
+            "these tests run on MLX's CPU runtime, not {}",
+            device["runtime"]
+        );
+    }
+    assert_eq!(device["choice"]["fell_back"], true);
+    let reason = device["choice"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("{cause}; started again on MLX's CPU runtime in /")),
+        "{reason}"
+    );
+
+    let model = smollm2();
+    let args = [
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "Hi",
+        "--max-tokens",
+        "2",
+    ];
+    let out = restarted(&args);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches(&format!("Running on the CPU: {cause}"))
+            .count(),
+        1,
+        "{stderr}"
+    );
+
+    let refused = restarted(&["--device", "gpu", "doctor"]);
+    let stderr = common::expect_failure(&refused, "device.gpu_unavailable");
+    assert!(stderr.contains(cause), "{stderr}");
+}

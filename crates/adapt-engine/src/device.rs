@@ -177,6 +177,18 @@ pub fn chosen_device() -> Option<DeviceChoice> {
 /// Whether the GPU of `runtime` can be used, or the cause in words.
 fn probe_gpu(runtime: Backend) -> std::result::Result<(), String> {
     if !runtime.is_gpu() {
+        // A program started again on the CPU runtime (see `runtime`) says why it was.
+        if let Some(cause) = std::env::var(crate::runtime::RESTARTED_ENV)
+            .ok()
+            .filter(|c| !c.trim().is_empty())
+        {
+            let place = crate::runtime::loaded_library()
+                .and_then(|l| l.parent().map(|d| format!(" in {}", d.display())))
+                .unwrap_or_default();
+            return Err(format!(
+                "{cause}; started again on MLX's CPU runtime{place}"
+            ));
+        }
         return Err("no GPU backend in this MLX runtime (it is MLX's CPU build)".into());
     }
     let hint = match std::env::var("CUDA_VISIBLE_DEVICES") {

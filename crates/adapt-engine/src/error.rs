@@ -18,11 +18,13 @@ pub enum EngineError {
     GpuUnavailable { cause: String },
 
     /// The runtime is MLX's CUDA build and its GPU cannot be used: that build takes all its
-    /// memory, the CPU's arrays too, from the CUDA driver, so it cannot fall back to the CPU.
+    /// memory, the CPU's arrays too, from the CUDA driver, so it cannot fall back to the CPU in
+    /// this process (`Adapt::start` starts the program again on MLX's CPU runtime instead).
     #[error(
         "the GPU cannot be used: {cause}. This MLX runtime is the CUDA build, which takes all \
          its memory (the CPU's too) from the CUDA driver, so it cannot run on the CPU without a \
-         device: fix the GPU (driver, CUDA_VISIBLE_DEVICES) or run with MLX's CPU runtime"
+         device: fix the GPU (driver, CUDA_VISIBLE_DEVICES), or choose device auto, which starts \
+         Adapt again on MLX's CPU runtime (ADAPT_CPU_RUNTIME names it)"
     )]
     NoDeviceForRuntime { cause: String },
 

@@ -23,6 +23,7 @@ pub mod load;
 pub mod models;
 pub mod prompt_cache;
 pub mod quantize;
+pub mod runtime;
 pub mod sample;
 pub mod save;
 pub mod testing;
