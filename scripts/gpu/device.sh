@@ -30,6 +30,8 @@ run)
         done
         python3 -m pip install -q --no-index --no-deps --no-compile --target "$WORK/site" \
             "$WORK"/mlx_cuda_13-*.whl ./mlx-*.whl ./mlx_lm-*.whl
+        # MLX's CPU runtime apart from the CUDA one: what `auto` starts again on without a GPU.
+        python3 -m pip install -q --no-index --no-deps --no-compile --target "$WORK/cpu" ./mlx_cpu-*.whl
         # libmlx.so finds cuBLAS, NVRTC, cuDNN and NCCL at $ORIGIN/../../nvidia: the image's.
         nvidia=$(python3 -c 'import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))')/nvidia
         mkdir -p "$WORK/site/nvidia"

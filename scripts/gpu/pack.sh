@@ -2,7 +2,8 @@
 # Packs what a GPU lease needs into .gpu/ (git-ignored), in call-sized folders (each under the
 # 64 MiB a call carries): the release `adapt` and the `logits` example (stripped, xz), the
 # tokenizer of the bundled SmolLM2, MLX's CUDA runtime wheel (`mlx-cuda-13`, the version our
-# runtime pins) and the reference's wheels (`mlx`, `mlx-lm`) for the device's Python 3.12, and
+# runtime pins), its CPU runtime wheel (`mlx-cpu`, what `auto` starts again on when the GPU
+# cannot be used) and the reference's wheels (`mlx`, `mlx-lm`) for the device's Python 3.12, and
 # SmolLM2 converted to an MLX folder (for the greedy check), split into parts.
 #   scripts/gpu/pack.sh [--no-smollm2]   → .gpu/1 … .gpu/N, and .gpu/MANIFEST (sha256 of every
 #                                          part); without SmolLM2 (no greedy check on it) the
@@ -39,12 +40,12 @@ cp "$smol/tokenizer.json" "$smol/tokenizer_config.json" "$stage/tokenizer/"
 [ "${1:-}" = --no-smollm2 ] || tar -C "$(dirname "$smol")" -cf "$stage/smollm2.tar" "$(basename "$smol")"
 
 wheels=$CACHE/gpu/wheels-$version
-if [ ! -f "$wheels/complete" ]; then
+if [ ! -f "$wheels/complete" ] || ! ls "$wheels"/mlx_cpu-*.whl >/dev/null 2>&1; then
     mkdir -p "$wheels"
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
         --implementation cp --platform manylinux_2_35_x86_64 --platform manylinux_2_28_x86_64 \
         --platform manylinux_2_17_x86_64 -d "$wheels" \
-        "mlx==$version" "mlx-cuda-13==$version" "mlx-lm==$version" >&2
+        "mlx==$version" "mlx-cuda-13==$version" "mlx-cpu==$version" "mlx-lm==$version" >&2
     touch "$wheels/complete"
 fi
 cp "$wheels"/*.whl "$stage/"

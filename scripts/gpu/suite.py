@@ -118,33 +118,57 @@ def attempt(cmd, env=None, timeout=600):
 
 @stage("fallback")
 def fallback():
-    """The device chosen at start: the GPU as it is; `cpu` takes the CPU beside a working GPU;
-    with every CUDA device hidden, `gpu` refuses with device.gpu_unavailable, and so does
-    `auto` — MLX's CUDA build takes all its memory, the CPU's arrays too, from the CUDA driver,
-    so it cannot fall back to the CPU (the first lease found `auto` failing in
-    cudaMallocManaged); a command that computes refuses the same way."""
-    hidden = {"CUDA_VISIBLE_DEVICES": ""}
+    """The device chosen at start: the GPU as it is; `cpu` takes the CPU beside a working GPU.
+    With every CUDA device hidden, MLX's CUDA build cannot compute at all (it takes all its
+    memory, the CPU's arrays too, from the CUDA driver), so `auto` starts the program again on
+    MLX's CPU runtime — named by ADAPT_CPU_RUNTIME, or found in the library search path after
+    the CUDA one — and says why; `gpu` refuses with device.gpu_unavailable; with no CPU runtime
+    to be found `auto` refuses saying where it looked and what to set. A command that computes
+    (generate) runs on the CPU the same way and says so once."""
+    cuda_lib = WORK / "site" / "mlx" / "lib"
+    cpu_lib = WORK / "cpu" / "mlx" / "lib"
+    hidden = {"CUDA_VISIBLE_DEVICES": "", "ADAPT_DEVICE": ""}
+    named = {**hidden, "ADAPT_CPU_RUNTIME": str(cpu_lib)}
+    # The CUDA runtime first in the search path, the CPU one after it.
+    searched = {**hidden, "LD_LIBRARY_PATH": f"{cuda_lib}:{cpu_lib}"}
     out = {}
-    for name, args, env in (("auto", [], {}), ("gpu", ["--device", "gpu"], {}),
-                            ("cpu", ["--device", "cpu"], {}), ("hidden_auto", [], hidden),
-                            ("hidden_gpu", ["--device", "gpu"], hidden)):
-        r = attempt([ADAPT, *args, "doctor", "--json"], env={"ADAPT_DEVICE": "", **env})
+    for name, args, env in (("auto", [], {"ADAPT_DEVICE": ""}),
+                            ("gpu", ["--device", "gpu"], {"ADAPT_DEVICE": ""}),
+                            ("cpu", ["--device", "cpu"], {"ADAPT_DEVICE": ""}),
+                            ("hidden_auto_named", [], named),
+                            ("hidden_auto_searched", [], searched),
+                            ("hidden_auto_none", [], hidden),
+                            ("hidden_gpu", ["--device", "gpu"], named)):
+        r = attempt([ADAPT, *args, "doctor", "--json"], env=env)
         device = json.loads(r["stdout"])["device"] if r["rc"] == 0 else None
         out[name] = {"rc": r["rc"], "choice": device and device["choice"],
+                     "runtime": device and device["runtime"],
                      "backend": device and device["backend"], "stderr": r["stderr"]}
         save()
-    r = attempt([ADAPT, "generate", "--model", model_dir("1b", "bf16"), "--prompt", "Hi",
-                 "--max-tokens", 4], env={"ADAPT_DEVICE": "", **hidden})
-    out["hidden_generate"] = {"rc": r["rc"], "stdout": r["stdout"], "stderr": r["stderr"]}
+    tiny = model_dir("tiny", "bf16")
+    model = tiny if (tiny / "config.json").exists() else model_dir("1b", "bf16")
+    r = attempt([ADAPT, "generate", "--model", model, "--prompt", "Hi", "--max-tokens", 4],
+                env=named)
+    out["hidden_generate"] = {"rc": r["rc"], "stdout": r["stdout"], "stderr": r["stderr"],
+                              "model": str(model)}
     refused = lambda r: r["rc"] == 1 and "device.gpu_unavailable" in r["stderr"]
+
+    def restarted(r):
+        c = r["choice"] or {}
+        return (r["rc"] == 0 and r["runtime"] == "Cpu" and c.get("fell_back") is True
+                and "CUDA_VISIBLE_DEVICES" in c.get("reason", "")
+                and "started again on MLX's CPU runtime" in c.get("reason", ""))
     out["checks"] = {
         "auto_on_gpu": out["auto"]["backend"] not in (None, "Cpu"),
         "gpu_on_gpu": out["gpu"]["rc"] == 0,
         "cpu_asked": out["cpu"]["backend"] == "Cpu",
-        "hidden_auto_refused_with_cause": refused(out["hidden_auto"])
-        and "CUDA build" in out["hidden_auto"]["stderr"],
+        "hidden_auto_restarted_on_named_cpu_runtime": restarted(out["hidden_auto_named"]),
+        "hidden_auto_restarted_on_searched_cpu_runtime": restarted(out["hidden_auto_searched"]),
+        "hidden_auto_without_cpu_runtime_refused": refused(out["hidden_auto_none"])
+        and "ADAPT_CPU_RUNTIME" in out["hidden_auto_none"]["stderr"],
         "hidden_gpu_refused": refused(out["hidden_gpu"]),
-        "hidden_generate_refused": refused(out["hidden_generate"]),
+        "hidden_generate_on_cpu_said_once": r["rc"] == 0
+        and r["stderr"].count("Running on the CPU: ") == 1,
     }
     return out
 
