@@ -205,7 +205,7 @@ pub(crate) fn fit_memory(
         Ok(e) => {
             let full = estimate(lm, config, trainable, config.batch_size, seq_len, budget);
             let note = format!(
-                "batch size {} would need about {} MB, more than the {} MB available; passing {} \
+                "batch size {} would need about {} MiB, more than the {} MiB available; passing {} \
                  rows at a time and adding their gradients, so the batch stays {}",
                 config.batch_size,
                 full.total >> 20,
@@ -216,8 +216,8 @@ pub(crate) fn fit_memory(
             Ok((e, Some(note)))
         }
         Err(e) => Err(EngineError::InvalidRequest(format!(
-            "training needs about {} MB even with batch size 1 at {} tokens (weights {} MB, \
-             activations {} MB, logits {} MB) but about {} MB is available; lower \
+            "training needs about {} MiB even with batch size 1 at {} tokens (weights {} MiB, \
+             activations {} MiB, logits {} MiB) but about {} MiB is available; lower \
              max_seq_length, adapt fewer layers (num_layers), turn on grad_checkpoint, or use a \
              quantized model",
             e.total >> 20,

@@ -261,8 +261,8 @@ fn retry(
     match micro.shrink(step, reason, peak, budget) {
         Some(resize) => Ok(Attempt::Retry(resize)),
         None => Err(EngineError::InvalidRequest(format!(
-            "step {step} needs about {} MB even one row at a time, more than the memory budget \
-             of {} MB; lower max_seq_length, turn on grad_checkpoint, adapt fewer layers \
+            "step {step} needs about {} MiB even one row at a time, more than the memory budget \
+             of {} MiB; lower max_seq_length, turn on grad_checkpoint, adapt fewer layers \
              (num_layers), use a 4-bit base model, or raise memory_budget",
             peak >> 20,
             budget >> 20
