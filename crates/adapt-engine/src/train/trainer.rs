@@ -58,9 +58,6 @@ pub fn train<'a>(
             break;
         }
         let step = session.step()?;
-        for resize in session.take_resizes() {
-            on_event(&TrainEvent::BatchResized(resize));
-        }
         profiler.step(
             step.step,
             step.micro_batch_size,
@@ -77,6 +74,11 @@ pub fn train<'a>(
         if session.report_due() {
             let report = session.report(step.learning_rate, step.peak_memory)?;
             on_event(&TrainEvent::Report(report));
+        }
+        // After the step's report: a change made at this step applies from the next one (or
+        // says this step was taken again, smaller).
+        for resize in session.take_resizes() {
+            on_event(&TrainEvent::BatchResized(resize));
         }
         if session.evaluation_due() {
             let held = mlx_rs::memory::active_memory()? as u64;
