@@ -262,12 +262,26 @@ def parity():
             out[case.name] = {"error": f"{type(e).__name__}: {e}"[:1500]}
             continue
         span = max(max(r) for r in theirs) - min(min(r) for r in theirs)
-        d_full = max(abs(a - b) for ra, rb in zip(ours["logits"], theirs) for a, b in zip(ra, rb))
-        d_step = max(abs(a - b) for ra, rb in zip(ours["stepped"], theirs) for a, b in zip(ra, rb))
+        diff = lambda x, y: max(abs(a - b) for ra, rb in zip(x, y) for a, b in zip(ra, rb))
+        d_full = diff(ours["logits"], theirs)
+        d_step = diff(ours["stepped"], theirs)
+        # Which side parts from the stored reference (mlx-lm's logits on MLX's CPU backend):
+        # ours as stored, ours dense f32, and mlx-lm's here.
+        cpu = ref["logits"]
+        try:
+            dense = last_json(sh([LOGITS, case, ",".join(map(str, ids)), "--all", "--dense"]))
+            d_dense = diff(dense["logits"], cpu)
+        except Exception as e:  # noqa: BLE001 - a diagnosis only
+            d_dense = f"{type(e).__name__}: {e}"[:300]
         out[case.name] = {"dtype": ref["dtype"], "quantized": ref["quantized"],
                           "max_abs_diff": d_full, "max_abs_diff_stepped": d_step,
+                          "ours_vs_cpu_reference": diff(ours["logits"], cpu),
+                          "mlx_lm_here_vs_cpu_reference": diff(theirs, cpu),
+                          "ours_dense_vs_cpu_reference": d_dense,
                           "logit_range": span, "loaded_as": ours["loaded_as"]}
-        log(f"{case.name}: one pass {d_full:.2e}, stepped {d_step:.2e}, range {span:.2f}")
+        log(f"{case.name}: one pass {d_full:.2e}, stepped {d_step:.2e}, range {span:.2f}; "
+            f"against the CPU reference: ours {out[case.name]['ours_vs_cpu_reference']:.2e}, "
+            f"mlx-lm here {out[case.name]['mlx_lm_here_vs_cpu_reference']:.2e}")
     return out
 
 
