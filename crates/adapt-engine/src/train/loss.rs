@@ -89,17 +89,64 @@ pub(crate) fn evaluate(
     Ok(sum / toks.max(1.0))
 }
 
-/// Computes the loss, then the gradients one by one in the order the backward pass produces
-/// them: the last block's first (the MLP's before the attention's, by name), down to the first
-/// block's, then the parameters outside blocks. One evaluation of everything lets MLX schedule
-/// a block's gradients long after the block, keeping its activations (or, under gradient
+/// How a step's gradients are evaluated after its loss (`ADAPT_GRAD_EVAL`, a diagnostic for
+/// comparing them on a device; the default is [`GradEval::Block`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GradEval {
+    /// One gradient at a time, a host wait each.
+    Each,
+    /// One block's gradients at a time, a host wait each.
+    Block,
+    /// Each block's gradients queued in turn without waiting, then one wait for them all.
+    Queued,
+    /// All of them in one evaluation, in the order MLX chooses.
+    All,
+}
+
+impl GradEval {
+    pub(crate) fn from_env() -> GradEval {
+        match std::env::var("ADAPT_GRAD_EVAL").as_deref() {
+            Ok("each") => GradEval::Each,
+            Ok("queued") => GradEval::Queued,
+            Ok("all") => GradEval::All,
+            _ => GradEval::Block,
+        }
+    }
+}
+
+/// Computes the loss, then the gradients in the order the backward pass produces them: the
+/// last block's first (the MLP's before the attention's, by name), down to the first block's,
+/// then the parameters outside blocks. One evaluation of everything lets MLX schedule a
+/// block's gradients long after the block, keeping its activations (or, under gradient
 /// checkpointing, their recomputation) alive meanwhile: on MLX's CPU backend that took about a
-/// fifth more memory without checkpointing and undid most of checkpointing's saving.
+/// fifth more memory without checkpointing and undid most of checkpointing's saving. A block
+/// at a time keeps that order with one host wait per block, not one per gradient (which on a
+/// GPU leaves the device idle between small kernels).
 pub(crate) fn eval_in_backward_order(
     values: &[Array],
     grads: &mlx_rs::module::FlattenedModuleParam,
+    how: GradEval,
 ) -> Result<()> {
     mlx_rs::transforms::eval(values)?;
+    if how == GradEval::All {
+        mlx_rs::transforms::eval(grads.values())?;
+        return Ok(());
+    }
+    for group in backward_groups(grads, how == GradEval::Each) {
+        match how {
+            GradEval::Queued => mlx_rs::transforms::async_eval(group)?,
+            _ => mlx_rs::transforms::eval(group)?,
+        }
+    }
+    if how == GradEval::Queued {
+        mlx_rs::transforms::eval(grads.values())?;
+    }
+    Ok(())
+}
+
+/// The gradients grouped by block, last block first, the parameters outside blocks last
+/// (each gradient alone with `each`).
+fn backward_groups(grads: &mlx_rs::module::FlattenedModuleParam, each: bool) -> Vec<Vec<&Array>> {
     let block = |name: &str| -> Option<usize> {
         let rest = &name[name.find("layers.")? + "layers.".len()..];
         rest[..rest.find('.')?].parse().ok()
@@ -108,8 +155,48 @@ pub(crate) fn eval_in_backward_order(
         grads.iter().map(|(k, g)| (block(k), &**k, g)).collect();
     // `None` (outside blocks) sorts below every block, so it comes last.
     named.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
-    for (_, _, g) in named {
-        mlx_rs::transforms::eval([g])?;
+    let mut groups: Vec<(Option<usize>, Vec<&Array>)> = Vec::new();
+    for (b, _, g) in named {
+        match groups.last_mut() {
+            Some((last, group)) if !each && *last == b => group.push(g),
+            _ => groups.push((b, vec![g])),
+        }
     }
-    Ok(())
+    groups.into_iter().map(|(_, g)| g).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gradients_go_by_block_in_backward_order() {
+        let names = [
+            "model.embed_tokens.lora_a",
+            "model.layers.2.self_attn.q_proj.lora_a",
+            "model.layers.10.mlp.down_proj.lora_b",
+            "model.layers.2.mlp.up_proj.lora_a",
+            "model.layers.10.self_attn.v_proj.lora_a",
+        ];
+        let grads: mlx_rs::module::FlattenedModuleParam = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ((*n).into(), Array::from_f32(i as f32)))
+            .collect();
+        let ids = |groups: Vec<Vec<&Array>>| -> Vec<Vec<f32>> {
+            groups
+                .iter()
+                .map(|g| g.iter().map(|a| a.item_cast::<f32>()).collect())
+                .collect()
+        };
+        // Block 10 (the MLP's before the attention's), then block 2, then the rest.
+        assert_eq!(
+            ids(backward_groups(&grads, false)),
+            vec![vec![2.0, 4.0], vec![3.0, 1.0], vec![0.0]]
+        );
+        assert_eq!(
+            ids(backward_groups(&grads, true)),
+            vec![vec![2.0], vec![4.0], vec![3.0], vec![1.0], vec![0.0]]
+        );
+    }
 }

@@ -15,7 +15,7 @@ use mlx_rs::error::Exception;
 use mlx_rs::module::FlattenedModuleParam;
 use mlx_rs::Array;
 
-use super::loss::{batch_arrays, eval_in_backward_order, masked_loss};
+use super::loss::{batch_arrays, eval_in_backward_order, masked_loss, GradEval};
 use super::resize::{BatchResize, ResizeReason};
 use crate::error::{EngineError, Result};
 use crate::models::decoder::Decoder;
@@ -182,6 +182,7 @@ fn gradients(
     let mut grads: Option<FlattenedModuleParam> = None;
     let (mut loss_sum, mut tokens, mut peak) = (0.0f64, 0u64, 0u64);
     let parts = micro.parts();
+    let how = GradEval::from_env();
     for (b, batch) in batches.iter().enumerate() {
         let total = batch.trained_tokens();
         let weight = weights.get(b).copied().unwrap_or(1.0);
@@ -189,7 +190,7 @@ fn gradients(
             let (x, y, m) = batch_arrays(&part)?;
             let pass = value_and_grad(net, (&x, &y, &m)).map_err(EngineError::from);
             let pass = pass.and_then(|(values, g)| {
-                eval_in_backward_order(&values, &g)?;
+                eval_in_backward_order(&values, &g, how)?;
                 Ok((values, g))
             });
             let (values, g) = match pass {
