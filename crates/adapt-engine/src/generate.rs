@@ -426,7 +426,9 @@ fn is_plain_greedy(p: &SamplingParams) -> bool {
 
 /// Greedy decoding with the next step queued before the current token is read: while the host
 /// turns token `n` into text, the device already computes step `n + 1` from it (a step that is
-/// rolled back if generation ends at `n`). `None`: the budget ran out.
+/// rolled back if generation ends at `n`). The first token is read before step two is queued,
+/// so the time to first token does not also wait for building and submitting that step.
+/// `None`: the budget ran out.
 fn decode_greedy(
     model: &Model,
     cache: &mut SequenceCache,
@@ -435,24 +437,20 @@ fn decode_greedy(
     out: &mut Emitter,
     trace: &mut Trace,
 ) -> Result<Option<StopReason>> {
-    let pick = |logits: &Array| argmax_axis(logits, -1, None);
-    let mut pending = pick(&logits)?;
-    mlx_rs::transforms::async_eval([&pending])?;
+    let first = argmax_axis(&logits, -1, None)?;
+    let token = trace.time(|t| &mut t.wait, || first.item_exact::<u32>());
+    if let Some(reason) = out.accept(token, None)? {
+        return Ok(Some(reason));
+    }
+    if out.tokens.len() >= budget {
+        return Ok(None);
+    }
+    let mut pending = queue_step(model, cache, &first, trace)?;
+    cache.tokens.push(token);
     while out.tokens.len() < budget {
         let feed = out.tokens.len() + 1 < budget;
         let next = if feed {
-            let next = trace.time(
-                |t| &mut t.build,
-                || -> Result<Array> {
-                    let ids = pending.reshape(&[1, 1])?;
-                    Ok(pick(&model.forward_last(&ids, &mut cache.layers)?)?)
-                },
-            )?;
-            trace.time(
-                |t| &mut t.submit,
-                || mlx_rs::transforms::async_eval([&next]),
-            )?;
-            Some(next)
+            Some(queue_step(model, cache, &pending, trace)?)
         } else {
             None
         };
@@ -479,6 +477,32 @@ fn decode_greedy(
         }
     }
     Ok(None)
+}
+
+/// Builds the decode step that feeds `token` (a `[1]` array on the device, not yet read) and
+/// queues it without waiting; returns its greedy token.
+fn queue_step(
+    model: &Model,
+    cache: &mut SequenceCache,
+    token: &Array,
+    trace: &mut Trace,
+) -> Result<Array> {
+    let next = trace.time(
+        |t| &mut t.build,
+        || -> Result<Array> {
+            let ids = token.reshape(&[1, 1])?;
+            Ok(argmax_axis(
+                &model.forward_last(&ids, &mut cache.layers)?,
+                -1,
+                None,
+            )?)
+        },
+    )?;
+    trace.time(
+        |t| &mut t.submit,
+        || mlx_rs::transforms::async_eval([&next]),
+    )?;
+    Ok(next)
 }
 
 /// Decoding with any sampling settings, on the host: logits row → sampler → token.
