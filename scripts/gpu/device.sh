@@ -49,7 +49,10 @@ run)
             tar -C "$WORK" -xf "$WORK/smollm2.tar" && mv "$WORK/smollm2-mlx" "$WORK/smollm2"
         fi
         cp -r tokenizer "$WORK/tokenizer"
-        for bin in adapt logits; do xz -dc "$bin.xz" > "$WORK/$bin"; chmod +x "$WORK/$bin"; done
+        for bin in adapt logits adapt-baseline; do
+            [ -f "$bin.xz" ] || continue
+            xz -dc "$bin.xz" > "$WORK/$bin"; chmod +x "$WORK/$bin"
+        done
         touch "$WORK/installed"
     fi
     cd "$ROOT"

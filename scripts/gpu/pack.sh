@@ -5,15 +5,27 @@
 # runtime pins), its CPU runtime wheel (`mlx-cpu`, what `auto` starts again on when the GPU
 # cannot be used) and the reference's wheels (`mlx`, `mlx-lm`) for the device's Python 3.12, and
 # SmolLM2 converted to an MLX folder (for the greedy check), split into parts.
-#   scripts/gpu/pack.sh [--no-smollm2]   → .gpu/1 … .gpu/N, and .gpu/MANIFEST (sha256 of every
-#                                          part); without SmolLM2 (no greedy check on it) the
-#                                          parts fit two calls instead of four
+#   scripts/gpu/pack.sh [--no-smollm2] [--baseline ADAPT_XZ]
+#       → .gpu/1 … .gpu/N, and .gpu/MANIFEST (sha256 of every part); without SmolLM2 (no greedy
+#       check on it) the parts fit three calls instead of four. `--baseline` adds another build's
+#       `adapt` (an `adapt.xz` an earlier pack made) as `adapt-baseline.xz`, for the suite's
+#       `versus` stage: the same benchmarks on both builds in one lease (a change's before and
+#       after).
 # Then run each part's call and the suite as docs/gpu.md says.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OUT=$ROOT/.gpu
 CACHE=${ADAPT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/adapt}
 PART=48M
+smollm2=yes baseline=
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --no-smollm2) smollm2=no ;;
+    --baseline) baseline=$(realpath "$2"); shift ;;
+    *) echo "pack: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
 "$ROOT/scripts/setup.sh" >&2
 cd "$ROOT"
 version=$(sed -n 's/.*mlx-runtime\/mlx-\([0-9.]*\)-sys.*/\1/p' .cargo/mlx-linux.toml | head -n1)
@@ -29,6 +41,8 @@ for bin in "$target/release/adapt" "$target/release/examples/logits"; do
     xz -6 -T0 "$stage/$(basename "$bin")"
 done
 
+[ -z "$baseline" ] || cp "$baseline" "$stage/adapt-baseline.xz"
+
 # The tokenizer files (and, for the greedy check, the whole model) of the bundled SmolLM2.
 smol=$CACHE/gpu/smollm2-mlx
 if [ ! -f "$smol/config.json" ]; then
@@ -37,7 +51,7 @@ if [ ! -f "$smol/config.json" ]; then
 fi
 mkdir -p "$stage/tokenizer"
 cp "$smol/tokenizer.json" "$smol/tokenizer_config.json" "$stage/tokenizer/"
-[ "${1:-}" = --no-smollm2 ] || tar -C "$(dirname "$smol")" -cf "$stage/smollm2.tar" "$(basename "$smol")"
+[ "$smollm2" = no ] || tar -C "$(dirname "$smol")" -cf "$stage/smollm2.tar" "$(basename "$smol")"
 
 wheels=$CACHE/gpu/wheels-$version
 if [ ! -f "$wheels/complete" ] || ! ls "$wheels"/mlx_cpu-*.whl >/dev/null 2>&1; then

@@ -5,8 +5,8 @@ and `adapt` / `logits` (our binaries) in $ADAPT_GPU_WORK. Every stage writes wha
 into $OUT/results.json as soon as it ends, so a lease cut short still reports; a stage that
 fails records its error and the suite goes on.
 
-Stages (`suite.py STAGE…`, default all): doctor, fallback, bandwidth, models, parity, greedy,
-decode, chat, train, precision.
+Stages (`suite.py STAGE…`, default all): doctor, bandwidth, models, fallback, decode, chat,
+train, precision, bench_train, trace, parity, greedy, grad_eval, chat_jit, versus.
 """
 
 import json
@@ -463,8 +463,115 @@ def trace():
     return out
 
 
+@stage("grad_eval")
+def grad_eval():
+    """How a step's gradients are evaluated (`ADAPT_GRAD_EVAL`: each gradient with its own
+    wait, a block at a time, each block queued without waiting, all at once), by `adapt bench
+    train` on the 1B shape — LoRA on the bf16 base and QLoRA on its 4-bit copy, batch 1 and 4
+    — in alternating rounds, with mlx-lm's `lora` beside the first round. Needs `models`."""
+    data = WORK / "bench-train-data"
+    data.mkdir(exist_ok=True)
+    lines = [l for l in (ROOT / "examples/blue-lantern.jsonl").read_text().splitlines() if l.strip()]
+    (data / "train.jsonl").write_text("\n".join(lines) + "\n")
+    (data / "valid.jsonl").write_text("\n".join(lines[:4]) + "\n")
+    out = {}
+    rounds = [("each", False), ("block", False), ("queued", False), ("all", False),
+              ("each", False), ("block", True)]
+    for i, (how, reference) in enumerate(rounds):
+        extra = ["--reference", "--reference-python", PY] if reference else []
+        found = last_json(sh([ADAPT, "bench", "train", "--model", model_dir("1b", "bf16"),
+                              "--data", data, "--methods", "lora,qlora", "--batch-sizes", "1,4",
+                              "--steps", 5, "--json", *extra], timeout=900,
+                             env={"ADAPT_GRAD_EVAL": how}))
+        out[f"{i}-{how}"] = [{k: r.get(k) for k in ("method", "batch_size", "tokens_per_second",
+                                                     "steps_per_second", "peak_memory",
+                                                     "first_loss", "last_loss", "reference")}
+                             for r in found["rows"]]
+        results["grad_eval"] = out
+        save()
+    return out
+
+
+@stage("chat_jit")
+def chat_jit():
+    """The warm chat turn on the 8B 4-bit shape with each side's own, first empty, store of
+    compiled kernels (`MLX_PTX_CACHE_DIR`): mlx-lm's (`probe.py chat`, two passes in one
+    process) and ours (`adapt bench --chat-history 4000`, a warm-up pass and three measured
+    ones in one process, `ADAPT_TRACE=1`), each twice, and which kernels each compiled."""
+    import shutil
+    path = model_dir("8b", "q4")
+    out = {}
+    for side in ("mlx_lm", "adapt"):
+        ptx = WORK / f"ptx-{side}"
+        shutil.rmtree(ptx, ignore_errors=True)
+        ptx.mkdir(parents=True)
+        runs = []
+        for run in range(2):
+            env = {"MLX_PTX_CACHE_DIR": str(ptx)}
+            started = time.time()
+            if side == "mlx_lm":
+                found = last_json(sh([PY, ROOT / "scripts/gpu/probe.py", "chat", path, 4000],
+                                     env=env))
+                trace_lines = []
+            else:
+                stdout, stderr = sh([ADAPT, "bench", "--model", path, "--chat-history", 4000,
+                                     "--runs", 3, "--json"], env={**env, "ADAPT_TRACE": "1"},
+                                    stderr=True)
+                found = last_json(stdout)
+                trace_lines = [l for l in stderr.splitlines() if l.startswith("trace: prefill")]
+            files = sorted(f.name for f in ptx.rglob("*") if f.is_file())
+            runs.append({"seconds": time.time() - started, "result": found,
+                         "trace": trace_lines, "ptx_files": files})
+            out[side] = runs
+            results["chat_jit"] = out
+            save()
+    return out
+
+
+@stage("versus")
+def versus():
+    """A change's before and after in one lease: the same benchmarks on `adapt-baseline` (the
+    build `pack.sh --baseline` packed beside ours) and on `adapt`, alternating, with mlx-lm's
+    beside them — prefill, decode, time to first token (512-token prompt, 128 generated) on
+    the 1B bf16 and 8B 4-bit shapes, then the chat cache at 4,000 tokens on the 8B 4-bit one.
+    Needs `models` (ADAPT_GPU_SHAPES=1b-bf16,8b-q4 is enough)."""
+    base = WORK / "adapt-baseline"
+    if not base.exists():
+        raise RuntimeError("no adapt-baseline: pack with scripts/gpu/pack.sh --baseline FILE")
+    out = {}
+    keep = ("prompt_tokens_per_second", "decode_tokens_per_second", "ttft_seconds",
+            "time_to_first_token", "peak_memory")
+    for key in ("1b-bf16", "8b-q4"):
+        path = model_dir(*key.split("-"))
+        rows = []
+        for round_ in range(2):
+            for side, cmd in (("baseline", [base, "bench"]), ("adapt", [ADAPT, "bench"]),
+                              ("mlx_lm", [PY, ROOT / "scripts/bench_reference.py"])):
+                if side == "mlx_lm":
+                    found = last_json(sh([*cmd, path, PROMPT, GENERATE, RUNS]))
+                else:
+                    found = last_json(sh([*cmd, "--model", path, "--prompt-tokens", PROMPT,
+                                          "--generate-tokens", GENERATE, "--runs", RUNS,
+                                          "--json"]))
+                rows.append({"round": round_, "side": side, **{k: found.get(k) for k in keep}})
+                out[key] = rows
+                results["versus"] = out
+                save()
+    path = model_dir("8b", "q4")
+    rows = []
+    for round_ in range(2):
+        for side, binary in (("baseline", base), ("adapt", ADAPT)):
+            found = last_json(sh([binary, "bench", "--model", path, "--chat-history", 4000,
+                                  "--runs", 3, "--json"]))
+            rows.append({"round": round_, "side": side, **found})
+            out["chat"] = rows
+            results["versus"] = out
+            save()
+    return out
+
+
 STAGES = [doctor, bandwidth, models, fallback, decode, chat, train, precision, bench_train,
-          trace, parity, greedy]
+          trace, parity, greedy, grad_eval, chat_jit, versus]
 
 if __name__ == "__main__":
     wanted = sys.argv[1:] or [s.stage for s in STAGES]
