@@ -312,7 +312,7 @@ mod tests {
     /// Every code a crate of the workspace gives in its `code()` has a variant.
     #[test]
     fn every_library_code_is_listed() {
-        let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let crates = adapt_testsupport::manifest_dir().join("..");
         let mut missing = Vec::new();
         let mut seen = 0;
         for krate in std::fs::read_dir(&crates).unwrap().flatten() {

@@ -281,8 +281,7 @@ mod tests {
 
     #[test]
     fn the_example_set_reads() {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/topics/conversations.jsonl");
+        let path = adapt_testsupport::repo_root().join("examples/topics/conversations.jsonl");
         let set = read_set(&path).unwrap();
         assert!(set.len() >= 20);
         for c in &set {
