@@ -11,6 +11,7 @@ train, precision, bench_train, trace, parity, greedy, grad_eval, chat_jit, versu
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -421,16 +422,23 @@ def precision():
     return out
 
 
-@stage("bench_train")
-def bench_train():
-    """`adapt bench train` on the 1B shape: LoRA and DoRA on the bf16 base, QLoRA on its 4-bit
-    copy, at batch 1 and 4 (a warm-up and 5 measured steps each), with mlx-lm's `lora` on the
-    same settings beside each (`--reference`). Needs the `models` stage's folders."""
+def bench_train_data():
+    """The example set as a folder for `adapt bench train`: every example to train on, the
+    first four to validate on."""
     data = WORK / "bench-train-data"
     data.mkdir(exist_ok=True)
     lines = [l for l in (ROOT / "examples/blue-lantern.jsonl").read_text().splitlines() if l.strip()]
     (data / "train.jsonl").write_text("\n".join(lines) + "\n")
     (data / "valid.jsonl").write_text("\n".join(lines[:4]) + "\n")
+    return data
+
+
+@stage("bench_train")
+def bench_train():
+    """`adapt bench train` on the 1B shape: LoRA and DoRA on the bf16 base, QLoRA on its 4-bit
+    copy, at batch 1 and 4 (a warm-up and 5 measured steps each), with mlx-lm's `lora` on the
+    same settings beside each (`--reference`). Needs the `models` stage's folders."""
+    data = bench_train_data()
     return last_json(sh([ADAPT, "bench", "train", "--model", model_dir("1b", "bf16"), "--data",
                          data, "--batch-sizes", "1,4", "--steps", 5, "--reference",
                          "--reference-python", PY, "--json"], timeout=1500))
@@ -469,11 +477,7 @@ def grad_eval():
     wait, a block at a time, each block queued without waiting, all at once), by `adapt bench
     train` on the 1B shape — LoRA on the bf16 base and QLoRA on its 4-bit copy, batch 1 and 4
     — in alternating rounds, with mlx-lm's `lora` beside the first round. Needs `models`."""
-    data = WORK / "bench-train-data"
-    data.mkdir(exist_ok=True)
-    lines = [l for l in (ROOT / "examples/blue-lantern.jsonl").read_text().splitlines() if l.strip()]
-    (data / "train.jsonl").write_text("\n".join(lines) + "\n")
-    (data / "valid.jsonl").write_text("\n".join(lines[:4]) + "\n")
+    data = bench_train_data()
     out = {}
     rounds = [("each", False), ("block", False), ("queued", False), ("all", False),
               ("each", False), ("block", True)]
@@ -498,7 +502,6 @@ def chat_jit():
     compiled kernels (`MLX_PTX_CACHE_DIR`): mlx-lm's (`probe.py chat`, two passes in one
     process) and ours (`adapt bench --chat-history 4000`, a warm-up pass and three measured
     ones in one process, `ADAPT_TRACE=1`), each twice, and which kernels each compiled."""
-    import shutil
     path = model_dir("8b", "q4")
     out = {}
     for side in ("mlx_lm", "adapt"):
@@ -539,20 +542,18 @@ def versus():
     if not base.exists():
         raise RuntimeError("no adapt-baseline: pack with scripts/gpu/pack.sh --baseline FILE")
     out = {}
-    keep = ("prompt_tokens_per_second", "decode_tokens_per_second", "ttft_seconds",
-            "time_to_first_token", "peak_memory")
+    keep = ("prompt_tokens_per_second", "decode_tokens_per_second", "time_to_first_token",
+            "peak_memory")
     for key in ("1b-bf16", "8b-q4"):
         path = model_dir(*key.split("-"))
+        ours = ["bench", "--model", path, "--prompt-tokens", PROMPT, "--generate-tokens",
+                GENERATE, "--runs", RUNS, "--json"]
         rows = []
         for round_ in range(2):
-            for side, cmd in (("baseline", [base, "bench"]), ("adapt", [ADAPT, "bench"]),
-                              ("mlx_lm", [PY, ROOT / "scripts/bench_reference.py"])):
-                if side == "mlx_lm":
-                    found = last_json(sh([*cmd, path, PROMPT, GENERATE, RUNS]))
-                else:
-                    found = last_json(sh([*cmd, "--model", path, "--prompt-tokens", PROMPT,
-                                          "--generate-tokens", GENERATE, "--runs", RUNS,
-                                          "--json"]))
+            for side, cmd in (("baseline", [base, *ours]), ("adapt", [ADAPT, *ours]),
+                              ("mlx_lm", [PY, ROOT / "scripts/bench_reference.py", path, PROMPT,
+                                          GENERATE, RUNS])):
+                found = last_json(sh(cmd))
                 rows.append({"round": round_, "side": side, **{k: found.get(k) for k in keep}})
                 out[key] = rows
                 results["versus"] = out
