@@ -89,10 +89,12 @@ pub(crate) fn evaluate(
     Ok(sum / toks.max(1.0))
 }
 
-/// How a step's gradients are evaluated after its loss (`ADAPT_GRAD_EVAL`; the default is
-/// [`GradEval::Each`]). A block at a time trained 1.15–1.3× faster on an H200, but without
-/// gradient checkpointing its peak was 9–12 % over one by one's on the CPU (tests/memory.rs),
-/// past the memory estimate's bound; it stays a choice until the estimate accounts for it.
+/// How a step's gradients are evaluated after its loss (`ADAPT_GRAD_EVAL`, a diagnostic; the
+/// default is [`GradEval::Queued`]). On an H200, a block at a time trained 1.15–1.4× faster
+/// than one by one, and queuing the blocks without waiting 1.0–1.5× faster again; without
+/// gradient checkpointing both peak about one block's activations over one by one (9–12 % on
+/// the CPU over tests/memory.rs's shapes), which the memory estimate counts. The estimate
+/// assumes a block's order: one by one stays under it, all at once may not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum GradEval {
     /// One gradient at a time, a host wait each.
@@ -108,10 +110,10 @@ pub(crate) enum GradEval {
 impl GradEval {
     pub(crate) fn from_env() -> GradEval {
         match std::env::var("ADAPT_GRAD_EVAL").as_deref() {
+            Ok("each") => GradEval::Each,
             Ok("block") => GradEval::Block,
-            Ok("queued") => GradEval::Queued,
             Ok("all") => GradEval::All,
-            _ => GradEval::Each,
+            _ => GradEval::Queued,
         }
     }
 }
@@ -123,7 +125,9 @@ impl GradEval {
 /// checkpointing, their recomputation) alive meanwhile: on MLX's CPU backend that took about a
 /// fifth more memory without checkpointing and undid most of checkpointing's saving. One by
 /// one costs a host wait per gradient, which on a GPU leaves the device idle between small
-/// kernels; a block at a time keeps the order with one wait per block.
+/// kernels; a block at a time keeps the order with one wait per block, and queuing each
+/// block's in turn keeps it with one wait in all (the host queues the next block's work while
+/// the device runs the last's).
 pub(crate) fn eval_in_backward_order(
     values: &[Array],
     grads: &mlx_rs::module::FlattenedModuleParam,

@@ -76,7 +76,9 @@ pub fn estimate(
             + tokens * (13 * hidden + 7 * inter) * dtype_bytes
             + scores
     } else {
-        layers * (tokens * per_token_layer + scores)
+        // Every adapted block's, and while a block's gradients are evaluated together (the
+        // default, `loss::GradEval::Queued`) about one block's more for its backward pass.
+        (layers + 1) * (tokens * per_token_layer + scores)
     };
     // Logits in f32 and their gradient.
     let logits = tokens * a.vocab_size as u64 * 4 * 2;
