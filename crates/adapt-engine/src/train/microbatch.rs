@@ -10,6 +10,8 @@
 //! [`BatchResize`], told as an event and kept in the run's state so a resume starts where the
 //! run was.
 
+use std::time::Instant;
+
 use adapt_data::Batch;
 use mlx_rs::error::Exception;
 use mlx_rs::module::FlattenedModuleParam;
@@ -44,6 +46,10 @@ pub(crate) struct Accumulated {
     /// The highest peak any micro-batch measured, and the memory held before the step.
     pub peak: u64,
     pub base: u64,
+    /// Seconds spent building the passes' graphs (forward and backward) on the host, and
+    /// running them.
+    pub build_seconds: f64,
+    pub run_seconds: f64,
 }
 
 /// How an attempt at a step's gradients ended.
@@ -181,6 +187,7 @@ fn gradients(
         });
     let mut grads: Option<FlattenedModuleParam> = None;
     let (mut loss_sum, mut tokens, mut peak) = (0.0f64, 0u64, 0u64);
+    let (mut build_seconds, mut run_seconds) = (0.0, 0.0);
     let parts = micro.parts();
     let how = GradEval::from_env();
     for (b, batch) in batches.iter().enumerate() {
@@ -188,9 +195,13 @@ fn gradients(
         let weight = weights.get(b).copied().unwrap_or(1.0);
         for part in batch.split_rows(parts) {
             let (x, y, m) = batch_arrays(&part)?;
+            let building = Instant::now();
             let pass = value_and_grad(net, (&x, &y, &m)).map_err(EngineError::from);
+            build_seconds += building.elapsed().as_secs_f64();
             let pass = pass.and_then(|(values, g)| {
+                let running = Instant::now();
                 eval_in_backward_order(&values, &g, how)?;
+                run_seconds += running.elapsed().as_secs_f64();
                 Ok((values, g))
             });
             let (values, g) = match pass {
@@ -241,6 +252,8 @@ fn gradients(
         tokens,
         peak,
         base,
+        build_seconds,
+        run_seconds,
     }))
 }
 

@@ -109,6 +109,9 @@ pub struct Session<'a> {
     micro: MicroBatch,
     resized: Vec<BatchResize>,
     prefetch: Prefetch,
+    /// `ADAPT_TRACE=1`: each step's time on the host (building graphs) and running them, to
+    /// standard error (a diagnostic for the GPU work).
+    trace: bool,
 }
 
 impl<'a> Session<'a> {
@@ -228,6 +231,7 @@ impl<'a> Session<'a> {
             micro,
             resized: Vec::new(),
             prefetch: Prefetch::new(config.prefetch),
+            trace: std::env::var("ADAPT_TRACE").as_deref() == Ok("1"),
         })
     }
 
@@ -283,7 +287,9 @@ impl<'a> Session<'a> {
         let micro_batch_size = self.micro.rows();
         let (loss, tokens) = (acc.loss, acc.tokens);
         let grads = self.clipped(acc.grads)?;
+        let updating = Instant::now();
         self.opt.update(self.lm.net_mut(), &grads)?;
+        let update_build = updating.elapsed().as_secs_f64();
         let trainable: Vec<Array> = self
             .lm
             .net()
@@ -293,7 +299,19 @@ impl<'a> Session<'a> {
             .map(|a| (*a).clone())
             .collect();
         let opt_state = self.opt.state()?;
+        let running = Instant::now();
         mlx_rs::transforms::eval(trainable.iter().chain(opt_state.iter().map(|(_, a)| a)))?;
+        if self.trace {
+            eprintln!(
+                "trace: step {}: gradients build {:.2} ms, run {:.2} ms; update build {:.2} ms, \
+                 run {:.2} ms",
+                self.state.step + 1,
+                acc.build_seconds * 1e3,
+                acc.run_seconds * 1e3,
+                update_build * 1e3,
+                running.elapsed().as_secs_f64() * 1e3
+            );
+        }
         if !loss.is_finite() {
             return Err(EngineError::InvalidRequest(format!(
                 "the training loss became {loss} at step {}; lower learning_rate or set \
