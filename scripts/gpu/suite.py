@@ -6,7 +6,8 @@ into $OUT/results.json as soon as it ends, so a lease cut short still reports; a
 fails records its error and the suite goes on.
 
 Stages (`suite.py STAGE…`, default all): doctor, bandwidth, models, fallback, decode, chat,
-train, precision, bench_train, trace, parity, greedy, grad_eval, chat_jit, versus.
+train, precision, bench_train, trace, parity, greedy, grad_eval, chat_jit, versus,
+train_versus.
 """
 
 import json
@@ -433,6 +434,13 @@ def bench_train_data():
     return data
 
 
+def train_rows(found):
+    """The figures of `adapt bench train --json`'s rows that the training stages keep."""
+    return [{k: r.get(k) for k in ("method", "batch_size", "tokens_per_second",
+                                   "steps_per_second", "peak_memory", "first_loss", "last_loss",
+                                   "reference")} for r in found["rows"]]
+
+
 @stage("bench_train")
 def bench_train():
     """`adapt bench train` on the 1B shape: LoRA and DoRA on the bf16 base, QLoRA on its 4-bit
@@ -487,10 +495,7 @@ def grad_eval():
                               "--data", data, "--methods", "lora,qlora", "--batch-sizes", "1,4",
                               "--steps", 5, "--json", *extra], timeout=900,
                              env={"ADAPT_GRAD_EVAL": how}))
-        out[f"{i}-{how}"] = [{k: r.get(k) for k in ("method", "batch_size", "tokens_per_second",
-                                                     "steps_per_second", "peak_memory",
-                                                     "first_loss", "last_loss", "reference")}
-                             for r in found["rows"]]
+        out[f"{i}-{how}"] = train_rows(found)
         results["grad_eval"] = out
         save()
     return out
@@ -571,8 +576,44 @@ def versus():
     return out
 
 
+@stage("train_versus")
+def train_versus():
+    """A training change's before and after in one lease: `adapt bench train` on the 1B shape
+    (LoRA on the bf16 base, QLoRA on its 4-bit copy, batch 1 and 4, 2 warm-up and 15 measured
+    steps) by `adapt-baseline` and by `adapt`, alternating, `adapt` once more with
+    `ADAPT_GRAD_EVAL=each` and once with `block` (how the gradients are evaluated), mlx-lm's
+    `lora` beside the last round; then one traced LoRA run (`ADAPT_TRACE=1`: each step's time
+    building graphs on the host and running them).
+    Needs `models` and `pack.sh --baseline`."""
+    base = WORK / "adapt-baseline"
+    if not base.exists():
+        raise RuntimeError("no adapt-baseline: pack with scripts/gpu/pack.sh --baseline FILE")
+    data = bench_train_data()
+    args = ["bench", "train", "--model", model_dir("1b", "bf16"), "--data", data, "--methods",
+            "lora,qlora", "--batch-sizes", "1,4", "--warmup", 2, "--steps", 15, "--json"]
+    rounds = [("baseline", base, None), ("adapt", ADAPT, None), ("adapt-each", ADAPT, "each"),
+              ("baseline", base, None), ("adapt", ADAPT, None), ("adapt-block", ADAPT, "block"),
+              ("baseline", base, None), ("adapt", ADAPT, None)]
+    out = {}
+    for i, (side, binary, how) in enumerate(rounds):
+        last = i == len(rounds) - 1
+        extra = ["--reference", "--reference-python", PY] if last else []
+        found = last_json(sh([binary, *args, *extra], timeout=900,
+                             env={"ADAPT_GRAD_EVAL": how} if how else None))
+        out[f"{i}-{side}"] = train_rows(found)
+        results["train_versus"] = out
+        save()
+    found, text = sh([ADAPT, "bench", "train", "--model", model_dir("1b", "bf16"), "--data",
+                      data, "--methods", "lora", "--batch-sizes", "1,4", "--warmup", 2,
+                      "--steps", 15, "--json"], env={"ADAPT_TRACE": "1"}, stderr=True)
+    out["trace"] = {"rows": [{k: r.get(k) for k in ("batch_size", "steps_per_second")}
+                             for r in last_json(found)["rows"]],
+                    "lines": [l for l in text.splitlines() if l.startswith("trace:")]}
+    return out
+
+
 STAGES = [doctor, bandwidth, models, fallback, decode, chat, train, precision, bench_train,
-          trace, parity, greedy, grad_eval, chat_jit, versus]
+          trace, parity, greedy, grad_eval, chat_jit, versus, train_versus]
 
 if __name__ == "__main__":
     wanted = sys.argv[1:] or [s.stage for s in STAGES]
