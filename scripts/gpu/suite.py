@@ -536,6 +536,15 @@ def chat_jit():
     return out
 
 
+def baseline():
+    """The earlier build `pack.sh --baseline` packed beside ours, for the before-and-after
+    stages."""
+    base = WORK / "adapt-baseline"
+    if not base.exists():
+        raise RuntimeError("no adapt-baseline: pack with scripts/gpu/pack.sh --baseline FILE")
+    return base
+
+
 @stage("versus")
 def versus():
     """A change's before and after in one lease: the same benchmarks on `adapt-baseline` (the
@@ -543,9 +552,7 @@ def versus():
     beside them — prefill, decode, time to first token (512-token prompt, 128 generated) on
     the 1B bf16 and 8B 4-bit shapes, then the chat cache at 4,000 tokens on the 8B 4-bit one.
     Needs `models` (ADAPT_GPU_SHAPES=1b-bf16,8b-q4 is enough)."""
-    base = WORK / "adapt-baseline"
-    if not base.exists():
-        raise RuntimeError("no adapt-baseline: pack with scripts/gpu/pack.sh --baseline FILE")
+    base = baseline()
     out = {}
     keep = ("prompt_tokens_per_second", "decode_tokens_per_second", "time_to_first_token",
             "peak_memory")
@@ -585,9 +592,7 @@ def train_versus():
     `lora` beside the last round; then one traced LoRA run (`ADAPT_TRACE=1`: each step's time
     building graphs on the host and running them).
     Needs `models` and `pack.sh --baseline`."""
-    base = WORK / "adapt-baseline"
-    if not base.exists():
-        raise RuntimeError("no adapt-baseline: pack with scripts/gpu/pack.sh --baseline FILE")
+    base = baseline()
     data = bench_train_data()
     args = ["bench", "train", "--model", model_dir("1b", "bf16"), "--data", data, "--methods",
             "lora,qlora", "--batch-sizes", "1,4", "--warmup", 2, "--steps", 15, "--json"]
