@@ -1,10 +1,14 @@
 //! The loss: masked cross-entropy over the trained tokens of a batch, and the validation loss
 //! over a split.
 
+use std::rc::Rc;
+
 use adapt_data::{Batch, Batcher, Position};
 use mlx_rs::error::Exception;
+use mlx_rs::module::ModuleParameters;
 use mlx_rs::{Array, Dtype};
 
+use super::config::TrainConfig;
 use super::data_parallel::{local_part, reduce_pair};
 use crate::cache::KvCache;
 use crate::distributed::Group;
@@ -87,6 +91,106 @@ pub(crate) fn evaluate(
         (sum, toks) = reduce_pair(g, sum, toks)?;
     }
     Ok(sum / toks.max(1.0))
+}
+
+/// A pass's loss and gradients: `(values, gradients)` as `mlx_rs::nn::value_and_grad` gives
+/// them (values: the mean loss and the trained-token count).
+pub(crate) type Pass = (Vec<Array>, mlx_rs::module::FlattenedModuleParam);
+
+/// `[inputs, targets, mask, trained parameters…, frozen parameters…]` → `[loss, count,
+/// gradients of the trained parameters…]`.
+type PassFn = dyn FnMut(&[Array]) -> std::result::Result<Vec<Array>, Exception>;
+
+/// The forward and backward pass as one compiled function, used for every run without
+/// dropout or gradient checkpointing (`ADAPT_COMPILE_STEP=0` switches it off, a diagnostic):
+/// MLX traces it once per input shape and afterwards replays the traced graph with its
+/// elementwise chains fused, instead of the host building every operation of every pass anew.
+/// On an H200 that halved the host's time per pass and cut the device's by up to a fifth
+/// (docs/gpu.md, the sixth lease). It runs on its own copy of the model (sharing its arrays).
+/// Every parameter goes in as an input — the trained ones as they are at each step, the frozen
+/// ones as they were when it was made (they never change in a run) — so the trace holds
+/// tracers, never weights. Made after the run's settings are on the model (training mode),
+/// which the copy keeps. Not with dropout: the random state would be traced as a constant.
+/// Not with gradient checkpointing: compiled, the checkpointed blocks peaked at 54–56 % of the
+/// peak without checkpointing (tests/memory.rs, on the CPU), built anew at 34–48 %.
+pub(crate) struct CompiledPass {
+    call: Box<PassFn>,
+    /// The trained parameters' names, in the order of the inputs and gradients.
+    trained: Vec<Rc<str>>,
+    /// The frozen parameters, in the order of the inputs after the trained ones.
+    frozen: Vec<Array>,
+}
+
+impl CompiledPass {
+    /// The compiled pass for a run of `config` on `net` (its settings on it), or `None` where
+    /// the run builds each pass anew (dropout, gradient checkpointing, `ADAPT_COMPILE_STEP=0`).
+    pub(crate) fn for_run(net: &Decoder, config: &TrainConfig) -> Option<CompiledPass> {
+        (std::env::var("ADAPT_COMPILE_STEP").as_deref() != Ok("0")
+            && config.lora_parameters.dropout == 0.0
+            && !config.grad_checkpoint)
+            .then(|| CompiledPass::new(net))
+    }
+
+    fn new(net: &Decoder) -> CompiledPass {
+        let mut trained: Vec<Rc<str>> = net.trainable_parameters().flatten().into_keys().collect();
+        trained.sort();
+        let all = net.parameters().flatten();
+        let mut frozen_names: Vec<Rc<str>> = all
+            .keys()
+            .filter(|k| trained.binary_search(k).is_err())
+            .cloned()
+            .collect();
+        frozen_names.sort();
+        let frozen = frozen_names.iter().map(|k| all[k].clone()).collect();
+        let names: Vec<Rc<str>> = trained.iter().chain(&frozen_names).cloned().collect();
+        let (mut copy, n) = (net.clone(), trained.len());
+        let pass = move |args: &[Array]| -> std::result::Result<Vec<Array>, Exception> {
+            copy.update_flattened(
+                names
+                    .iter()
+                    .cloned()
+                    .zip(args[3..].iter().cloned())
+                    .collect(),
+            );
+            let mut vg = mlx_rs::nn::value_and_grad(
+                |net: &mut Decoder, (x, y, m): (&Array, &Array, &Array)| masked_loss(net, x, y, m),
+            );
+            let (mut out, mut grads) = vg(&mut copy, (&args[0], &args[1], &args[2]))?;
+            for k in &names[..n] {
+                out.push(grads.remove(k).ok_or_else(|| {
+                    Exception::custom(format!("no gradient for the trained parameter {k}"))
+                })?);
+            }
+            Ok(out)
+        };
+        let mut compiled = mlx_rs::transforms::compile::compile(pass, false);
+        CompiledPass {
+            call: Box::new(move |args: &[Array]| compiled(args)),
+            trained,
+            frozen,
+        }
+    }
+
+    /// The loss and gradients of `net`'s trained parameters for one micro-batch, as
+    /// `value_and_grad` would give them.
+    pub(crate) fn pass(
+        &mut self,
+        net: &Decoder,
+        (x, y, m): (&Array, &Array, &Array),
+    ) -> std::result::Result<Pass, Exception> {
+        let now = net.trainable_parameters().flatten();
+        let mut args = vec![x.clone(), y.clone(), m.clone()];
+        for k in &self.trained {
+            let p = now
+                .get(k)
+                .ok_or_else(|| Exception::custom(format!("the trained parameter {k} is gone")))?;
+            args.push((*p).clone());
+        }
+        args.extend(self.frozen.iter().cloned());
+        let mut out = (self.call)(&args)?;
+        let grads = out.split_off(2);
+        Ok((out, self.trained.iter().cloned().zip(grads).collect()))
+    }
 }
 
 /// How a step's gradients are evaluated after its loss (`ADAPT_GRAD_EVAL`, a diagnostic; the
@@ -174,6 +278,79 @@ fn backward_groups(grads: &mlx_rs::module::FlattenedModuleParam, each: bool) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::{attach, AdapterConfig};
+    use crate::testing::{random_model, tiny_llama_args, F32};
+
+    /// The compiled pass gives `value_and_grad`'s loss, count and gradients — on a dense and a
+    /// 4-bit base, on its first call (traced), on later ones (replayed with new adapter
+    /// values) and at a new input shape. With MLX's compilation switched off the same function
+    /// must give them bit for bit (its wiring: inputs, names, the model's copy); compiled,
+    /// fused float32 kernels round differently.
+    #[test]
+    fn the_compiled_pass_is_value_and_grad() {
+        for compiling in [false, true] {
+            if !compiling {
+                mlx_rs::transforms::compile::disable_compile();
+            }
+            for bits in [None, Some(4)] {
+                let case = format!("compiling {compiling}, bits {bits:?}");
+                compare_passes(bits, if compiling { 1e-2 } else { 0.0 }, &case);
+            }
+            mlx_rs::transforms::compile::enable_compile();
+        }
+    }
+
+    /// Three passes of both kinds; differences within `tolerance` of each array's largest
+    /// entry (a tenth of it for the loss).
+    fn compare_passes(bits: Option<i32>, tolerance: f32, case: &str) {
+        use mlx_rs::ops::indexing::IndexOp;
+        mlx_rs::random::seed(7).unwrap();
+        let mut lm = random_model(&tiny_llama_args(), 5, bits, F32).unwrap();
+        attach(&mut lm, &AdapterConfig::default(), 0).unwrap();
+        let mut compiled = CompiledPass::new(lm.net());
+        let mut uncompiled =
+            mlx_rs::nn::value_and_grad(|net: &mut Decoder, (x, y, m): (&Array, &Array, &Array)| {
+                masked_loss(net, x, y, m)
+            });
+        let largest = |a: &Array| a.abs().unwrap().max(None).unwrap().item_cast::<f32>();
+        for (round, width) in [(0, 12), (1, 12), (2, 20)] {
+            // New adapter values each round (the B matrices start at zero).
+            let moved: mlx_rs::module::FlattenedModuleParam = lm
+                .net()
+                .trainable_parameters()
+                .flatten()
+                .into_iter()
+                .map(|(k, p)| {
+                    let r = mlx_rs::random::normal::<f32>(p.shape(), None, None, None).unwrap();
+                    (
+                        k,
+                        p.add(r.multiply(Array::from_f32(0.05)).unwrap()).unwrap(),
+                    )
+                })
+                .collect();
+            lm.net_mut().update_flattened(moved);
+            let ids = mlx_rs::random::randint::<_, i32>(0, 256, &[2, width], None).unwrap();
+            let mask = mlx_rs::random::bernoulli(None, &[2, width], None).unwrap();
+            let mask = mask.as_dtype(Dtype::Float32).unwrap();
+            let x = ids.index((.., ..width - 1));
+            let (y, m) = (ids.index((.., 1..)), mask.index((.., 1..)));
+            let (want, want_grads) = uncompiled(lm.net_mut(), (&x, &y, &m)).unwrap();
+            let (got, got_grads) = compiled.pass(lm.net(), (&x, &y, &m)).unwrap();
+            let case = format!("{case}, round {round}");
+            let diff = largest(&want[0].subtract(&got[0]).unwrap());
+            assert!(
+                diff <= tolerance / 10.0 * largest(&want[0]),
+                "loss, {case}: {diff}"
+            );
+            assert_eq!(largest(&want[1]), largest(&got[1]), "count, {case}");
+            assert_eq!(want_grads.len(), got_grads.len(), "{case}");
+            for (name, g) in &want_grads {
+                let diff = largest(&g.subtract(&got_grads[name]).unwrap());
+                assert!(largest(g) > 0.0, "{name}: no gradient, {case}");
+                assert!(diff <= tolerance * largest(g), "{name}, {case}: {diff}");
+            }
+        }
+    }
 
     #[test]
     fn gradients_go_by_block_in_backward_order() {

@@ -17,7 +17,7 @@ use mlx_rs::error::Exception;
 use mlx_rs::module::FlattenedModuleParam;
 use mlx_rs::Array;
 
-use super::loss::{batch_arrays, eval_in_backward_order, masked_loss, GradEval};
+use super::loss::{batch_arrays, eval_in_backward_order, masked_loss, CompiledPass, GradEval};
 use super::resize::{BatchResize, ResizeReason};
 use crate::error::{EngineError, Result};
 use crate::models::decoder::Decoder;
@@ -142,9 +142,12 @@ impl MicroBatch {
 /// Step `step`'s gradients over `batches` (each batch's scaled by its entry of `weights` where
 /// there is one: a group's share of the batch), taken again at half the micro-batch while memory
 /// says it is too big; `seed` reseeds MLX's random state (dropout) before each attempt. Returns
-/// them with the changes of the micro-batch on the way.
+/// them with the changes of the micro-batch on the way. With `compiled`, each pass runs
+/// through it instead of a graph built anew.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn step_gradients(
     net: &mut Decoder,
+    mut compiled: Option<&mut CompiledPass>,
     batches: &[Batch],
     weights: &[f32],
     micro: &mut MicroBatch,
@@ -155,7 +158,14 @@ pub(crate) fn step_gradients(
     let mut resized = Vec::new();
     loop {
         mlx_rs::random::seed(seed)?;
-        match gradients(net, (batches, weights), micro, step, budget())? {
+        match gradients(
+            net,
+            compiled.as_deref_mut(),
+            (batches, weights),
+            micro,
+            step,
+            budget(),
+        )? {
             Attempt::Done(acc) => return Ok((acc, resized)),
             Attempt::Retry(r) => resized.push(r),
         }
@@ -174,6 +184,7 @@ fn allocation_failed(e: &EngineError) -> bool {
 /// halves `micro` and asks for the step again; at one row it is an error saying what to change.
 fn gradients(
     net: &mut Decoder,
+    mut compiled: Option<&mut CompiledPass>,
     (batches, weights): (&[Batch], &[f32]),
     micro: &mut MicroBatch,
     step: u64,
@@ -196,7 +207,11 @@ fn gradients(
         for part in batch.split_rows(parts) {
             let (x, y, m) = batch_arrays(&part)?;
             let building = Instant::now();
-            let pass = value_and_grad(net, (&x, &y, &m)).map_err(EngineError::from);
+            let pass = match compiled.as_deref_mut() {
+                Some(c) => c.pass(net, (&x, &y, &m)),
+                None => value_and_grad(net, (&x, &y, &m)),
+            }
+            .map_err(EngineError::from);
             build_seconds += building.elapsed().as_secs_f64();
             let pass = pass.and_then(|(values, g)| {
                 let running = Instant::now();

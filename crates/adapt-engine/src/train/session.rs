@@ -24,7 +24,7 @@ use super::config::{Precision, TrainConfig};
 use super::data_parallel::{self as dp, RunStart};
 use super::events::{TrainOutcome, TrainReport, TrainStop};
 use super::files::RunFiles;
-use super::loss::evaluate;
+use super::loss::{evaluate, CompiledPass};
 use super::memory::{self, fit_memory, longest, MemoryEstimate};
 use super::microbatch::{self, MicroBatch};
 use super::optimizer::Opt;
@@ -112,6 +112,9 @@ pub struct Session<'a> {
     /// `ADAPT_TRACE=1`: each step's time on the host (building graphs) and running them, to
     /// standard error (a diagnostic for the GPU work).
     trace: bool,
+    /// The forward and backward pass compiled (without dropout or gradient checkpointing;
+    /// `ADAPT_COMPILE_STEP=0` builds it anew each step instead, a diagnostic).
+    compiled: Option<CompiledPass>,
 }
 
 impl<'a> Session<'a> {
@@ -204,6 +207,7 @@ impl<'a> Session<'a> {
         let micro = MicroBatch::new(batch, state.micro_batch_size.unwrap_or(batch));
         adapters::set_training(lm, true);
         lm.net_mut().grad_checkpoint = config.grad_checkpoint;
+        let compiled = CompiledPass::for_run(lm.net(), config);
         mlx_rs::memory::reset_peak_memory()?;
         Ok(Session {
             lm,
@@ -232,6 +236,7 @@ impl<'a> Session<'a> {
             resized: Vec::new(),
             prefetch: Prefetch::new(config.prefetch),
             trace: std::env::var("ADAPT_TRACE").as_deref() == Ok("1"),
+            compiled,
         })
     }
 
@@ -372,11 +377,13 @@ impl<'a> Session<'a> {
             None => (current.batches.clone(), Vec::new()),
         };
         let (net, micro, config) = (self.lm.net_mut(), &mut self.micro, &self.config);
+        let compiled = self.compiled.as_mut();
         let (computed, compute_seconds) = self.prefetch.ahead(&self.train, current.next, n, || {
             let budget = || memory::run_budget(config);
             let computing = Instant::now();
-            let out =
-                microbatch::step_gradients(net, &batches, &weights, micro, step, seed, budget);
+            let out = microbatch::step_gradients(
+                net, compiled, &batches, &weights, micro, step, seed, budget,
+            );
             (out, computing.elapsed().as_secs_f64())
         });
         let (mut acc, resized) = computed?;
