@@ -617,8 +617,62 @@ def train_versus():
     return out
 
 
+@stage("train_compiled")
+def train_compiled():
+    """The forward and backward pass compiled (the default since the sixth lease) against built
+    anew each step (`ADAPT_COMPILE_STEP=0`), in one lease: `adapt bench train` on the 1B shape
+    (LoRA on the bf16 base, QLoRA on its 4-bit copy, batch 1 and 4, 2 warm-up and 15 measured
+    steps), one unrecorded round of each first (the card compiles each new kernel on its first
+    use, and the compiled pass fuses new ones), then the two alternating three times, mlx-lm's
+    `lora` beside the last round; then a traced run of each (`ADAPT_TRACE=1`). Needs
+    `models`."""
+    data = bench_train_data()
+    args = ["bench", "train", "--model", model_dir("1b", "bf16"), "--data", data, "--methods",
+            "lora,qlora", "--batch-sizes", "1,4", "--warmup", 2, "--steps", 15, "--json"]
+    built, compiled = {"ADAPT_COMPILE_STEP": "0"}, {"ADAPT_COMPILE_STEP": "1"}
+    for env in (built, compiled):
+        sh([ADAPT, *args], timeout=900, env=env)
+    rounds = [("built", built), ("compiled", compiled)] * 3
+    out = {}
+    for i, (side, env) in enumerate(rounds):
+        extra = ["--reference", "--reference-python", PY] if i == len(rounds) - 1 else []
+        out[f"{i}-{side}"] = train_rows(last_json(sh([ADAPT, *args, *extra], timeout=900,
+                                                     env=env)))
+        results["train_compiled"] = out
+        save()
+    for side, env in (("built", built), ("compiled", compiled)):
+        found, text = sh([ADAPT, *args], env={**env, "ADAPT_TRACE": "1"}, stderr=True)
+        out[f"trace-{side}"] = {
+            "rows": [{k: r.get(k) for k in ("method", "batch_size", "steps_per_second")}
+                     for r in last_json(found)["rows"]],
+            "lines": [l for l in text.splitlines() if l.startswith("trace:")]}
+    return out
+
+
+@stage("compiled_memory")
+def compiled_memory():
+    """Peak memory of the compiled pass by setting: QLoRA after LoRA in one process three times,
+    the built pass once, QLoRA alone once (a lease saw QLoRA's compiled peak grow by about the
+    float base's size in some processes after LoRA, when the frozen weights were constants of
+    the trace). Needs `models`."""
+    data = bench_train_data()
+    out = {}
+    compiled, built = {"ADAPT_COMPILE_STEP": "1"}, {"ADAPT_COMPILE_STEP": "0"}
+    for i, (methods, env) in enumerate([("lora,qlora", compiled)] * 3 + [("lora,qlora", built),
+                                        ("qlora", compiled)]):
+        found = sh([ADAPT, "bench", "train", "--model", model_dir("1b", "bf16"), "--data", data,
+                    "--methods", methods, "--batch-sizes", "1,4", "--warmup", 2, "--steps", 15,
+                    "--json"], timeout=900, env=env)
+        side = "compiled" if env is compiled else "built"
+        out[f"{i}-{methods}-{side}"] = train_rows(last_json(found))
+        results["compiled_memory"] = out
+        save()
+    return out
+
+
 STAGES = [doctor, bandwidth, models, fallback, decode, chat, train, precision, bench_train,
-          trace, parity, greedy, grad_eval, chat_jit, versus, train_versus]
+          trace, parity, greedy, grad_eval, chat_jit, versus, train_versus,
+          train_compiled, compiled_memory]
 
 if __name__ == "__main__":
     wanted = sys.argv[1:] or [s.stage for s in STAGES]
