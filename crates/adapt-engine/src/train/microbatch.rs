@@ -144,12 +144,10 @@ impl MicroBatch {
 /// says it is too big; `seed` reseeds MLX's random state (dropout) before each attempt. Returns
 /// them with the changes of the micro-batch on the way. With `compiled`, each pass runs
 /// through it instead of a graph built anew.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn step_gradients(
     net: &mut Decoder,
     mut compiled: Option<&mut CompiledPass>,
-    batches: &[Batch],
-    weights: &[f32],
+    (batches, weights): (&[Batch], &[f32]),
     micro: &mut MicroBatch,
     step: u64,
     seed: u64,

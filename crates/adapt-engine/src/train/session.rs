@@ -382,7 +382,13 @@ impl<'a> Session<'a> {
             let budget = || memory::run_budget(config);
             let computing = Instant::now();
             let out = microbatch::step_gradients(
-                net, compiled, &batches, &weights, micro, step, seed, budget,
+                net,
+                compiled,
+                (&batches, &weights),
+                micro,
+                step,
+                seed,
+                budget,
             );
             (out, computing.elapsed().as_secs_f64())
         });
