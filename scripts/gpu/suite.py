@@ -545,6 +545,21 @@ def baseline():
     return base
 
 
+def bench_train_1b(data, methods="lora,qlora"):
+    """`adapt bench train`'s arguments for the before-and-after training stages: the 1B shape
+    (LoRA on the bf16 base, QLoRA on its 4-bit copy), batch 1 and 4, 2 warm-up and 15 measured
+    steps, JSON out."""
+    return ["bench", "train", "--model", model_dir("1b", "bf16"), "--data", data, "--methods",
+            methods, "--batch-sizes", "1,4", "--warmup", 2, "--steps", 15, "--json"]
+
+
+def traced(binary, args, env, keys):
+    """A run of `args` with `ADAPT_TRACE=1`: its rows' `keys` and its `trace:` lines."""
+    found, text = sh([binary, *args], env={**env, "ADAPT_TRACE": "1"}, stderr=True)
+    return {"rows": [{k: r.get(k) for k in keys} for r in last_json(found)["rows"]],
+            "lines": [l for l in text.splitlines() if l.startswith("trace:")]}
+
+
 @stage("versus")
 def versus():
     """A change's before and after in one lease: the same benchmarks on `adapt-baseline` (the
@@ -594,8 +609,7 @@ def train_versus():
     Needs `models` and `pack.sh --baseline`."""
     base = baseline()
     data = bench_train_data()
-    args = ["bench", "train", "--model", model_dir("1b", "bf16"), "--data", data, "--methods",
-            "lora,qlora", "--batch-sizes", "1,4", "--warmup", 2, "--steps", 15, "--json"]
+    args = bench_train_1b(data)
     rounds = [("baseline", base, None), ("adapt", ADAPT, None), ("adapt-each", ADAPT, "each"),
               ("baseline", base, None), ("adapt", ADAPT, None), ("adapt-block", ADAPT, "block"),
               ("baseline", base, None), ("adapt", ADAPT, None)]
@@ -608,12 +622,8 @@ def train_versus():
         out[f"{i}-{side}"] = train_rows(found)
         results["train_versus"] = out
         save()
-    found, text = sh([ADAPT, "bench", "train", "--model", model_dir("1b", "bf16"), "--data",
-                      data, "--methods", "lora", "--batch-sizes", "1,4", "--warmup", 2,
-                      "--steps", 15, "--json"], env={"ADAPT_TRACE": "1"}, stderr=True)
-    out["trace"] = {"rows": [{k: r.get(k) for k in ("batch_size", "steps_per_second")}
-                             for r in last_json(found)["rows"]],
-                    "lines": [l for l in text.splitlines() if l.startswith("trace:")]}
+    out["trace"] = traced(ADAPT, bench_train_1b(data, "lora"), {},
+                          ("batch_size", "steps_per_second"))
     return out
 
 
@@ -627,8 +637,7 @@ def train_compiled():
     `lora` beside the last round; then a traced run of each (`ADAPT_TRACE=1`). Needs
     `models`."""
     data = bench_train_data()
-    args = ["bench", "train", "--model", model_dir("1b", "bf16"), "--data", data, "--methods",
-            "lora,qlora", "--batch-sizes", "1,4", "--warmup", 2, "--steps", 15, "--json"]
+    args = bench_train_1b(data)
     built, compiled = {"ADAPT_COMPILE_STEP": "0"}, {"ADAPT_COMPILE_STEP": "1"}
     for env in (built, compiled):
         sh([ADAPT, *args], timeout=900, env=env)
@@ -641,11 +650,8 @@ def train_compiled():
         results["train_compiled"] = out
         save()
     for side, env in (("built", built), ("compiled", compiled)):
-        found, text = sh([ADAPT, *args], env={**env, "ADAPT_TRACE": "1"}, stderr=True)
-        out[f"trace-{side}"] = {
-            "rows": [{k: r.get(k) for k in ("method", "batch_size", "steps_per_second")}
-                     for r in last_json(found)["rows"]],
-            "lines": [l for l in text.splitlines() if l.startswith("trace:")]}
+        out[f"trace-{side}"] = traced(ADAPT, args, env,
+                                      ("method", "batch_size", "steps_per_second"))
     return out
 
 
@@ -660,9 +666,7 @@ def compiled_memory():
     compiled, built = {"ADAPT_COMPILE_STEP": "1"}, {"ADAPT_COMPILE_STEP": "0"}
     for i, (methods, env) in enumerate([("lora,qlora", compiled)] * 3 + [("lora,qlora", built),
                                         ("qlora", compiled)]):
-        found = sh([ADAPT, "bench", "train", "--model", model_dir("1b", "bf16"), "--data", data,
-                    "--methods", methods, "--batch-sizes", "1,4", "--warmup", 2, "--steps", 15,
-                    "--json"], timeout=900, env=env)
+        found = sh([ADAPT, *bench_train_1b(data, methods)], timeout=900, env=env)
         side = "compiled" if env is compiled else "built"
         out[f"{i}-{methods}-{side}"] = train_rows(last_json(found))
         results["compiled_memory"] = out
