@@ -627,32 +627,45 @@ def train_versus():
     return out
 
 
-@stage("train_compiled")
-def train_compiled():
-    """The forward and backward pass compiled (the default since the sixth lease) against built
-    anew each step (`ADAPT_COMPILE_STEP=0`), in one lease: `adapt bench train` on the 1B shape
-    (LoRA on the bf16 base, QLoRA on its 4-bit copy, batch 1 and 4, 2 warm-up and 15 measured
-    steps), one unrecorded round of each first (the card compiles each new kernel on its first
-    use, and the compiled pass fuses new ones), then the two alternating three times, mlx-lm's
-    `lora` beside the last round; then a traced run of each (`ADAPT_TRACE=1`). Needs
-    `models`."""
+def alternate(name, sides, rounds):
+    """`adapt bench train` (`bench_train_1b`) under each of `sides` (a label and its
+    environment): one unrecorded run of each first (the card compiles each new kernel on its
+    first use), then the sides alternating `rounds` times, mlx-lm's `lora` beside the last run;
+    then a traced run of each (`ADAPT_TRACE=1`). Saved under `results[name]` as it goes."""
     data = bench_train_data()
     args = bench_train_1b(data)
-    built, compiled = {"ADAPT_COMPILE_STEP": "0"}, {"ADAPT_COMPILE_STEP": "1"}
-    for env in (built, compiled):
+    for _, env in sides:
         sh([ADAPT, *args], timeout=900, env=env)
-    rounds = [("built", built), ("compiled", compiled)] * 3
+    order = list(sides) * rounds
     out = {}
-    for i, (side, env) in enumerate(rounds):
-        extra = ["--reference", "--reference-python", PY] if i == len(rounds) - 1 else []
+    for i, (side, env) in enumerate(order):
+        extra = ["--reference", "--reference-python", PY] if i == len(order) - 1 else []
         out[f"{i}-{side}"] = train_rows(last_json(sh([ADAPT, *args, *extra], timeout=900,
                                                      env=env)))
-        results["train_compiled"] = out
+        results[name] = out
         save()
-    for side, env in (("built", built), ("compiled", compiled)):
+    for side, env in sides:
         out[f"trace-{side}"] = traced(ADAPT, args, env,
                                       ("method", "batch_size", "steps_per_second"))
     return out
+
+
+@stage("train_compiled")
+def train_compiled():
+    """The forward and backward pass compiled (the default since the sixth lease) against built
+    anew each step (`ADAPT_COMPILE_STEP=0`), alternating three times (`alternate`). Needs
+    `models`."""
+    return alternate("train_compiled", [("built", {"ADAPT_COMPILE_STEP": "0"}),
+                                        ("compiled", {"ADAPT_COMPILE_STEP": "1"})], 3)
+
+
+@stage("train_queued")
+def train_queued():
+    """The optimizer's update built while the device computes the gradients (the default since
+    the seventh lease) against after them (`ADAPT_QUEUE_UPDATE=0`), alternating four times
+    (`alternate`). Needs `models`."""
+    return alternate("train_queued", [("after", {"ADAPT_QUEUE_UPDATE": "0"}),
+                                      ("queued", {"ADAPT_QUEUE_UPDATE": "1"})], 4)
 
 
 @stage("compiled_memory")
@@ -676,7 +689,7 @@ def compiled_memory():
 
 STAGES = [doctor, bandwidth, models, fallback, decode, chat, train, precision, bench_train,
           trace, parity, greedy, grad_eval, chat_jit, versus, train_versus,
-          train_compiled, compiled_memory]
+          train_compiled, compiled_memory, train_queued]
 
 if __name__ == "__main__":
     wanted = sys.argv[1:] or [s.stage for s in STAGES]

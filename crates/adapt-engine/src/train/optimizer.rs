@@ -30,11 +30,15 @@ pub(crate) struct Opt {
 }
 
 /// The optimizers a run can use.
+#[derive(Clone)]
 enum Kind {
     Adam(Adam),
     AdamW(AdamW),
     Sgd(Sgd),
 }
+
+/// See [`Opt::snapshot`].
+pub(crate) struct Snapshot(Kind);
 
 type Fused = Box<dyn for<'a> FnMut(&'a [Array]) -> std::result::Result<Vec<Array>, Exception>>;
 
@@ -147,6 +151,16 @@ impl Opt {
         Ok(())
     }
 
+    /// The optimizer as it is now (its settings and state; arrays are shared, not copied), to
+    /// put back with [`Opt::restore`] when a step is taken again.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot(self.kind.clone())
+    }
+
+    pub(crate) fn restore(&mut self, snapshot: Snapshot) {
+        self.kind = snapshot.0;
+    }
+
     pub(crate) fn state(&mut self) -> Result<Vec<(Rc<str>, Array)>> {
         let flat = match &mut self.kind {
             Kind::Adam(o) => o.state_mut().flatten(),
@@ -174,6 +188,33 @@ impl Opt {
         }
         Ok(())
     }
+}
+
+/// The gradients scaled down so that their global norm is at most `max` (unchanged when it is
+/// already, or without a `max`) — mlx-rs's `clip_grad_norm`, without reading the norm back: the
+/// scale stays on the device, so clipping adds no wait to a step.
+pub(crate) fn clipped(
+    grads: FlattenedModuleParam,
+    max: Option<f32>,
+) -> Result<FlattenedModuleParam> {
+    let Some(max) = max else {
+        return Ok(grads);
+    };
+    let mut squares = Array::from_f32(0.0);
+    for g in grads.values() {
+        squares = squares.add(g.as_dtype(mlx_rs::Dtype::Float32)?.square()?.sum(None)?)?;
+    }
+    let scale = mlx_rs::ops::minimum(
+        Array::from_f32(max).divide(squares.sqrt()?.add(Array::from_f32(1e-6))?)?,
+        Array::from_f32(1.0),
+    )?;
+    Ok(grads
+        .into_iter()
+        .map(|(k, g)| {
+            let by = scale.as_dtype(g.dtype())?;
+            Ok((k, g.multiply(by)?))
+        })
+        .collect::<std::result::Result<_, Exception>>()?)
 }
 
 #[cfg(test)]
@@ -250,6 +291,38 @@ mod tests {
             }
             // The parameters moved.
             assert!(max_abs_diff(&ours[0], &filled(shapes[0], 0.0)) > 1e-3);
+        }
+    }
+
+    #[test]
+    fn clipping_is_mlx_rs_clip_grad_norm_without_a_wait() {
+        let grads: FlattenedModuleParam = [("a", &[3, 4][..], 0.0), ("b", &[5][..], 2.0)]
+            .into_iter()
+            .map(|(k, shape, seed)| (Rc::from(k), filled(shape, seed)))
+            .collect();
+        let norm = grads
+            .values()
+            .map(|g| g.square().unwrap().sum(None).unwrap().item_cast::<f32>())
+            .sum::<f32>()
+            .sqrt();
+        // Over the norm (scaled down), under it (unchanged), and no maximum at all.
+        for max in [norm / 3.0, norm * 2.0] {
+            let ours = clipped(grads.clone(), Some(max)).unwrap();
+            let (theirs, total) = mlx_rs::optimizers::clip_grad_norm(&grads, max).unwrap();
+            assert!((total - norm).abs() < 1e-5 * norm);
+            for (k, g) in &theirs {
+                assert!(max_abs_diff(&ours[k], g) < 1e-6, "{k} at max {max}");
+            }
+            let scaled = ours
+                .values()
+                .map(|g| g.square().unwrap().sum(None).unwrap().item_cast::<f32>())
+                .sum::<f32>()
+                .sqrt();
+            assert!(scaled <= max * (1.0 + 1e-5) && scaled >= norm.min(max) * (1.0 - 1e-5));
+        }
+        let same = clipped(grads.clone(), None).unwrap();
+        for (k, g) in &grads {
+            assert_eq!(max_abs_diff(&same[k], g), 0.0);
         }
     }
 }
