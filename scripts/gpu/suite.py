@@ -659,13 +659,53 @@ def train_compiled():
                                         ("compiled", {"ADAPT_COMPILE_STEP": "1"})], 3)
 
 
-@stage("train_queued")
-def train_queued():
-    """The optimizer's update built while the device computes the gradients (the default since
-    the seventh lease) against after them (`ADAPT_QUEUE_UPDATE=0`), alternating four times
-    (`alternate`). Needs `models`."""
-    return alternate("train_queued", [("after", {"ADAPT_QUEUE_UPDATE": "0"}),
-                                      ("queued", {"ADAPT_QUEUE_UPDATE": "1"})], 4)
+MLX_ENVS = ["default", "MLX_CUDA_GRAPH_CACHE_SIZE=1000", "MLX_MAX_OPS_PER_BUFFER=50",
+            "MLX_MAX_OPS_PER_BUFFER=100", "MLX_MAX_OPS_PER_BUFFER=200", "MLX_USE_CUDA_GRAPHS=0"]
+
+
+def mlx_env_of(label):
+    """The environment a `MLX_ENVS` label names (`default`: none)."""
+    return {} if label == "default" else dict([label.split("=", 1)])
+
+
+@stage("mlx_env")
+def mlx_env():
+    """MLX's CUDA runtime settings (how many kernels go into one CUDA graph, how many graphs
+    it keeps, graphs at all) on our side only: `adapt bench train` (`bench_train_1b`) and
+    decode on the 1B bf16 shape under each of `MLX_ENVS`, two alternating rounds after one
+    unrecorded run. Needs `models`."""
+    data = bench_train_data()
+    args = bench_train_1b(data)
+    decode = ["bench", "--model", model_dir("1b", "bf16"), "--prompt-tokens", PROMPT,
+              "--generate-tokens", GENERATE, "--runs", RUNS, "--json"]
+    sh([ADAPT, *args], timeout=900)
+    out = {}
+    for r in range(2):
+        for label in MLX_ENVS:
+            env = mlx_env_of(label)
+            row = {"train": train_rows(last_json(sh([ADAPT, *args], timeout=900, env=env))),
+                   "decode": last_json(sh([ADAPT, *decode], timeout=900, env=env))}
+            out[f"{r}-{label}"] = row
+            results["mlx_env"] = out
+            save()
+    return out
+
+
+@stage("mlx_env_versus")
+def mlx_env_versus():
+    """`adapt bench train` with mlx-lm's `lora` beside it under each setting named in
+    `ADAPT_GPU_MLX_ENV` (labels of `MLX_ENVS`, comma-separated; the same variable reaches
+    both sides). Needs `models`."""
+    data = bench_train_data()
+    args = bench_train_1b(data)
+    out = {}
+    for i, label in enumerate(os.environ.get("ADAPT_GPU_MLX_ENV", "default").split(",")):
+        found = sh([ADAPT, *args, "--reference", "--reference-python", PY], timeout=900,
+                   env=mlx_env_of(label))
+        out[f"{i}-{label}"] = train_rows(last_json(found))
+        results["mlx_env_versus"] = out
+        save()
+    return out
 
 
 @stage("compiled_memory")
@@ -689,7 +729,7 @@ def compiled_memory():
 
 STAGES = [doctor, bandwidth, models, fallback, decode, chat, train, precision, bench_train,
           trace, parity, greedy, grad_eval, chat_jit, versus, train_versus,
-          train_compiled, compiled_memory, train_queued]
+          train_compiled, compiled_memory, mlx_env, mlx_env_versus]
 
 if __name__ == "__main__":
     wanted = sys.argv[1:] or [s.stage for s in STAGES]

@@ -254,21 +254,6 @@ pub(crate) fn eval_in_backward_order(
     Ok(())
 }
 
-/// Evaluates a pass's forward `values` (the loss and its tokens), then queues its gradients
-/// on the device block by block in the backward pass's order, without waiting for them — the
-/// order, and so the peak, of [`GradEval::Queued`]. (Queued together with the gradients, the
-/// forward pass left up to a tenth more alive in `tests/memory.rs`.)
-pub(crate) fn queue_backward(
-    values: &[Array],
-    grads: &mlx_rs::module::FlattenedModuleParam,
-) -> Result<()> {
-    mlx_rs::transforms::eval(values)?;
-    for group in backward_groups(grads, false) {
-        mlx_rs::transforms::async_eval(group)?;
-    }
-    Ok(())
-}
-
 /// The gradients grouped by block, last block first, the parameters outside blocks last
 /// (each gradient alone with `each`).
 fn backward_groups(grads: &mlx_rs::module::FlattenedModuleParam, each: bool) -> Vec<Vec<&Array>> {

@@ -17,9 +17,7 @@ use mlx_rs::error::Exception;
 use mlx_rs::module::FlattenedModuleParam;
 use mlx_rs::Array;
 
-use super::loss::{
-    batch_arrays, eval_in_backward_order, masked_loss, queue_backward, CompiledPass, GradEval,
-};
+use super::loss::{batch_arrays, eval_in_backward_order, masked_loss, CompiledPass, GradEval};
 use super::resize::{BatchResize, ResizeReason};
 use crate::error::{EngineError, Result};
 use crate::models::decoder::Decoder;
@@ -173,7 +171,7 @@ pub(crate) fn step_gradients(
 }
 
 /// Whether MLX failed for want of memory.
-pub(crate) fn allocation_failed(e: &EngineError) -> bool {
+fn allocation_failed(e: &EngineError) -> bool {
     let text = e.to_string().to_ascii_lowercase();
     text.contains("unable to allocate") || text.contains("out of memory")
 }
@@ -289,64 +287,14 @@ fn retry(
 ) -> Result<Attempt> {
     match micro.shrink(step, reason, peak, budget) {
         Some(resize) => Ok(Attempt::Retry(resize)),
-        None => Err(too_big(step, peak, budget)),
+        None => Err(EngineError::InvalidRequest(format!(
+            "step {step} needs about {} MiB even one row at a time, more than the memory budget \
+             of {} MiB; lower max_seq_length, turn on grad_checkpoint, adapt fewer layers \
+             (num_layers), use a 4-bit base model, or raise memory_budget",
+            peak >> 20,
+            budget >> 20
+        ))),
     }
-}
-
-/// A step that does not fit the budget even one row at a time.
-pub(crate) fn too_big(step: u64, peak: u64, budget: u64) -> EngineError {
-    EngineError::InvalidRequest(format!(
-        "step {step} needs about {} MiB even one row at a time, more than the memory budget of \
-         {} MiB; lower max_seq_length, turn on grad_checkpoint, adapt fewer layers (num_layers), \
-         use a 4-bit base model, or raise memory_budget",
-        peak >> 20,
-        budget >> 20
-    ))
-}
-
-/// A step's one pass with its gradients queued on the device and not waited for, so the
-/// host builds the optimizer's update while the device computes them, and one wait ends the
-/// step. `values` are the mean loss and the trained tokens (evaluated).
-pub(crate) struct Queued {
-    pub grads: FlattenedModuleParam,
-    pub values: Vec<Array>,
-    /// Active memory when the pass began (MLX's peak counter is reset then).
-    pub base: u64,
-    pub build_seconds: f64,
-    /// Evaluating the loss and queuing the gradients.
-    pub run_seconds: f64,
-}
-
-/// Builds the pass of a step that is one batch through the model at once (no accumulation,
-/// no micro-batches), evaluates its loss and queues its gradients.
-pub(crate) fn queue_pass(
-    net: &mut Decoder,
-    compiled: Option<&mut CompiledPass>,
-    batch: &Batch,
-    seed: u64,
-) -> Result<Queued> {
-    mlx_rs::random::seed(seed)?;
-    let base = mlx_rs::memory::active_memory()? as u64;
-    mlx_rs::memory::reset_peak_memory()?;
-    let (x, y, m) = batch_arrays(batch)?;
-    let building = Instant::now();
-    let (values, grads) =
-        match compiled {
-            Some(c) => c.pass(net, (&x, &y, &m))?,
-            None => mlx_rs::nn::value_and_grad(
-                |net: &mut Decoder, (x, y, m): (&Array, &Array, &Array)| masked_loss(net, x, y, m),
-            )(net, (&x, &y, &m))?,
-        };
-    let build_seconds = building.elapsed().as_secs_f64();
-    let running = Instant::now();
-    queue_backward(&values, &grads)?;
-    Ok(Queued {
-        grads,
-        values,
-        base,
-        build_seconds,
-        run_seconds: running.elapsed().as_secs_f64(),
-    })
 }
 
 #[cfg(test)]

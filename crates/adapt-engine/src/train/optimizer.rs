@@ -30,15 +30,11 @@ pub(crate) struct Opt {
 }
 
 /// The optimizers a run can use.
-#[derive(Clone)]
 enum Kind {
     Adam(Adam),
     AdamW(AdamW),
     Sgd(Sgd),
 }
-
-/// See [`Opt::snapshot`].
-pub(crate) struct Snapshot(Kind);
 
 type Fused = Box<dyn for<'a> FnMut(&'a [Array]) -> std::result::Result<Vec<Array>, Exception>>;
 
@@ -149,16 +145,6 @@ impl Opt {
             state.insert(key.clone(), (out[1].clone(), out[2].clone()));
         }
         Ok(())
-    }
-
-    /// The optimizer as it is now (its settings and state; arrays are shared, not copied), to
-    /// put back with [`Opt::restore`] when a step is taken again.
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        Snapshot(self.kind.clone())
-    }
-
-    pub(crate) fn restore(&mut self, snapshot: Snapshot) {
-        self.kind = snapshot.0;
     }
 
     pub(crate) fn state(&mut self) -> Result<Vec<(Rc<str>, Array)>> {

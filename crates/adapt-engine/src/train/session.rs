@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use adapt_data::{BatchConfig, Batcher, TokenCache};
-use mlx_rs::module::{FlattenedModuleParam, ModuleParameters};
+use mlx_rs::module::ModuleParameters;
 use mlx_rs::{Array, Dtype};
 
 use super::checkpoint::{self, replace_file, TrainState, OPTIMIZER_FILE};
@@ -23,12 +23,12 @@ use super::config::{Precision, TrainConfig};
 use super::data_parallel::{self as dp, RunStart};
 use super::events::{TrainOutcome, TrainReport, TrainStop};
 use super::files::RunFiles;
-use super::loss::{evaluate, CompiledPass, GradEval};
+use super::loss::{evaluate, CompiledPass};
 use super::memory::{self, fit_memory, longest, MemoryEstimate};
 use super::microbatch::{self, MicroBatch};
 use super::optimizer::{clipped, Opt};
-use super::prefetch::{Prefetch, StepBatches};
-use super::resize::{BatchResize, ResizeReason};
+use super::prefetch::Prefetch;
+use super::resize::BatchResize;
 use super::schedule::Schedule;
 use crate::adapters::{self, ADAPTERS_FILE};
 use crate::distributed::Group;
@@ -114,35 +114,6 @@ pub struct Session<'a> {
     /// The forward and backward pass compiled (without dropout or gradient checkpointing;
     /// `ADAPT_COMPILE_STEP=0` builds it anew each step instead, a diagnostic).
     compiled: Option<CompiledPass>,
-    /// A step that is one pass builds its update while the device computes its gradients
-    /// ([`Session::with_update_queued`]).
-    queue_update: bool,
-}
-
-/// Where a step's time went on the host, for `ADAPT_TRACE=1`: building the pass and waiting
-/// for it, building the update and waiting for it. With the update `queued` behind the
-/// gradients, the pass's wait is for its loss and the update's for the rest.
-struct Timing {
-    pass_build: f64,
-    pass_run: f64,
-    update_build: f64,
-    update_run: f64,
-    queued: bool,
-}
-
-impl std::fmt::Display for Timing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ms = |s: f64| s * 1e3;
-        write!(
-            f,
-            "gradients build {:.2} ms, run {:.2} ms; update build {:.2} ms, run {:.2} ms{}",
-            ms(self.pass_build),
-            ms(self.pass_run),
-            ms(self.update_build),
-            ms(self.update_run),
-            if self.queued { " (update queued)" } else { "" }
-        )
-    }
 }
 
 impl<'a> Session<'a> {
@@ -265,8 +236,6 @@ impl<'a> Session<'a> {
             prefetch: Prefetch::new(config.prefetch),
             trace: std::env::var("ADAPT_TRACE").as_deref() == Ok("1"),
             compiled,
-            queue_update: std::env::var("ADAPT_QUEUE_UPDATE").as_deref() != Ok("0")
-                && GradEval::from_env() == GradEval::Queued,
         })
     }
 
@@ -314,25 +283,39 @@ impl<'a> Session<'a> {
     }
 
     /// Trains one optimizer step: `grad_accumulation_steps` batches, each in as many
-    /// micro-batches as memory asks for, their gradients averaged, clipped and applied. In a
-    /// step that is one pass (one batch, all its rows at once, one process) the host builds the
-    /// update while the device computes the gradients.
+    /// micro-batches as memory asks for, their gradients averaged, clipped and applied.
     pub fn step(&mut self) -> Result<StepResult> {
         let lr = self.schedule.at(self.state.step);
         self.opt.set_lr(lr as f32);
-        let n = self.config.grad_accumulation_steps;
-        let (current, batch_seconds) = self.prefetch.take(&self.train, self.state.position, n);
-        self.state.position = current.next;
-        let width = current.batches.iter().map(|b| b.width).max().unwrap_or(0);
-        let (acc, timing) = match self.with_update_queued(&current)? {
-            Some(done) => done,
-            None => self.update_after_gradients(&current)?,
-        };
+        let (acc, batch_seconds, width) = self.gradients()?;
         let micro_batch_size = self.micro.rows();
-        if self.trace {
-            eprintln!("trace: step {}: {timing}", self.state.step + 1);
-        }
         let (loss, tokens) = (acc.loss, acc.tokens);
+        let grads = clipped(acc.grads, self.config.max_grad_norm)?;
+        let updating = Instant::now();
+        self.opt.update(self.lm.net_mut(), &grads)?;
+        let update_build = updating.elapsed().as_secs_f64();
+        let trainable: Vec<Array> = self
+            .lm
+            .net()
+            .trainable_parameters()
+            .flatten()
+            .values()
+            .map(|a| (*a).clone())
+            .collect();
+        let opt_state = self.opt.state()?;
+        let running = Instant::now();
+        mlx_rs::transforms::eval(trainable.iter().chain(opt_state.iter().map(|(_, a)| a)))?;
+        if self.trace {
+            eprintln!(
+                "trace: step {}: gradients build {:.2} ms, run {:.2} ms; update build {:.2} ms, \
+                 run {:.2} ms",
+                self.state.step + 1,
+                acc.build_seconds * 1e3,
+                acc.run_seconds * 1e3,
+                update_build * 1e3,
+                running.elapsed().as_secs_f64() * 1e3
+            );
+        }
         if !loss.is_finite() {
             return Err(EngineError::InvalidRequest(format!(
                 "the training loss became {loss} at step {}; lower learning_rate or set \
@@ -369,128 +352,16 @@ impl<'a> Session<'a> {
         })
     }
 
-    /// The step's gradients evaluated (micro-batch by micro-batch, summed across the group),
-    /// then the update built and evaluated.
-    fn update_after_gradients(
-        &mut self,
-        current: &StepBatches,
-    ) -> Result<(microbatch::Accumulated, Timing)> {
-        let mut acc = self.gradients(current)?;
-        let grads = clipped(std::mem::take(&mut acc.grads), self.config.max_grad_norm)?;
-        let updating = Instant::now();
-        self.opt.update(self.lm.net_mut(), &grads)?;
-        let update_build = updating.elapsed().as_secs_f64();
-        let running = Instant::now();
-        let targets = self.step_outputs()?;
-        mlx_rs::transforms::eval(&targets)?;
-        let timing = Timing {
-            pass_build: acc.build_seconds,
-            pass_run: acc.run_seconds,
-            update_build,
-            update_run: running.elapsed().as_secs_f64(),
-            queued: false,
-        };
-        Ok((acc, timing))
-    }
-
-    /// The adapters and the optimizer state after this step's update.
-    fn step_outputs(&mut self) -> Result<Vec<Array>> {
-        let mut out: Vec<Array> = self
-            .lm
-            .net()
-            .trainable_parameters()
-            .flatten()
-            .values()
-            .map(|a| (*a).clone())
-            .collect();
-        out.extend(self.opt.state()?.into_iter().map(|(_, a)| a));
-        Ok(out)
-    }
-
-    /// A step that is one pass through the model, its update queued behind its gradients: the
-    /// loss evaluated, the gradients queued, the update built on them while the device computes
-    /// them, then one wait for the update. `None` when the step is not one pass, or when it did
-    /// not fit the memory budget — then the adapters and the optimizer are put back as they
-    /// were, the micro-batch halved, and the step is for [`Session::update_after_gradients`].
-    /// `ADAPT_QUEUE_UPDATE=0` switches it off (a diagnostic), as does an `ADAPT_GRAD_EVAL`
-    /// other than the default.
-    fn with_update_queued(
-        &mut self,
-        current: &StepBatches,
-    ) -> Result<Option<(microbatch::Accumulated, Timing)>> {
-        let one_pass = current.batches.len() == 1 && self.micro.parts() == 1;
-        if !self.queue_update || !one_pass || self.group.is_some() {
-            return Ok(None);
-        }
-        let trained: FlattenedModuleParam = self
-            .lm
-            .net()
-            .trainable_parameters()
-            .flatten()
-            .into_iter()
-            .map(|(k, a)| (k, a.clone()))
-            .collect();
-        let before = (trained, self.opt.snapshot());
-        let seed = step_seed(self.config.seed, self.state.step);
-        let (net, compiled, batch) = (
-            self.lm.net_mut(),
-            self.compiled.as_mut(),
-            &current.batches[0],
-        );
-        let queued = self.prefetch.ahead(&self.train, current.next, 1, || {
-            microbatch::queue_pass(net, compiled, batch, seed)
-        });
-        let ran = queued.and_then(|q| {
-            let updating = Instant::now();
-            let grads = clipped(q.grads.clone(), self.config.max_grad_norm)?;
-            self.opt.update(self.lm.net_mut(), &grads)?;
-            let update_build = updating.elapsed().as_secs_f64();
-            let running = Instant::now();
-            mlx_rs::transforms::eval(&self.step_outputs()?)?;
-            Ok((q, update_build, running.elapsed().as_secs_f64()))
-        });
-        let peak = mlx_rs::memory::peak_memory()? as u64;
-        let budget = memory::run_budget(&self.config);
-        let step = self.state.step + 1;
-        let reason = match ran {
-            Err(e) if microbatch::allocation_failed(&e) => ResizeReason::AllocationFailed,
-            Err(e) => return Err(e),
-            Ok(_) if peak > budget => ResizeReason::OverBudget,
-            Ok((q, update_build, update_run)) => {
-                let timing = Timing {
-                    pass_build: q.build_seconds,
-                    pass_run: q.run_seconds,
-                    update_build,
-                    update_run,
-                    queued: true,
-                };
-                let acc = microbatch::Accumulated {
-                    grads: FlattenedModuleParam::new(),
-                    loss: f64::from(q.values[0].item_cast::<f32>()),
-                    tokens: q.values[1].item_cast::<f32>() as u64,
-                    peak,
-                    base: q.base,
-                    build_seconds: q.build_seconds,
-                    run_seconds: q.run_seconds,
-                };
-                return Ok(Some((acc, timing)));
-            }
-        };
-        self.lm.net_mut().update_flattened(before.0);
-        self.opt.restore(before.1);
-        match self.micro.shrink(step, reason, peak, budget) {
-            Some(r) => self.resized(r),
-            None => return Err(microbatch::too_big(step, peak, budget)),
-        }
-        Ok(None)
-    }
-
-    /// The accumulated gradients of one step's batches passed through the model — again from
-    /// the start, in smaller parts, while memory says it is too big — while the next step's
-    /// batches are built. In a group, this rank's rows of each batch, weighted by their share
-    /// of the batch's trained tokens, then summed across the group.
-    fn gradients(&mut self, current: &StepBatches) -> Result<microbatch::Accumulated> {
+    /// The accumulated gradients of one step: its batches (built ahead while the step before
+    /// ran, when prefetching) passed through the model — again from the start, in smaller
+    /// parts, while memory says it is too big — while the next step's batches are built. In a
+    /// group, this rank's rows of each batch, weighted by their share of the batch's trained
+    /// tokens, then summed across the group.
+    fn gradients(&mut self) -> Result<(microbatch::Accumulated, f64, usize)> {
         let n = self.config.grad_accumulation_steps;
+        let (current, waited) = self.prefetch.take(&self.train, self.state.position, n);
+        self.state.position = current.next;
+        let width = current.batches.iter().map(|b| b.width).max().unwrap_or(0);
         let step = self.state.step + 1;
         let seed = step_seed(self.config.seed, self.state.step);
         let parts: Option<Vec<dp::LocalPart>> = self.group.map(|g| {
@@ -541,7 +412,7 @@ impl<'a> Session<'a> {
             acc.tokens = global;
             acc.loss = loss_sum / global.max(1) as f64;
         }
-        Ok(acc)
+        Ok((acc, waited, width))
     }
 
     fn resized(&mut self, r: BatchResize) {
