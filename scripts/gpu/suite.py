@@ -327,8 +327,7 @@ def decode():
         shape, quant = key.split("-")
         path = model_dir(shape, quant)
         weights = sum(f.stat().st_size for f in path.glob("*.safetensors"))
-        ours = last_json(sh([ADAPT, "bench", "--model", path, "--prompt-tokens", PROMPT,
-                             "--generate-tokens", GENERATE, "--runs", RUNS, "--json"]))
+        ours = last_json(sh([ADAPT, *bench_decode(path)]))
         theirs = last_json(sh([PY, ROOT / "scripts/bench_reference.py", path, PROMPT, GENERATE,
                                RUNS]))
         row = {"weight_bytes": weights, "ours": ours, "mlx_lm": theirs}
@@ -462,9 +461,8 @@ def trace():
         path = model_dir(shape, quant)
         if not path.exists():
             continue
-        _, ours = sh([ADAPT, "bench", "--model", path, "--prompt-tokens", PROMPT,
-                      "--generate-tokens", GENERATE, "--runs", 2, "--json"],
-                     env={"ADAPT_TRACE": "1"}, stderr=True)
+        _, ours = sh([ADAPT, *bench_decode(path, runs=2)], env={"ADAPT_TRACE": "1"},
+                     stderr=True)
         theirs = last_json(sh([PY, ROOT / "scripts/gpu/probe.py", "decode", path, PROMPT,
                                GENERATE]))
         out[key] = {"ours": [l for l in ours.splitlines() if l.startswith("trace:")][-3:],
@@ -545,6 +543,13 @@ def baseline():
     return base
 
 
+def bench_decode(path, runs=RUNS):
+    """`adapt bench`'s arguments for the decode figures: a `PROMPT`-token prompt, `GENERATE`
+    generated, `runs` measured runs after a warm-up, JSON out."""
+    return ["bench", "--model", path, "--prompt-tokens", PROMPT, "--generate-tokens", GENERATE,
+            "--runs", runs, "--json"]
+
+
 def bench_train_1b(data, methods="lora,qlora"):
     """`adapt bench train`'s arguments for the before-and-after training stages: the 1B shape
     (LoRA on the bf16 base, QLoRA on its 4-bit copy), batch 1 and 4, 2 warm-up and 15 measured
@@ -573,8 +578,7 @@ def versus():
             "peak_memory")
     for key in ("1b-bf16", "8b-q4"):
         path = model_dir(*key.split("-"))
-        ours = ["bench", "--model", path, "--prompt-tokens", PROMPT, "--generate-tokens",
-                GENERATE, "--runs", RUNS, "--json"]
+        ours = bench_decode(path)
         rows = []
         for round_ in range(2):
             for side, cmd in (("baseline", [base, *ours]), ("adapt", [ADAPT, *ours]),
@@ -676,8 +680,7 @@ def mlx_env():
     unrecorded run. Needs `models`."""
     data = bench_train_data()
     args = bench_train_1b(data)
-    decode = ["bench", "--model", model_dir("1b", "bf16"), "--prompt-tokens", PROMPT,
-              "--generate-tokens", GENERATE, "--runs", RUNS, "--json"]
+    decode = bench_decode(model_dir("1b", "bf16"))
     sh([ADAPT, *args], timeout=900)
     out = {}
     for r in range(2):
