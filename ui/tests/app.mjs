@@ -23,6 +23,7 @@
 // and reads examples/ from there. The app gets a models folder of the test's own holding
 // SmolLM2 (what it pulls and writes goes there) and its own HF_HOME.
 import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { copyFile, link, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -73,12 +74,42 @@ Object.assign(process.env, {
 // Its port, and the native driver's next to it (another test on the machine may hold 4444).
 const port = Number(process.env.TAURI_DRIVER_PORT ?? 4444);
 const driver = spawn(process.env.TAURI_DRIVER ?? "tauri-driver", ["--port", String(port), "--native-port", String(port + 1)], {
-  stdio: ["ignore", "inherit", "inherit"],
+  stdio: ["ignore", "pipe", "pipe"],
 });
+// What the drivers and the app (started by them) print passes through, and its last lines are
+// kept: a failure repeats them after its own message, where a log's tail shows them.
+const printed = [];
+for (const [input, output] of [[driver.stdout, process.stdout], [driver.stderr, process.stderr]]) {
+  createInterface({ input }).on("line", (line) => {
+    output.write(line + "\n");
+    printed.push(line);
+    if (printed.length > 60) printed.shift();
+  });
+}
 await new Promise((r) => setTimeout(r, 1500));
+
+// The app's processes (the drivers start it): their ids, from /proc.
+const appProcesses = () =>
+  readdirSync("/proc").filter((pid) => {
+    try {
+      return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] === resolve(app);
+    } catch {
+      return false;
+    }
+  });
+
+// Whether a process runs (an ended one not yet reaped is a zombie, state Z).
+const running = (pid) => {
+  try {
+    return !/\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+};
 
 let failed = false;
 let browser;
+let watch;
 try {
   browser = await remote({
     hostname: "127.0.0.1",
@@ -88,6 +119,19 @@ try {
     connectionRetryCount: 1,
     capabilities: { "tauri:options": { application: resolve(app) } },
   });
+  // Should the app end while a step waits, say so at once with what it printed last (the
+  // session is gone, so each wait would otherwise spin until its timeout).
+  const started = appProcesses();
+  assert.ok(started.length > 0, `no process of ${resolve(app)} after the session started`);
+  watch = setInterval(() => {
+    if (started.some(running)) return;
+    clearInterval(watch);
+    console.error(`the app's process (pid ${started.join(", ")}) ended while the test ran; ` +
+      `what the app and its drivers printed last:\n${printed.join("\n")}`);
+    driver.kill("SIGTERM");
+    hub.kill("SIGTERM");
+    rm(scratch, { recursive: true, force: true }).finally(() => process.exit(1));
+  }, 500);
   const byTest = (id) => browser.$(`[data-testid="${id}"]`);
   const waitText = async (el, pattern, timeout = 60_000) => {
     let last = "";
@@ -353,7 +397,10 @@ try {
 } catch (e) {
   failed = true;
   console.error(e);
+  console.error(`the app's process: ${appProcesses().some(running) ? "running" : "not running"}`);
+  console.error(`what the app and its drivers printed last:\n${printed.join("\n")}`);
 } finally {
+  clearInterval(watch);
   if (browser) await browser.deleteSession().catch(() => {});
   driver.kill("SIGTERM");
   hub.kill("SIGTERM");
