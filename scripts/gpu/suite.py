@@ -252,9 +252,13 @@ def mlx_lm_logits(path, ids, steps):
 @stage("parity")
 def parity():
     """Every parity fixture as stored (f32 / f16 / bf16 / quantized kernels) on this GPU:
-    our logits (one pass and step by step) against mlx-lm's computed here."""
+    our logits (one pass and step by step) against mlx-lm's computed here.
+    `ADAPT_GPU_PARITY` (comma-separated fixture names) runs only those."""
     out = {}
+    only = os.environ.get("ADAPT_GPU_PARITY")
     for case in sorted(p for p in (ROOT / "tests/fixtures/parity").iterdir() if p.is_dir()):
+        if only and case.name not in only.split(","):
+            continue
         ref = json.loads((case / "reference.json").read_text())
         ids = ref["ids"]
         try:
