@@ -11,6 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
 
+/// Whether `ADAPT_TRACE=1` asks generation and training to print where their time went (the
+/// host building graphs against waiting for the device) to standard error.
+pub(crate) fn trace_requested() -> bool {
+    std::env::var("ADAPT_TRACE").as_deref() == Ok("1")
+}
+
 /// The compute backend MLX uses for this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Backend {

@@ -341,7 +341,7 @@ struct Trace {
 impl Trace {
     fn new() -> Trace {
         Trace {
-            on: std::env::var("ADAPT_TRACE").as_deref() == Ok("1"),
+            on: crate::device::trace_requested(),
             ..Trace::default()
         }
     }

@@ -234,7 +234,7 @@ impl<'a> Session<'a> {
             micro,
             resized: Vec::new(),
             prefetch: Prefetch::new(config.prefetch),
-            trace: std::env::var("ADAPT_TRACE").as_deref() == Ok("1"),
+            trace: crate::device::trace_requested(),
             compiled,
         })
     }
