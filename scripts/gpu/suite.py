@@ -698,6 +698,17 @@ def mlx_env():
     return out
 
 
+@stage("census")
+def census():
+    """Both sides' training step on the card, counted and timed: `adapt bench train` on the 1B
+    shape (LoRA, QLoRA, batch 1 and 4) with mlx-lm's `lora` beside it and `ADAPT_TRACE=1`, so
+    each side prints its second step's graph by primitive kind (ours the gradients' and the
+    update's) and ours each step's host and device times. Needs `models`."""
+    data = bench_train_data()
+    return traced(ADAPT, [*bench_train_1b(data), "--reference", "--reference-python", PY], {},
+                  ("method", "batch_size", "steps_per_second", "peak_memory", "reference"))
+
+
 @stage("mlx_env_versus")
 def mlx_env_versus():
     """`adapt bench train` with mlx-lm's `lora` beside it under each setting named in
@@ -736,7 +747,7 @@ def compiled_memory():
 
 STAGES = [doctor, bandwidth, models, fallback, decode, chat, train, precision, bench_train,
           trace, parity, greedy, grad_eval, chat_jit, versus, train_versus,
-          train_compiled, compiled_memory, mlx_env, mlx_env_versus]
+          train_compiled, compiled_memory, mlx_env, mlx_env_versus, census]
 
 if __name__ == "__main__":
     wanted = sys.argv[1:] or [s.stage for s in STAGES]

@@ -11,10 +11,17 @@ both changes the two sides train and validate on the same tokens.
 Every training report is printed as a JSON line (`REPORT {...}`, one per step with
 `--steps-per-report 1`) and, after the last step, the validation loss over the whole
 validation split (`VAL {...}`). MLX's peak-memory counter is reset when training starts.
+With `ADAPT_TRACE=1` the graph of the trainer's second step (what its one evaluation a step
+runs: forward, backward and update) is counted by primitive kind, from MLX's DOT export, and
+printed to standard error as a `trace:` line, as Adapt counts its own.
 Other arguments are mlx_lm.lora's."""
 
 import argparse
+import collections
+import io
 import json
+import os
+import re
 import sys
 
 import mlx.core as mx
@@ -86,6 +93,35 @@ def train_then_evaluate(*args, _train=lora.train, **kwargs):
     print("VAL " + json.dumps({"val_loss": float(val_loss)}), flush=True)
 
 
+def counting_the_second_step():
+    """Wraps `mx.eval` so the trainer's per-step evaluation (its only call with four
+    arguments: state, losses, tokens, accumulated gradients) has its second graph counted."""
+    from mlx.utils import tree_flatten
+
+    evaluate_now, seen = mx.eval, [0]
+
+    def counted(*args, **kwargs):
+        if len(args) == 4:
+            seen[0] += 1
+            if seen[0] == 2:
+                arrays = [v for _, v in tree_flatten(list(args)) if isinstance(v, mx.array)]
+                dot = io.StringIO()
+                mx.export_to_dot(dot, *arrays)
+                kinds = collections.Counter(
+                    re.findall(r'label ="([^"]+)", shape=rectangle', dot.getvalue())
+                )
+                top = ", ".join(f"{k} {n}" for k, n in kinds.most_common(12))
+                more = max(len(kinds) - 12, 0)
+                top += f", {more} more kinds" if more else ""
+                print(f"trace: mlx-lm step 2 graph: {sum(kinds.values())} primitives: {top}",
+                      file=sys.stderr, flush=True)
+        return evaluate_now(*args, **kwargs)
+
+    mx.eval = counted
+
+
+if os.environ.get("ADAPT_TRACE") == "1":
+    counting_the_second_step()
 ending_at_the_end_of_turn(ChatDataset)
 ending_at_the_end_of_turn(CompletionsDataset)
 lora.get_reporting_callbacks = lambda *args, **kwargs: JsonReports()

@@ -13,7 +13,7 @@ use crate::error::{EngineError, Result};
 
 /// Whether `ADAPT_TRACE=1` asks generation and training to print where their time went (the
 /// host building graphs against waiting for the device) to standard error.
-pub(crate) fn trace_requested() -> bool {
+pub fn trace_requested() -> bool {
     std::env::var("ADAPT_TRACE").as_deref() == Ok("1")
 }
 

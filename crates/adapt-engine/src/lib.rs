@@ -18,6 +18,7 @@ pub mod device;
 pub mod distributed;
 pub mod error;
 pub mod generate;
+pub mod graph;
 pub mod isolate;
 pub mod load;
 pub mod models;

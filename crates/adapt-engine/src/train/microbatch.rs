@@ -199,6 +199,9 @@ fn gradients(
     let (mut build_seconds, mut run_seconds) = (0.0, 0.0);
     let parts = micro.parts();
     let how = GradEval::from_env();
+    // `ADAPT_TRACE=1`: the second step's graph by kind (the first also makes the fresh
+    // adapters and traces what is compiled).
+    let census = step == 2 && parts == 1 && crate::device::trace_requested();
     for (b, batch) in batches.iter().enumerate() {
         let total = batch.trained_tokens();
         let weight = weights.get(b).copied().unwrap_or(1.0);
@@ -212,6 +215,13 @@ fn gradients(
             .map_err(EngineError::from);
             build_seconds += building.elapsed().as_secs_f64();
             let pass = pass.and_then(|(values, g)| {
+                if census && b == 0 {
+                    let counted = crate::graph::census(values.iter().chain(g.values()))?;
+                    eprintln!(
+                        "trace: step {step} gradients graph: {}",
+                        counted.summary(12)
+                    );
+                }
                 let running = Instant::now();
                 eval_in_backward_order(&values, &g, how)?;
                 run_seconds += running.elapsed().as_secs_f64();

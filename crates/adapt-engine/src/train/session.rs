@@ -303,6 +303,11 @@ impl<'a> Session<'a> {
             .map(|a| (*a).clone())
             .collect();
         let opt_state = self.opt.state()?;
+        if self.trace && self.state.step == 1 {
+            let outputs = trainable.iter().chain(opt_state.iter().map(|(_, a)| a));
+            let counted = crate::graph::census(outputs)?;
+            eprintln!("trace: step 2 update graph: {}", counted.summary(12));
+        }
         let running = Instant::now();
         mlx_rs::transforms::eval(trainable.iter().chain(opt_state.iter().map(|(_, a)| a)))?;
         if self.trace {
