@@ -303,16 +303,13 @@ impl<'a> Session<'a> {
             .map(|a| (*a).clone())
             .collect();
         let opt_state = self.opt.state()?;
-        let updated: Vec<&Array> = trainable
-            .iter()
-            .chain(opt_state.iter().map(|(_, a)| a))
-            .collect();
         if self.trace && self.state.step == 1 {
-            let counted = crate::graph::census(updated.iter().copied())?;
+            let outputs = trainable.iter().chain(opt_state.iter().map(|(_, a)| a));
+            let counted = crate::graph::census(outputs)?;
             eprintln!("trace: step 2 update graph: {}", counted.summary(12));
         }
         let running = Instant::now();
-        mlx_rs::transforms::eval(updated)?;
+        mlx_rs::transforms::eval(trainable.iter().chain(opt_state.iter().map(|(_, a)| a)))?;
         if self.trace {
             eprintln!(
                 "trace: step {}: gradients build {:.2} ms, run {:.2} ms; update build {:.2} ms, \
