@@ -218,10 +218,19 @@ fn launch_and_kill_rank_1(data_dir: &Path, args: &[&str], step: u64) -> (Output,
         .expect("rank 1 started");
     let started = Instant::now();
     while !complete_checkpoints(&data_dir.join("runs/1")).contains(&step) {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no checkpoint {step}"
-        );
+        let ended = child.try_wait().unwrap();
+        if ended.is_some() || started.elapsed() > Duration::from_secs(300) {
+            // Say what the launcher said rather than wait out the clock for a checkpoint.
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "no checkpoint {step} after {:?}; the launch {}:\n{}\n{}",
+                started.elapsed(),
+                ended.map_or("still ran".into(), |s| format!("ended ({s})")),
+                text(&out.stdout),
+                reader.join().unwrap()
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     Command::new("kill").args(["-KILL", &pid]).status().unwrap();
