@@ -4,12 +4,21 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use adapt_store::{Metric, NewJob, NewRun, Store};
 
 /// At least this many write transactions; the writer goes on (up to 100×) until the reader and
 /// the heartbeat have each done more than 10 operations beside it.
-const WRITES: u64 = 400;
+const WRITES: u64 = 200;
+
+/// What the writer rests between steps (a job writes a step's metrics, then trains the next
+/// one; it saves progress every 200 ms) and what the heartbeat rests between beats (every 2 s
+/// in a job). SQLite's busy wait is not fair: a writer that retakes the lock the moment it lets
+/// it go can starve another past any timeout, which no writer of Adapt's does. The heartbeat's
+/// rest is the busy wait's longest sleep, so a waiting writer always gets in.
+const STEP_REST: Duration = Duration::from_millis(10);
+const BEAT_REST: Duration = Duration::from_millis(100);
 
 #[test]
 fn a_reader_and_two_writers_never_see_database_is_locked() {
@@ -51,6 +60,7 @@ fn a_reader_and_two_writers_never_see_database_is_locked() {
                 });
                 store.add_metrics(run, &metrics).unwrap();
                 store.set_job_progress(job, step, None, "").unwrap();
+                std::thread::sleep(STEP_REST);
             }
             step
         })
@@ -62,6 +72,7 @@ fn a_reader_and_two_writers_never_see_database_is_locked() {
             while !done.load(Ordering::Relaxed) {
                 assert!(store.heartbeat_jobs(&[job]).unwrap().is_empty());
                 beats.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(BEAT_REST);
             }
         })
     };
