@@ -28,6 +28,8 @@ LOGITS = WORK / "logits"
 MODELS = WORK / "models"
 SMOL = WORK / "smollm2"
 PY = sys.executable
+# `adapt bench train`'s arguments for mlx-lm's `lora` beside it, with this Python.
+REFERENCE = ["--reference", "--reference-python", PY]
 RESULTS = OUT / "results.json"
 
 # Llama shapes with SmolLM2's tokenizer (vocabulary 49,152): Llama 3.2 1B and Llama 3 8B.
@@ -451,8 +453,8 @@ def bench_train():
     same settings beside each (`--reference`). Needs the `models` stage's folders."""
     data = bench_train_data()
     return last_json(sh([ADAPT, "bench", "train", "--model", model_dir("1b", "bf16"), "--data",
-                         data, "--batch-sizes", "1,4", "--steps", 5, "--reference",
-                         "--reference-python", PY, "--json"], timeout=1500))
+                         data, "--batch-sizes", "1,4", "--steps", 5, *REFERENCE, "--json"],
+                        timeout=1500))
 
 
 @stage("trace")
@@ -492,7 +494,7 @@ def grad_eval():
     rounds = [("each", False), ("block", False), ("queued", False), ("all", False),
               ("each", False), ("block", True)]
     for i, (how, reference) in enumerate(rounds):
-        extra = ["--reference", "--reference-python", PY] if reference else []
+        extra = REFERENCE if reference else []
         found = last_json(sh([ADAPT, "bench", "train", "--model", model_dir("1b", "bf16"),
                               "--data", data, "--methods", "lora,qlora", "--batch-sizes", "1,4",
                               "--steps", 5, "--json", *extra], timeout=900,
@@ -624,7 +626,7 @@ def train_versus():
     out = {}
     for i, (side, binary, how) in enumerate(rounds):
         last = i == len(rounds) - 1
-        extra = ["--reference", "--reference-python", PY] if last else []
+        extra = REFERENCE if last else []
         found = last_json(sh([binary, *args, *extra], timeout=900,
                              env={"ADAPT_GRAD_EVAL": how} if how else None))
         out[f"{i}-{side}"] = train_rows(found)
@@ -647,7 +649,7 @@ def alternate(name, sides, rounds):
     order = list(sides) * rounds
     out = {}
     for i, (side, env) in enumerate(order):
-        extra = ["--reference", "--reference-python", PY] if i == len(order) - 1 else []
+        extra = REFERENCE if i == len(order) - 1 else []
         out[f"{i}-{side}"] = train_rows(last_json(sh([ADAPT, *args, *extra], timeout=900,
                                                      env=env)))
         results[name] = out
@@ -705,7 +707,7 @@ def census():
     each side prints its second step's graph by primitive kind (ours the gradients' and the
     update's) and ours each step's host and device times. Needs `models`."""
     data = bench_train_data()
-    return traced(ADAPT, [*bench_train_1b(data), "--reference", "--reference-python", PY], {},
+    return traced(ADAPT, [*bench_train_1b(data), *REFERENCE], {},
                   ("method", "batch_size", "steps_per_second", "peak_memory", "reference"))
 
 
@@ -718,7 +720,7 @@ def mlx_env_versus():
     args = bench_train_1b(data)
     out = {}
     for i, label in enumerate(os.environ.get("ADAPT_GPU_MLX_ENV", "default").split(",")):
-        found = sh([ADAPT, *args, "--reference", "--reference-python", PY], timeout=900,
+        found = sh([ADAPT, *args, *REFERENCE], timeout=900,
                    env=mlx_env_of(label))
         out[f"{i}-{label}"] = train_rows(last_json(found))
         results["mlx_env_versus"] = out

@@ -86,6 +86,7 @@ for (const [input, output] of [[driver.stdout, process.stdout], [driver.stderr, 
     if (printed.length > 60) printed.shift();
   });
 }
+const lastWords = () => `what the app and its drivers printed last:\n${printed.join("\n")}`;
 await new Promise((r) => setTimeout(r, 1500));
 
 // The app's processes (the drivers start it): their ids, from /proc.
@@ -126,8 +127,7 @@ try {
   watch = setInterval(() => {
     if (started.some(running)) return;
     clearInterval(watch);
-    console.error(`the app's process (pid ${started.join(", ")}) ended while the test ran; ` +
-      `what the app and its drivers printed last:\n${printed.join("\n")}`);
+    console.error(`the app's process (pid ${started.join(", ")}) ended while the test ran; ${lastWords()}`);
     driver.kill("SIGTERM");
     hub.kill("SIGTERM");
     rm(scratch, { recursive: true, force: true }).finally(() => process.exit(1));
@@ -397,8 +397,7 @@ try {
 } catch (e) {
   failed = true;
   console.error(e);
-  console.error(`the app's process: ${appProcesses().some(running) ? "running" : "not running"}`);
-  console.error(`what the app and its drivers printed last:\n${printed.join("\n")}`);
+  console.error(`the app's process: ${appProcesses().some(running) ? "running" : "not running"}; ${lastWords()}`);
 } finally {
   clearInterval(watch);
   if (browser) await browser.deleteSession().catch(() => {});

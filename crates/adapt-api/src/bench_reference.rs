@@ -198,16 +198,14 @@ fn run_setting(
         .output()
         .map_err(|e| reference_failed(s.python, &e.to_string()))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
     // `ADAPT_TRACE=1` reaches mlx-lm's side too: its `trace:` lines (its step's graph).
     if adapt_engine::device::trace_requested() {
-        for line in String::from_utf8_lossy(&output.stderr).lines() {
-            if line.starts_with("trace: ") {
-                eprintln!("{line}");
-            }
+        for line in stderr.lines().filter(|l| l.starts_with("trace: ")) {
+            eprintln!("{line}");
         }
     }
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(12).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         return Err(reference_failed(s.python, &tail.join("\n")));

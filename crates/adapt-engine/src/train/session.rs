@@ -303,13 +303,16 @@ impl<'a> Session<'a> {
             .map(|a| (*a).clone())
             .collect();
         let opt_state = self.opt.state()?;
+        let updated: Vec<&Array> = trainable
+            .iter()
+            .chain(opt_state.iter().map(|(_, a)| a))
+            .collect();
         if self.trace && self.state.step == 1 {
-            let outputs = trainable.iter().chain(opt_state.iter().map(|(_, a)| a));
-            let counted = crate::graph::census(outputs)?;
+            let counted = crate::graph::census(updated.iter().copied())?;
             eprintln!("trace: step 2 update graph: {}", counted.summary(12));
         }
         let running = Instant::now();
-        mlx_rs::transforms::eval(trainable.iter().chain(opt_state.iter().map(|(_, a)| a)))?;
+        mlx_rs::transforms::eval(updated)?;
         if self.trace {
             eprintln!(
                 "trace: step {}: gradients build {:.2} ms, run {:.2} ms; update build {:.2} ms, \
