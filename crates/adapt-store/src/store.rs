@@ -101,10 +101,14 @@ impl Store {
         self.conn.busy_timeout(BUSY_TIMEOUT).map_err(not_a_db)?;
         // WAL: readers (the UI) never wait for the writer (a job), and a killed process leaves
         // a log that the next open replays up to the last committed transaction.
-        let mode: String = self
-            .conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(not_a_db)?;
+        // A new file is switched to WAL under an exclusive lock, and SQLite refuses (without
+        // its busy wait) a connection that would otherwise deadlock with another one switching
+        // it at the same moment: processes starting together on a new data directory.
+        let mode: String = patiently(|| {
+            self.conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        })
+        .map_err(not_a_db)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Invalid(format!(
                 "{} cannot use write-ahead logging (journal mode stayed {mode}); \
@@ -135,6 +139,27 @@ impl Store {
         let value = f(&tx)?;
         tx.commit()?;
         Ok(value)
+    }
+}
+
+/// `f` again while SQLite says the database is busy or locked, for up to [`BUSY_TIMEOUT`]: for
+/// the statements its busy timeout does not cover.
+pub(crate) fn patiently<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match f() {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            done => return done,
+        }
     }
 }
 

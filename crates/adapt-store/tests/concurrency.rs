@@ -105,3 +105,29 @@ fn a_reader_and_two_writers_never_see_database_is_locked() {
     assert_eq!(store.metrics(run, None).unwrap().len() as u64, 2 * written);
     assert_eq!(store.job(job).unwrap().progress_done, written);
 }
+
+/// Processes that start together on a new data directory (a launch's ranks, the app and the
+/// CLI) open its new database at once: each must get it, none `store.busy` (SQLite refuses
+/// one of two connections that both switch a new file to WAL at once, without waiting).
+#[test]
+fn connections_opening_a_new_database_at_once_all_get_it() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("adapt.db");
+        let start = Arc::new(std::sync::Barrier::new(4));
+        let opened: Vec<_> = (0..4)
+            .map(|_| {
+                let (db, start) = (db.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    Store::open(&db).map(|_| ())
+                })
+            })
+            .collect();
+        for o in opened {
+            if let Err(e) = o.join().unwrap() {
+                panic!("round {round}: {e} ({})", e.code());
+            }
+        }
+    }
+}
