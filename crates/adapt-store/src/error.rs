@@ -63,12 +63,20 @@ impl StoreError {
     }
 }
 
+/// Whether SQLite says another connection holds the database (`SQLITE_BUSY` / `SQLITE_LOCKED`).
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
+        if is_busy(&e) {
+            return StoreError::Busy;
+        }
         match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                StoreError::Busy
-            }
             Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Constraint(e),
             // A full disk reaches SQLite as SQLITE_FULL, or (writing the WAL or its index) as
             // SQLITE_IOERR: say what to do rather than only "disk I/O error".

@@ -144,17 +144,12 @@ impl Store {
 
 /// `f` again while SQLite says the database is busy or locked, for up to [`BUSY_TIMEOUT`]: for
 /// the statements its busy timeout does not cover.
-pub(crate) fn patiently<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+fn patiently<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
     let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {
         match f() {
-            Err(e)
-                if matches!(
-                    e.sqlite_error_code(),
-                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-                ) && started.elapsed() < BUSY_TIMEOUT =>
-            {
+            Err(e) if crate::error::is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
