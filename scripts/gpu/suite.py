@@ -7,7 +7,7 @@ fails records its error and the suite goes on.
 
 Stages (`suite.py STAGE…`, default all): doctor, bandwidth, models, fallback, decode, chat,
 train, precision, bench_train, trace, parity, greedy, grad_eval, chat_jit, versus,
-train_versus.
+train_versus, train_compiled, compiled_memory, mlx_env, mlx_env_versus, census, decode_versus.
 """
 
 import json
@@ -640,8 +640,9 @@ def train_versus():
 def alternate(name, sides, rounds):
     """`adapt bench train` (`bench_train_1b`) under each of `sides` (a label and its
     environment): one unrecorded run of each first (the card compiles each new kernel on its
-    first use), then the sides alternating `rounds` times, mlx-lm's `lora` beside the last run;
-    then a traced run of each (`ADAPT_TRACE=1`). Saved under `results[name]` as it goes."""
+    first use), then the sides alternating `rounds` times, mlx-lm's `lora` beside the last run
+    (not with `ADAPT_GPU_REFERENCE=0`); then a traced run of each (`ADAPT_TRACE=1`). Saved
+    under `results[name]` as it goes."""
     data = bench_train_data()
     args = bench_train_1b(data)
     for _, env in sides:
@@ -649,7 +650,8 @@ def alternate(name, sides, rounds):
     order = list(sides) * rounds
     out = {}
     for i, (side, env) in enumerate(order):
-        extra = REFERENCE if i == len(order) - 1 else []
+        last = i == len(order) - 1
+        extra = REFERENCE if last and os.environ.get("ADAPT_GPU_REFERENCE", "1") == "1" else []
         out[f"{i}-{side}"] = train_rows(last_json(sh([ADAPT, *args, *extra], timeout=900,
                                                      env=env)))
         results[name] = out
@@ -667,6 +669,38 @@ def train_compiled():
     `models`."""
     return alternate("train_compiled", [("built", {"ADAPT_COMPILE_STEP": "0"}),
                                         ("compiled", {"ADAPT_COMPILE_STEP": "1"})], 3)
+
+
+@stage("decode_versus")
+def decode_versus():
+    """Decode before and after a change: `adapt-baseline` (`pack.sh --baseline`), `adapt` and
+    mlx-lm on each shape of `ADAPT_GPU_SHAPES` that `models` made (512-token prompt, 128
+    generated, a warm-up and the median of `RUNS`), `ADAPT_GPU_ROUNDS` (3) rounds, the two
+    builds' order swapped every other round; without mlx-lm with `ADAPT_GPU_REFERENCE=0`."""
+    base = baseline()
+    keep = ("prompt_tokens_per_second", "decode_tokens_per_second", "time_to_first_token",
+            "peak_memory")
+    out = {}
+    shapes = [k for k in os.environ.get("ADAPT_GPU_SHAPES", "1b-bf16").split(",")
+              if (model_dir(*k.split("-")) / "config.json").exists()]
+    reference = os.environ.get("ADAPT_GPU_REFERENCE", "1") == "1"
+    for round_ in range(int(os.environ.get("ADAPT_GPU_ROUNDS", "3"))):
+        for key in shapes:
+            path = model_dir(*key.split("-"))
+            sides = [("baseline", [base, *bench_decode(path)]),
+                     ("adapt", [ADAPT, *bench_decode(path)])]
+            if round_ % 2:
+                sides.reverse()
+            if reference:
+                sides.append(("mlx_lm", [PY, ROOT / "scripts/bench_reference.py", path, PROMPT,
+                                         GENERATE, RUNS]))
+            for side, cmd in sides:
+                found = last_json(sh(cmd))
+                out.setdefault(key, []).append(
+                    {"round": round_, "side": side, **{k: found.get(k) for k in keep}})
+                results["decode_versus"] = out
+                save()
+    return out
 
 
 MLX_ENVS = ["default", "MLX_CUDA_GRAPH_CACHE_SIZE=1000", "MLX_MAX_OPS_PER_BUFFER=50",
@@ -749,7 +783,7 @@ def compiled_memory():
 
 STAGES = [doctor, bandwidth, models, fallback, decode, chat, train, precision, bench_train,
           trace, parity, greedy, grad_eval, chat_jit, versus, train_versus,
-          train_compiled, compiled_memory, mlx_env, mlx_env_versus, census]
+          train_compiled, compiled_memory, mlx_env, mlx_env_versus, census, decode_versus]
 
 if __name__ == "__main__":
     wanted = sys.argv[1:] or [s.stage for s in STAGES]
