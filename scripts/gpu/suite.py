@@ -30,6 +30,8 @@ SMOL = WORK / "smollm2"
 PY = sys.executable
 # `adapt bench train`'s arguments for mlx-lm's `lora` beside it, with this Python.
 REFERENCE = ["--reference", "--reference-python", PY]
+# `ADAPT_GPU_REFERENCE=0`: the before-and-after stages leave mlx-lm out.
+WITH_REFERENCE = os.environ.get("ADAPT_GPU_REFERENCE", "1") == "1"
 RESULTS = OUT / "results.json"
 
 # Llama shapes with SmolLM2's tokenizer (vocabulary 49,152): Llama 3.2 1B and Llama 3 8B.
@@ -334,8 +336,7 @@ def decode():
         path = model_dir(shape, quant)
         weights = sum(f.stat().st_size for f in path.glob("*.safetensors"))
         ours = last_json(sh([ADAPT, *bench_decode(path)]))
-        theirs = last_json(sh([PY, ROOT / "scripts/bench_reference.py", path, PROMPT, GENERATE,
-                               RUNS]))
+        theirs = last_json(sh(mlx_lm_decode(path)))
         row = {"weight_bytes": weights, "ours": ours, "mlx_lm": theirs}
         if bw:
             row["ceiling_tokens_per_second"] = bw / weights
@@ -556,6 +557,17 @@ def bench_decode(path, runs=RUNS):
             "--runs", runs, "--json"]
 
 
+def mlx_lm_decode(path):
+    """mlx-lm's side of `bench_decode`: the same prompt, generation and runs."""
+    return [PY, ROOT / "scripts/bench_reference.py", path, PROMPT, GENERATE, RUNS]
+
+
+def decode_figures(found):
+    """The figures of a decode benchmark (either side's) that the before-and-after stages keep."""
+    return {k: found.get(k) for k in ("prompt_tokens_per_second", "decode_tokens_per_second",
+                                      "time_to_first_token", "peak_memory")}
+
+
 def bench_train_1b(data, methods="lora,qlora"):
     """`adapt bench train`'s arguments for the before-and-after training stages: the 1B shape
     (LoRA on the bf16 base, QLoRA on its 4-bit copy), batch 1 and 4, 2 warm-up and 15 measured
@@ -580,18 +592,15 @@ def versus():
     Needs `models` (ADAPT_GPU_SHAPES=1b-bf16,8b-q4 is enough)."""
     base = baseline()
     out = {}
-    keep = ("prompt_tokens_per_second", "decode_tokens_per_second", "time_to_first_token",
-            "peak_memory")
     for key in ("1b-bf16", "8b-q4"):
         path = model_dir(*key.split("-"))
         ours = bench_decode(path)
         rows = []
         for round_ in range(2):
             for side, cmd in (("baseline", [base, *ours]), ("adapt", [ADAPT, *ours]),
-                              ("mlx_lm", [PY, ROOT / "scripts/bench_reference.py", path, PROMPT,
-                                          GENERATE, RUNS])):
+                              ("mlx_lm", mlx_lm_decode(path))):
                 found = last_json(sh(cmd))
-                rows.append({"round": round_, "side": side, **{k: found.get(k) for k in keep}})
+                rows.append({"round": round_, "side": side, **decode_figures(found)})
                 out[key] = rows
                 results["versus"] = out
                 save()
@@ -651,7 +660,7 @@ def alternate(name, sides, rounds):
     out = {}
     for i, (side, env) in enumerate(order):
         last = i == len(order) - 1
-        extra = REFERENCE if last and os.environ.get("ADAPT_GPU_REFERENCE", "1") == "1" else []
+        extra = REFERENCE if last and WITH_REFERENCE else []
         out[f"{i}-{side}"] = train_rows(last_json(sh([ADAPT, *args, *extra], timeout=900,
                                                      env=env)))
         results[name] = out
@@ -678,12 +687,9 @@ def decode_versus():
     generated, a warm-up and the median of `RUNS`), `ADAPT_GPU_ROUNDS` (3) rounds, the two
     builds' order swapped every other round; without mlx-lm with `ADAPT_GPU_REFERENCE=0`."""
     base = baseline()
-    keep = ("prompt_tokens_per_second", "decode_tokens_per_second", "time_to_first_token",
-            "peak_memory")
     out = {}
     shapes = [k for k in os.environ.get("ADAPT_GPU_SHAPES", "1b-bf16").split(",")
               if (model_dir(*k.split("-")) / "config.json").exists()]
-    reference = os.environ.get("ADAPT_GPU_REFERENCE", "1") == "1"
     for round_ in range(int(os.environ.get("ADAPT_GPU_ROUNDS", "3"))):
         for key in shapes:
             path = model_dir(*key.split("-"))
@@ -691,13 +697,12 @@ def decode_versus():
                      ("adapt", [ADAPT, *bench_decode(path)])]
             if round_ % 2:
                 sides.reverse()
-            if reference:
-                sides.append(("mlx_lm", [PY, ROOT / "scripts/bench_reference.py", path, PROMPT,
-                                         GENERATE, RUNS]))
+            if WITH_REFERENCE:
+                sides.append(("mlx_lm", mlx_lm_decode(path)))
             for side, cmd in sides:
                 found = last_json(sh(cmd))
                 out.setdefault(key, []).append(
-                    {"round": round_, "side": side, **{k: found.get(k) for k in keep}})
+                    {"round": round_, "side": side, **decode_figures(found)})
                 results["decode_versus"] = out
                 save()
     return out

@@ -18,7 +18,7 @@ LAYERS, LINEARS, DIM = 32, 7, 256
 def census(outputs):
     with tempfile.NamedTemporaryFile("r", suffix=".dot") as f:
         mx.export_to_dot(f.name, *outputs)
-        return sum(1 for line in open(f.name) if "shape=rectangle" in line)
+        return sum(1 for line in f if "shape=rectangle" in line)
 
 
 def chain(x, weights, transposed):
